@@ -1,0 +1,64 @@
+#include "common/args.hpp"
+
+#include <algorithm>
+
+namespace fleet::args {
+
+std::optional<std::string> Parsed::value(const std::string& name) const {
+  auto it = values.find(name);
+  if (it == values.end()) return std::nullopt;
+  return it->second;
+}
+
+Result<Parsed> parse(std::span<const std::string> argv, std::span<const Option> options) {
+  Parsed out;
+  bool only_positional = false;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    const std::string& a = argv[i];
+    if (only_positional || !a.starts_with("--") || a == "-") {
+      out.positional.push_back(a);
+      continue;
+    }
+    if (a == "--") {
+      only_positional = true;
+      continue;
+    }
+    std::string name = a.substr(2);
+    std::optional<std::string> inline_value;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      inline_value = name.substr(eq + 1);
+      name.resize(eq);
+    }
+    auto spec = std::find_if(options.begin(), options.end(), [&](const Option& o) { return o.name == name; });
+    if (spec == options.end()) return fail(Errc::invalid_input, "unknown option --" + name + " (see --help)");
+    if (spec->takes == Takes::nothing) {
+      if (inline_value) return fail(Errc::invalid_input, "option --" + name + " takes no value");
+      out.flags.insert(name);
+      continue;
+    }
+    if (!inline_value) {
+      if (i + 1 >= argv.size()) {
+        return fail(Errc::invalid_input, "option --" + name + " needs a value (--" + name + " " + spec->value_name + ")");
+      }
+      inline_value = argv[++i];
+    }
+    out.values[name] = *inline_value;
+  }
+  return out;
+}
+
+std::string help(std::span<const Option> options) {
+  std::vector<std::string> heads;
+  size_t width = 0;
+  for (const auto& o : options) {
+    heads.push_back("--" + o.name + (o.takes == Takes::value ? " " + o.value_name : ""));
+    width = std::max(width, heads.back().size());
+  }
+  std::string out;
+  for (size_t i = 0; i < options.size(); ++i) {
+    out += "  " + heads[i] + std::string(width - heads[i].size() + 3, ' ') + options[i].help + "\n";
+  }
+  return out;
+}
+
+}  // namespace fleet::args

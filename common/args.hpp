@@ -1,0 +1,38 @@
+#pragma once
+// Command-line options for fleetctl and fleet-agent: "--name value", "--name=value" and
+// flags. Pure: a list of strings in, parsed options or a clear error out.
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+
+namespace fleet::args {
+
+enum class Takes { nothing, value };
+
+struct Option {
+  std::string name;        // without the leading dashes
+  Takes takes = Takes::nothing;
+  std::string value_name;  // shown in help: --profile NAME
+  std::string help;
+};
+
+struct Parsed {
+  std::map<std::string, std::string> values;
+  std::set<std::string> flags;
+  std::vector<std::string> positional;
+
+  bool flag(const std::string& name) const { return flags.contains(name); }
+  std::optional<std::string> value(const std::string& name) const;
+};
+
+Result<Parsed> parse(std::span<const std::string> argv, std::span<const Option> options);
+
+// "  --profile NAME   the kernel profile ..." lines, aligned.
+std::string help(std::span<const Option> options);
+
+}  // namespace fleet::args

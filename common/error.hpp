@@ -1,0 +1,55 @@
+#pragma once
+// One error type for the whole project: a code a program can branch on and a message a
+// person can act on (Mender src/common/error.hpp, ccache util/expected.hpp).
+#include <expected>
+#include <string>
+#include <utility>
+
+namespace fleet {
+
+enum class Errc {
+  invalid_input,   // a file, flag or field a user gave is wrong
+  not_found,       // a file or symbol that should exist does not
+  io,              // the operating system refused a read or write
+  parse,           // text that does not have the expected shape
+  process_failed,  // a child process exited non-zero or died
+  timeout,         // something took longer than its bound (never the same as a refusal)
+  mismatch,        // a checked value differs from the expected one
+  unsupported,     // valid input this build or machine cannot act on
+};
+
+const char* errc_name(Errc code);
+
+struct Error {
+  Errc code;
+  std::string message;
+
+  // Prefixes context: Error{...}.wrap("reading profile x") -> "reading profile x: <message>".
+  Error wrap(const std::string& context) const { return {code, context + ": " + message}; }
+};
+
+template <class T>
+using Result = std::expected<T, Error>;
+
+inline std::unexpected<Error> fail(Errc code, std::string message) {
+  return std::unexpected<Error>(Error{code, std::move(message)});
+}
+
+namespace detail {
+template <class T>
+T unwrap(Result<T>&& r) {
+  return std::move(*r);
+}
+inline void unwrap(Result<void>&&) {}
+}  // namespace detail
+
+}  // namespace fleet
+
+// FLEET_TRY(expr): evaluates a Result; returns its error from the enclosing function, or
+// yields its value. GCC/Clang statement expression, as in ccache's TRY.
+#define FLEET_TRY(expr)                                                  \
+  ({                                                                     \
+    auto fleet_try_result_ = (expr);                                     \
+    if (!fleet_try_result_) return std::unexpected(std::move(fleet_try_result_.error())); \
+    ::fleet::detail::unwrap(std::move(fleet_try_result_));               \
+  })

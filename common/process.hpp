@@ -1,0 +1,41 @@
+#pragma once
+// Child processes without a shell: argv is passed as is, so no argument is ever parsed by
+// /bin/sh. Output (stdout and stderr merged) is handed over line by line as it arrives.
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/error.hpp"
+
+namespace fleet::process {
+
+struct Command {
+  std::vector<std::string> argv;
+  std::filesystem::path cwd;                               // empty: inherit
+  std::vector<std::pair<std::string, std::string>> env;    // added to the inherited environment
+  std::optional<std::chrono::milliseconds> timeout;        // the whole process group is killed after it
+};
+
+struct Outcome {
+  int exit_code = -1;     // -1 when killed by a signal
+  int signal = 0;
+  bool timed_out = false;
+};
+
+using LineSink = std::function<void(std::string_view line)>;
+
+// Runs the command to completion. Err only if it could not be started; a non-zero exit is
+// an Outcome (callers decide what it means).
+Result<Outcome> run(const Command& cmd, const LineSink& on_line);
+
+// Runs and collects the output; Err (process_failed / timeout) unless it exits 0.
+Result<std::string> capture(const Command& cmd);
+
+// "make -C x" style rendering of argv for messages.
+std::string render(const std::vector<std::string>& argv);
+
+}  // namespace fleet::process

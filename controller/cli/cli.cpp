@@ -1,0 +1,285 @@
+#include "controller/cli/cli.hpp"
+
+#include <unistd.h>
+
+#include <array>
+#include <cstdlib>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "common/args.hpp"
+#include "common/fs.hpp"
+#include "common/kconfig.hpp"
+#include "controller/cli/progress.hpp"
+#include "controller/kernel/build.hpp"
+#include "controller/kernel/config_check.hpp"
+#include "controller/kernel/profile.hpp"
+
+#ifndef FLEET_VERSION
+#define FLEET_VERSION "0.0.0"
+#endif
+#ifndef FLEET_SOURCE_DIR
+#define FLEET_SOURCE_DIR "."
+#endif
+
+namespace fleet::controller::cli {
+namespace {
+
+constexpr int k_exit_ok = 0;
+constexpr int k_exit_failed = 1;
+constexpr int k_exit_usage = 2;
+
+const std::string k_usage =
+    "usage: fleetctl COMMAND [OPTIONS]\n"
+    "\n"
+    "Builds a tuned kernel for Raspberry Pi 5 inference boards and rolls it out.\n"
+    "\n"
+    "commands:\n"
+    "  kernel build          cross-build a kernel profile into a bundle\n"
+    "  kernel check-config   check a .config against a profile\n"
+    "  kernel profiles       list the kernel profiles\n"
+    "  version               print the version\n"
+    "\n"
+    "Run 'fleetctl COMMAND --help' for a command's options.\n"
+    "Environment: FLEETCTL_KERNEL_DIR (profiles and fragments), FLEETCTL_CACHE (build cache).\n";
+
+std::filesystem::path kernel_dir(const args::Parsed& a) {
+  if (auto d = a.value("kernel-dir")) return *d;
+  if (const char* e = std::getenv("FLEETCTL_KERNEL_DIR"); e && *e) return e;
+  return std::filesystem::path(FLEET_SOURCE_DIR) / "kernel";
+}
+
+struct Usage {
+  std::string synopsis;
+  std::string description;
+};
+
+// Parses a subcommand's options; prints help or a usage error. nullopt: return `code`.
+std::optional<args::Parsed> parse_or_help(const std::vector<std::string>& argv, std::span<const args::Option> options,
+                                          const Usage& usage, std::ostream& out, std::ostream& err, int& code) {
+  auto parsed = args::parse(argv, options);
+  if (!parsed) {
+    err << "fleetctl: " << parsed.error().message << "\n" << "usage: " << usage.synopsis << "\n";
+    code = k_exit_usage;
+    return std::nullopt;
+  }
+  if (parsed->flag("help")) {
+    out << "usage: " << usage.synopsis << "\n\n" << usage.description << "\n\noptions:\n" << args::help(options);
+    code = k_exit_ok;
+    return std::nullopt;
+  }
+  if (!parsed->positional.empty()) {
+    err << "fleetctl: unexpected argument '" << parsed->positional.front() << "'\nusage: " << usage.synopsis << "\n";
+    code = k_exit_usage;
+    return std::nullopt;
+  }
+  return *parsed;
+}
+
+const args::Option k_opt_kernel_dir{"kernel-dir", args::Takes::value, "DIR",
+                                    "profiles and fragments (default: the kernel/ folder of the source tree)"};
+const args::Option k_opt_json{"json", args::Takes::nothing, "", "print JSON for programs instead of text"};
+const args::Option k_opt_help{"help", args::Takes::nothing, "", "show this help"};
+
+int kernel_build(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  const std::array options = {
+      args::Option{"profile", args::Takes::value, "NAME", "kernel profile: a name in kernel/profiles or a .yaml path (required)"},
+      args::Option{"source", args::Takes::value, "DIR", "build from this kernel tree (a clone of the profile's git source)"},
+      args::Option{"out", args::Takes::value, "DIR", "where the bundle goes (default: build/bundles/PROFILE)"},
+      args::Option{"jobs", args::Takes::value, "N", "parallel compile jobs (default: all cores)"},
+      args::Option{"cache", args::Takes::value, "DIR", "cache for sources, build trees and bundles (default: ~/.cache/fleetctl)"},
+      k_opt_kernel_dir, k_opt_json, k_opt_help};
+  const Usage usage{
+      "fleetctl kernel build --profile NAME [--source DIR] [--out DIR] [--jobs N] [--json]",
+      "Cross-compiles the profile's kernel for aarch64 with ccache, merges the profile's config\n"
+      "fragments with the kernel's merge_config.sh, runs olddefconfig and checks every requested\n"
+      "symbol in the final .config (a dropped option fails the build, naming its unmet\n"
+      "dependencies). The bundle holds the image, dtbs and overlays, modules, the .config, the\n"
+      "contract and a manifest with every file's sha256; build.log beside it has the full log.\n"
+      "The same inputs (source, profile, fragments, toolchain) reuse the previous bundle in seconds."};
+  int code = 0;
+  auto a = parse_or_help(argv, options, usage, out, err, code);
+  if (!a) return code;
+  auto name = a->value("profile");
+  if (!name) {
+    err << "fleetctl kernel build: --profile NAME is required (fleetctl kernel profiles lists them)\n";
+    return k_exit_usage;
+  }
+  auto profile = kernel::load_profile(*name, kernel_dir(*a));
+  if (!profile) {
+    err << "fleetctl kernel build: " << profile.error().message << "\n";
+    return k_exit_usage;
+  }
+  kernel::BuildOptions opt;
+  opt.kernel_dir = kernel_dir(*a);
+  if (auto s = a->value("source")) opt.source_dir = *s;
+  opt.out_dir = a->value("out").value_or("build/bundles/" + profile->name);
+  opt.cache_dir = a->value("cache") ? std::filesystem::path(*a->value("cache")) : kernel::default_cache_dir();
+  opt.jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (auto j = a->value("jobs")) {
+    char* end = nullptr;
+    long n = std::strtol(j->c_str(), &end, 10);
+    if (j->empty() || *end != '\0' || n < 1 || n > 1024) {
+      err << "fleetctl kernel build: --jobs must be a number from 1 to 1024, not '" << *j << "'\n";
+      return k_exit_usage;
+    }
+    opt.jobs = static_cast<int>(n);
+  }
+  bool json = a->flag("json");
+  // With --json, stdout carries only the result; progress goes to stderr.
+  std::ostream& progress_stream = json ? err : out;
+  bool real_stream = json ? (&err == &std::cerr) : (&out == &std::cout);
+  bool tty = real_stream && ::isatty(json ? STDERR_FILENO : STDOUT_FILENO) == 1;
+  ConsoleProgress progress(progress_stream, tty);
+  progress.step("kernel profile " + profile->name + ": " + profile->description);
+  auto result = kernel::build(*profile, opt, progress);
+  if (!result) {
+    progress.step("failed");
+    err << "fleetctl kernel build: " << result.error().message << "\n";
+    return result.error().code == Errc::invalid_input ? k_exit_usage : k_exit_failed;
+  }
+  if (json) {
+    nlohmann::json j = {{"profile", profile->name},
+                        {"bundle", result->bundle_dir.string()},
+                        {"kernel_release", result->manifest.kernel_release},
+                        {"build_key", result->manifest.build_key},
+                        {"how", kernel::how_name(result->how)},
+                        {"seconds", result->seconds},
+                        {"files", result->manifest.files.size()},
+                        {"notes", result->notes}};
+    out << j.dump() << "\n";
+  } else {
+    const char* how = result->how == kernel::How::built        ? "built"
+                      : result->how == kernel::How::from_cache ? "copied from the cache (same inputs)"
+                                                               : "already up to date (same inputs)";
+    progress.step("done");
+    out << "bundle " << result->bundle_dir.string() << ": kernel " << result->manifest.kernel_release << ", "
+        << result->manifest.files.size() << " files, " << how << " in " << static_cast<int>(result->seconds + 0.5)
+        << " s\n";
+  }
+  return k_exit_ok;
+}
+
+int kernel_check_config(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  const std::array options = {
+      args::Option{"profile", args::Takes::value, "NAME", "kernel profile (required)"},
+      args::Option{"config", args::Takes::value, "FILE", "the .config to check, e.g. from /proc/config.gz (required)"},
+      args::Option{"source", args::Takes::value, "DIR", "kernel tree whose Kconfig explains dropped options"},
+      k_opt_kernel_dir, k_opt_json, k_opt_help};
+  const Usage usage{"fleetctl kernel check-config --profile NAME --config FILE [--source DIR] [--json]",
+                    "Checks that a kernel .config has every symbol the profile's fragments ask for, and\n"
+                    "that it delivers the profile's contract. Exit status 1 when something differs."};
+  int code = 0;
+  auto a = parse_or_help(argv, options, usage, out, err, code);
+  if (!a) return code;
+  if (!a->value("profile") || !a->value("config")) {
+    err << "fleetctl kernel check-config: --profile NAME and --config FILE are required\n";
+    return k_exit_usage;
+  }
+  auto profile = kernel::load_profile(*a->value("profile"), kernel_dir(*a));
+  if (!profile) {
+    err << "fleetctl kernel check-config: " << profile.error().message << "\n";
+    return k_exit_usage;
+  }
+  auto text = fs::read_file(*a->value("config"));
+  if (!text) {
+    err << "fleetctl kernel check-config: " << text.error().message << "\n";
+    return k_exit_usage;
+  }
+  std::vector<std::pair<std::string, std::string>> fragments;
+  std::vector<std::filesystem::path> files = profile->base_fragments;
+  files.insert(files.end(), profile->fragments.begin(), profile->fragments.end());
+  for (const auto& f : files) {
+    fragments.emplace_back(f.parent_path().filename().string() + "/" + f.filename().string(),
+                           fs::read_file(f).value_or(""));
+  }
+  fragments.emplace_back("profile settings", kernel::settings_fragment(*profile));
+  auto config = kconfig::to_map(kconfig::parse(*text));
+  auto wanted = kernel::requirements(fragments);
+  kernel::KconfigIndex index;
+  if (auto s = a->value("source")) index = kernel::index_tree(*s);
+  std::set<std::string> optional(profile->optional_symbols.begin(), profile->optional_symbols.end());
+  auto findings = kernel::check_config(wanted, config, optional, index);
+  auto conflicts = kernel::contract_conflicts(profile->contract, config);
+  bool ok = conflicts.empty() &&
+            std::all_of(findings.begin(), findings.end(), [](const auto& f) { return f.optional_missing; });
+  if (a->flag("json")) {
+    nlohmann::json j = {{"ok", ok}, {"checked", wanted.size()}, {"findings", nlohmann::json::array()},
+                        {"contract_conflicts", conflicts}};
+    for (const auto& f : findings) {
+      j["findings"].push_back({{"symbol", f.wanted.symbol}, {"wanted", f.wanted.value}, {"actual", f.actual},
+                               {"origin", f.wanted.origin}, {"optional", f.optional_missing},
+                               {"explanation", f.explanation}});
+    }
+    out << j.dump() << "\n";
+  } else {
+    for (const auto& f : findings) out << (f.optional_missing ? "note: " : "MISMATCH: ") << f.explanation << "\n";
+    for (const auto& c : conflicts) out << "CONTRACT: " << c << "\n";
+    out << (ok ? "ok: " : "FAILED: ") << wanted.size() << " requested symbols checked against " << *a->value("config")
+        << "\n";
+  }
+  return ok ? k_exit_ok : k_exit_failed;
+}
+
+int kernel_profiles(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  const std::array options = {k_opt_kernel_dir, k_opt_json, k_opt_help};
+  int code = 0;
+  auto a = parse_or_help(argv, options, {"fleetctl kernel profiles [--json]", "Lists the kernel profiles."}, out, err, code);
+  if (!a) return code;
+  nlohmann::json list = nlohmann::json::array();
+  int status = k_exit_ok;
+  for (const auto& name : kernel::list_profiles(kernel_dir(*a))) {
+    auto p = kernel::load_profile(name, kernel_dir(*a));
+    if (!p) {
+      err << "fleetctl: " << p.error().message << "\n";
+      status = k_exit_failed;
+      continue;
+    }
+    std::string source = p->source.tarball.empty() ? p->source.git_url + " @ " + p->source.git_ref : p->source.tarball.string();
+    if (a->flag("json")) {
+      list.push_back({{"name", p->name}, {"description", p->description}, {"source", source},
+                      {"base", p->base_target}, {"thp_mode", p->thp_mode}, {"localversion", p->localversion}});
+    } else {
+      out << p->name << "\t" << p->description << "\n\tsource: " << source << "; base: " << p->base_target
+          << "; thp: " << p->thp_mode << "\n";
+    }
+  }
+  if (a->flag("json")) out << list.dump() << "\n";
+  return status;
+}
+
+}  // namespace
+
+int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty()) {
+    err << k_usage;
+    return k_exit_usage;
+  }
+  const std::string& cmd = args[0];
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    out << k_usage;
+    return k_exit_ok;
+  }
+  if (cmd == "version" || cmd == "--version") {
+    out << "fleetctl " << FLEET_VERSION << "\n";
+    return k_exit_ok;
+  }
+  if (cmd == "kernel") {
+    if (args.size() < 2 || args[1] == "--help") {
+      (args.size() < 2 ? err : out) << k_usage;
+      return args.size() < 2 ? k_exit_usage : k_exit_ok;
+    }
+    std::vector<std::string> rest(args.begin() + 2, args.end());
+    if (args[1] == "build") return kernel_build(rest, out, err);
+    if (args[1] == "check-config") return kernel_check_config(rest, out, err);
+    if (args[1] == "profiles") return kernel_profiles(rest, out, err);
+    err << "fleetctl: unknown command 'kernel " << args[1] << "'\n\n" << k_usage;
+    return k_exit_usage;
+  }
+  err << "fleetctl: unknown command '" << cmd << "'\n\n" << k_usage;
+  return k_exit_usage;
+}
+
+}  // namespace fleet::controller::cli

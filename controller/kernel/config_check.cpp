@@ -1,0 +1,185 @@
+#include "controller/kernel/config_check.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <regex>
+
+#include "common/fs.hpp"
+#include "common/kconfig.hpp"
+
+namespace fleet::kernel {
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+// Symbols named in a dependency expression ("BLK_DEV && (VIRTIO || !X)").
+std::vector<std::string> symbols_in(const std::string& expr) {
+  std::vector<std::string> out;
+  static const std::regex k_sym("[A-Za-z0-9_]+");
+  for (auto it = std::sregex_iterator(expr.begin(), expr.end(), k_sym); it != std::sregex_iterator(); ++it) {
+    std::string s = it->str();
+    if (s == "y" || s == "n" || s == "m" || s == "if" || std::isdigit(static_cast<unsigned char>(s[0]))) continue;
+    if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+  }
+  return out;
+}
+
+std::string describe_value(const std::string& symbol, const std::string& value) {
+  return value == "n" ? "CONFIG_" + symbol + " is not set" : "CONFIG_" + symbol + "=" + value;
+}
+
+}  // namespace
+
+std::vector<Requirement> requirements(const std::vector<std::pair<std::string, std::string>>& named_fragments) {
+  std::vector<Requirement> out;
+  for (const auto& [name, text] : named_fragments) {
+    for (const auto& e : kconfig::parse(text)) {
+      auto same = std::find_if(out.begin(), out.end(), [&](const Requirement& r) { return r.symbol == e.symbol; });
+      Requirement r{e.symbol, e.value, name + ":" + std::to_string(e.line)};
+      if (same != out.end()) *same = r;
+      else out.push_back(r);
+    }
+  }
+  return out;
+}
+
+void index_kconfig(std::string_view text, const std::string& file, KconfigIndex& index) {
+  std::vector<std::string> if_stack;      // conditions of enclosing "if" blocks
+  std::vector<std::string> choice_deps;   // "depends on" of the enclosing choice
+  bool in_choice = false, in_choice_header = false;
+  SymbolInfo* current = nullptr;
+  int line_no = 0;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view raw = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+    ++line_no;
+    std::string_view line = trim(raw);
+    auto word_after = [&](std::string_view kw) { return std::string(trim(line.substr(kw.size()))); };
+    if (line.starts_with("config ") || line.starts_with("menuconfig ")) {
+      std::string sym = word_after(line.starts_with("config ") ? "config " : "menuconfig ");
+      SymbolInfo info{file, line_no, if_stack};
+      if (in_choice) info.depends.insert(info.depends.end(), choice_deps.begin(), choice_deps.end());
+      in_choice_header = false;
+      // A symbol can be defined in several places; the first definition explains enough.
+      auto [it, inserted] = index.emplace(sym, info);
+      current = inserted ? &it->second : nullptr;
+    } else if (line == "choice" || line.starts_with("choice ")) {
+      in_choice = in_choice_header = true;
+      choice_deps.clear();
+      current = nullptr;
+    } else if (line == "endchoice") {
+      in_choice = in_choice_header = false;
+      current = nullptr;
+    } else if (line.starts_with("if ")) {
+      if_stack.push_back(word_after("if "));
+      current = nullptr;
+    } else if (line == "endif") {
+      if (!if_stack.empty()) if_stack.pop_back();
+      current = nullptr;
+    } else if (line.starts_with("menu ") || line == "endmenu" || line.starts_with("source ") ||
+               line.starts_with("comment ") || line.starts_with("mainmenu ")) {
+      current = nullptr;
+      in_choice_header = false;
+    } else if (line.starts_with("depends on ")) {
+      std::string expr = word_after("depends on ");
+      if (current) current->depends.push_back(expr);
+      else if (in_choice_header) choice_deps.push_back(expr);
+    }
+  }
+}
+
+KconfigIndex index_tree(const std::filesystem::path& source_dir) {
+  KconfigIndex index;
+  std::error_code ec;
+  auto it = std::filesystem::recursive_directory_iterator(source_dir, ec);
+  for (; !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    const auto& p = it->path();
+    auto rel = std::filesystem::relative(p, source_dir).generic_string();
+    if (it->is_directory()) {
+      bool other_arch = rel.starts_with("arch/") && rel.size() > 5 && rel != "arch/arm64" &&
+                        std::count(rel.begin(), rel.end(), '/') == 1;
+      if (other_arch || rel == "Documentation" || rel == "tools" || rel == ".git") it.disable_recursion_pending();
+      continue;
+    }
+    if (!p.filename().string().starts_with("Kconfig")) continue;
+    if (auto text = fs::read_file(p)) index_kconfig(*text, rel, index);
+  }
+  return index;
+}
+
+std::vector<Finding> check_config(const std::vector<Requirement>& wanted,
+                                  const std::map<std::string, std::string>& config,
+                                  const std::set<std::string>& optional_symbols, const KconfigIndex& index) {
+  std::vector<Finding> out;
+  for (const auto& r : wanted) {
+    std::string actual = kconfig::value_of(config, r.symbol);
+    if (actual == r.value) continue;
+    Finding f{r, actual, false, ""};
+    auto def = index.find(r.symbol);
+    bool defined = def != index.end();
+    if (!index.empty() && !defined && optional_symbols.contains(r.symbol)) {
+      f.optional_missing = true;
+      f.explanation = "CONFIG_" + r.symbol + " (" + r.origin + ") is not defined in this kernel tree; optional, skipped";
+      out.push_back(f);
+      continue;
+    }
+    f.explanation = describe_value(r.symbol, r.value) + " was requested (" + r.origin + ") but the final .config has " +
+                    describe_value(r.symbol, actual);
+    if (!index.empty() && !defined) {
+      f.explanation += ": this kernel tree has no such option for arm64";
+    } else if (defined) {
+      std::string unmet;
+      for (const auto& expr : def->second.depends) {
+        std::string values;
+        for (const auto& s : symbols_in(expr)) {
+          values += (values.empty() ? "" : ", ") + s + "=" + kconfig::value_of(config, s);
+        }
+        unmet += "\n    depends on " + expr + "  [" + values + "]";
+      }
+      f.explanation += " (defined at " + def->second.file + ":" + std::to_string(def->second.line) + ")";
+      if (!unmet.empty()) f.explanation += unmet;
+      else if (r.value != "n") f.explanation += "\n    no 'depends on': another option selects or excludes it";
+    }
+    out.push_back(f);
+  }
+  return out;
+}
+
+std::vector<std::string> contract_conflicts(const Contract& c, const std::map<std::string, std::string>& config) {
+  std::vector<std::string> out;
+  auto val = [&](const char* s) { return kconfig::value_of(config, s); };
+  if (c.page_size) {
+    long built = val("ARM64_64K_PAGES") == "y" ? 65536 : val("ARM64_16K_PAGES") == "y" ? 16384 : 4096;
+    if (built != *c.page_size) {
+      out.push_back("contract page_size " + std::to_string(*c.page_size) + " but the config builds " +
+                    std::to_string(built) + "-byte pages");
+    }
+  }
+  if (c.thp) {
+    std::string built = val("TRANSPARENT_HUGEPAGE") != "y"       ? "(not built)"
+                        : val("TRANSPARENT_HUGEPAGE_ALWAYS") == "y" ? "always"
+                                                                    : "madvise";
+    if (built != *c.thp) out.push_back("contract thp " + *c.thp + " but the config's default mode is " + built);
+  }
+  if (c.hz && val("HZ") != std::to_string(*c.hz)) {
+    out.push_back("contract hz " + std::to_string(*c.hz) + " but CONFIG_HZ=" + val("HZ"));
+  }
+  if (c.tick) {
+    std::string built = val("NO_HZ_FULL") == "y" ? "NO_HZ_FULL" : val("NO_HZ_IDLE") == "y" ? "NO_HZ_IDLE" : "HZ_PERIODIC";
+    if (built != *c.tick) out.push_back("contract tick " + *c.tick + " but the config selects " + built);
+  }
+  if (c.numa_nodes.value_or(c.numa_nodes_min.value_or(1)) > 1 && val("NUMA") != "y") {
+    out.push_back("contract asks for several NUMA nodes but CONFIG_NUMA is not set");
+  }
+  if ((c.hz || c.tick) && (val("IKCONFIG") != "y" || val("IKCONFIG_PROC") != "y")) {
+    out.push_back("contract checks hz/tick from /proc/config.gz but CONFIG_IKCONFIG=y and CONFIG_IKCONFIG_PROC=y are not both set");
+  }
+  return out;
+}
+
+}  // namespace fleet::kernel

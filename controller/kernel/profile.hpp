@@ -1,0 +1,60 @@
+#pragma once
+// Kernel profiles (kernel/profiles/NAME.yaml): where the source comes from, the base
+// config, the tuning fragments, what to build and the contract the booted kernel must meet.
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/contract.hpp"
+#include "common/error.hpp"
+
+namespace fleet::kernel {
+
+struct SourceSpec {
+  std::filesystem::path tarball;  // a release tarball (Debian's linux-source-6.1), or
+  std::string git_url;            // a git repository and pinned ref that the user clones
+  std::string git_ref;
+};
+
+struct Artifacts {
+  std::string from;                 // folder in the build tree
+  std::vector<std::string> match;   // file name patterns (fnmatch)
+};
+
+struct Profile {
+  std::string name;
+  std::string description;
+  std::filesystem::path file;       // where it was read from
+  SourceSpec source;
+  std::string base_target;          // a make target: allnoconfig, bcm2712_defconfig, ...
+  std::vector<std::filesystem::path> base_fragments;  // resolved against the kernel/ folder
+  std::vector<std::filesystem::path> fragments;       // kernel/fragments/NAME.config
+  std::vector<std::string> optional_symbols;
+  std::string thp_mode;             // always | madvise
+  std::string localversion;
+  std::vector<std::string> targets;
+  std::string image_from;
+  std::string image_name;
+  std::optional<Artifacts> dtbs;
+  std::optional<Artifacts> overlays;
+  std::vector<std::string> cmdline;
+  Contract contract;                // kernel_release is filled in by the build
+};
+
+// Parses a profile. `file` names it in errors ("rpi5.yaml:12:3: ..."); relative fragment
+// paths resolve against `kernel_dir`. Pure but for nothing: no file is read here.
+Result<Profile> parse_profile(std::string_view yaml_text, const std::filesystem::path& file,
+                              const std::filesystem::path& kernel_dir);
+
+// A name (kernel/profiles/NAME.yaml) or a path to a .yaml file; checks the fragments exist.
+Result<Profile> load_profile(std::string_view name_or_path, const std::filesystem::path& kernel_dir);
+
+// Names of the profiles in kernel/profiles.
+std::vector<std::string> list_profiles(const std::filesystem::path& kernel_dir);
+
+// The fragment fleetctl writes after the shared ones: THP default mode and LOCALVERSION.
+std::string settings_fragment(const Profile& profile);
+
+}  // namespace fleet::kernel

@@ -1,0 +1,48 @@
+#include <unistd.h>
+
+#include <system_error>
+
+#include "common/fs.hpp"
+#include "common/gzip.hpp"
+#include "node-agent/verify/verify.hpp"
+
+namespace fleet::agent {
+namespace {
+
+std::optional<std::string> read_optional(const std::filesystem::path& p) {
+  auto r = fs::read_file(p);
+  if (!r) return std::nullopt;
+  return *r;
+}
+
+std::filesystem::path under(const std::filesystem::path& root, const char* abs) {
+  return root / std::filesystem::path(abs).relative_path();
+}
+
+}  // namespace
+
+Observations observe(const std::filesystem::path& root, Source source) {
+  Observations o;
+  if (source == Source::live) o.page_size_sysconf = ::sysconf(_SC_PAGESIZE);
+  o.smaps = read_optional(under(root, "/proc/self/smaps"));
+  o.thp_enabled = read_optional(under(root, "/sys/kernel/mm/transparent_hugepage/enabled"));
+  o.nodes_online = read_optional(under(root, "/sys/devices/system/node/online"));
+  o.osrelease = read_optional(under(root, "/proc/sys/kernel/osrelease"));
+  o.meminfo = read_optional(under(root, "/proc/meminfo"));
+  std::error_code ec;
+  o.drm_present = std::filesystem::exists(under(root, "/sys/class/drm"), ec);
+  o.asound_present = std::filesystem::exists(under(root, "/proc/asound"), ec);
+
+  auto gz = fs::read_file(under(root, "/proc/config.gz"));
+  if (!gz) {
+    o.kernel_config_error = "cannot read /proc/config.gz (kernel needs CONFIG_IKCONFIG=y and CONFIG_IKCONFIG_PROC=y): " +
+                            gz.error().message;
+  } else {
+    auto text = gzip::decompress(*gz);
+    if (text) o.kernel_config = *text;
+    else o.kernel_config_error = "/proc/config.gz: " + text.error().message;
+  }
+  return o;
+}
+
+}  // namespace fleet::agent

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs every Debian package fleetctl needs to build, test and run the virtual rack.
+# Idempotent: packages already present are skipped by apt; safe to rerun.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: run as root (it installs Debian packages with apt-get)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+
+# Host (amd64) toolchain, libraries, kernel build tools and the emulator.
+host_pkgs=(
+  build-essential cmake ninja-build pkg-config ccache git
+  libssh-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libyaml-cpp-dev libspdlog-dev catch2 libsqlite3-dev zlib1g-dev libssl-dev
+  openssh-server openssh-client qemu-system-arm qemu-user-static
+  linux-source-6.1 gcc-aarch64-linux-gnu g++-aarch64-linux-gnu
+  bc flex bison libelf-dev kmod cpio xz-utils busybox-static rsync python3
+  nlohmann-json3-dev
+)
+# The static aarch64 agent links these arm64 libraries. yaml-cpp is left out on purpose:
+# libyaml-cpp-dev cannot be installed for both architectures at once, so the agent reads
+# its (small) inputs without it.
+arm64_pkgs=(
+  libgrpc++-dev:arm64 libprotobuf-dev:arm64 libspdlog-dev:arm64
+  libssl-dev:arm64 zlib1g-dev:arm64 libc6-dev:arm64
+)
+
+missing() {
+  local p out=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || out+=("$p")
+  done
+  printf '%s\n' "${out[@]}"
+}
+
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  dpkg --add-architecture arm64
+  need_update=1
+fi
+
+mapfile -t todo < <(missing "${host_pkgs[@]}" "${arm64_pkgs[@]}" | sed '/^$/d')
+if [ "${#todo[@]}" -eq 0 ]; then
+  echo "setup.sh: all packages present"
+  exit 0
+fi
+echo "setup.sh: installing ${#todo[@]} packages: ${todo[*]}"
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${todo[@]}"
+echo "setup.sh: done"
