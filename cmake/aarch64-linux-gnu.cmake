@@ -9,3 +9,5 @@ set(CMAKE_LIBRARY_ARCHITECTURE aarch64-linux-gnu)
 set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 # Test binaries run under qemu-user; no -L: a second glibc tree makes it hang.
 set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64-static)
+# Never link a host (x86_64) library by mistake: Debian keeps both architectures under /usr/lib.
+set(CMAKE_IGNORE_PATH /usr/lib/x86_64-linux-gnu /lib/x86_64-linux-gnu)

@@ -53,12 +53,30 @@ void index_kconfig(std::string_view text, const std::string& file, KconfigIndex&
   bool in_choice = false, in_choice_header = false;
   SymbolInfo* current = nullptr;
   int line_no = 0;
+  int help_indent = -1;  // >= 0 while inside a help text: it ends at a line indented no deeper
+  auto indent_of = [](std::string_view s) {
+    int n = 0;
+    for (char ch : s) {
+      if (ch == ' ') n += 1;
+      else if (ch == '\t') n = (n / 8 + 1) * 8;
+      else break;
+    }
+    return n;
+  };
   while (!text.empty()) {
     size_t nl = text.find('\n');
     std::string_view raw = text.substr(0, nl);
     text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
     ++line_no;
     std::string_view line = trim(raw);
+    if (help_indent >= 0) {
+      if (line.empty() || indent_of(raw) > help_indent) continue;
+      help_indent = -1;
+    }
+    if (line == "help" || line == "---help---") {
+      help_indent = indent_of(raw);
+      continue;
+    }
     auto word_after = [&](std::string_view kw) { return std::string(trim(line.substr(kw.size()))); };
     if (line.starts_with("config ") || line.starts_with("menuconfig ")) {
       std::string sym = word_after(line.starts_with("config ") ? "config " : "menuconfig ");

@@ -1,0 +1,54 @@
+#include <array>
+#include <catch2/catch.hpp>
+
+#include "common/args.hpp"
+
+using namespace fleet;
+
+namespace {
+const std::array k_options = {
+    args::Option{"profile", args::Takes::value, "NAME", "profile"},
+    args::Option{"json", args::Takes::nothing, "", "json"},
+};
+}
+
+TEST_CASE("args: values, inline values, flags and positionals") {
+  std::vector<std::string> argv = {"--profile", "rpi5", "--json", "extra", "--profile=qemu-virt"};
+  auto p = args::parse(argv, k_options);
+  REQUIRE(p);
+  CHECK(p->value("profile") == "qemu-virt");
+  CHECK(p->flag("json"));
+  CHECK(p->positional == std::vector<std::string>{"extra"});
+  CHECK_FALSE(p->value("missing"));
+}
+
+TEST_CASE("args: errors name the option") {
+  std::vector<std::string> unknown = {"--proflie", "x"};
+  auto p = args::parse(unknown, k_options);
+  REQUIRE_FALSE(p);
+  CHECK(p.error().message.find("--proflie") != std::string::npos);
+
+  std::vector<std::string> missing = {"--profile"};
+  p = args::parse(missing, k_options);
+  REQUIRE_FALSE(p);
+  CHECK(p.error().message.find("needs a value") != std::string::npos);
+
+  std::vector<std::string> flag_value = {"--json=yes"};
+  p = args::parse(flag_value, k_options);
+  REQUIRE_FALSE(p);
+  CHECK(p.error().message.find("takes no value") != std::string::npos);
+}
+
+TEST_CASE("args: -- ends options") {
+  std::vector<std::string> argv = {"--", "--json"};
+  auto p = args::parse(argv, k_options);
+  REQUIRE(p);
+  CHECK_FALSE(p->flag("json"));
+  CHECK(p->positional == std::vector<std::string>{"--json"});
+}
+
+TEST_CASE("args: help lists every option") {
+  auto h = args::help(k_options);
+  CHECK(h.find("--profile NAME") != std::string::npos);
+  CHECK(h.find("--json") != std::string::npos);
+}

@@ -1,0 +1,115 @@
+#include <catch2/catch.hpp>
+
+#include "controller/kernel/profile.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace fleet;
+using namespace fleet::kernel;
+
+namespace {
+
+const std::string k_valid = R"(name: t
+description: test
+source:
+  tarball: /usr/src/linux-source-6.1.tar.xz
+base:
+  target: allnoconfig
+  fragments: [base/qemu-virt.config]
+fragments: [memory, tick]
+optional_symbols: [NUMA_EMU]
+settings:
+  thp_mode: madvise
+  localversion: -t
+build:
+  targets: [Image]
+  image: {from: arch/arm64/boot/Image, name: kernel_2712.img}
+cmdline: [console=ttyAMA0]
+contract:
+  page_size: 16384
+  thp: madvise
+  numa_nodes: 2
+  hz: 100
+  tick: NO_HZ_IDLE
+  headless: true
+)";
+
+std::string replace(std::string s, const std::string& from, const std::string& to) {
+  auto at = s.find(from);
+  REQUIRE(at != std::string::npos);
+  return s.replace(at, from.size(), to);
+}
+
+}  // namespace
+
+TEST_CASE("the repository's profiles load") {
+  auto kdir = test::source_dir() / "kernel";
+  auto names = list_profiles(kdir);
+  REQUIRE(names == std::vector<std::string>{"qemu-virt", "rpi5"});
+  for (const auto& n : names) {
+    INFO(n);
+    auto p = load_profile(n, kdir);
+    REQUIRE(p);
+    CHECK(p->image_name == "kernel_2712.img");
+    CHECK(p->contract.page_size == 16384);
+    CHECK(p->contract.hz == 100);
+    CHECK(p->contract.tick == "NO_HZ_IDLE");
+    CHECK(p->thp_mode == "madvise");
+  }
+  auto rpi5 = load_profile("rpi5", kdir);
+  CHECK(rpi5->base_target == "bcm2712_defconfig");
+  CHECK(rpi5->source.git_ref == "rpi-6.12.y");
+  REQUIRE(rpi5->dtbs);
+  REQUIRE(rpi5->overlays);
+}
+
+TEST_CASE("a valid profile parses with resolved fragment paths") {
+  auto p = parse_profile(k_valid, "t.yaml", "/k");
+  REQUIRE(p);
+  CHECK(p->base_fragments == std::vector<std::filesystem::path>{"/k/base/qemu-virt.config"});
+  CHECK(p->fragments == std::vector<std::filesystem::path>{"/k/fragments/memory.config", "/k/fragments/tick.config"});
+  CHECK(p->cmdline == std::vector<std::string>{"console=ttyAMA0"});
+  CHECK(p->contract.numa_nodes == 2);
+  auto frag = settings_fragment(*p);
+  CHECK(frag.find("CONFIG_TRANSPARENT_HUGEPAGE_MADVISE=y") != std::string::npos);
+  CHECK(frag.find("CONFIG_LOCALVERSION=\"-t\"") != std::string::npos);
+}
+
+TEST_CASE("profile errors name file, line and field") {
+  struct Case {
+    std::string yaml;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {replace(k_valid, "thp_mode: madvise", "thp_mode: sometimes"), "t.yaml:11:13: settings.thp_mode must be always or madvise"},
+      {replace(k_valid, "  thp: madvise\n", "  thp: always\n"), "contract.thp is always but settings.thp_mode is madvise"},
+      {replace(k_valid, "  hz: 100", "  hz: fast"), "t.yaml:21:7: field 'hz' must be an integer"},
+      {replace(k_valid, "  tick: NO_HZ_IDLE", "  tick: NO_HZ"), "field 'tick' must be"},
+      {replace(k_valid, "localversion: -t", "localversion: t x"), "settings.localversion must start with '-'"},
+      {replace(k_valid, "fragments: [memory, tick]", "fragments: [../memory]"), "fragment names have no '/'"},
+      {replace(k_valid, "cmdline:", "cmdlne:"), "t.yaml:16:1: unknown field 'cmdlne'"},
+      {replace(k_valid, "  tarball: /usr/src/linux-source-6.1.tar.xz", "  git: https://example.invalid/linux.git"),
+       "a git source needs a pinned 'ref'"},
+      {replace(k_valid, "  target: allnoconfig", "  target: Image"), "base.target must be a config target"},
+      {"name: [unclosed", "t.yaml:1:"},
+      {"- a list", "a profile is a YAML map"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.yaml);
+    auto p = parse_profile(c.yaml, "t.yaml", "/k");
+    REQUIRE_FALSE(p);
+    CHECK_THAT(p.error().message, Catch::Contains(c.expect));
+  }
+}
+
+TEST_CASE("load_profile: unknown names list the known ones; missing fragments are named") {
+  auto kdir = test::source_dir() / "kernel";
+  auto p = load_profile("rpi4", kdir);
+  REQUIRE_FALSE(p);
+  CHECK_THAT(p.error().message, Catch::Contains("known: qemu-virt, rpi5"));
+
+  test::TempDir dir;
+  auto file = dir.write("profiles/t.yaml", k_valid);
+  auto q = load_profile(file.string(), dir.path());
+  REQUIRE_FALSE(q);
+  CHECK_THAT(q.error().message, Catch::Contains("base/qemu-virt.config does not exist"));
+}

@@ -1,0 +1,45 @@
+#include <algorithm>
+#include <catch2/catch.hpp>
+
+#include "sim/qemu.hpp"
+
+using namespace fleet::sim;
+
+namespace {
+bool has(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+}  // namespace
+
+TEST_CASE("qemu argv: virt, cpu max, memory split across NUMA nodes with memdev") {
+  QemuSpec s;
+  s.kernel = "/b/boot/kernel_2712.img";
+  s.initrd = "/b/initrd";
+  s.append = "console=ttyAMA0";
+  s.cpus = 2;
+  s.memory_mb = 1000;
+  s.numa_nodes = 2;
+  auto a = qemu_argv(s);
+  CHECK(has(a, "virt"));
+  CHECK(has(a, "max"));
+  CHECK(has(a, "1000M"));
+  CHECK(has(a, "memory-backend-ram,id=mem0,size=500M"));
+  CHECK(has(a, "memory-backend-ram,id=mem1,size=500M"));
+  CHECK(has(a, "node,nodeid=0,memdev=mem0,cpus=0"));
+  CHECK(has(a, "node,nodeid=1,memdev=mem1,cpus=1"));
+  CHECK(has(a, "/b/initrd"));
+  CHECK_FALSE(has(a, "cortex-a57"));
+}
+
+TEST_CASE("qemu argv: uneven memory goes to the last node; one node means no -numa") {
+  QemuSpec s;
+  s.kernel = "k";
+  s.memory_mb = 1025;
+  s.numa_nodes = 2;
+  s.cpus = 4;
+  auto a = qemu_argv(s);
+  CHECK(has(a, "memory-backend-ram,id=mem1,size=513M"));
+  CHECK(has(a, "node,nodeid=0,memdev=mem0,cpus=0,cpus=2"));
+  s.numa_nodes = 1;
+  a = qemu_argv(s);
+  CHECK_FALSE(has(a, "-numa"));
+  CHECK_FALSE(has(a, "-initrd"));
+}
