@@ -35,6 +35,14 @@ inline std::unexpected<Error> fail(Errc code, std::string message) {
   return std::unexpected<Error>(Error{code, std::move(message)});
 }
 
+// Adds context to an error, keeps a value as it is:
+//   FLEET_TRY(with_context(fs::read_file(p), "reading the agent"))
+template <class T>
+Result<T> with_context(Result<T> r, const std::string& context) {
+  if (!r) return std::unexpected(r.error().wrap(context));
+  return r;
+}
+
 namespace detail {
 template <class T>
 T unwrap(Result<T>&& r) {
