@@ -89,6 +89,12 @@ std::vector<std::string> make_argv(const Job& job, bool use_ccache) {
   return argv;
 }
 
+// Every make runs with CCACHE_BASEDIR at the cache folder: ccache then hashes paths below
+// it as relative ones, so a cache moved elsewhere (FLEETCTL_CACHE, a new HOME) still hits.
+process::Command make_cmd(const Job& job, std::vector<std::string> argv, std::chrono::seconds timeout) {
+  return {std::move(argv), {}, {{"CCACHE_BASEDIR", job.opt.cache_dir.string()}}, timeout};
+}
+
 bool have_program(const std::string& name) {
   auto r = process::capture({{"sh", "-c", "command -v \"$0\"", name}, {}, {}, std::chrono::seconds(10)});
   return r.has_value() && !r->empty();
@@ -191,7 +197,7 @@ Result<void> configure(Job& job, bool use_ccache, const std::vector<std::pair<st
   job.progress.step("configuring: " + p.base_target + " + " + std::to_string(fragments.size()) + " fragments");
   auto argv = make_argv(job, use_ccache);
   argv.push_back(p.base_target);
-  FLEET_TRY(run_logged(job, {argv, {}, {}, std::chrono::minutes(10)}));
+  FLEET_TRY(run_logged(job, make_cmd(job, argv, std::chrono::minutes(10))));
 
   stdfs::path settings = job.kbuild / "fleet-settings.config";
   FLEET_TRY(fs::write_file_atomic(settings, settings_fragment(p)));
@@ -205,7 +211,7 @@ Result<void> configure(Job& job, bool use_ccache, const std::vector<std::pair<st
   FLEET_TRY(run_logged(job, cmd));
   argv = make_argv(job, use_ccache);
   argv.push_back("olddefconfig");
-  FLEET_TRY(run_logged(job, {argv, {}, {}, std::chrono::minutes(10)}));
+  FLEET_TRY(run_logged(job, make_cmd(job, argv, std::chrono::minutes(10))));
 
   // Every symbol a fragment asked for must be in the final .config as asked.
   std::string config_text = FLEET_TRY(fs::read_file(job.kbuild / ".config"));
@@ -243,7 +249,7 @@ Result<void> compile(Job& job, bool use_ccache) {
   argv.push_back("-j" + std::to_string(job.opt.jobs));
   argv.insert(argv.end(), job.profile.targets.begin(), job.profile.targets.end());
   int done = 0;
-  FLEET_TRY(run_logged(job, {argv, {}, {}, std::chrono::hours(3)}, [&](std::string_view line) {
+  FLEET_TRY(run_logged(job, make_cmd(job, argv, std::chrono::hours(3)), [&](std::string_view line) {
     if (auto step = kbuild_step(line)) job.progress.compile(*step, ++done, expected);
   }));
   if (done > 0) (void)fs::write_file_atomic(count_file, std::to_string(done));
@@ -274,7 +280,7 @@ Result<bundle::Manifest> assemble(Job& job, bool use_ccache, const std::string& 
   job.progress.step("assembling the bundle");
   auto argv = make_argv(job, use_ccache);
   argv.insert(argv.end(), {"-s", "kernelrelease"});
-  std::string release = first_line(FLEET_TRY(process::capture({argv, {}, {}, std::chrono::minutes(2)})));
+  std::string release = first_line(FLEET_TRY(process::capture(make_cmd(job, argv, std::chrono::minutes(2)))));
   if (release.empty()) return fail(Errc::process_failed, "make kernelrelease printed nothing");
 
   std::error_code ec;
@@ -288,7 +294,7 @@ Result<bundle::Manifest> assemble(Job& job, bool use_ccache, const std::string& 
   if (std::find(p.targets.begin(), p.targets.end(), "modules") != p.targets.end()) {
     auto m = make_argv(job, use_ccache);
     m.insert(m.end(), {"INSTALL_MOD_PATH=" + (job.stage / "modules").string(), "INSTALL_MOD_STRIP=1", "modules_install"});
-    FLEET_TRY(run_logged(job, {m, {}, {}, std::chrono::minutes(20)}));
+    FLEET_TRY(run_logged(job, make_cmd(job, m, std::chrono::minutes(20))));
     // build and source point back into the build machine's trees: useless on a board,
     // and a FAT or tar copy cannot hold them.
     for (const char* link : {"build", "source"}) stdfs::remove(job.stage / "modules/lib/modules" / release / link, ec);

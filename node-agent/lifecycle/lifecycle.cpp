@@ -1,0 +1,492 @@
+#include "node-agent/lifecycle/lifecycle.hpp"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "common/bundle.hpp"
+#include "common/contract.hpp"
+
+namespace fleet::agent {
+namespace stdfs = std::filesystem;
+
+namespace {
+
+struct Transition {
+  State from;
+  Event event;
+  State to;
+  Action action;
+};
+
+// The whole flow in one place. A (state, event) pair not listed here is refused.
+// A row into a working state saves that state first, then does its action: a crash
+// resumes in it. A row into idle concludes an update: its cleanup runs first, then the
+// report goes to the outbox, then one save records the outcome and the new committed
+// slot; a crash before that save redoes the (idempotent) cleanup at the next boot.
+constexpr Transition k_table[] = {
+    // from                event                  to                     action
+    {State::idle,           Event::install,        State::installing,     Action::copy_bundle},
+    {State::idle,           Event::rollback,       State::rolling_back,   Action::rollback_config},
+    {State::installing,     Event::install_done,   State::installed,      Action::report_installed},
+    {State::installing,     Event::install_error,  State::idle,           Action::abort_install},
+    {State::installing,     Event::booted_target,  State::idle,           Action::abort_install},
+    {State::installing,     Event::booted_other,   State::idle,           Action::abort_install},
+    {State::installed,      Event::install,        State::installing,     Action::copy_bundle},
+    {State::installed,      Event::tryboot,        State::tryboot,        Action::reboot_tryboot},
+    {State::tryboot,        Event::booted_target,  State::verifying,      Action::run_checks},
+    {State::tryboot,        Event::booted_other,   State::idle,           Action::boot_failed},
+    {State::verifying,      Event::booted_target,  State::verifying,      Action::run_checks},
+    {State::verifying,      Event::booted_other,   State::idle,           Action::boot_failed},
+    {State::verifying,      Event::checks_passed,  State::committing,     Action::commit_config},
+    {State::verifying,      Event::checks_failed,  State::verify_failed,  Action::fail_and_reboot},
+    {State::committing,     Event::config_written, State::idle,           Action::finish_commit},
+    {State::committing,     Event::booted_target,  State::committing,     Action::commit_config},
+    {State::committing,     Event::booted_other,   State::committing,     Action::commit_and_reboot},
+    {State::verify_failed,  Event::booted_other,   State::idle,           Action::rolled_back},
+    {State::verify_failed,  Event::booted_target,  State::verify_failed,  Action::reboot_normal},
+    {State::rolling_back,   Event::booted_target,  State::idle,           Action::finish_rollback},
+    {State::rolling_back,   Event::booted_other,   State::rolling_back,   Action::rollback_config},
+    {State::tryboot,        Event::loop_limit,     State::idle,           Action::give_up},
+    {State::verifying,      Event::loop_limit,     State::idle,           Action::give_up},
+    {State::committing,     Event::loop_limit,     State::idle,           Action::give_up},
+    {State::verify_failed,  Event::loop_limit,     State::idle,           Action::give_up},
+    {State::rolling_back,   Event::loop_limit,     State::idle,           Action::give_up},
+};
+
+constexpr const char* k_event_names[] = {"install",       "install_done", "install_error", "tryboot",
+                                         "booted_target", "booted_other", "checks_passed", "checks_failed",
+                                         "config_written", "rollback",    "loop_limit"};
+
+std::vector<std::string> split_words(const std::string& s) {
+  std::vector<std::string> out;
+  std::string word;
+  for (char c : s) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      if (!word.empty()) out.push_back(std::move(word));
+      word.clear();
+    } else {
+      word.push_back(c);
+    }
+  }
+  if (!word.empty()) out.push_back(word);
+  return out;
+}
+
+std::string key_of(const std::string& word) { return word.substr(0, word.find('=')); }
+
+}  // namespace
+
+const char* event_name(Event e) { return k_event_names[static_cast<int>(e)]; }
+
+std::string config_with_prefix(const std::string& config, const std::string& slot) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < config.size()) {
+    size_t nl = config.find('\n', pos);
+    std::string line = config.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? config.size() : nl + 1;
+    std::string trimmed = line.substr(std::min(line.find_first_not_of(" \t"), line.size()));
+    if (trimmed.starts_with("os_prefix=")) continue;
+    if (trimmed == "# fleet-agent: the committed slot" || trimmed == "# fleet-agent: the slot on trial") continue;
+    out += line + "\n";
+  }
+  while (out.ends_with("[all]\n")) out.resize(out.size() - 6);
+  if (!slot.empty()) {
+    // [all] first: the line must not land inside a conditional section such as [pi4].
+    out += "[all]\nos_prefix=" + slot + "/\n";
+  }
+  return out;
+}
+
+std::string prefix_of(const std::string& config) {
+  std::string prefix;
+  for (const auto& line : split_words(config)) {
+    if (line.starts_with("os_prefix=")) prefix = line.substr(10);
+  }
+  while (prefix.ends_with("/")) prefix.pop_back();
+  return prefix;
+}
+
+std::string merge_cmdline(const std::string& base, const std::vector<std::string>& extra) {
+  std::vector<std::string> words = split_words(base);
+  for (const auto& w : extra) {
+    auto same = std::find_if(words.begin(), words.end(), [&](const std::string& x) {
+      return w.find('=') != std::string::npos ? key_of(x) == key_of(w) : x == w;
+    });
+    if (same != words.end()) *same = w;
+    else words.push_back(w);
+  }
+  std::string out;
+  for (const auto& w : words) out += (out.empty() ? "" : " ") + w;
+  return out + "\n";
+}
+
+Result<AgentState> Agent::load() {
+  if (auto text = ctx_.disk.read(ctx_.paths.state_file())) {
+    st_ = FLEET_TRY(parse_state(*text, ctx_.paths.state_file().string()));
+    return st_;
+  }
+  auto config = ctx_.disk.read(ctx_.paths.boot() / "config.txt");
+  if (!config) return fail(Errc::not_found, "no " + (ctx_.paths.boot() / "config.txt").string() + ": not a Pi boot partition");
+  st_ = AgentState{};
+  st_.committed = Slot{prefix_of(*config), ctx_.system.running_release()};
+  return st_;
+}
+
+Result<void> Agent::save() {
+  FLEET_TRY(ctx_.disk.mkdirs(ctx_.paths.state_dir()));
+  return ctx_.disk.write_atomic(ctx_.paths.state_file(), state_to_json(st_));
+}
+
+std::uint64_t Agent::last_sequence() {
+  // The highest number in the outbox or already sent: a report written just before a
+  // crash, whose state save was lost, keeps its number.
+  std::uint64_t seq = st_.sequence;
+  std::error_code ec;
+  for (const auto& e : stdfs::directory_iterator(ctx_.paths.outbox(), ec)) {
+    auto name = e.path().filename().string();
+    if (name.size() > 5 && name.ends_with(".json")) {
+      try {
+        seq = std::max<std::uint64_t>(seq, std::stoull(name.substr(0, name.size() - 5)));
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  if (auto sent = ctx_.disk.read(ctx_.paths.outbox() / k_sent_marker)) {
+    try {
+      seq = std::max<std::uint64_t>(seq, std::stoull(*sent));
+    } catch (const std::exception&) {
+    }
+  }
+  return seq;
+}
+
+Result<void> Agent::report(AgentState& state, Phase phase, const std::string& message, const Report* checks) {
+  state.sequence = last_sequence() + 1;
+  nlohmann::json j;
+  j["board_id"] = ctx_.board_id;
+  j["rollout_id"] = st_.target ? st_.target->rollout_id : "";
+  j["phase"] = phase_name(phase);
+  j["running_release"] = ctx_.system.running_release();
+  j["target_release"] = st_.target ? st_.target->slot.release : state.committed.release;
+  j["message"] = message;
+  j["sequence"] = state.sequence;
+  j["phase_entered_unix_ms"] = ctx_.system.now_ms();
+  j["checks"] = nlohmann::json::array();
+  if (checks) {
+    for (const auto& c : checks->checks) {
+      j["checks"].push_back({{"property", c.property}, {"expected", c.expected}, {"actual", c.actual},
+                             {"pass", c.pass}, {"detail", c.detail}});
+    }
+    if (checks->memory) {
+      j["mem_total_kb"] = checks->memory->mem_total_kb;
+      j["mem_available_kb"] = checks->memory->mem_available_kb;
+    }
+  }
+  // The outbox is sent later (fleet-agent send-reports): the boot flow never waits for
+  // the controller. Numbered files keep the order.
+  FLEET_TRY(ctx_.disk.mkdirs(ctx_.paths.outbox()));
+  char name[32];
+  std::snprintf(name, sizeof name, "%012llu.json", static_cast<unsigned long long>(state.sequence));
+  return ctx_.disk.write_atomic(ctx_.paths.outbox() / name, j.dump() + "\n");
+}
+
+Result<void> Agent::fire(Event event) {
+  const Transition* t = nullptr;
+  for (const auto& row : k_table) {
+    if (row.from == st_.state && row.event == event) t = &row;
+  }
+  if (!t) {
+    return fail(Errc::invalid_input, std::string("cannot ") + event_name(event) + " while " + state_name(st_.state) +
+                                         (st_.target ? " (update to " + st_.target->slot.release + ")" : ""));
+  }
+  if (t->to == State::idle) return conclude(t->action);
+
+  if (t->to != st_.state) st_.boots_in_state = 0;
+  st_.state = t->to;
+  FLEET_TRY(save());  // on entering, before the work: a crash resumes here
+
+  switch (t->action) {
+    case Action::copy_bundle: {
+      auto next = copy_bundle();
+      if (!next) {
+        reason_ = next.error().message;
+        FLEET_TRY(fire(Event::install_error));
+        return std::unexpected(next.error());
+      }
+      return fire(*next);
+    }
+    case Action::report_installed:
+      FLEET_TRY(report(st_, Phase::installed, "slot " + st_.target->slot.name + " ready for a trial boot"));
+      return save();
+    case Action::reboot_tryboot:
+      FLEET_TRY(report(st_, Phase::tryboot, "rebooting once into " + st_.target->slot.name));
+      FLEET_TRY(save());
+      return ctx_.system.reboot(RebootMode::tryboot);
+    case Action::run_checks:
+      return fire(FLEET_TRY(run_checks()));
+    case Action::commit_config:
+      FLEET_TRY(write_config_for(st_.target->slot));
+      return fire(Event::config_written);
+    case Action::commit_and_reboot:
+      FLEET_TRY(write_config_for(st_.target->slot));
+      return ctx_.system.reboot(RebootMode::normal);
+    case Action::fail_and_reboot:
+      FLEET_TRY(report(st_, Phase::verify_failed, st_.note, &last_report_));
+      FLEET_TRY(save());
+      return ctx_.system.reboot(RebootMode::normal);
+    case Action::reboot_normal:
+      return ctx_.system.reboot(RebootMode::normal);
+    case Action::rollback_config:
+      FLEET_TRY(write_config_for(st_.target->slot));
+      return ctx_.system.reboot(RebootMode::normal);
+    default:
+      return fail(Errc::unsupported, std::string("transition table: no work for state ") + state_name(t->to));
+  }
+}
+
+Result<void> Agent::conclude(Action action) {
+  AgentState next = st_;
+  Phase phase = Phase::committed;
+  std::string message;
+  const Report* checks = nullptr;
+  switch (action) {
+    case Action::abort_install:
+      FLEET_TRY(abort_install());
+      phase = Phase::install_failed;
+      message = "install failed: " + (reason_.empty() ? std::string("interrupted (power loss or reboot)") : reason_);
+      break;
+    case Action::boot_failed:
+      FLEET_TRY(remove_target_slot());
+      phase = Phase::boot_failed;
+      message = "boot failed, rolled back: " + st_.target->slot.release + " did not come up (running " +
+                ctx_.system.running_release() + ")";
+      break;
+    case Action::rolled_back:
+      FLEET_TRY(remove_target_slot());
+      phase = Phase::rolled_back;
+      message = "verification failed, rolled back: " + st_.note;
+      break;
+    case Action::finish_commit:
+      next.previous = st_.committed;
+      next.committed = st_.target->slot;
+      FLEET_TRY(remove_old_slots(next));
+      phase = Phase::committed;
+      message = "committed " + next.committed.release + " in slot " + next.committed.name;
+      checks = &last_report_;
+      break;
+    case Action::finish_rollback:
+      next.previous = st_.committed;
+      next.committed = st_.target->slot;
+      phase = Phase::rolled_back;
+      message = "rolled back to " + next.committed.release + " on request";
+      break;
+    case Action::give_up:
+      FLEET_TRY(write_config_for(st_.committed));
+      FLEET_TRY(remove_target_slot());
+      phase = Phase::boot_failed;
+      message = "reboot loop: " + std::to_string(k_max_boots_in_state) + " boots in state " + state_name(st_.state) +
+                " without progress; back to the committed kernel " + st_.committed.release;
+      break;
+    default:
+      return fail(Errc::unsupported, "transition table: an action that does not conclude leads to idle");
+  }
+  next.last = Outcome{phase, ctx_.system.running_release(), message, ctx_.system.now_ms()};
+  FLEET_TRY(report(next, phase, message, checks));
+  next.state = State::idle;
+  next.boots_in_state = 0;
+  next.target.reset();
+  next.note.clear();
+  st_ = next;
+  return save();
+}
+
+Result<Event> Agent::copy_bundle() {
+  const auto& t = *st_.target;
+  const stdfs::path boot = ctx_.paths.boot();
+  const stdfs::path partial = boot / (t.slot.name + ".partial");
+  FLEET_TRY(ctx_.disk.remove_all(partial));
+  FLEET_TRY(ctx_.disk.mkdirs(partial));
+  std::error_code ec;
+  const stdfs::path src = bundle_ / "boot";
+  for (auto it = stdfs::recursive_directory_iterator(src, ec); !ec && it != stdfs::recursive_directory_iterator();
+       it.increment(ec)) {
+    auto rel = stdfs::relative(it->path(), src);
+    if (it->is_directory()) FLEET_TRY(ctx_.disk.mkdirs(partial / rel));
+    else FLEET_TRY(ctx_.disk.copy_file(it->path(), partial / rel));
+  }
+  if (ec) return fail(Errc::io, "cannot list " + src.string() + ": " + ec.message());
+  auto manifest = FLEET_TRY(bundle::verify(bundle_));
+  // The command line of the committed kernel, with the bundle's words.
+  const stdfs::path committed_dir = st_.committed.name.empty() ? boot : boot / st_.committed.name;
+  std::string base = ctx_.disk.read(committed_dir / "cmdline.txt").value_or(ctx_.disk.read(boot / "cmdline.txt").value_or(""));
+  FLEET_TRY(ctx_.disk.write_atomic(partial / "cmdline.txt", merge_cmdline(base, manifest.cmdline_extra)));
+  FLEET_TRY(ctx_.disk.copy_file(bundle_ / bundle::k_contract, partial / k_slot_contract));
+
+  const stdfs::path modules_src = bundle_ / "modules/lib/modules" / t.slot.release;
+  if (stdfs::is_directory(modules_src)) {
+    const stdfs::path mdst = ctx_.paths.modules() / (t.slot.release + ".partial");
+    FLEET_TRY(ctx_.disk.remove_all(mdst));
+    FLEET_TRY(ctx_.disk.mkdirs(mdst));
+    for (auto it = stdfs::recursive_directory_iterator(modules_src, ec);
+         !ec && it != stdfs::recursive_directory_iterator(); it.increment(ec)) {
+      auto rel = stdfs::relative(it->path(), modules_src);
+      if (it->is_directory()) FLEET_TRY(ctx_.disk.mkdirs(mdst / rel));
+      else FLEET_TRY(ctx_.disk.copy_file(it->path(), mdst / rel));
+    }
+    FLEET_TRY(ctx_.disk.remove_all(ctx_.paths.modules() / t.slot.release));
+    FLEET_TRY(ctx_.disk.rename(mdst, ctx_.paths.modules() / t.slot.release));
+  }
+  FLEET_TRY(ctx_.disk.remove_all(boot / t.slot.name));
+  FLEET_TRY(ctx_.disk.rename(partial, boot / t.slot.name));
+  // tryboot.txt: a whole copy of config.txt pointing at the slot, so the trial boot needs
+  // nothing else and config.txt is never edited in place.
+  std::string config = ctx_.disk.read(boot / "config.txt").value_or("");
+  FLEET_TRY(ctx_.disk.write_atomic(boot / "tryboot.txt", config_with_prefix(config, t.slot.name)));
+  return Event::install_done;
+}
+
+Result<void> Agent::abort_install() {
+  if (st_.target) {
+    FLEET_TRY(ctx_.disk.remove_all(ctx_.paths.boot() / (st_.target->slot.name + ".partial")));
+    FLEET_TRY(ctx_.disk.remove_all(ctx_.paths.modules() / (st_.target->slot.release + ".partial")));
+    FLEET_TRY(remove_target_slot());
+  }
+  return ctx_.disk.remove_all(ctx_.paths.boot() / "tryboot.txt");
+}
+
+Result<void> Agent::remove_old_slots(const AgentState& next) {
+  // Only the committed slot and the one kept for rollback stay.
+  std::error_code ec;
+  std::vector<stdfs::path> old;
+  for (const auto& e : stdfs::directory_iterator(ctx_.paths.boot(), ec)) {
+    auto name = e.path().filename().string();
+    if (!e.is_directory() || !name.starts_with(k_slot_prefix)) continue;
+    if (name == next.committed.name || (next.previous && name == next.previous->name)) continue;
+    old.push_back(e.path());
+  }
+  for (const auto& p : old) FLEET_TRY(ctx_.disk.remove_all(p));
+  return ctx_.disk.remove_all(ctx_.paths.boot() / "tryboot.txt");
+}
+
+Result<void> Agent::remove_target_slot() {
+  if (!st_.target) return {};
+  const auto& slot = st_.target->slot;
+  // Never the slot config.txt boots, nor the one kept for rollback.
+  if (slot.name.empty() || slot.name == st_.committed.name || (st_.previous && slot.name == st_.previous->name)) {
+    return {};
+  }
+  FLEET_TRY(ctx_.disk.remove_all(ctx_.paths.boot() / slot.name));
+  if (slot.release != st_.committed.release && (!st_.previous || slot.release != st_.previous->release)) {
+    FLEET_TRY(ctx_.disk.remove_all(ctx_.paths.modules() / slot.release));
+  }
+  return {};
+}
+
+Result<Event> Agent::run_checks() {
+  auto text = ctx_.disk.read(ctx_.paths.boot() / st_.target->slot.name / k_slot_contract);
+  if (!text) {
+    st_.note = "the slot's contract is missing";
+    return Event::checks_failed;
+  }
+  auto contract = parse_contract(*text, k_slot_contract);
+  if (!contract) {
+    st_.note = contract.error().message;
+    return Event::checks_failed;
+  }
+  last_report_ = ctx_.system.verify(*contract);
+  if (last_report_.ok()) return Event::checks_passed;
+  std::string failed;
+  for (const auto& c : last_report_.checks) {
+    if (!c.pass) failed += (failed.empty() ? "" : "; ") + c.property + " expected " + c.expected + ", got " + c.actual;
+  }
+  st_.note = failed;
+  return Event::checks_failed;
+}
+
+Result<void> Agent::write_config_for(const Slot& slot) {
+  const stdfs::path config = ctx_.paths.boot() / "config.txt";
+  std::string text = ctx_.disk.read(config).value_or("");
+  std::string next = config_with_prefix(text, slot.name);
+  if (next == text) return {};
+  return ctx_.disk.write_atomic(config, next);
+}
+
+Result<void> Agent::install(const stdfs::path& bundle_dir, const std::string& rollout_id) {
+  FLEET_TRY(load());
+  // Everything is checked before anything is written.
+  auto manifest = FLEET_TRY(bundle::verify(bundle_dir));
+  auto contract_text = ctx_.disk.read(bundle_dir / bundle::k_contract);
+  if (!contract_text) return fail(Errc::invalid_input, bundle_dir.string() + ": the bundle has no contract.json");
+  FLEET_TRY(parse_contract(*contract_text, (bundle_dir / bundle::k_contract).string()));
+  Slot slot{std::string(k_slot_prefix) + manifest.build_key.substr(0, 12), manifest.kernel_release};
+  if (slot.name == st_.committed.name) {
+    return fail(Errc::invalid_input, "bundle " + manifest.build_key.substr(0, 12) + " (" + slot.release +
+                                         ") is already the committed kernel: nothing to do");
+  }
+  if (slot.release == st_.committed.release) {
+    return fail(Errc::invalid_input, "kernel release " + slot.release +
+                                         " is already installed from another build; give each build its own "
+                                         "LOCALVERSION so their modules do not collide");
+  }
+  std::uint64_t boot_bytes = 4096, module_bytes = 0;
+  for (const auto& [path, e] : manifest.files) {
+    if (path.starts_with("boot/")) boot_bytes += e.size;
+    if (path.starts_with("modules/")) module_bytes += e.size;
+  }
+  // Half again: the old slot stays until the commit, and FAT rounds files up to clusters.
+  auto need = boot_bytes + boot_bytes / 2;
+  auto free_boot = FLEET_TRY(ctx_.disk.free_bytes(ctx_.paths.boot()));
+  if (free_boot < need) {
+    return fail(Errc::invalid_input, "the boot partition " + ctx_.paths.boot().string() + " has " +
+                                         std::to_string(free_boot / 1024) + " KiB free, the slot needs " +
+                                         std::to_string(need / 1024) + " KiB; nothing was changed");
+  }
+  if (module_bytes > 0) {
+    std::error_code ec;
+    stdfs::create_directories(ctx_.paths.modules(), ec);
+    auto free_root = FLEET_TRY(ctx_.disk.free_bytes(ctx_.paths.modules()));
+    if (free_root < module_bytes + module_bytes / 2) {
+      return fail(Errc::invalid_input, "the root filesystem has " + std::to_string(free_root / 1024) +
+                                           " KiB free, the modules need " + std::to_string(module_bytes / 1024) +
+                                           " KiB; nothing was changed");
+    }
+  }
+  if (st_.state != State::idle && st_.state != State::installed) {
+    return fail(Errc::invalid_input, std::string("an update is in progress (state ") + state_name(st_.state) + ")");
+  }
+  bundle_ = bundle_dir;
+  reason_.clear();
+  st_.target = Target{slot, manifest.build_key, rollout_id};
+  st_.note.clear();
+  return fire(Event::install);
+}
+
+Result<void> Agent::tryboot() {
+  FLEET_TRY(load());
+  return fire(Event::tryboot);
+}
+
+Result<void> Agent::rollback() {
+  FLEET_TRY(load());
+  if (st_.state != State::idle) {
+    return fail(Errc::invalid_input, std::string("an update is in progress (state ") + state_name(st_.state) +
+                                         "); rollback works from idle");
+  }
+  if (!st_.previous) return fail(Errc::invalid_input, "no previous kernel to roll back to");
+  st_.target = Target{*st_.previous, "", "rollback"};
+  return fire(Event::rollback);
+}
+
+Result<void> Agent::boot_check() {
+  FLEET_TRY(load());
+  // Nothing to carry on: no update, or one installed and waiting for `tryboot`.
+  if (st_.state == State::idle || st_.state == State::installed) return {};
+  ++st_.boots_in_state;
+  FLEET_TRY(save());
+  if (st_.boots_in_state > k_max_boots_in_state) return fire(Event::loop_limit);
+  bool on_target = st_.target && ctx_.system.running_release() == st_.target->slot.release;
+  return fire(on_target ? Event::booted_target : Event::booted_other);
+}
+
+}  // namespace fleet::agent

@@ -1,0 +1,110 @@
+#include "node-agent/lifecycle/state.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace fleet::agent {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::pair<State, const char*> k_states[] = {
+    {State::idle, "idle"},           {State::installing, "installing"},       {State::installed, "installed"},
+    {State::tryboot, "tryboot"},     {State::verifying, "verifying"},         {State::committing, "committing"},
+    {State::verify_failed, "verify_failed"}, {State::rolling_back, "rolling_back"},
+};
+
+constexpr std::pair<Phase, const char*> k_phases[] = {
+    {Phase::installed, "INSTALLED"},         {Phase::tryboot, "TRYBOOT"},
+    {Phase::committed, "COMMITTED"},         {Phase::verify_failed, "VERIFY_FAILED"},
+    {Phase::rolled_back, "ROLLED_BACK"},     {Phase::boot_failed, "BOOT_FAILED"},
+    {Phase::install_failed, "INSTALL_FAILED"},
+};
+
+json slot_json(const Slot& s) { return {{"name", s.name}, {"release", s.release}}; }
+
+Result<Slot> slot_from(const json& j, const std::string& where) {
+  if (!j.is_object() || !j.contains("name") || !j.contains("release") || !j["name"].is_string() ||
+      !j["release"].is_string()) {
+    return fail(Errc::parse, where + ": a slot needs name and release strings");
+  }
+  return Slot{j["name"].get<std::string>(), j["release"].get<std::string>()};
+}
+
+}  // namespace
+
+const char* state_name(State s) {
+  for (const auto& [v, n] : k_states)
+    if (v == s) return n;
+  return "?";
+}
+
+std::optional<State> state_from_name(std::string_view name) {
+  for (const auto& [v, n] : k_states)
+    if (name == n) return v;
+  return std::nullopt;
+}
+
+const char* phase_name(Phase p) {
+  for (const auto& [v, n] : k_phases)
+    if (v == p) return n;
+  return "?";
+}
+
+std::optional<Phase> phase_from_name(std::string_view name) {
+  for (const auto& [v, n] : k_phases)
+    if (name == n) return v;
+  return std::nullopt;
+}
+
+std::string state_to_json(const AgentState& s) {
+  json j;
+  j["state"] = state_name(s.state);
+  j["committed"] = slot_json(s.committed);
+  if (s.previous) j["previous"] = slot_json(*s.previous);
+  if (s.target) {
+    j["target"] = {{"slot", slot_json(s.target->slot)}, {"build_key", s.target->build_key},
+                   {"rollout_id", s.target->rollout_id}};
+  }
+  j["boots_in_state"] = s.boots_in_state;
+  if (!s.note.empty()) j["note"] = s.note;
+  if (s.last) {
+    j["last"] = {{"phase", phase_name(s.last->phase)}, {"release", s.last->release},
+                 {"message", s.last->message}, {"at_ms", s.last->at_ms}};
+  }
+  j["sequence"] = s.sequence;
+  return j.dump(2) + "\n";
+}
+
+Result<AgentState> parse_state(std::string_view text, std::string_view source) {
+  const std::string where(source);
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return fail(Errc::parse, where + ": not a JSON object");
+  AgentState s;
+  try {
+    auto st = state_from_name(j.at("state").get<std::string>());
+    if (!st) return fail(Errc::parse, where + ": unknown state '" + j.at("state").get<std::string>() + "'");
+    s.state = *st;
+    s.committed = FLEET_TRY(slot_from(j.at("committed"), where + ": committed"));
+    if (j.contains("previous")) s.previous = FLEET_TRY(slot_from(j["previous"], where + ": previous"));
+    if (j.contains("target")) {
+      const json& t = j["target"];
+      s.target = Target{FLEET_TRY(slot_from(t.at("slot"), where + ": target")), t.at("build_key").get<std::string>(),
+                        t.at("rollout_id").get<std::string>()};
+    }
+    s.boots_in_state = j.value("boots_in_state", 0);
+    s.note = j.value("note", std::string());
+    if (j.contains("last")) {
+      const json& l = j["last"];
+      auto ph = phase_from_name(l.at("phase").get<std::string>());
+      if (!ph) return fail(Errc::parse, where + ": unknown phase '" + l.at("phase").get<std::string>() + "'");
+      s.last = Outcome{*ph, l.at("release").get<std::string>(), l.at("message").get<std::string>(),
+                       l.at("at_ms").get<std::int64_t>()};
+    }
+    s.sequence = j.value("sequence", std::uint64_t{0});
+  } catch (const json::exception& e) {
+    return fail(Errc::parse, where + ": " + e.what());
+  }
+  return s;
+}
+
+}  // namespace fleet::agent

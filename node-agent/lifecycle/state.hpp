@@ -1,0 +1,64 @@
+#pragma once
+// The agent's persisted state: saved on entering each state, before that state's work, so
+// a crash or a reboot resumes where it stopped (Mender SaveState::OnEnter).
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.hpp"
+
+namespace fleet::agent {
+
+enum class State {
+  idle,           // nothing in progress
+  installing,     // copying a bundle into a new slot
+  installed,      // slot and tryboot.txt ready; waiting for `tryboot`
+  tryboot,        // rebooting once into the slot
+  verifying,      // on the trial boot, checking the contract
+  committing,     // contract passed; making config.txt point at the slot
+  verify_failed,  // contract failed; rebooting into the committed kernel
+  rolling_back,   // `rollback`: config.txt back to the previous slot, rebooting
+};
+const char* state_name(State s);
+std::optional<State> state_from_name(std::string_view name);
+
+// What the agent tells the controller; mirrors fleet.v1.Phase in proto/fleet.proto.
+enum class Phase { installed, tryboot, committed, verify_failed, rolled_back, boot_failed, install_failed };
+const char* phase_name(Phase p);
+std::optional<Phase> phase_from_name(std::string_view name);
+
+struct Slot {
+  std::string name;     // folder under /boot/firmware; "" = the unprefixed (stock) files
+  std::string release;  // uname -r of its kernel
+};
+
+struct Target {
+  Slot slot;
+  std::string build_key;
+  std::string rollout_id;
+};
+
+struct Outcome {
+  Phase phase = Phase::committed;
+  std::string release;
+  std::string message;
+  std::int64_t at_ms = 0;
+};
+
+struct AgentState {
+  State state = State::idle;
+  Slot committed;                    // what config.txt boots
+  std::optional<Slot> previous;      // kept for rollback
+  std::optional<Target> target;      // the update in progress
+  int boots_in_state = 0;            // boot-checks seen in this state: caps reboot loops
+  std::string note;                  // why the update in progress is failing, across a reboot
+  std::optional<Outcome> last;       // how the last update or rollback ended
+  std::uint64_t sequence = 0;        // numbers the reports
+};
+
+std::string state_to_json(const AgentState& s);
+Result<AgentState> parse_state(std::string_view json, std::string_view source);
+
+}  // namespace fleet::agent

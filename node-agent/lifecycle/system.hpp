@@ -1,0 +1,40 @@
+#pragma once
+// What the agent needs from the running board besides its files: which kernel runs, the
+// contract check, a reboot, the clock. Real on a board, fake in tests.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "common/contract.hpp"
+#include "common/error.hpp"
+#include "node-agent/verify/verify.hpp"
+
+namespace fleet::agent {
+
+enum class RebootMode { normal, tryboot };
+
+class System {
+ public:
+  virtual ~System() = default;
+  virtual std::string running_release() = 0;
+  virtual Report verify(const Contract& contract) = 0;
+  // On a board this does not return; it returns an error if the kernel refused. Fakes
+  // record the request and return so a test can "power on" the board again.
+  virtual Result<void> reboot(RebootMode mode) = 0;
+  virtual std::int64_t now_ms() = 0;
+};
+
+// The running board: /proc and /sys under `root`, reboot(2) with "0 tryboot".
+class RealSystem : public System {
+ public:
+  explicit RealSystem(std::filesystem::path root) : root_(std::move(root)) {}
+  std::string running_release() override;
+  Report verify(const Contract& contract) override;
+  Result<void> reboot(RebootMode mode) override;
+  std::int64_t now_ms() override;
+
+ private:
+  std::filesystem::path root_;
+};
+
+}  // namespace fleet::agent
