@@ -1,0 +1,48 @@
+#include <catch2/catch.hpp>
+
+#include "node-agent/lifecycle/lifecycle.hpp"
+
+using namespace fleet::agent;
+
+TEST_CASE("config_with_prefix replaces os_prefix and keeps everything else") {
+  std::string stock = "# hi\n[all]\ndtparam=watchdog=on\n[pi4]\nos_prefix=old/\n";
+  auto a = config_with_prefix(stock, "fleet-1");
+  CHECK(a == "# hi\n[all]\ndtparam=watchdog=on\n[pi4]\n[all]\nos_prefix=fleet-1/\n");
+  CHECK(prefix_of(a) == "fleet-1");
+  auto b = config_with_prefix(a, "fleet-2");
+  CHECK(prefix_of(b) == "fleet-2");
+  CHECK(b.find("fleet-1") == std::string::npos);
+  auto c = config_with_prefix(b, "");
+  CHECK(prefix_of(c).empty());
+  CHECK(c.find("dtparam=watchdog=on") != std::string::npos);
+  CHECK(config_with_prefix(c, "fleet-2") == b);
+}
+
+TEST_CASE("merge_cmdline replaces keys, adds new words once") {
+  CHECK(merge_cmdline("console=serial0,115200 root=PARTUUID=1 rootwait transparent_hugepage=always\n",
+                      {"transparent_hugepage=madvise", "rootwait", "quiet"}) ==
+        "console=serial0,115200 root=PARTUUID=1 rootwait transparent_hugepage=madvise quiet\n");
+  CHECK(merge_cmdline("", {"a=1"}) == "a=1\n");
+}
+
+TEST_CASE("state round-trips through JSON; bad state files are named") {
+  AgentState s;
+  s.state = State::verify_failed;
+  s.committed = {"", "6.1-old"};
+  s.previous = Slot{"fleet-a", "6.1-a"};
+  s.target = Target{{"fleet-b", "6.1-b"}, "bbbb", "r7"};
+  s.boots_in_state = 2;
+  s.note = "thp expected madvise, got never";
+  s.last = Outcome{Phase::committed, "6.1-a", "ok", 5};
+  s.sequence = 9;
+  auto back = parse_state(state_to_json(s), "s.json");
+  REQUIRE(back);
+  CHECK(back->state == State::verify_failed);
+  CHECK(back->target->rollout_id == "r7");
+  CHECK(back->note == s.note);
+  CHECK(back->last->phase == Phase::committed);
+  CHECK(back->sequence == 9);
+  auto bad = parse_state(R"({"state":"dancing","committed":{"name":"","release":"x"}})", "/var/lib/fleet-agent/state.json");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().message.find("/var/lib/fleet-agent/state.json: unknown state 'dancing'") != std::string::npos);
+}
