@@ -3,8 +3,12 @@
 #include <array>
 #include <ostream>
 
+#include <nlohmann/json.hpp>
+
 #include "common/args.hpp"
 #include "common/fs.hpp"
+#include "node-agent/lifecycle/lifecycle.hpp"
+#include "node-agent/report/sender.hpp"
 #include "node-agent/verify/verify.hpp"
 
 #ifndef FLEET_VERSION
@@ -24,8 +28,15 @@ const std::string k_usage =
     "The fleetctl agent on a Raspberry Pi 5 board.\n"
     "\n"
     "commands:\n"
-    "  verify     check the running kernel against a bundle's contract\n"
-    "  version    print the agent version\n"
+    "  verify        check the running kernel against a bundle's contract\n"
+    "  install       copy a kernel bundle into a new slot of /boot/firmware\n"
+    "  tryboot       reboot once into the installed slot (the Pi 5 tryboot flag)\n"
+    "  boot-check    at boot: verify a trial boot, then commit it or fall back\n"
+    "  rollback      return to the previous committed kernel and reboot\n"
+    "  status        the agent's state: committed kernel, update in progress, last outcome\n"
+    "  send-reports  deliver pending reports to the controller (retries with backoff)\n"
+    "  setup         write the board's identity and the systemd units\n"
+    "  version       print the agent version\n"
     "\n"
     "Run 'fleet-agent COMMAND --help' for a command's options.\n";
 
@@ -77,6 +88,205 @@ int verify(const std::vector<std::string>& argv, std::ostream& out, std::ostream
   return report.ok() ? k_exit_ok : k_exit_check_failed;
 }
 
+
+const args::Option k_root_option{"root", args::Takes::value, "DIR", "the board's root (default /); tests use a folder"};
+const args::Option k_help_option{"help", args::Takes::nothing, "", "show this help"};
+
+// Parses options; prints help (exit 0) or a usage error (exit 2) itself.
+std::optional<args::Parsed> parse(const std::vector<std::string>& argv, std::span<const args::Option> options,
+                                  const std::string& synopsis, const std::string& what, std::ostream& out,
+                                  std::ostream& err, int& code) {
+  auto parsed = args::parse(argv, options);
+  if (!parsed) {
+    err << "fleet-agent: " << parsed.error().message << "\nusage: " << synopsis << "\n";
+    code = k_exit_usage;
+    return std::nullopt;
+  }
+  if (parsed->flag("help")) {
+    out << "usage: " << synopsis << "\n\n" << what << "\n\noptions:\n" << args::help(options);
+    code = k_exit_ok;
+    return std::nullopt;
+  }
+  if (!parsed->positional.empty()) {
+    err << "fleet-agent: unexpected argument '" << parsed->positional.front() << "'\nusage: " << synopsis << "\n";
+    code = k_exit_usage;
+    return std::nullopt;
+  }
+  return *parsed;
+}
+
+std::filesystem::path root_of(const args::Parsed& a) { return a.value("root").value_or("/"); }
+
+std::string board_id_of(const std::filesystem::path& root) {
+  auto text = fs::read_file(root / k_agent_config);
+  if (!text) return "unconfigured";
+  auto cfg = parse_agent_config(*text, k_agent_config);
+  return cfg ? cfg->board_id : "unconfigured";
+}
+
+int lifecycle_error(const char* cmd, const Error& e, std::ostream& err) {
+  err << "fleet-agent " << cmd << ": " << e.message << "\n";
+  return e.code == Errc::invalid_input || e.code == Errc::not_found ? k_exit_usage : k_exit_check_failed;
+}
+
+int lifecycle_command(const std::string& cmd, const std::vector<std::string>& argv, std::ostream& out,
+                      std::ostream& err) {
+  std::vector<args::Option> options = {k_root_option, k_help_option};
+  std::string synopsis = "fleet-agent " + cmd + " [--root DIR]";
+  std::string what;
+  if (cmd == "install") {
+    options.push_back({"bundle", args::Takes::value, "DIR", "the kernel bundle (required)"});
+    options.push_back({"rollout", args::Takes::value, "ID", "the rollout this install belongs to (in reports)"});
+    synopsis = "fleet-agent install --bundle DIR [--rollout ID] [--root DIR]";
+    what = "Checks every file of the bundle against its manifest, the contract, and the room on the boot\n"
+           "partition, changing nothing if any is wrong. Then copies the kernel, dtbs, overlays and\n"
+           "cmdline.txt into a new slot folder of /boot/firmware, the modules into /lib/modules/RELEASE,\n"
+           "and writes tryboot.txt (config.txt with os_prefix=SLOT/). config.txt is not touched.";
+  } else if (cmd == "tryboot") {
+    what = "Reboots once into the installed slot with reboot(LINUX_REBOOT_CMD_RESTART2, \"0 tryboot\").\n"
+           "A crash or reset of the trial kernel lands on the committed kernel again.";
+  } else if (cmd == "boot-check") {
+    what = "Runs at every boot (the fleet-agent-boot-check unit). After a trial boot it checks the running\n"
+           "kernel against the slot's contract (kernel release first) and commits the slot, or reboots\n"
+           "into the committed kernel and records why. Reports go to the outbox (send-reports).";
+  } else if (cmd == "rollback") {
+    what = "Points config.txt back at the previous committed slot and reboots.";
+  } else if (cmd == "status") {
+    options.push_back({"json", args::Takes::nothing, "", "print the state as JSON"});
+    what = "Shows the committed and previous kernels, the update in progress and the last outcome.";
+  }
+  int code = 0;
+  auto a = parse(argv, options, synopsis, what, out, err, code);
+  if (!a) return code;
+  const auto root = root_of(*a);
+  RealDisk disk;
+  RealSystem system(root);
+  Agent agent(Context{BoardPaths{root}, disk, system, board_id_of(root)});
+  if (cmd == "status") {
+    auto st = agent.load();
+    if (!st) return lifecycle_error("status", st.error(), err);
+    if (a->flag("json")) {
+      out << state_to_json(*st);
+      return k_exit_ok;
+    }
+    out << "state:     " << state_name(st->state) << "\n";
+    out << "committed: " << st->committed.release << " (slot " << (st->committed.name.empty() ? "stock" : st->committed.name) << ")\n";
+    if (st->previous) out << "previous:  " << st->previous->release << " (slot " << (st->previous->name.empty() ? "stock" : st->previous->name) << ")\n";
+    if (st->target) out << "update:    " << st->target->slot.release << " (slot " << st->target->slot.name << ")\n";
+    if (st->last) out << "last:      " << phase_name(st->last->phase) << ": " << st->last->message << "\n";
+    return k_exit_ok;
+  }
+  Result<void> r;
+  if (cmd == "install") {
+    auto bundle = a->value("bundle");
+    if (!bundle) {
+      err << "fleet-agent install: --bundle DIR is required\n";
+      return k_exit_usage;
+    }
+    r = agent.install(*bundle, a->value("rollout").value_or(""));
+    if (r) out << "installed: reboot with 'fleet-agent tryboot' to try it once\n";
+  } else if (cmd == "tryboot") {
+    r = agent.tryboot();
+  } else if (cmd == "boot-check") {
+    r = agent.boot_check();
+  } else if (cmd == "rollback") {
+    r = agent.rollback();
+  }
+  if (!r) return lifecycle_error(cmd.c_str(), r.error(), err);
+  return k_exit_ok;
+}
+
+int send_reports(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  const std::array options = {k_root_option,
+                              args::Option{"give-up-after", args::Takes::value, "SECONDS",
+                                           "stop retrying after this long (default 600); the reports stay queued"},
+                              k_help_option};
+  int code = 0;
+  auto a = parse(argv, options, "fleet-agent send-reports [--give-up-after SECONDS] [--root DIR]",
+                 "Sends the outbox to the controller named in /etc/fleet-agent/agent.json, oldest first,\n"
+                 "retrying an unreachable controller with exponential backoff (1 s to 60 s).",
+                 out, err, code);
+  if (!a) return code;
+  const auto root = root_of(*a);
+  auto text = fs::read_file(root / k_agent_config);
+  if (!text) {
+    err << "fleet-agent send-reports: " << text.error().message << " (run fleet-agent setup)\n";
+    return k_exit_usage;
+  }
+  auto config = parse_agent_config(*text, (root / k_agent_config).string());
+  if (!config) {
+    err << "fleet-agent send-reports: " << config.error().message << "\n";
+    return k_exit_usage;
+  }
+  SendOptions opt;
+  if (auto g = a->value("give-up-after")) {
+    try {
+      opt.give_up_after = std::chrono::seconds(std::stoi(*g));
+    } catch (const std::exception&) {
+      err << "fleet-agent send-reports: --give-up-after must be a number of seconds\n";
+      return k_exit_usage;
+    }
+  }
+  RealDisk disk;
+  auto r = send_outbox(BoardPaths{root}, disk, *config, opt);
+  if (!r) {
+    err << "fleet-agent send-reports: " << r.error().message << "\n";
+    return k_exit_check_failed;
+  }
+  out << "sent " << r->sent << " reports\n";
+  return k_exit_ok;
+}
+
+int setup(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  const std::array options = {
+      k_root_option,
+      args::Option{"board-id", args::Takes::value, "ID", "the board's name in the inventory (required)"},
+      args::Option{"controller", args::Takes::value, "HOST:PORT", "fleetctl's report service (required)"},
+      args::Option{"token", args::Takes::value, "TOKEN", "the board's secret for reports (required)"},
+      args::Option{"agent-path", args::Takes::value, "FILE", "where the agent binary lives (default /usr/local/bin/fleet-agent)"},
+      k_help_option};
+  int code = 0;
+  auto a = parse(argv, options, "fleet-agent setup --board-id ID --controller HOST:PORT --token TOKEN [--root DIR]",
+                 "Writes /etc/fleet-agent/agent.json (mode 0600) and the systemd units that run boot-check\n"
+                 "and send-reports at every boot, enabled for multi-user.target.",
+                 out, err, code);
+  if (!a) return code;
+  if (!a->value("board-id") || !a->value("controller") || !a->value("token")) {
+    err << "fleet-agent setup: --board-id, --controller and --token are required\n";
+    return k_exit_usage;
+  }
+  const auto root = root_of(*a);
+  const std::string agent = a->value("agent-path").value_or("/usr/local/bin/fleet-agent");
+  nlohmann::json j = {{"board_id", *a->value("board-id")}, {"controller", *a->value("controller")},
+                      {"token", *a->value("token")}};
+  std::error_code ec;
+  std::filesystem::create_directories(root / "etc/fleet-agent", ec);
+  std::filesystem::create_directories(root / "etc/systemd/system/multi-user.target.wants", ec);
+  auto w = fs::write_file_atomic(root / k_agent_config, j.dump(2) + "\n");
+  if (w) std::filesystem::permissions(root / k_agent_config, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write, ec);
+  const std::string boot_unit =
+      "[Unit]\nDescription=fleetctl: verify a trial kernel, commit or fall back\nDefaultDependencies=no\n"
+      "After=local-fs.target\nBefore=network-online.target\n\n[Service]\nType=oneshot\nExecStart=" + agent +
+      " boot-check\nRemainAfterExit=yes\n\n[Install]\nWantedBy=multi-user.target\n";
+  const std::string report_unit =
+      "[Unit]\nDescription=fleetctl: deliver the agent's reports\nAfter=network-online.target "
+      "fleet-agent-boot-check.service\nWants=network-online.target\n\n[Service]\nType=oneshot\nExecStart=" + agent +
+      " send-reports\n\n[Install]\nWantedBy=multi-user.target\n";
+  for (auto [name, text] : {std::pair{"fleet-agent-boot-check.service", boot_unit},
+                            std::pair{"fleet-agent-reports.service", report_unit}}) {
+    if (w) w = fs::write_file_atomic(root / "etc/systemd/system" / name, text);
+    auto link = root / "etc/systemd/system/multi-user.target.wants" / name;
+    std::filesystem::remove(link, ec);
+    std::filesystem::create_symlink(std::string("../") + name, link, ec);
+  }
+  if (!w) {
+    err << "fleet-agent setup: " << w.error().message << "\n";
+    return k_exit_check_failed;
+  }
+  out << "board " << *a->value("board-id") << " set up: reports go to " << *a->value("controller") << "\n";
+  return k_exit_ok;
+}
+
 }  // namespace
 
 int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -86,6 +296,11 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   }
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (args[0] == "verify") return verify(rest, out, err);
+  for (const char* cmd : {"install", "tryboot", "boot-check", "rollback", "status"}) {
+    if (args[0] == cmd) return lifecycle_command(cmd, rest, out, err);
+  }
+  if (args[0] == "send-reports") return send_reports(rest, out, err);
+  if (args[0] == "setup") return setup(rest, out, err);
   if (args[0] == "version" || args[0] == "--version") {
     out << "fleet-agent " << FLEET_VERSION << "\n";
     return k_exit_ok;

@@ -1,0 +1,132 @@
+#include "node-agent/report/sender.hpp"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "proto/fleet.grpc.pb.h"
+
+namespace fleet::agent {
+namespace {
+
+using nlohmann::json;
+
+std::optional<fleet::v1::Phase> wire_phase(const std::string& name) {
+  fleet::v1::Phase p{};
+  if (!fleet::v1::Phase_Parse(name, &p)) return std::nullopt;
+  return p;
+}
+
+}  // namespace
+
+Result<AgentConfig> parse_agent_config(std::string_view text, std::string_view source) {
+  const std::string where(source);
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return fail(Errc::parse, where + ": not a JSON object");
+  AgentConfig c;
+  for (auto [key, dest] : {std::pair{"board_id", &c.board_id}, std::pair{"controller", &c.controller},
+                           std::pair{"token", &c.token}}) {
+    if (!j.contains(key) || !j[key].is_string() || j[key].get<std::string>().empty()) {
+      return fail(Errc::invalid_input, where + ": field '" + key + "' must be a non-empty string");
+    }
+    *dest = j[key].get<std::string>();
+  }
+  return c;
+}
+
+Result<fleet::v1::PhaseReport> report_from_json(std::string_view text, std::string_view source) {
+  const std::string where(source);
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return fail(Errc::parse, where + ": not a JSON object");
+  fleet::v1::PhaseReport r;
+  try {
+    auto phase = wire_phase(j.at("phase").get<std::string>());
+    if (!phase) return fail(Errc::parse, where + ": unknown phase '" + j.at("phase").get<std::string>() + "'");
+    r.set_phase(*phase);
+    r.set_board_id(j.at("board_id").get<std::string>());
+    r.set_rollout_id(j.value("rollout_id", ""));
+    r.set_running_release(j.value("running_release", ""));
+    r.set_target_release(j.value("target_release", ""));
+    r.set_message(j.value("message", ""));
+    r.set_sequence(j.at("sequence").get<std::uint64_t>());
+    r.set_phase_entered_unix_ms(j.value("phase_entered_unix_ms", std::int64_t{0}));
+    r.set_mem_total_kb(j.value("mem_total_kb", std::uint64_t{0}));
+    r.set_mem_available_kb(j.value("mem_available_kb", std::uint64_t{0}));
+    for (const auto& c : j.value("checks", json::array())) {
+      auto* check = r.add_checks();
+      check->set_property(c.at("property").get<std::string>());
+      check->set_expected(c.at("expected").get<std::string>());
+      check->set_actual(c.at("actual").get<std::string>());
+      check->set_pass(c.at("pass").get<bool>());
+      check->set_detail(c.value("detail", ""));
+    }
+  } catch (const json::exception& e) {
+    return fail(Errc::parse, where + ": " + e.what());
+  }
+  return r;
+}
+
+Result<SendResult> send_outbox(const BoardPaths& paths, Disk& disk, const AgentConfig& config,
+                               const SendOptions& options) {
+  std::vector<std::filesystem::path> files;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(paths.outbox(), ec)) {
+    if (e.path().extension() == ".json") files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());  // zero-padded sequence numbers: oldest first
+  SendResult result;
+  result.left = static_cast<int>(files.size());
+  if (files.empty()) return result;
+
+  auto channel = grpc::CreateChannel(config.controller, grpc::InsecureChannelCredentials());
+  auto stub = fleet::v1::ReportService::NewStub(channel);
+  const auto deadline = std::chrono::steady_clock::now() + options.give_up_after;
+  auto backoff = options.first_backoff;
+  for (const auto& file : files) {
+    auto text = disk.read(file);
+    if (!text) continue;  // sent and removed by a concurrent sender
+    auto report = report_from_json(*text, file.string());
+    if (!report) {
+      // A damaged file must not block the ones behind it: set it aside, keep going.
+      FLEET_TRY(disk.rename(file, file.string() + ".bad"));
+      --result.left;
+      continue;
+    }
+    report->set_sent_unix_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
+    for (;;) {
+      ++result.attempts;
+      grpc::ClientContext ctx;
+      ctx.AddMetadata("authorization", "Bearer " + config.token);
+      ctx.set_deadline(std::chrono::system_clock::now() + options.rpc_timeout);
+      fleet::v1::ReportAck ack;
+      grpc::Status status = stub->Report(&ctx, *report, &ack);
+      if (status.ok() && ack.accepted()) break;
+      if (status.ok() || status.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+          status.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+          status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+        return fail(Errc::invalid_input, "the controller at " + config.controller + " refused report " +
+                                             std::to_string(report->sequence()) + ": " +
+                                             (status.ok() ? ack.reason() : status.error_message()));
+      }
+      if (std::chrono::steady_clock::now() + backoff > deadline) {
+        return fail(Errc::timeout, "the controller at " + config.controller + " is unreachable (" +
+                                       status.error_message() + "); " + std::to_string(result.left) +
+                                       " reports wait in " + paths.outbox().string());
+      }
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, options.max_backoff);
+    }
+    FLEET_TRY(disk.write_atomic(paths.outbox() / k_sent_marker, std::to_string(report->sequence())));
+    FLEET_TRY(disk.remove_all(file));
+    ++result.sent;
+    --result.left;
+    backoff = options.first_backoff;
+  }
+  return result;
+}
+
+}  // namespace fleet::agent

@@ -1,0 +1,145 @@
+#include <catch2/catch.hpp>
+#include <mutex>
+
+#include "controller/reports/report_server.hpp"
+#include "node-agent/report/sender.hpp"
+#include "tests/node-agent/lifecycle/board.hpp"
+
+using namespace fleet;
+using namespace fleet::agent;
+
+namespace {
+
+struct Received {
+  std::mutex mu;
+  std::vector<fleet::v1::PhaseReport> reports;
+  void add(const fleet::v1::PhaseReport& r) {
+    std::lock_guard lock(mu);
+    reports.push_back(r);
+  }
+};
+
+std::unique_ptr<controller::ReportServer> start_server(Received& received) {
+  auto s = controller::ReportServer::start(
+      "127.0.0.1:0",
+      [](const std::string& board, const std::string&, const std::string& token) {
+        return board == "board-1" && token == "s3cret";
+      },
+      [&](const fleet::v1::PhaseReport& r) { received.add(r); });
+  REQUIRE(s);
+  return std::move(*s);
+}
+
+SendOptions quick() {
+  SendOptions o;
+  o.rpc_timeout = std::chrono::milliseconds(2000);
+  o.give_up_after = std::chrono::milliseconds(1500);
+  o.first_backoff = std::chrono::milliseconds(100);
+  o.max_backoff = std::chrono::milliseconds(400);
+  return o;
+}
+
+// A whole good update on the simulated board, leaving INSTALLED, TRYBOOT and COMMITTED in
+// the outbox.
+void update_board(test::SimBoard& board, const test::TempDir& bundles) {
+  RealDisk disk;
+  Agent agent{Context{board.paths, disk, board, "board-1"}};
+  REQUIRE(agent.install(test::make_bundle(bundles, "b1", "6.1-new"), "rollout-7"));
+  REQUIRE(agent.tryboot());
+  test::settle(board, agent);
+  REQUIRE(board.outbox_phases().size() == 3);
+}
+
+}  // namespace
+
+TEST_CASE("the outbox reaches the controller in order, with the checks, and is emptied") {
+  Received received;
+  auto server = start_server(received);
+  test::SimBoard board;
+  test::TempDir bundles;
+  update_board(board, bundles);
+  RealDisk disk;
+  AgentConfig cfg{"board-1", "127.0.0.1:" + std::to_string(server->port()), "s3cret"};
+  auto r = send_outbox(board.paths, disk, cfg, quick());
+  REQUIRE(r);
+  CHECK(r->sent == 3);
+  CHECK(r->left == 0);
+  REQUIRE(received.reports.size() == 3);
+  CHECK(received.reports[0].phase() == fleet::v1::INSTALLED);
+  CHECK(received.reports[1].phase() == fleet::v1::TRYBOOT);
+  const auto& committed = received.reports[2];
+  CHECK(committed.phase() == fleet::v1::COMMITTED);
+  CHECK(committed.rollout_id() == "rollout-7");
+  CHECK(committed.running_release() == "6.1-new");
+  CHECK(committed.checks_size() == 7);
+  CHECK(committed.mem_total_kb() == 1000);
+  CHECK(received.reports[0].sequence() < received.reports[2].sequence());
+  CHECK(board.outbox_phases().empty());
+  CHECK(fs::read_file(board.paths.outbox() / k_sent_marker).value() == std::to_string(committed.sequence()));
+
+  // Sending again sends nothing; a replayed report is acknowledged and dropped.
+  auto again = send_outbox(board.paths, disk, cfg, quick());
+  REQUIRE(again);
+  CHECK(again->sent == 0);
+  board.dir.write("var/lib/fleet-agent/outbox/000000000001.json",
+                  R"({"board_id":"board-1","phase":"INSTALLED","sequence":1})");
+  auto replay = send_outbox(board.paths, disk, cfg, quick());
+  REQUIRE(replay);
+  CHECK(replay->sent == 1);
+  CHECK(received.reports.size() == 3);
+}
+
+TEST_CASE("a wrong token is refused and logged; the reports stay queued") {
+  Received received;
+  auto server = start_server(received);
+  test::SimBoard board;
+  test::TempDir bundles;
+  update_board(board, bundles);
+  RealDisk disk;
+  AgentConfig cfg{"board-1", "127.0.0.1:" + std::to_string(server->port()), "guess"};
+  auto r = send_outbox(board.paths, disk, cfg, quick());
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == Errc::invalid_input);
+  CHECK_THAT(r.error().message, Catch::Contains("refused"));
+  CHECK(received.reports.empty());
+  REQUIRE(server->refusals().size() == 1);
+  CHECK_THAT(server->refusals()[0], Catch::Contains("board 'board-1'"));
+  CHECK_THAT(server->refusals()[0], Catch::Contains("bad or missing token"));
+  CHECK(board.outbox_phases().size() == 3);
+}
+
+TEST_CASE("an unreachable controller is retried with backoff, then the agent gives up, keeping the reports") {
+  // A port with nothing behind it: bind a server, note its port, stop it.
+  int port = 0;
+  {
+    Received unused;
+    auto s = start_server(unused);
+    port = s->port();
+  }
+  test::SimBoard board;
+  test::TempDir bundles;
+  update_board(board, bundles);
+  RealDisk disk;
+  AgentConfig cfg{"board-1", "127.0.0.1:" + std::to_string(port), "s3cret"};
+  auto started = std::chrono::steady_clock::now();
+  auto r = send_outbox(board.paths, disk, cfg, quick());
+  auto took = std::chrono::steady_clock::now() - started;
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == Errc::timeout);
+  CHECK_THAT(r.error().message, Catch::Contains("3 reports wait"));
+  CHECK(took < std::chrono::seconds(10));
+  CHECK(board.outbox_phases().size() == 3);
+}
+
+TEST_CASE("agent config and outbox files are parsed strictly") {
+  CHECK(parse_agent_config(R"({"board_id":"b","controller":"h:1","token":"t"})", "a.json"));
+  auto bad = parse_agent_config(R"({"board_id":"b","controller":"h:1"})", "/etc/fleet-agent/agent.json");
+  REQUIRE_FALSE(bad);
+  CHECK_THAT(bad.error().message, Catch::Contains("/etc/fleet-agent/agent.json: field 'token'"));
+  auto r = report_from_json(R"({"board_id":"b","phase":"COMMITTED","sequence":4,"checks":[{"property":"thp","expected":"madvise","actual":"madvise","pass":true}]})", "x");
+  REQUIRE(r);
+  CHECK(r->phase() == fleet::v1::COMMITTED);
+  CHECK(r->checks(0).property() == "thp");
+  CHECK_FALSE(report_from_json(R"({"board_id":"b","phase":"PARTYING","sequence":4})", "x"));
+  CHECK_FALSE(report_from_json(R"({"phase":"COMMITTED"})", "x"));
+}
