@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 namespace fleet::process {
@@ -61,6 +62,7 @@ Result<Outcome> run(const Command& cmd, const LineSink& on_line) {
   }
   ::setpgid(pid, pid);
   ::close(fds[1]);
+  if (cmd.on_start) cmd.on_start(pid);
 
   using clock = std::chrono::steady_clock;
   const auto deadline = cmd.timeout ? std::optional(clock::now() + *cmd.timeout) : std::nullopt;
@@ -77,6 +79,14 @@ Result<Outcome> run(const Command& cmd, const LineSink& on_line) {
         break;
       }
       wait_ms = static_cast<int>(left);
+    }
+    if (cmd.keep_going) {
+      if (!cmd.keep_going()) {
+        outcome.stopped = true;
+        ::kill(-pid, SIGKILL);
+        break;
+      }
+      wait_ms = wait_ms < 0 ? 200 : std::min(wait_ms, 200);
     }
     pollfd pfd{fds[0], POLLIN, 0};
     int pr = ::poll(&pfd, 1, wait_ms);

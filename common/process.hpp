@@ -2,6 +2,7 @@
 // Child processes without a shell: argv is passed as is, so no argument is ever parsed by
 // /bin/sh. Output (stdout and stderr merged) is handed over line by line as it arrives.
 #include <chrono>
+#include <functional>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -18,12 +19,18 @@ struct Command {
   std::filesystem::path cwd;                               // empty: inherit
   std::vector<std::pair<std::string, std::string>> env;    // added to the inherited environment
   std::optional<std::chrono::milliseconds> timeout;        // the whole process group is killed after it
+  // Asked about every 200 ms while the process runs; false kills the process group (a
+  // watchdog that depends on what the process printed, for instance).
+  std::function<bool()> keep_going{};
+  // Called once with the child's pid right after it starts.
+  std::function<void(int pid)> on_start{};
 };
 
 struct Outcome {
   int exit_code = -1;     // -1 when killed by a signal
   int signal = 0;
   bool timed_out = false;
+  bool stopped = false;   // killed because keep_going said false
 };
 
 using LineSink = std::function<void(std::string_view line)>;

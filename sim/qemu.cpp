@@ -4,8 +4,21 @@ namespace fleet::sim {
 
 std::vector<std::string> qemu_argv(const QemuSpec& s) {
   std::vector<std::string> a = {s.qemu, "-M", "virt", "-cpu", "max", "-smp", std::to_string(s.cpus),
-                                "-m", std::to_string(s.memory_mb) + "M", "-nographic", "-no-reboot", "-nic", "none",
+                                "-m", std::to_string(s.memory_mb) + "M", "-nographic", "-no-reboot",
                                 "-kernel", s.kernel.string()};
+  if (s.ssh_port > 0) {
+    // User-mode networking: the board reaches the host's loopback as 10.0.2.2, and only
+    // 127.0.0.1:ssh_port reaches the board. romfile= : no PXE ROM (none is installed).
+    a.insert(a.end(), {"-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:" + std::to_string(s.ssh_port) + "-:22",
+                       "-device", "virtio-net-pci,netdev=net0,romfile="});
+  } else {
+    a.insert(a.end(), {"-nic", "none"});
+  }
+  if (!s.root_9p.empty()) {
+    // The root file system is a host folder, so it survives reboots and tests can read it.
+    a.insert(a.end(), {"-fsdev", "local,id=rootfs,path=" + s.root_9p.string() + ",security_model=passthrough",
+                       "-device", "virtio-9p-pci,fsdev=rootfs,mount_tag=root"});
+  }
   if (!s.initrd.empty()) a.insert(a.end(), {"-initrd", s.initrd.string()});
   a.insert(a.end(), {"-append", s.append});
   int nodes = s.numa_nodes < 1 ? 1 : s.numa_nodes;

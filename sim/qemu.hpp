@@ -15,6 +15,8 @@ struct QemuSpec {
   int memory_mb = 1024;
   int numa_nodes = 2;             // memory and CPUs are split evenly across them
   std::string qemu = "qemu-system-aarch64";
+  std::filesystem::path root_9p;  // a folder exported as the 9p root (mount tag "root")
+  int ssh_port = 0;               // > 0: user networking, 127.0.0.1:ssh_port -> the board's port 22
 };
 
 // -cpu max: the Cortex-A57 model has no 16K granule and a 16K kernel hangs on it.

@@ -86,6 +86,7 @@ std::vector<std::string> make_argv(const Job& job, bool use_ccache) {
   argv.push_back("KBUILD_BUILD_USER=fleetctl");
   argv.push_back("KBUILD_BUILD_HOST=fleetctl");
   argv.push_back("KBUILD_BUILD_VERSION=1");
+  argv.push_back("LOCALVERSION=" + job.profile.localversion);
   return argv;
 }
 

@@ -221,7 +221,10 @@ std::vector<std::string> list_profiles(const std::filesystem::path& kernel_dir) 
 std::string settings_fragment(const Profile& p) {
   std::string out = "# Written by fleetctl from profile " + p.name + " (settings).\n";
   out += p.thp_mode == "always" ? "CONFIG_TRANSPARENT_HUGEPAGE_ALWAYS=y\n" : "CONFIG_TRANSPARENT_HUGEPAGE_MADVISE=y\n";
-  out += "CONFIG_LOCALVERSION=\"" + p.localversion + "\"\n";
+  // The release suffix goes on make's command line (LOCALVERSION=), not into the config:
+  // profiles that differ only in it share one .config, so ccache serves them all and a
+  // second kernel release costs a relink, not a rebuild.
+  out += "CONFIG_LOCALVERSION=\"\"\n";
   out += "# CONFIG_LOCALVERSION_AUTO is not set\n";
   return out;
 }

@@ -54,7 +54,8 @@ Result<Profile> load_profile(std::string_view name_or_path, const std::filesyste
 // Names of the profiles in kernel/profiles.
 std::vector<std::string> list_profiles(const std::filesystem::path& kernel_dir);
 
-// The fragment fleetctl writes after the shared ones: THP default mode and LOCALVERSION.
+// The fragment fleetctl writes after the shared ones: the THP default mode, and an empty
+// CONFIG_LOCALVERSION (the profile's localversion is passed to make instead).
 std::string settings_fragment(const Profile& profile);
 
 }  // namespace fleet::kernel

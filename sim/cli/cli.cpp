@@ -6,7 +6,15 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <thread>
+
 #include "common/args.hpp"
+#include "common/fs.hpp"
+#include "sim/board.hpp"
 #include "sim/boot.hpp"
 
 #ifndef FLEET_SOURCE_DIR
@@ -23,6 +31,12 @@ const std::string k_usage =
     "\n"
     "commands:\n"
     "  boot-verify   boot a bundle's kernel once and run fleet-agent verify inside\n"
+    "  board create  make a virtual Pi 5 board (its root file system, boot partition, SSH keys)\n"
+    "  board up      start a board in the background (the firmware emulator and QEMU)\n"
+    "  board run     run a board in the foreground until it powers off\n"
+    "  board down    stop a board\n"
+    "  board status  show boards: state, boots, running kernel, SSH port\n"
+    "  board console print a board's serial console\n"
     "\n"
     "Run 'fleet-sim COMMAND --help' for a command's options.\n";
 
@@ -126,6 +140,177 @@ int boot_verify(const std::vector<std::string>& argv, std::ostream& out, std::os
   return verified ? 0 : 1;
 }
 
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop = true; }
+
+int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  const std::string src = FLEET_SOURCE_DIR;
+  if (argv.empty()) {
+    err << k_usage;
+    return 2;
+  }
+  const std::string sub = argv[0];
+  const std::array options = {
+      args::Option{"rack", args::Takes::value, "DIR", "the folder holding the boards (default build/rack)"},
+      args::Option{"bundle", args::Takes::value, "DIR", "create: the board's first (stock) kernel bundle (required)"},
+      args::Option{"agent", args::Takes::value, "FILE", "create: the aarch64 fleet-agent to install (default: build/aarch64/...)"},
+      args::Option{"rootfs", args::Takes::value, "DIR", "create: rootfs template (default build/board-root)"},
+      args::Option{"key", args::Takes::value, "FILE", "create: public key allowed to log in as root (default RACK/id_ed25519.pub)"},
+      args::Option{"ssh-port", args::Takes::value, "PORT", "create: loopback port forwarded to the board's SSH (required)"},
+      args::Option{"watchdog", args::Takes::value, "SECONDS", "run/up: power-cycle a board silent this long (default 120)"},
+      args::Option{"wait", args::Takes::value, "SECONDS", "up: wait until the board is ready (sshd up)"},
+      args::Option{"json", args::Takes::nothing, "", "status: JSON"},
+      args::Option{"help", args::Takes::nothing, "", "show this help"},
+  };
+  auto a = args::parse(std::vector<std::string>(argv.begin() + 1, argv.end()), options);
+  if (!a) {
+    err << "fleet-sim board " << sub << ": " << a.error().message << "\n";
+    return 2;
+  }
+  if (a->flag("help")) {
+    out << "usage: fleet-sim board create|up|run|down|status|console NAME [options]\n\noptions:\n" << args::help(options);
+    return 0;
+  }
+  const std::filesystem::path rack = a->value("rack").value_or("build/rack");
+  std::vector<std::string> names = a->positional;
+  if (sub == "status" && names.empty()) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(rack, ec)) {
+      if (std::filesystem::exists(e.path() / "board.json")) names.push_back(e.path().filename().string());
+    }
+    std::sort(names.begin(), names.end());
+  }
+  if (names.empty()) {
+    err << "fleet-sim board " << sub << ": name a board\n";
+    return 2;
+  }
+  auto seconds = [&](const char* opt, int dflt) {
+    auto v = a->value(opt);
+    return v ? std::stoi(*v) : dflt;
+  };
+  int status_code = 0;
+  nlohmann::json all = nlohmann::json::array();
+  for (const auto& name : names) {
+    BoardFiles board{rack / name};
+    if (sub == "create") {
+      CreateOptions c;
+      c.dir = board.dir;
+      c.name = name;
+      c.rootfs = a->value("rootfs").value_or(src + "/build/board-root");
+      c.agent = a->value("agent").value_or(src + "/build/aarch64/node-agent/fleet-agent");
+      c.kernel_bundle = a->value("bundle").value_or("");
+      c.ssh_port = seconds("ssh-port", 0);
+      std::filesystem::path key = a->value("key").value_or((rack / "id_ed25519.pub").string());
+      if (!a->value("key") && !std::filesystem::exists(key)) {
+        std::filesystem::create_directories(rack);
+        auto k = process::capture({{"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "fleet-sim", "-f",
+                                    (rack / "id_ed25519").string()}, {}, {}, std::chrono::seconds(30)});
+        if (!k) {
+          err << "fleet-sim: " << k.error().message << "\n";
+          return 1;
+        }
+      }
+      c.authorized_key = key;
+      if (c.kernel_bundle.empty() || c.ssh_port <= 0) {
+        err << "fleet-sim board create: --bundle DIR and --ssh-port PORT are required\n";
+        return 2;
+      }
+      auto r = create_board(c);
+      if (!r) {
+        err << "fleet-sim board create " << name << ": " << r.error().message << "\n";
+        return 1;
+      }
+      out << "board " << name << " created in " << board.dir.string() << " (ssh -p " << c.ssh_port
+          << " root@127.0.0.1)\n";
+    } else if (sub == "run") {
+      ::signal(SIGTERM, on_signal);
+      ::signal(SIGINT, on_signal);
+      (void)fs::write_file_atomic(board.pid(), std::to_string(::getpid()) + "\n");
+      RunOptions o;
+      o.board = board;
+      o.watchdog = std::chrono::seconds(seconds("watchdog", 120));
+      auto r = run_board(o, g_stop);
+      std::filesystem::remove(board.pid());
+      if (!r) {
+        err << "fleet-sim board run " << name << ": " << r.error().message << "\n";
+        return 1;
+      }
+    } else if (sub == "up") {
+      if (auto pid = fs::read_file(board.pid()); pid && ::kill(std::stoi(*pid), 0) == 0) {
+        out << "board " << name << " is already running\n";
+        continue;
+      }
+      pid_t child = ::fork();
+      if (child == 0) {
+        ::setsid();
+        std::freopen("/dev/null", "r", stdin);
+        std::freopen((board.dir / "runner.log").c_str(), "a", stdout);
+        std::freopen((board.dir / "runner.log").c_str(), "a", stderr);
+        std::string watchdog = std::to_string(seconds("watchdog", 120));
+        ::execl("/proc/self/exe", "fleet-sim", "board", "run", name.c_str(), "--rack", rack.c_str(), "--watchdog",
+                watchdog.c_str(), nullptr);
+        ::_exit(127);
+      }
+      out << "board " << name << " starting (console: " << board.console_log().string() << ")\n";
+      if (auto w = a->value("wait")) {
+        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(std::stoi(*w));
+        bool ready = false;
+        while (std::chrono::steady_clock::now() < until) {
+          auto s = read_status(board);
+          if (s && s->state == "ready") {
+            ready = true;
+            break;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        }
+        if (!ready) {
+          err << "fleet-sim board up " << name << ": not ready after " << *w << " s; see " << board.console_log().string() << "\n";
+          status_code = 1;
+        } else {
+          out << "board " << name << " ready\n";
+        }
+      }
+    } else if (sub == "down") {
+      auto pid = fs::read_file(board.pid());
+      if (!pid) {
+        out << "board " << name << " is not running\n";
+        continue;
+      }
+      int p = std::stoi(*pid);
+      ::kill(p, SIGTERM);
+      for (int i = 0; i < 100 && ::kill(p, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (::kill(p, 0) == 0) ::kill(p, SIGKILL);
+      std::filesystem::remove(board.pid());
+      out << "board " << name << " stopped\n";
+    } else if (sub == "status") {
+      auto s = read_status(board);
+      if (!s) {
+        err << "fleet-sim board status " << name << ": " << s.error().message << "\n";
+        status_code = 1;
+        continue;
+      }
+      if (a->flag("json")) {
+        all.push_back({{"name", s->name}, {"state", s->state}, {"boots", s->boots}, {"ssh_port", s->ssh_port},
+                       {"kernel", s->kernel}, {"release", s->release}, {"tryboot", s->tryboot},
+                       {"last_event", s->last_event}});
+      } else {
+        out << s->name << "\t" << s->state << "\tboots " << s->boots << "\tssh 127.0.0.1:" << s->ssh_port << "\t"
+            << (s->release.empty() ? "-" : s->release) << (s->tryboot ? " (tryboot)" : "") << "\t" << s->last_event
+            << "\n";
+      }
+    } else if (sub == "console") {
+      auto text = fs::read_file(board.console_log());
+      out << text.value_or("(no console output yet)\n");
+    } else {
+      err << "fleet-sim: unknown command 'board " << sub << "'\n";
+      return 2;
+    }
+  }
+  if (sub == "status" && a->flag("json")) out << all.dump() << "\n";
+  return status_code;
+}
+
 }  // namespace
 
 int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -138,6 +323,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     return 0;
   }
   if (args[0] == "boot-verify") return boot_verify({args.begin() + 1, args.end()}, out, err);
+  if (args[0] == "board") return board_cmd({args.begin() + 1, args.end()}, out, err);
   err << "fleet-sim: unknown command '" << args[0] << "'\n\n" << k_usage;
   return 2;
 }
