@@ -13,3 +13,4 @@ echo "== build: aarch64 fleet-agent (static)"
 cmake --build --preset aarch64-agent -j "$jobs"
 echo "== build: arm64 userland for virtual boards"
 bash scripts/arm64-userland.sh build/arm64-root
+bash sim/rootfs.sh build/board-root

@@ -1,0 +1,217 @@
+// The agent's whole update flow on a virtual Pi 5 board: real QEMU, the firmware emulator
+// choosing kernels, the tryboot flag learnt from the console, sshd on the board, gRPC
+// reports to a real server in this test.
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/bundle.hpp"
+#include "common/fs.hpp"
+#include "common/process.hpp"
+#include "controller/reports/report_server.hpp"
+#include "sim/board.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace fleet;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::filesystem::path k_bundles = FLEET_E2E_BUNDLES;
+
+int free_port() {
+  // Let the kernel pick a free loopback port for the board's SSH forward.
+  auto s = controller::ReportServer::start("127.0.0.1:0", [](auto&, auto&, auto&) { return false; }, [](auto&) {});
+  REQUIRE(s);
+  return (*s)->port();
+}
+
+struct Rack {
+  test::TempDir dir{"fleet-rack"};
+  sim::BoardFiles board{dir / "pi-1"};
+  int ssh_port = free_port();
+  std::atomic<bool> stop{false};
+  std::thread runner;
+  std::mutex mu;
+  std::vector<fleet::v1::PhaseReport> reports;
+  std::unique_ptr<controller::ReportServer> server;
+
+  Rack() {
+    auto s = controller::ReportServer::start(
+        "127.0.0.1:0",
+        [](const std::string& b, const std::string&, const std::string& t) { return b == "pi-1" && t == "tok-1"; },
+        [this](const fleet::v1::PhaseReport& r) {
+          std::lock_guard lock(mu);
+          reports.push_back(r);
+        });
+    REQUIRE(s);
+    server = std::move(*s);
+    REQUIRE(process::capture({{"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", (dir / "id").string()}, {}, {}, 30s}));
+    sim::CreateOptions c;
+    c.dir = board.dir;
+    c.name = "pi-1";
+    c.rootfs = FLEET_BOARD_ROOTFS;
+    c.kernel_bundle = k_bundles / "qemu-virt-stock";
+    c.agent = FLEET_AARCH64_AGENT;
+    c.authorized_key = dir / "id.pub";
+    c.ssh_port = ssh_port;
+    auto created = sim::create_board(c);
+    if (!created) FAIL(created.error().message);
+    // The agent's identity, written with the agent's own command (the host build).
+    REQUIRE(process::capture({{FLEET_HOST_AGENT, "setup", "--root", board.root().string(), "--board-id", "pi-1",
+                               "--controller", "10.0.2.2:" + std::to_string(server->port()), "--token", "tok-1"},
+                              {}, {}, 30s}));
+    runner = std::thread([this] {
+      sim::RunOptions o;
+      o.board = board;
+      o.watchdog = 180s;
+      auto r = sim::run_board(o, stop);
+      if (!r) WARN("board runner: " << r.error().message);
+    });
+    wait_ready(1);
+  }
+  ~Rack() {
+    stop = true;
+    if (runner.joinable()) runner.join();
+  }
+
+  sim::BoardStatus status() {
+    auto s = sim::read_status(board);
+    return s ? *s : sim::BoardStatus{};
+  }
+
+  void wait_ready(int min_boots) {
+    auto until = std::chrono::steady_clock::now() + 240s;
+    while (std::chrono::steady_clock::now() < until) {
+      auto s = status();
+      if (s.state == "ready" && s.boots >= min_boots) return;
+      std::this_thread::sleep_for(250ms);
+    }
+    FAIL("board not ready after 240 s; console:\n" << console_tail());
+  }
+
+  std::string console_tail() {
+    auto c = fs::read_file(board.console_log()).value_or("");
+    return c.substr(c.size() > 3000 ? c.size() - 3000 : 0);
+  }
+
+  Result<std::string> ssh(const std::string& command) {
+    return process::capture({{"ssh", "-i", (dir / "id").string(), "-p", std::to_string(ssh_port), "-o", "BatchMode=yes",
+                              "-o", "LogLevel=ERROR", "-o", "StrictHostKeyChecking=accept-new", "-o",
+                              "UserKnownHostsFile=" + (dir / "known_hosts").string(), "-o", "ConnectTimeout=20",
+                              "root@127.0.0.1", command},
+                             {}, {}, 120s});
+  }
+
+  nlohmann::json agent_state() {
+    auto text = fs::read_file(board.root() / "var/lib/fleet-agent/state.json");
+    if (!text) return {};
+    return nlohmann::json::parse(*text, nullptr, false);
+  }
+
+  // Pushes a bundle into the board's root, then installs and trial-boots it over SSH, as
+  // the controller will; returns once the agent has concluded and the board is ready.
+  nlohmann::json update(const std::string& bundle_name) {
+    auto before = agent_state();
+    auto seq = before.is_object() ? before.value("sequence", 0) : 0;
+    auto dest = board.root() / "var/tmp" / bundle_name;
+    REQUIRE(process::capture({{"cp", "-a", (k_bundles / bundle_name).string(), dest.string()}, {}, {}, 60s}));
+    int boots = status().boots;
+    auto r = ssh("fleet-agent install --bundle /var/tmp/" + bundle_name + " --rollout r-" + bundle_name +
+                 " && fleet-agent tryboot");
+    // The connection drops when the board reboots: the exit status is not the result.
+    INFO((r ? *r : r.error().message));
+    auto until = std::chrono::steady_clock::now() + 300s;
+    while (std::chrono::steady_clock::now() < until) {
+      auto st = agent_state();
+      auto s = status();
+      if (st.is_object() && st.value("state", "") == "idle" && st.value("sequence", 0) > seq && st.contains("last") &&
+          s.state == "ready" && s.boots > boots) {
+        return st;
+      }
+      std::this_thread::sleep_for(500ms);
+    }
+    FAIL("the update did not conclude in 300 s; console:\n" << console_tail());
+    return {};
+  }
+
+  std::vector<std::string> phases_for(const std::string& rollout, size_t want) {
+    auto until = std::chrono::steady_clock::now() + 90s;
+    std::vector<std::string> out;
+    while (std::chrono::steady_clock::now() < until) {
+      out.clear();
+      {
+        std::lock_guard lock(mu);
+        for (const auto& r : reports)
+          if (r.rollout_id() == rollout) out.push_back(fleet::v1::Phase_Name(r.phase()));
+      }
+      if (out.size() >= want) break;
+      std::this_thread::sleep_for(250ms);
+    }
+    return out;
+  }
+
+  std::string uname() {
+    auto r = ssh("uname -r");
+    REQUIRE(r);
+    auto s = *r;
+    while (!s.empty() && s.back() == '\n') s.pop_back();
+    return s;
+  }
+};
+
+std::string release_of(const std::string& bundle_name) {
+  auto m = bundle::verify(k_bundles / bundle_name);
+  REQUIRE(m);
+  return m->kernel_release;
+}
+
+}  // namespace
+
+TEST_CASE("virtual board: a good update commits and stays, a kernel failing its contract or panicking falls back") {
+  Rack rack;
+  const std::string stock = release_of("qemu-virt-stock");
+  const std::string good = release_of("qemu-virt");
+  INFO("console:\n" << rack.console_tail());
+  CHECK(rack.uname() == stock);
+
+  {
+    INFO("good update");
+    auto st = rack.update("qemu-virt");
+    INFO("agent state: " << st.dump() << "\nconsole:\n" << rack.console_tail());
+    CHECK(st["last"]["phase"] == "COMMITTED");
+    CHECK(st["committed"]["release"] == good);
+    CHECK(rack.uname() == good);
+    CHECK(rack.status().tryboot);  // committed during the trial boot, without another reboot
+    CHECK(rack.phases_for("r-qemu-virt", 3) == std::vector<std::string>{"INSTALLED", "TRYBOOT", "COMMITTED"});
+    int boots = rack.status().boots;
+    (void)rack.ssh("reboot -f");
+    rack.wait_ready(boots + 1);
+    CHECK(rack.uname() == good);
+    CHECK_FALSE(rack.status().tryboot);  // config.txt boots it now
+  }
+  {
+    INFO("an update whose kernel fails its contract (THP never)");
+    auto st = rack.update("qemu-virt-thp-never");
+    INFO("agent state: " << st.dump() << "\nconsole:\n" << rack.console_tail());
+    CHECK(st["last"]["phase"] == "ROLLED_BACK");
+    CHECK_THAT(st["last"]["message"].get<std::string>(), Catch::Contains("thp expected madvise, got never"));
+    CHECK(st["committed"]["release"] == good);
+    CHECK(rack.uname() == good);
+    CHECK(rack.phases_for("r-qemu-virt-thp-never", 4) ==
+          std::vector<std::string>{"INSTALLED", "TRYBOOT", "VERIFY_FAILED", "ROLLED_BACK"});
+  }
+  {
+    INFO("an update whose kernel panics at boot");
+    auto st = rack.update("qemu-virt-panic");
+    INFO("agent state: " << st.dump() << "\nconsole:\n" << rack.console_tail());
+    CHECK(st["last"]["phase"] == "BOOT_FAILED");
+    CHECK_THAT(st["last"]["message"].get<std::string>(), Catch::Contains("boot failed, rolled back"));
+    CHECK(rack.uname() == good);
+    CHECK_THAT(rack.console_tail() + fs::read_file(rack.board.console_log()).value_or(""),
+               Catch::Contains("Kernel panic"));
+    CHECK(rack.phases_for("r-qemu-virt-panic", 3).back() == "BOOT_FAILED");
+  }
+}
