@@ -20,6 +20,9 @@ using namespace std::chrono_literals;
 namespace {
 
 const std::filesystem::path k_bundles = FLEET_E2E_BUNDLES;
+// Long enough for a loaded CI machine to reach init under TCG (2-5 s here), short enough
+// for the hang case to end soon.
+constexpr auto k_watchdog = std::chrono::seconds(60);
 
 int free_port() {
   // Let the kernel pick a free loopback port for the board's SSH forward.
@@ -66,7 +69,7 @@ struct Rack {
     runner = std::thread([this] {
       sim::RunOptions o;
       o.board = board;
-      o.watchdog = 180s;
+      o.watchdog = k_watchdog;
       auto r = sim::run_board(o, stop);
       if (!r) WARN("board runner: " << r.error().message);
     });
@@ -213,5 +216,13 @@ TEST_CASE("virtual board: a good update commits and stays, a kernel failing its 
     CHECK_THAT(rack.console_tail() + fs::read_file(rack.board.console_log()).value_or(""),
                Catch::Contains("Kernel panic"));
     CHECK(rack.phases_for("r-qemu-virt-panic", 3).back() == "BOOT_FAILED");
+  }
+  {
+    INFO("an update whose board never comes up: the watchdog power-cycles it");
+    auto st = rack.update("qemu-virt-hang");
+    INFO("agent state: " << st.dump() << "\nconsole:\n" << rack.console_tail());
+    CHECK(st["last"]["phase"] == "BOOT_FAILED");
+    CHECK(rack.uname() == good);
+    CHECK_THAT(fs::read_file(rack.board.console_log()).value_or(""), Catch::Contains("watchdog: no sign of life"));
   }
 }
