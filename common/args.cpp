@@ -1,6 +1,7 @@
 #include "common/args.hpp"
 
 #include <algorithm>
+#include <ostream>
 
 namespace fleet::args {
 
@@ -59,6 +60,28 @@ std::string help(std::span<const Option> options) {
     out += "  " + heads[i] + std::string(width - heads[i].size() + 3, ' ') + options[i].help + "\n";
   }
   return out;
+}
+
+std::optional<Parsed> parse_command(std::span<const std::string> argv, std::span<const Option> options,
+                                    const Usage& usage, std::ostream& out, std::ostream& err, int& code) {
+  auto parsed = parse(argv, options);
+  if (!parsed) {
+    err << usage.program << ": " << parsed.error().message << "\nusage: " << usage.synopsis << "\n";
+    code = 2;
+    return std::nullopt;
+  }
+  if (parsed->flag("help")) {
+    out << "usage: " << usage.synopsis << "\n\n" << usage.description << "\n\noptions:\n" << help(options);
+    code = 0;
+    return std::nullopt;
+  }
+  if (!parsed->positional.empty()) {
+    err << usage.program << ": unexpected argument '" << parsed->positional.front() << "'\nusage: " << usage.synopsis
+        << "\n";
+    code = 2;
+    return std::nullopt;
+  }
+  return *parsed;
 }
 
 }  // namespace fleet::args

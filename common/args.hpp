@@ -2,6 +2,7 @@
 // Command-line options for fleetctl and fleet-agent: "--name value", "--name=value" and
 // flags. Pure: a list of strings in, parsed options or a clear error out.
 #include <map>
+#include <iosfwd>
 #include <optional>
 #include <set>
 #include <span>
@@ -34,5 +35,17 @@ Result<Parsed> parse(std::span<const std::string> argv, std::span<const Option> 
 
 // "  --profile NAME   the kernel profile ..." lines, aligned.
 std::string help(std::span<const Option> options);
+
+struct Usage {
+  std::string program;      // "fleetctl", named in errors
+  std::string synopsis;     // "fleetctl kernel build --profile NAME [...]"
+  std::string description;  // shown by --help
+};
+
+// A subcommand's options, the way every fleet program handles them: --help prints the
+// usage (code 0), a bad option or a stray argument prints the error and the synopsis
+// (code 2). nullopt means: return `code`.
+std::optional<Parsed> parse_command(std::span<const std::string> argv, std::span<const Option> options,
+                                    const Usage& usage, std::ostream& out, std::ostream& err, int& code);
 
 }  // namespace fleet::args

@@ -51,31 +51,10 @@ std::filesystem::path kernel_dir(const args::Parsed& a) {
   return std::filesystem::path(FLEET_SOURCE_DIR) / "kernel";
 }
 
-struct Usage {
-  std::string synopsis;
-  std::string description;
-};
-
 // Parses a subcommand's options; prints help or a usage error. nullopt: return `code`.
 std::optional<args::Parsed> parse_or_help(const std::vector<std::string>& argv, std::span<const args::Option> options,
-                                          const Usage& usage, std::ostream& out, std::ostream& err, int& code) {
-  auto parsed = args::parse(argv, options);
-  if (!parsed) {
-    err << "fleetctl: " << parsed.error().message << "\n" << "usage: " << usage.synopsis << "\n";
-    code = k_exit_usage;
-    return std::nullopt;
-  }
-  if (parsed->flag("help")) {
-    out << "usage: " << usage.synopsis << "\n\n" << usage.description << "\n\noptions:\n" << args::help(options);
-    code = k_exit_ok;
-    return std::nullopt;
-  }
-  if (!parsed->positional.empty()) {
-    err << "fleetctl: unexpected argument '" << parsed->positional.front() << "'\nusage: " << usage.synopsis << "\n";
-    code = k_exit_usage;
-    return std::nullopt;
-  }
-  return *parsed;
+                                          const args::Usage& usage, std::ostream& out, std::ostream& err, int& code) {
+  return args::parse_command(argv, options, usage, out, err, code);
 }
 
 const args::Option k_opt_kernel_dir{"kernel-dir", args::Takes::value, "DIR",
@@ -91,8 +70,8 @@ int kernel_build(const std::vector<std::string>& argv, std::ostream& out, std::o
       args::Option{"jobs", args::Takes::value, "N", "parallel compile jobs (default: all cores)"},
       args::Option{"cache", args::Takes::value, "DIR", "cache for sources, build trees and bundles (default: ~/.cache/fleetctl)"},
       k_opt_kernel_dir, k_opt_json, k_opt_help};
-  const Usage usage{
-      "fleetctl kernel build --profile NAME [--source DIR] [--out DIR] [--jobs N] [--json]",
+  const args::Usage usage{
+      "fleetctl", "fleetctl kernel build --profile NAME [--source DIR] [--out DIR] [--jobs N] [--json]",
       "Cross-compiles the profile's kernel for aarch64 with ccache, merges the profile's config\n"
       "fragments with the kernel's merge_config.sh, runs olddefconfig and checks every requested\n"
       "symbol in the final .config (a dropped option fails the build, naming its unmet\n"
@@ -168,7 +147,7 @@ int kernel_check_config(const std::vector<std::string>& argv, std::ostream& out,
       args::Option{"config", args::Takes::value, "FILE", "the .config to check, e.g. from /proc/config.gz (required)"},
       args::Option{"source", args::Takes::value, "DIR", "kernel tree whose Kconfig explains dropped options"},
       k_opt_kernel_dir, k_opt_json, k_opt_help};
-  const Usage usage{"fleetctl kernel check-config --profile NAME --config FILE [--source DIR] [--json]",
+  const args::Usage usage{"fleetctl", "fleetctl kernel check-config --profile NAME --config FILE [--source DIR] [--json]",
                     "Checks that a kernel .config has every symbol the profile's fragments ask for, and\n"
                     "that it delivers the profile's contract. Exit status 1 when something differs."};
   int code = 0;
@@ -226,7 +205,7 @@ int kernel_check_config(const std::vector<std::string>& argv, std::ostream& out,
 int kernel_profiles(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
   const std::array options = {k_opt_kernel_dir, k_opt_json, k_opt_help};
   int code = 0;
-  auto a = parse_or_help(argv, options, {"fleetctl kernel profiles [--json]", "Lists the kernel profiles."}, out, err, code);
+  auto a = parse_or_help(argv, options, {"fleetctl", "fleetctl kernel profiles [--json]", "Lists the kernel profiles."}, out, err, code);
   if (!a) return code;
   nlohmann::json list = nlohmann::json::array();
   int status = k_exit_ok;

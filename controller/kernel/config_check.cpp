@@ -6,15 +6,12 @@
 
 #include "common/fs.hpp"
 #include "common/kconfig.hpp"
+#include "common/text.hpp"
 
 namespace fleet::kernel {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
+using text::trim;
 
 // Symbols named in a dependency expression ("BLK_DEV && (VIRTIO || !X)").
 std::vector<std::string> symbols_in(const std::string& expr) {

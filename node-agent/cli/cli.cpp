@@ -96,23 +96,7 @@ const args::Option k_help_option{"help", args::Takes::nothing, "", "show this he
 std::optional<args::Parsed> parse(const std::vector<std::string>& argv, std::span<const args::Option> options,
                                   const std::string& synopsis, const std::string& what, std::ostream& out,
                                   std::ostream& err, int& code) {
-  auto parsed = args::parse(argv, options);
-  if (!parsed) {
-    err << "fleet-agent: " << parsed.error().message << "\nusage: " << synopsis << "\n";
-    code = k_exit_usage;
-    return std::nullopt;
-  }
-  if (parsed->flag("help")) {
-    out << "usage: " << synopsis << "\n\n" << what << "\n\noptions:\n" << args::help(options);
-    code = k_exit_ok;
-    return std::nullopt;
-  }
-  if (!parsed->positional.empty()) {
-    err << "fleet-agent: unexpected argument '" << parsed->positional.front() << "'\nusage: " << synopsis << "\n";
-    code = k_exit_usage;
-    return std::nullopt;
-  }
-  return *parsed;
+  return args::parse_command(argv, options, args::Usage{"fleet-agent", synopsis, what}, out, err, code);
 }
 
 std::filesystem::path root_of(const args::Parsed& a) { return a.value("root").value_or("/"); }

@@ -5,6 +5,7 @@
 
 #include "common/bundle.hpp"
 #include "common/contract.hpp"
+#include "common/text.hpp"
 
 namespace fleet::agent {
 namespace stdfs = std::filesystem;
@@ -57,21 +58,6 @@ constexpr const char* k_event_names[] = {"install",       "install_done", "insta
                                          "booted_target", "booted_other", "checks_passed", "checks_failed",
                                          "config_written", "rollback",    "loop_limit"};
 
-std::vector<std::string> split_words(const std::string& s) {
-  std::vector<std::string> out;
-  std::string word;
-  for (char c : s) {
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-      if (!word.empty()) out.push_back(std::move(word));
-      word.clear();
-    } else {
-      word.push_back(c);
-    }
-  }
-  if (!word.empty()) out.push_back(word);
-  return out;
-}
-
 std::string key_of(const std::string& word) { return word.substr(0, word.find('=')); }
 
 }  // namespace
@@ -100,7 +86,7 @@ std::string config_with_prefix(const std::string& config, const std::string& slo
 
 std::string prefix_of(const std::string& config) {
   std::string prefix;
-  for (const auto& line : split_words(config)) {
+  for (const auto& line : text::split_words(config)) {
     if (line.starts_with("os_prefix=")) prefix = line.substr(10);
   }
   while (prefix.ends_with("/")) prefix.pop_back();
@@ -108,7 +94,7 @@ std::string prefix_of(const std::string& config) {
 }
 
 std::string merge_cmdline(const std::string& base, const std::vector<std::string>& extra) {
-  std::vector<std::string> words = split_words(base);
+  std::vector<std::string> words = text::split_words(base);
   for (const auto& w : extra) {
     auto same = std::find_if(words.begin(), words.end(), [&](const std::string& x) {
       return w.find('=') != std::string::npos ? key_of(x) == key_of(w) : x == w;

@@ -5,15 +5,12 @@
 #include <vector>
 
 #include "common/kconfig.hpp"
+#include "common/text.hpp"
 
 namespace fleet::agent {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
+using text::trim;
 
 template <class T>
 std::optional<T> to_number(std::string_view s) {

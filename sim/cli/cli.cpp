@@ -14,6 +14,7 @@
 
 #include "common/args.hpp"
 #include "common/fs.hpp"
+#include "common/text.hpp"
 #include "sim/board.hpp"
 #include "sim/boot.hpp"
 
@@ -39,18 +40,6 @@ const std::string k_usage =
     "  board console print a board's serial console\n"
     "\n"
     "Run 'fleet-sim COMMAND --help' for a command's options.\n";
-
-std::vector<std::string> split_words(const std::string& s) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos < s.size()) {
-    size_t sp = s.find(' ', pos);
-    if (sp != pos) out.push_back(s.substr(pos, sp == std::string::npos ? std::string::npos : sp - pos));
-    if (sp == std::string::npos) break;
-    pos = sp + 1;
-  }
-  return out;
-}
 
 int boot_verify(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
   const std::string src = FLEET_SOURCE_DIR;
@@ -86,7 +75,7 @@ int boot_verify(const std::vector<std::string>& argv, std::ostream& out, std::os
   o.bundle = *bundle;
   o.userland.agent = a->value("agent").value_or(src + "/build/aarch64/node-agent/fleet-agent");
   o.userland.busybox = a->value("busybox").value_or(src + "/build/arm64-root/bin/busybox");
-  if (auto w = a->value("append")) o.extra_cmdline = split_words(*w);
+  if (auto w = a->value("append")) o.extra_cmdline = text::split_words(*w);
   if (auto m = a->value("memory")) {
     try {
       o.memory_mb = std::stoi(*m);
