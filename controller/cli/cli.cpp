@@ -13,6 +13,7 @@
 #include "common/fs.hpp"
 #include "common/kconfig.hpp"
 #include "controller/cli/progress.hpp"
+#include "controller/inventory/inventory.hpp"
 #include "controller/kernel/build.hpp"
 #include "controller/kernel/config_check.hpp"
 #include "controller/kernel/profile.hpp"
@@ -40,6 +41,8 @@ const std::string k_usage =
     "  kernel build          cross-build a kernel profile into a bundle\n"
     "  kernel check-config   check a .config against a profile\n"
     "  kernel profiles       list the kernel profiles\n"
+    "  inventory check       load an inventory and report its errors\n"
+    "  inventory list        list the boards an inventory (and --limit) selects\n"
     "  version               print the version\n"
     "\n"
     "Run 'fleetctl COMMAND --help' for a command's options.\n"
@@ -229,6 +232,63 @@ int kernel_profiles(const std::vector<std::string>& argv, std::ostream& out, std
   return status;
 }
 
+
+int inventory_cmd(const std::string& sub, const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  const std::array options = {
+      args::Option{"inventory", args::Takes::value, "FILE", "the inventory (required; -i in Ansible)"},
+      args::Option{"limit", args::Takes::value, "PATTERN", "host pattern: group, host, glob, a:b, a:&b, a:!b"},
+      k_opt_json, k_opt_help};
+  int code = 0;
+  auto a = parse_or_help(argv, options,
+                         {"fleetctl", "fleetctl inventory " + sub + " --inventory FILE [--limit PATTERN] [--json]",
+                          "Loads an Ansible-shaped YAML inventory. 'check' reports the first error with its file,\n"
+                          "line and column; 'list' prints each selected board with its address, port, user and groups."},
+                         out, err, code);
+  if (!a) return code;
+  auto file = a->value("inventory");
+  if (!file) {
+    err << "fleetctl inventory " << sub << ": --inventory FILE is required\n";
+    return k_exit_usage;
+  }
+  auto text = fs::read_file(*file);
+  if (!text) {
+    err << "fleetctl inventory: " << text.error().message << "\n";
+    return k_exit_usage;
+  }
+  auto inv = inventory::parse_inventory(*text, *file);
+  if (!inv) {
+    err << "fleetctl inventory: " << inv.error().message << "\n";
+    return k_exit_failed;
+  }
+  auto hosts = inventory::select(*inv, a->value("limit").value_or("all"));
+  if (!hosts) {
+    err << "fleetctl inventory: --limit: " << hosts.error().message << "\n";
+    return k_exit_usage;
+  }
+  if (a->flag("json")) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto* h : *hosts) {
+      list.push_back({{"name", h->name}, {"address", h->address}, {"port", h->port}, {"user", h->user},
+                      {"key", h->key}, {"groups", h->groups}, {"vars", h->vars}});
+    }
+    out << (sub == "check" ? nlohmann::json{{"ok", true}, {"hosts", hosts->size()}, {"groups", inv->groups.size()}}
+                           : list)
+               .dump()
+        << "\n";
+    return k_exit_ok;
+  }
+  if (sub == "check") {
+    out << *file << ": ok, " << hosts->size() << " boards in " << inv->groups.size() << " groups\n";
+    return k_exit_ok;
+  }
+  for (const auto* h : *hosts) {
+    std::string groups;
+    for (const auto& g : h->groups) groups += (groups.empty() ? "" : ",") + g;
+    out << h->name << "\t" << h->user << "@" << h->address << ":" << h->port << "\t" << groups << "\n";
+  }
+  return k_exit_ok;
+}
+
 }  // namespace
 
 int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -256,6 +316,13 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     if (args[1] == "profiles") return kernel_profiles(rest, out, err);
     err << "fleetctl: unknown command 'kernel " << args[1] << "'\n\n" << k_usage;
     return k_exit_usage;
+  }
+  if (cmd == "inventory") {
+    if (args.size() < 2 || (args[1] != "check" && args[1] != "list")) {
+      err << "fleetctl inventory: say check or list\n\n" << k_usage;
+      return k_exit_usage;
+    }
+    return inventory_cmd(args[1], std::vector<std::string>(args.begin() + 2, args.end()), out, err);
   }
   err << "fleetctl: unknown command '" << cmd << "'\n\n" << k_usage;
   return k_exit_usage;
