@@ -12,6 +12,9 @@ const char* errc_name(Errc code) {
     case Errc::timeout: return "timeout";
     case Errc::mismatch: return "mismatch";
     case Errc::unsupported: return "unsupported";
+    case Errc::unreachable: return "unreachable";
+    case Errc::auth_refused: return "authentication refused";
+    case Errc::host_key: return "host key";
   }
   return "error";
 }

@@ -16,6 +16,9 @@ enum class Errc {
   timeout,         // something took longer than its bound (never the same as a refusal)
   mismatch,        // a checked value differs from the expected one
   unsupported,     // valid input this build or machine cannot act on
+  unreachable,     // a board did not answer on the network
+  auth_refused,    // a board refused our credentials
+  host_key,        // a board's host key is unknown (strict checking) or has changed
 };
 
 const char* errc_name(Errc code);

@@ -1,0 +1,83 @@
+#pragma once
+// SSH to the boards with libssh: key authentication (a key file or ssh-agent), host keys
+// checked against known_hosts (strict by default, accept-new on request), commands with
+// exit status, output and a timeout, and SFTP uploads that resume from the board's byte
+// count and end in a sha256 check on the board. Failures are typed: unreachable,
+// auth_refused, host_key (unknown or changed: nothing is sent), timeout, process_failed.
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.hpp"
+
+namespace fleet::ssh {
+
+enum class HostKeys {
+  strict,      // the board must be in known_hosts already
+  accept_new,  // unknown boards are added; a changed key is still refused
+};
+
+struct Endpoint {
+  std::string name;                     // the board, for messages
+  std::string host;
+  int port = 22;
+  std::string user = "root";
+  std::filesystem::path key;            // private key file; empty: ssh-agent
+  std::filesystem::path known_hosts;    // empty: ~/.ssh/known_hosts
+  HostKeys host_keys = HostKeys::strict;
+  std::chrono::seconds connect_timeout{10};
+};
+
+struct CommandResult {
+  int exit_status = -1;
+  std::string out;
+  std::string err;
+};
+
+// One argument for a POSIX shell: 'text' with every ' written as '\''. Pure.
+std::string quote(std::string_view arg);
+// argv as one shell command line, every argument quoted. Pure.
+std::string command_line(const std::vector<std::string>& argv);
+
+struct UploadResult {
+  std::uint64_t size = 0;
+  std::uint64_t resumed_from = 0;  // bytes the board already had
+  std::uint64_t sent = 0;
+  std::string sha256;
+};
+// Called as bytes go out; return false to stop (the upload then fails, resumable later).
+using UploadProgress = std::function<bool(std::uint64_t done, std::uint64_t total)>;
+
+class Session {
+ public:
+  static Result<std::unique_ptr<Session>> connect(const Endpoint& endpoint);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Runs argv (each argument quoted) on the board. A non-zero exit status is a result,
+  // not an error; a command still running at the timeout is Errc::timeout.
+  Result<CommandResult> run(const std::vector<std::string>& argv, std::chrono::seconds timeout);
+  // Like run, but a non-zero exit status is Errc::process_failed with the board's stderr.
+  Result<std::string> check(const std::vector<std::string>& argv, std::chrono::seconds timeout);
+
+  // Uploads a file to `remote` through `remote.part`: a dropped connection leaves the
+  // part, and the next upload continues from its size. The board's sha256 must match
+  // before the part is renamed into place.
+  Result<UploadResult> upload(const std::filesystem::path& local, const std::string& remote,
+                              const UploadProgress& progress = {});
+
+  const Endpoint& endpoint() const { return endpoint_; }
+
+ private:
+  explicit Session(Endpoint e) : endpoint_(std::move(e)) {}
+  Error error(Errc code, const std::string& what) const;
+  Endpoint endpoint_;
+  void* session_ = nullptr;  // ssh_session
+};
+
+}  // namespace fleet::ssh
