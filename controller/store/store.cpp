@@ -1,0 +1,219 @@
+#include "controller/store/store.hpp"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <mutex>
+
+namespace fleet::store {
+namespace {
+
+sqlite3* D(void* p) { return static_cast<sqlite3*>(p); }
+
+// A prepared statement with positional text/int binding, finalized on scope exit.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) { rc_ = sqlite3_prepare_v2(db, sql, -1, &st_, nullptr); }
+  ~Stmt() { sqlite3_finalize(st_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  bool ok() const { return rc_ == SQLITE_OK; }
+  Stmt& bind(int i, const std::string& s) {
+    sqlite3_bind_text(st_, i, s.c_str(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int i, std::int64_t v) {
+    sqlite3_bind_int64(st_, i, v);
+    return *this;
+  }
+  int step() { return sqlite3_step(st_); }
+  std::string text(int col) {
+    auto p = sqlite3_column_text(st_, col);
+    return p ? reinterpret_cast<const char*>(p) : "";
+  }
+  std::int64_t integer(int col) { return sqlite3_column_int64(st_, col); }
+  std::string error() const { return sqlite3_errmsg(db_); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* st_ = nullptr;
+  int rc_;
+};
+
+constexpr const char* k_schema = R"(
+PRAGMA journal_mode=WAL;
+PRAGMA synchronous=FULL;
+CREATE TABLE IF NOT EXISTS rollouts (
+  id TEXT PRIMARY KEY, bundle TEXT, build_key TEXT, kernel_release TEXT, inventory TEXT,
+  lim TEXT, serial TEXT, max_fail TEXT, state TEXT, message TEXT, started_ms INTEGER, updated_ms INTEGER);
+CREATE TABLE IF NOT EXISTS boards (
+  rollout_id TEXT, board TEXT, wave INTEGER, state TEXT, outcome TEXT, message TEXT, token TEXT,
+  boot_id TEXT, running_release TEXT, checks_json TEXT, agent_seq INTEGER, updated_ms INTEGER,
+  PRIMARY KEY (rollout_id, board));
+CREATE TABLE IF NOT EXISTS reports (
+  board TEXT, rollout_id TEXT, sequence INTEGER, phase TEXT, running_release TEXT, message TEXT,
+  checks_json TEXT, at_ms INTEGER, PRIMARY KEY (board, sequence));
+)";
+
+std::mutex g_mu;  // one writer at a time from this process's threads
+
+}  // namespace
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& file) {
+  std::unique_ptr<Store> s(new Store());
+  s->file_ = file;
+  std::error_code ec;
+  if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ec);
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  s->db_ = db;
+  if (rc != SQLITE_OK) return fail(Errc::io, "cannot open the state database " + file.string() + ": " + sqlite3_errstr(rc));
+  sqlite3_busy_timeout(db, 5000);
+  FLEET_TRY(s->exec(k_schema));
+  return s;
+}
+
+Store::~Store() {
+  if (db_) sqlite3_close(D(db_));
+}
+
+Result<void> Store::exec(const std::string& sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(D(db_), sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "?";
+    sqlite3_free(err);
+    return fail(Errc::io, file_.string() + ": " + msg);
+  }
+  return {};
+}
+
+Result<void> Store::put_rollout(const RolloutRow& r) {
+  std::lock_guard lock(g_mu);
+  Stmt st(D(db_),
+          "INSERT OR REPLACE INTO rollouts (id,bundle,build_key,kernel_release,inventory,lim,serial,max_fail,state,"
+          "message,started_ms,updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+  if (!st.ok()) return fail(Errc::io, file_.string() + ": " + st.error());
+  st.bind(1, r.id).bind(2, r.bundle).bind(3, r.build_key).bind(4, r.kernel_release).bind(5, r.inventory);
+  st.bind(6, r.limit).bind(7, r.serial).bind(8, r.max_fail).bind(9, r.state).bind(10, r.message);
+  st.bind(11, r.started_ms).bind(12, now_ms());
+  if (st.step() != SQLITE_DONE) return fail(Errc::io, file_.string() + ": " + st.error());
+  return {};
+}
+
+namespace {
+RolloutRow rollout_from(Stmt& st) {
+  RolloutRow r;
+  r.id = st.text(0);
+  r.bundle = st.text(1);
+  r.build_key = st.text(2);
+  r.kernel_release = st.text(3);
+  r.inventory = st.text(4);
+  r.limit = st.text(5);
+  r.serial = st.text(6);
+  r.max_fail = st.text(7);
+  r.state = st.text(8);
+  r.message = st.text(9);
+  r.started_ms = st.integer(10);
+  r.updated_ms = st.integer(11);
+  return r;
+}
+BoardRow board_from(Stmt& st) {
+  BoardRow b;
+  b.rollout_id = st.text(0);
+  b.board = st.text(1);
+  b.wave = static_cast<int>(st.integer(2));
+  b.state = st.text(3);
+  b.outcome = st.text(4);
+  b.message = st.text(5);
+  b.token = st.text(6);
+  b.boot_id = st.text(7);
+  b.running_release = st.text(8);
+  b.checks_json = st.text(9);
+  b.agent_sequence = st.integer(10);
+  b.updated_ms = st.integer(11);
+  return b;
+}
+constexpr const char* k_rollout_cols =
+    "id,bundle,build_key,kernel_release,inventory,lim,serial,max_fail,state,message,started_ms,updated_ms";
+constexpr const char* k_board_cols =
+    "rollout_id,board,wave,state,outcome,message,token,boot_id,running_release,checks_json,agent_seq,updated_ms";
+}  // namespace
+
+Result<std::optional<RolloutRow>> Store::rollout(const std::string& id) {
+  std::lock_guard lock(g_mu);
+  Stmt st(D(db_), (std::string("SELECT ") + k_rollout_cols + " FROM rollouts WHERE id=?").c_str());
+  st.bind(1, id);
+  if (st.step() == SQLITE_ROW) return std::optional<RolloutRow>(rollout_from(st));
+  return std::optional<RolloutRow>();
+}
+
+Result<std::vector<RolloutRow>> Store::rollouts(int limit) {
+  std::lock_guard lock(g_mu);
+  Stmt st(D(db_), (std::string("SELECT ") + k_rollout_cols + " FROM rollouts ORDER BY started_ms DESC LIMIT ?").c_str());
+  st.bind(1, std::int64_t{limit});
+  std::vector<RolloutRow> out;
+  while (st.step() == SQLITE_ROW) out.push_back(rollout_from(st));
+  return out;
+}
+
+Result<void> Store::put_board(const BoardRow& b) {
+  std::lock_guard lock(g_mu);
+  Stmt st(D(db_), (std::string("INSERT OR REPLACE INTO boards (") + k_board_cols +
+                   ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)").c_str());
+  if (!st.ok()) return fail(Errc::io, file_.string() + ": " + st.error());
+  st.bind(1, b.rollout_id).bind(2, b.board).bind(3, std::int64_t{b.wave}).bind(4, b.state).bind(5, b.outcome);
+  st.bind(6, b.message).bind(7, b.token).bind(8, b.boot_id).bind(9, b.running_release).bind(10, b.checks_json);
+  st.bind(11, b.agent_sequence).bind(12, now_ms());
+  if (st.step() != SQLITE_DONE) return fail(Errc::io, file_.string() + ": " + st.error());
+  return {};
+}
+
+Result<std::vector<BoardRow>> Store::boards(const std::string& rollout_id) {
+  std::lock_guard lock(g_mu);
+  Stmt st(D(db_), (std::string("SELECT ") + k_board_cols + " FROM boards WHERE rollout_id=? ORDER BY wave, board").c_str());
+  st.bind(1, rollout_id);
+  std::vector<BoardRow> out;
+  while (st.step() == SQLITE_ROW) out.push_back(board_from(st));
+  return out;
+}
+
+Result<std::vector<BoardRow>> Store::latest_boards() {
+  std::lock_guard lock(g_mu);
+  Stmt st(D(db_), (std::string("SELECT ") + k_board_cols +
+                   " FROM boards b WHERE updated_ms = (SELECT MAX(updated_ms) FROM boards WHERE board=b.board) "
+                   "ORDER BY board").c_str());
+  std::vector<BoardRow> out;
+  while (st.step() == SQLITE_ROW) out.push_back(board_from(st));
+  return out;
+}
+
+Result<void> Store::add_report(const ReportRow& r) {
+  std::lock_guard lock(g_mu);
+  Stmt st(D(db_), "INSERT OR IGNORE INTO reports (board,rollout_id,sequence,phase,running_release,message,checks_json,"
+                  "at_ms) VALUES (?,?,?,?,?,?,?,?)");
+  st.bind(1, r.board).bind(2, r.rollout_id).bind(3, static_cast<std::int64_t>(r.sequence)).bind(4, r.phase);
+  st.bind(5, r.running_release).bind(6, r.message).bind(7, r.checks_json).bind(8, r.at_ms);
+  if (st.step() != SQLITE_DONE) return fail(Errc::io, file_.string() + ": " + st.error());
+  return {};
+}
+
+Result<std::vector<ReportRow>> Store::reports(const std::string& board, int limit) {
+  std::lock_guard lock(g_mu);
+  Stmt st(D(db_), "SELECT board,rollout_id,sequence,phase,running_release,message,checks_json,at_ms FROM reports "
+                  "WHERE board=? ORDER BY sequence DESC LIMIT ?");
+  st.bind(1, board).bind(2, std::int64_t{limit});
+  std::vector<ReportRow> out;
+  while (st.step() == SQLITE_ROW) {
+    out.push_back({st.text(0), st.text(1), static_cast<std::uint64_t>(st.integer(2)), st.text(3), st.text(4),
+                   st.text(5), st.text(6), st.integer(7)});
+  }
+  return out;
+}
+
+}  // namespace fleet::store

@@ -1,0 +1,87 @@
+#pragma once
+// The controller's state in one SQLite file: rollouts, each board's place in them, and the
+// reports boards sent. A board's state is written on entering it, before its work, so a
+// killed controller resumes where it stopped (`fleetctl rollout --resume ID`).
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+
+namespace fleet::store {
+
+struct RolloutRow {
+  std::string id;
+  std::string bundle;          // path on the controller
+  std::string build_key;
+  std::string kernel_release;
+  std::string inventory;
+  std::string limit;
+  std::string serial;
+  std::string max_fail;
+  std::string state;           // running, done, stopped (max-fail), failed
+  std::string message;
+  std::int64_t started_ms = 0;
+  std::int64_t updated_ms = 0;
+};
+
+struct BoardRow {
+  std::string rollout_id;
+  std::string board;
+  int wave = 0;
+  std::string state;           // see controller/rollout/engine.hpp
+  std::string outcome;         // committed, rolled_back, boot_failed, skipped, unreachable, failed ...
+  std::string message;
+  std::string token;           // this board's report token for this rollout
+  std::string boot_id;         // before the trial reboot: proves the reboot happened
+  std::string running_release;
+  std::string checks_json;     // the verification from the agent's last report
+  std::int64_t agent_sequence = 0;  // the agent's report count before the update: later ones are its outcome
+  std::int64_t updated_ms = 0;
+};
+
+struct ReportRow {
+  std::string board;
+  std::string rollout_id;
+  std::uint64_t sequence = 0;
+  std::string phase;
+  std::string running_release;
+  std::string message;
+  std::string checks_json;
+  std::int64_t at_ms = 0;
+};
+
+class Store {
+ public:
+  static Result<std::unique_ptr<Store>> open(const std::filesystem::path& file);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  Result<void> put_rollout(const RolloutRow& r);
+  Result<std::optional<RolloutRow>> rollout(const std::string& id);
+  Result<std::vector<RolloutRow>> rollouts(int limit = 20);
+
+  Result<void> put_board(const BoardRow& b);
+  Result<std::vector<BoardRow>> boards(const std::string& rollout_id);
+  // The latest row of each board across rollouts (for `fleetctl status`).
+  Result<std::vector<BoardRow>> latest_boards();
+
+  Result<void> add_report(const ReportRow& r);
+  Result<std::vector<ReportRow>> reports(const std::string& board, int limit = 50);
+
+  const std::filesystem::path& file() const { return file_; }
+
+ private:
+  Store() = default;
+  Result<void> exec(const std::string& sql);
+  void* db_ = nullptr;  // sqlite3*
+  std::filesystem::path file_;
+};
+
+std::int64_t now_ms();
+
+}  // namespace fleet::store
