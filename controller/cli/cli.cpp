@@ -14,6 +14,8 @@
 #include "common/kconfig.hpp"
 #include "controller/cli/progress.hpp"
 #include "controller/inventory/inventory.hpp"
+#include "controller/rollout/rollout.hpp"
+#include "controller/store/store.hpp"
 #include "controller/kernel/build.hpp"
 #include "controller/kernel/config_check.hpp"
 #include "controller/kernel/profile.hpp"
@@ -43,6 +45,8 @@ const std::string k_usage =
     "  kernel profiles       list the kernel profiles\n"
     "  inventory check       load an inventory and report its errors\n"
     "  inventory list        list the boards an inventory (and --limit) selects\n"
+    "  rollout               take a kernel bundle across the boards, in waves\n"
+    "  status                boards and rollouts: kernel, outcome, verification\n"
     "  version               print the version\n"
     "\n"
     "Run 'fleetctl COMMAND --help' for a command's options.\n"
@@ -289,6 +293,158 @@ int inventory_cmd(const std::string& sub, const std::vector<std::string>& argv, 
   return k_exit_ok;
 }
 
+
+std::filesystem::path default_state_db() {
+  if (const char* e = std::getenv("FLEETCTL_STATE"); e && *e) return e;
+  if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x) return std::filesystem::path(x) / "fleetctl/fleet.db";
+  if (const char* h = std::getenv("HOME"); h && *h) return std::filesystem::path(h) / ".local/state/fleetctl/fleet.db";
+  return "fleet.db";
+}
+
+const args::Option k_opt_state{"state", args::Takes::value, "FILE",
+                               "the state database (default $FLEETCTL_STATE or ~/.local/state/fleetctl/fleet.db)"};
+
+int rollout_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  const std::array options = {
+      args::Option{"bundle", args::Takes::value, "DIR", "the kernel bundle (required)"},
+      args::Option{"inventory", args::Takes::value, "FILE", "the inventory (required)"},
+      args::Option{"limit", args::Takes::value, "PATTERN", "only these boards (host pattern; default all)"},
+      args::Option{"serial", args::Takes::value, "LIST", "wave sizes: counts and percentages, the last repeats (default 1,100%)"},
+      args::Option{"max-fail", args::Takes::value, "N|P%", "failures a wave may have before the rest stop (default 0%)"},
+      args::Option{"forks", args::Takes::value, "N", "boards worked on at once within a wave (default 5)"},
+      args::Option{"dry-run", args::Takes::nothing, "", "show per board what would change; change nothing"},
+      args::Option{"resume", args::Takes::value, "ID", "continue a rollout a killed controller left"},
+      args::Option{"agent", args::Takes::value, "FILE", "the aarch64 fleet-agent to push (default build/aarch64/...)"},
+      args::Option{"listen", args::Takes::value, "ADDR", "where the report service listens (default 0.0.0.0:50051)"},
+      args::Option{"report-address", args::Takes::value, "HOST:PORT", "what boards dial to report (default: this host)"},
+      args::Option{"accept-new-host-keys", args::Takes::nothing, "", "add unknown boards to known_hosts (a changed key is still refused)"},
+      args::Option{"known-hosts", args::Takes::value, "FILE", "known_hosts file (default ~/.ssh/known_hosts)"},
+      k_opt_state, k_opt_help};
+  int code = 0;
+  auto a = parse_or_help(
+      argv, options,
+      {"fleetctl",
+       "fleetctl rollout --bundle DIR --inventory FILE [--limit P] [--serial 1,5,25%] [--max-fail 10%] [--forks N] "
+       "[--dry-run] [--resume ID]",
+       "Takes the bundle across the selected boards in waves (the first is the canary). Per board: push the\n"
+       "agent if missing or different, push the bundle (resumable), install, reboot once into it (tryboot),\n"
+       "confirm the reboot by a new boot_id, and wait for the agent's verdict: committed, or rolled back by\n"
+       "the board itself. When a wave's failures exceed --max-fail the remaining waves do not start. Boards\n"
+       "already on the bundle are skipped. State is kept in SQLite: --resume ID continues after a kill."},
+      out, err, code);
+  if (!a) return code;
+  rollout::RolloutOptions o;
+  if (!a->value("bundle") || !a->value("inventory")) {
+    err << "fleetctl rollout: --bundle DIR and --inventory FILE are required\n";
+    return k_exit_usage;
+  }
+  o.bundle = *a->value("bundle");
+  o.inventory = *a->value("inventory");
+  o.limit = a->value("limit").value_or("all");
+  o.serial = a->value("serial").value_or("1,100%");
+  o.max_fail = a->value("max-fail").value_or("0%");
+  try {
+    o.forks = std::stoi(a->value("forks").value_or("5"));
+  } catch (const std::exception&) {
+    o.forks = 0;
+  }
+  if (o.forks < 1) {
+    err << "fleetctl rollout: --forks must be a number of boards, at least 1\n";
+    return k_exit_usage;
+  }
+  o.dry_run = a->flag("dry-run");
+  o.resume = a->value("resume");
+  o.state_db = a->value("state") ? std::filesystem::path(*a->value("state")) : default_state_db();
+  o.agent = a->value("agent").value_or(std::string(FLEET_SOURCE_DIR) + "/build/aarch64/node-agent/fleet-agent");
+  o.listen = a->value("listen").value_or("0.0.0.0:50051");
+  o.report_address = a->value("report-address").value_or("");
+  o.host_keys = a->flag("accept-new-host-keys") ? ssh::HostKeys::accept_new : ssh::HostKeys::strict;
+  if (auto k = a->value("known-hosts")) o.known_hosts = *k;
+  o.work_dir = kernel::default_cache_dir() / "tars";
+  auto r = rollout::run_rollout(o, out);
+  if (!r) {
+    err << "fleetctl rollout: " << r.error().message << "\n";
+    return r.error().code == Errc::invalid_input || r.error().code == Errc::not_found ? k_exit_usage : k_exit_failed;
+  }
+  return r->failed == 0 && r->state != "stopped" ? k_exit_ok : k_exit_failed;
+}
+
+int status_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  const std::array options = {k_opt_state, k_opt_json, k_opt_help};
+  int code = 0;
+  auto a = parse_or_help(argv, options,
+                         {"fleetctl", "fleetctl status [--state FILE] [--json]",
+                          "Per board: its kernel, the outcome of its last rollout and the verification its agent\n"
+                          "reported. Per rollout: bundle, waves and outcomes."},
+                         out, err, code);
+  if (!a) return code;
+  auto path = a->value("state") ? std::filesystem::path(*a->value("state")) : default_state_db();
+  if (!std::filesystem::exists(path)) {
+    err << "fleetctl status: no state database at " << path.string() << " (no rollout yet?)\n";
+    return k_exit_usage;
+  }
+  auto st = store::Store::open(path);
+  if (!st) {
+    err << "fleetctl status: " << st.error().message << "\n";
+    return k_exit_failed;
+  }
+  auto boards = (*st)->latest_boards();
+  auto rollouts = (*st)->rollouts(10);
+  if (!boards || !rollouts) {
+    err << "fleetctl status: cannot read " << path.string() << "\n";
+    return k_exit_failed;
+  }
+  nlohmann::json jb = nlohmann::json::array();
+  for (const auto& b : *boards) {
+    nlohmann::json checks = nlohmann::json::array();
+    std::string last_phase, kernel = b.running_release;
+    if (auto reports = (*st)->reports(b.board, 20); reports) {
+      for (const auto& r : *reports) {
+        if (last_phase.empty()) last_phase = r.phase;
+        if (kernel.empty()) kernel = r.running_release;  // a board this rollout did not reach
+        auto c = nlohmann::json::parse(r.checks_json.empty() ? "[]" : r.checks_json, nullptr, false);
+        if (c.is_array() && !c.empty()) {
+          checks = c;
+          break;
+        }
+      }
+    }
+    jb.push_back({{"board", b.board}, {"rollout", b.rollout_id}, {"state", b.state}, {"outcome", b.outcome},
+                  {"kernel_release", kernel}, {"message", b.message}, {"last_report", last_phase},
+                  {"checks", checks}});
+  }
+  nlohmann::json jr = nlohmann::json::array();
+  for (const auto& r : *rollouts) {
+    jr.push_back({{"id", r.id}, {"kernel_release", r.kernel_release}, {"state", r.state}, {"message", r.message},
+                  {"serial", r.serial}, {"max_fail", r.max_fail}});
+  }
+  if (a->flag("json")) {
+    out << nlohmann::json{{"boards", jb}, {"rollouts", jr}}.dump() << "\n";
+    return k_exit_ok;
+  }
+  out << "BOARD         KERNEL                      OUTCOME       VERIFICATION\n";
+  for (const auto& b : jb) {
+    std::string verification;
+    for (const auto& c : b["checks"]) {
+      verification += c["property"].get<std::string>() + (c["pass"].get<bool>() ? " ok  " : " FAIL  ");
+    }
+    char line[512];
+    std::snprintf(line, sizeof line, "%-13s %-27s %-13s %s\n", b["board"].get<std::string>().c_str(),
+                  b["kernel_release"].get<std::string>().c_str(),
+                  (b["state"] == "done" ? b["outcome"] : b["state"]).get<std::string>().c_str(), verification.c_str());
+    out << line;
+  }
+  out << "\nROLLOUT             KERNEL                      STATE\n";
+  for (const auto& r : jr) {
+    char line[512];
+    std::snprintf(line, sizeof line, "%-19s %-27s %s %s\n", r["id"].get<std::string>().c_str(),
+                  r["kernel_release"].get<std::string>().c_str(), r["state"].get<std::string>().c_str(),
+                  r["message"].get<std::string>().c_str());
+    out << line;
+  }
+  return k_exit_ok;
+}
+
 }  // namespace
 
 int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -317,6 +473,8 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     err << "fleetctl: unknown command 'kernel " << args[1] << "'\n\n" << k_usage;
     return k_exit_usage;
   }
+  if (cmd == "rollout") return rollout_cmd(std::vector<std::string>(args.begin() + 1, args.end()), out, err);
+  if (cmd == "status") return status_cmd(std::vector<std::string>(args.begin() + 1, args.end()), out, err);
   if (cmd == "inventory") {
     if (args.size() < 2 || (args[1] != "check" && args[1] != "list")) {
       err << "fleetctl inventory: say check or list\n\n" << k_usage;

@@ -143,7 +143,7 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
   const std::array options = {
       args::Option{"rack", args::Takes::value, "DIR", "the folder holding the boards (default build/rack)"},
       args::Option{"bundle", args::Takes::value, "DIR", "create: the board's first (stock) kernel bundle (required)"},
-      args::Option{"agent", args::Takes::value, "FILE", "create: the aarch64 fleet-agent to install (default: build/aarch64/...)"},
+      args::Option{"agent", args::Takes::value, "FILE", "create: the aarch64 fleet-agent to install, or none (default: build/aarch64/...)"},
       args::Option{"rootfs", args::Takes::value, "DIR", "create: rootfs template (default build/board-root)"},
       args::Option{"key", args::Takes::value, "FILE", "create: public key allowed to log in as root (default RACK/id_ed25519.pub)"},
       args::Option{"ssh-port", args::Takes::value, "PORT", "create: loopback port forwarded to the board's SSH (required)"},
@@ -188,6 +188,7 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
       c.name = name;
       c.rootfs = a->value("rootfs").value_or(src + "/build/board-root");
       c.agent = a->value("agent").value_or(src + "/build/aarch64/node-agent/fleet-agent");
+      if (c.agent == "none") c.agent.clear();  // a board as imaged: fleetctl pushes the agent
       c.kernel_bundle = a->value("bundle").value_or("");
       c.ssh_port = seconds("ssh-port", 0);
       std::filesystem::path key = a->value("key").value_or((rack / "id_ed25519.pub").string());

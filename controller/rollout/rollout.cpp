@@ -1,0 +1,263 @@
+#include "controller/rollout/rollout.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <iomanip>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <sstream>
+#include <thread>
+
+#include "common/bundle.hpp"
+#include "common/fs.hpp"
+#include "common/hash.hpp"
+#include "common/process.hpp"
+#include "controller/inventory/inventory.hpp"
+#include "controller/reports/report_server.hpp"
+#include "controller/rollout/ssh_board.hpp"
+#include "controller/store/store.hpp"
+
+namespace fleet::rollout {
+namespace stdfs = std::filesystem;
+
+namespace {
+
+std::string random_hex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)!::read(fd, raw.data(), bytes);
+    ::close(fd);
+  }
+  static const char* k = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out.push_back(k[c >> 4]);
+    out.push_back(k[c & 15]);
+  }
+  return out;
+}
+
+// The bundle as one tar, made once per build key (sorted, fixed times: the same bytes
+// every time, so an interrupted upload resumes into the same file).
+Result<stdfs::path> bundle_tar(const stdfs::path& bundle, const std::string& key, const stdfs::path& work) {
+  stdfs::path tar = work / (key + ".tar");
+  if (stdfs::exists(tar)) return tar;
+  std::error_code ec;
+  stdfs::create_directories(work, ec);
+  stdfs::path tmp = tar.string() + ".tmp";
+  FLEET_TRY(process::capture({{"tar", "--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner",
+                               "--exclude=./" + std::string(bundle::k_build_log), "-cf", tmp.string(), "-C",
+                               bundle.string(), "."},
+                              {}, {}, std::chrono::minutes(10)}));
+  stdfs::rename(tmp, tar, ec);
+  if (ec) return fail(Errc::io, "cannot rename " + tmp.string() + ": " + ec.message());
+  return tar;
+}
+
+std::string board_line(const store::BoardRow& b) {
+  std::ostringstream o;
+  o << "[wave " << b.wave + 1 << "] " << std::left << std::setw(12) << b.board << " "
+    << (b.state == "done" ? b.outcome : b.state);
+  if (b.state == "done" && !b.message.empty()) o << ": " << b.message;
+  return o.str();
+}
+
+}  // namespace
+
+Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
+  auto manifest = FLEET_TRY(bundle::verify(o.bundle));
+  std::string inv_text = FLEET_TRY(fs::read_file(o.inventory));
+  auto inv = FLEET_TRY(inventory::parse_inventory(inv_text, o.inventory.string()));
+  auto store = FLEET_TRY(store::Store::open(o.state_db));
+  auto serial = FLEET_TRY(parse_serial(o.serial));
+  auto max_fail = FLEET_TRY(parse_max_fail(o.max_fail));
+
+  store::RolloutRow ro;
+  std::vector<store::BoardRow> rows;
+  if (o.resume) {
+    auto found = FLEET_TRY(store->rollout(*o.resume));
+    if (!found) return fail(Errc::invalid_input, "no rollout " + *o.resume + " in " + o.state_db.string());
+    ro = *found;
+    if (ro.build_key != manifest.build_key) {
+      return fail(Errc::invalid_input, "rollout " + ro.id + " was of bundle " + ro.build_key.substr(0, 12) + ", not " +
+                                           manifest.build_key.substr(0, 12));
+    }
+    rows = FLEET_TRY(store->boards(ro.id));
+    max_fail = FLEET_TRY(parse_max_fail(ro.max_fail));
+    out << "resuming rollout " << ro.id << "\n";
+  } else {
+    auto hosts = FLEET_TRY(inventory::select(inv, o.limit));
+    auto waves = plan_waves(hosts.size(), serial);
+    ro.id = "r" + std::to_string(store::now_ms() / 1000) + "-" + random_hex(3);
+    ro.bundle = stdfs::absolute(o.bundle).string();
+    ro.build_key = manifest.build_key;
+    ro.kernel_release = manifest.kernel_release;
+    ro.inventory = o.inventory.string();
+    ro.limit = o.limit;
+    ro.serial = o.serial;
+    ro.max_fail = o.max_fail;
+    ro.state = o.dry_run ? "dry-run" : "running";
+    ro.started_ms = store::now_ms();
+    size_t i = 0;
+    for (size_t w = 0; w < waves.size(); ++w) {
+      for (size_t k = 0; k < waves[w]; ++k, ++i) {
+        store::BoardRow b;
+        b.rollout_id = ro.id;
+        b.board = hosts[i]->name;
+        b.wave = static_cast<int>(w);
+        b.state = "pending";
+        b.token = random_hex(16);
+        rows.push_back(b);
+      }
+    }
+    if (!o.dry_run) {
+      FLEET_TRY(store->put_rollout(ro));
+      for (const auto& b : rows) FLEET_TRY(store->put_board(b));
+    }
+    out << "rollout " << ro.id << ": " << manifest.kernel_release << " to " << rows.size() << " boards in "
+        << waves.size() << " waves (serial " << o.serial << ", max-fail " << o.max_fail << ")\n";
+  }
+
+  Payload payload;
+  payload.agent = o.agent;
+  payload.agent_sha256 = FLEET_TRY(hash::sha256_file(o.agent));
+  payload.build_key = manifest.build_key;
+  ssh::Endpoint base;
+  auto endpoint_of = [&](const std::string& name) -> Result<ssh::Endpoint> {
+    const auto* h = inv.find(name);
+    if (!h) return fail(Errc::invalid_input, "board " + name + " is no longer in " + o.inventory.string());
+    ssh::Endpoint e;
+    e.name = h->name;
+    e.host = h->address;
+    e.port = h->port;
+    e.user = h->user;
+    e.key = h->key;
+    e.known_hosts = o.known_hosts;
+    e.host_keys = o.host_keys;
+    return e;
+  };
+
+  if (o.dry_run) {
+    for (auto& b : rows) {
+      auto e = FLEET_TRY(endpoint_of(b.board));
+      SshBoard board(e, payload);
+      auto i = board.inspect();
+      if (!i) {
+        out << "  " << b.board << ": cannot inspect: " << i.error().message << "\n";
+        continue;
+      }
+      bool on = i->running_release == manifest.kernel_release && i->committed_release == manifest.kernel_release;
+      out << "  [wave " << b.wave + 1 << "] " << b.board << ": "
+          << (on ? "already on " + manifest.kernel_release + ", skip"
+                 : i->running_release + " -> " + manifest.kernel_release +
+                       (i->agent_current ? "" : " (agent pushed first)"))
+          << "\n";
+    }
+    RolloutSummary s;
+    s.id = ro.id;
+    s.state = "dry-run";
+    return s;
+  }
+
+  payload.bundle_tar = FLEET_TRY(bundle_tar(o.bundle, manifest.build_key, o.work_dir));
+
+  // Reports: each board's token for this rollout, nothing else.
+  std::map<std::string, std::string> tokens;
+  for (const auto& b : rows) tokens[b.board] = b.token;
+  auto server = FLEET_TRY(controller::ReportServer::start(
+      o.listen,
+      [&](const std::string& board, const std::string&, const std::string& token) {
+        auto it = tokens.find(board);
+        return it != tokens.end() && it->second == token;
+      },
+      [&](const fleet::v1::PhaseReport& r) {
+        nlohmann::json checks = nlohmann::json::array();
+        for (const auto& c : r.checks()) {
+          checks.push_back({{"property", c.property()}, {"expected", c.expected()}, {"actual", c.actual()},
+                            {"pass", c.pass()}, {"detail", c.detail()}});
+        }
+        (void)store->add_report({r.board_id(), r.rollout_id(), r.sequence(), fleet::v1::Phase_Name(r.phase()),
+                                 r.running_release(), r.message(), checks.dump(), store::now_ms()});
+      }));
+  payload.report_address = o.report_address.empty()
+                               ? "127.0.0.1:" + std::to_string(server->port())
+                               : o.report_address;
+  if (payload.report_address.ends_with(":0")) {
+    payload.report_address.resize(payload.report_address.size() - 1);
+    payload.report_address += std::to_string(server->port());
+  }
+
+  std::mutex out_mu;
+  RealClock clock;
+  BoardTarget target{manifest.kernel_release};
+  int waves = 0;
+  for (const auto& b : rows) waves = std::max(waves, b.wave + 1);
+  bool stopped = false;
+  for (int w = 0; w < waves && !stopped; ++w) {
+    std::vector<store::BoardRow*> wave;
+    for (auto& b : rows)
+      if (b.wave == w) wave.push_back(&b);
+    std::atomic<size_t> next{0};
+    auto worker = [&] {
+      for (size_t k; (k = next++) < wave.size();) {
+        store::BoardRow& b = *wave[k];
+        if (b.state == "done" && !b.outcome.empty() && b.outcome != "not_started") continue;
+        if (b.state == "pending") b.state = "connect";
+        auto e = endpoint_of(b.board);
+        if (!e) {
+          b.state = "done";
+          b.outcome = "failed";
+          b.message = e.error().message;
+          (void)store->put_board(b);
+          continue;
+        }
+        SshBoard board(*e, payload);
+        run_board(b, board, clock, o.timeouts, target, [&](const store::BoardRow& row) {
+          (void)store->put_board(row);
+          std::lock_guard lock(out_mu);
+          out << board_line(row) << "\n" << std::flush;
+        });
+      }
+    };
+    std::vector<std::thread> threads;
+    int n = std::max(1, std::min<int>(o.forks, static_cast<int>(wave.size())));
+    for (int t = 0; t < n; ++t) threads.emplace_back(worker);
+    for (auto& t : threads) t.join();
+    size_t failed = 0;
+    for (auto* b : wave) failed += is_failure(b->outcome) ? 1 : 0;
+    if (exceeds(max_fail, failed, wave.size())) {
+      stopped = true;
+      ro.message = std::to_string(failed) + " of " + std::to_string(wave.size()) + " boards failed in wave " +
+                   std::to_string(w + 1) + " (max-fail " + ro.max_fail + "): the remaining waves do not start";
+      out << ro.message << "\n";
+      for (auto& b : rows) {
+        if (b.wave > w) {
+          b.state = "done";
+          b.outcome = "not_started";
+          (void)store->put_board(b);
+        }
+      }
+    }
+  }
+  RolloutSummary s;
+  s.id = ro.id;
+  for (const auto& b : rows) {
+    if (b.outcome == "committed") ++s.committed;
+    else if (b.outcome == "skipped") ++s.skipped;
+    else if (b.outcome == "not_started") ++s.not_started;
+    else ++s.failed;
+  }
+  ro.state = stopped ? "stopped" : "done";
+  s.state = ro.state;
+  FLEET_TRY(store->put_rollout(ro));
+  // Give boards' reports a moment to land before the server goes.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  out << "rollout " << ro.id << " " << s.state << ": " << s.committed << " committed, " << s.skipped << " skipped, "
+      << s.failed << " failed, " << s.not_started << " not started\n";
+  return s;
+}
+
+}  // namespace fleet::rollout

@@ -1,0 +1,42 @@
+#pragma once
+// `fleetctl rollout`: a bundle across the boards an inventory selects, in waves, with a
+// failure gate, its state in SQLite, reports collected over gRPC.
+#include <filesystem>
+#include <iosfwd>
+#include <optional>
+#include <string>
+
+#include "common/error.hpp"
+#include "controller/rollout/engine.hpp"
+#include "controller/ssh/ssh.hpp"
+
+namespace fleet::rollout {
+
+struct RolloutOptions {
+  std::filesystem::path bundle;
+  std::filesystem::path inventory;
+  std::string limit = "all";
+  std::string serial = "1,100%";  // a canary, then everyone
+  std::string max_fail = "0%";
+  int forks = 5;
+  bool dry_run = false;
+  std::optional<std::string> resume;  // a rollout id
+  std::filesystem::path state_db;
+  std::filesystem::path agent;        // static aarch64 fleet-agent to push
+  std::string listen = "0.0.0.0:50051";
+  std::string report_address;         // what boards dial; default: this host's listen port
+  ssh::HostKeys host_keys = ssh::HostKeys::strict;
+  std::filesystem::path known_hosts;
+  std::filesystem::path work_dir;     // bundle tars
+  Timeouts timeouts;
+};
+
+struct RolloutSummary {
+  std::string id;
+  std::string state;  // done, stopped
+  int committed = 0, skipped = 0, failed = 0, not_started = 0;
+};
+
+Result<RolloutSummary> run_rollout(const RolloutOptions& options, std::ostream& out);
+
+}  // namespace fleet::rollout

@@ -1,0 +1,125 @@
+#include "controller/rollout/ssh_board.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace fleet::rollout {
+namespace {
+using namespace std::chrono_literals;
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+}  // namespace
+
+Result<void> SshBoard::connect() {
+  session_.reset();
+  session_ = FLEET_TRY(ssh::Session::connect(endpoint_));
+  return {};
+}
+
+Result<ssh::Session*> SshBoard::session() {
+  if (!session_) FLEET_TRY(connect());
+  return session_.get();
+}
+
+Result<Inspection> SshBoard::inspect() {
+  auto* s = FLEET_TRY(session());
+  Inspection i;
+  i.boot_id = trimmed(FLEET_TRY(s->check({"cat", "/proc/sys/kernel/random/boot_id"}, 30s)));
+  i.running_release = trimmed(FLEET_TRY(s->check({"uname", "-r"}, 30s)));
+  auto sum = FLEET_TRY(s->run({"sha256sum", k_remote_agent}, 30s));
+  agent_current_ = sum.exit_status == 0 && sum.out.substr(0, 64) == payload_.agent_sha256;
+  i.agent_current = agent_current_;
+  auto status = FLEET_TRY(s->run({k_remote_agent, "status", "--json"}, 30s));
+  if (status.exit_status == 0) {
+    auto j = nlohmann::json::parse(status.out, nullptr, false);
+    if (j.is_object()) {
+      i.committed_release = j.value("committed", nlohmann::json::object()).value("release", "");
+      i.agent_sequence = j.value("sequence", std::uint64_t{0});
+    }
+  }
+  return i;
+}
+
+Result<void> SshBoard::push_agent(const std::string& token) {
+  auto* s = FLEET_TRY(session());
+  if (!agent_current_) {
+    FLEET_TRY(s->check({"mkdir", "-p", "/usr/local/bin"}, 30s));
+    FLEET_TRY(s->upload(payload_.agent, k_remote_agent));
+    FLEET_TRY(s->check({"chmod", "0755", k_remote_agent}, 30s));
+  }
+  FLEET_TRY(s->check({k_remote_agent, "setup", "--board-id", endpoint_.name, "--controller", payload_.report_address,
+                      "--token", token},
+                     30s));
+  return {};
+}
+
+Result<void> SshBoard::push_bundle() {
+  auto* s = FLEET_TRY(session());
+  const std::string incoming = "/var/lib/fleet-agent/incoming";
+  const std::string tar = incoming + "/" + payload_.build_key + ".tar";
+  const std::string dir = std::string(k_remote_bundles) + "/" + payload_.build_key;
+  FLEET_TRY(s->check({"mkdir", "-p", incoming, k_remote_bundles}, 30s));
+  auto r = s->upload(payload_.bundle_tar, tar);
+  if (!r) {
+    session_.reset();  // a broken transfer leaves a dead session; the retry reconnects and resumes
+    return std::unexpected(r.error());
+  }
+  FLEET_TRY(s->check({"rm", "-rf", dir}, 60s));
+  FLEET_TRY(s->check({"mkdir", "-p", dir}, 30s));
+  FLEET_TRY(s->check({"tar", "-xf", tar, "-C", dir}, 300s));
+  FLEET_TRY(s->check({"rm", "-f", tar}, 30s));
+  return {};
+}
+
+Result<void> SshBoard::install(const std::string& rollout_id) {
+  auto* s = FLEET_TRY(session());
+  FLEET_TRY(s->check({k_remote_agent, "install", "--bundle", std::string(k_remote_bundles) + "/" + payload_.build_key,
+                      "--rollout", rollout_id},
+                     600s));
+  return {};
+}
+
+Result<void> SshBoard::tryboot() {
+  auto* s = FLEET_TRY(session());
+  // The board goes down under us: a lost connection is the expected answer.
+  auto r = s->run({k_remote_agent, "tryboot"}, 30s);
+  session_.reset();
+  if (r && r->exit_status != 0) {
+    return fail(Errc::process_failed, "board " + endpoint_.name + ": fleet-agent tryboot: " + trimmed(r->err));
+  }
+  return {};
+}
+
+Result<std::string> SshBoard::boot_id() {
+  auto* s = FLEET_TRY(session());
+  auto r = s->check({"cat", "/proc/sys/kernel/random/boot_id"}, 30s);
+  if (!r) {
+    session_.reset();
+    return std::unexpected(r.error());
+  }
+  return trimmed(*r);
+}
+
+Result<AgentView> SshBoard::agent_view() {
+  auto* s = FLEET_TRY(session());
+  auto out = s->check({k_remote_agent, "status", "--json"}, 30s);
+  if (!out) {
+    session_.reset();
+    return std::unexpected(out.error());
+  }
+  auto j = nlohmann::json::parse(*out, nullptr, false);
+  if (!j.is_object()) return fail(Errc::parse, "board " + endpoint_.name + ": fleet-agent status printed no JSON");
+  AgentView v;
+  v.state = j.value("state", "");
+  v.sequence = j.value("sequence", std::uint64_t{0});
+  v.committed_release = j.value("committed", nlohmann::json::object()).value("release", "");
+  if (j.contains("last")) {
+    v.last_phase = j["last"].value("phase", "");
+    v.last_message = j["last"].value("message", "");
+  }
+  return v;
+}
+
+}  // namespace fleet::rollout

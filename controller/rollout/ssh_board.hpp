@@ -1,0 +1,43 @@
+#pragma once
+// BoardIO over SSH: what the rollout does to a real (or virtual) board.
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "controller/rollout/engine.hpp"
+#include "controller/ssh/ssh.hpp"
+
+namespace fleet::rollout {
+
+struct Payload {
+  std::filesystem::path agent;         // static aarch64 fleet-agent
+  std::string agent_sha256;
+  std::filesystem::path bundle_tar;    // the bundle as one tar file
+  std::string build_key;
+  std::string report_address;          // HOST:PORT the board's agent reports to
+};
+
+inline constexpr const char* k_remote_agent = "/usr/local/bin/fleet-agent";
+inline constexpr const char* k_remote_bundles = "/var/lib/fleet-agent/bundles";
+
+class SshBoard : public BoardIO {
+ public:
+  SshBoard(ssh::Endpoint endpoint, const Payload& payload) : endpoint_(std::move(endpoint)), payload_(payload) {}
+  Result<void> connect() override;
+  Result<Inspection> inspect() override;
+  Result<void> push_agent(const std::string& token) override;
+  Result<void> push_bundle() override;
+  Result<void> install(const std::string& rollout_id) override;
+  Result<void> tryboot() override;
+  Result<std::string> boot_id() override;
+  Result<AgentView> agent_view() override;
+
+ private:
+  Result<ssh::Session*> session();
+  ssh::Endpoint endpoint_;
+  const Payload& payload_;
+  std::unique_ptr<ssh::Session> session_;
+  bool agent_current_ = false;
+};
+
+}  // namespace fleet::rollout
