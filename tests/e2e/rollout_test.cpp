@@ -1,0 +1,208 @@
+// fleetctl rollout on a rack of three virtual Pi 5 boards, driven through the real CLI:
+// SSH (libssh) to real sshd on the boards, gRPC reports, SQLite state.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/fs.hpp"
+#include "common/process.hpp"
+#include "controller/store/store.hpp"
+#include "sim/board.hpp"
+#include "tests/support/sshd.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace fleet;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::filesystem::path k_bundles = FLEET_E2E_BUNDLES;
+
+struct Rack {
+  test::TempDir dir{"fleet-rack3"};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> runners;
+  std::vector<int> ports;
+  int report_port = test::free_port();
+
+  Rack() {
+    REQUIRE(process::capture({{"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", (dir / "id").string()}, {}, {}, 30s}));
+    std::string inventory = "all:\n  vars:\n    address: 127.0.0.1\n    key: " + (dir / "id").string() + "\n  hosts:\n";
+    for (int i = 1; i <= 3; ++i) {
+      std::string name = "pi-" + std::to_string(i);
+      int port = test::free_port();
+      ports.push_back(port);
+      sim::CreateOptions c;
+      c.dir = dir / name;
+      c.name = name;
+      c.rootfs = FLEET_BOARD_ROOTFS;
+      c.kernel_bundle = k_bundles / "qemu-virt-stock";
+      c.authorized_key = dir / "id.pub";  // no agent: fleetctl pushes it
+      c.ssh_port = port;
+      auto created = sim::create_board(c);
+      if (!created) FAIL(created.error().message);
+      inventory += "    " + name + ":\n      port: " + std::to_string(port) + "\n";
+      runners.emplace_back([this, name] {
+        sim::RunOptions o;
+        o.board = sim::BoardFiles{dir / name};
+        o.watchdog = 120s;
+        (void)sim::run_board(o, stop);
+      });
+    }
+    dir.write("inventory.yml", inventory);
+    for (int i = 1; i <= 3; ++i) wait_ready("pi-" + std::to_string(i), 1);
+  }
+  ~Rack() {
+    stop = true;
+    for (auto& t : runners) t.join();
+  }
+
+  void wait_ready(const std::string& name, int min_boots) {
+    auto until = std::chrono::steady_clock::now() + 240s;
+    while (std::chrono::steady_clock::now() < until) {
+      auto s = sim::read_status(sim::BoardFiles{dir / name});
+      if (s && s->state == "ready" && s->boots >= min_boots) return;
+      std::this_thread::sleep_for(250ms);
+    }
+    FAIL(name << " not ready");
+  }
+
+  std::vector<std::string> rollout_argv(const std::string& bundle, const std::vector<std::string>& extra) {
+    std::vector<std::string> a = {FLEETCTL, "rollout", "--bundle", (k_bundles / bundle).string(), "--inventory",
+                                  (dir / "inventory.yml").string(), "--state", (dir / "fleet.db").string(),
+                                  "--agent", FLEET_AARCH64_AGENT, "--accept-new-host-keys", "--known-hosts",
+                                  (dir / "known_hosts").string(), "--listen", "127.0.0.1:" + std::to_string(report_port),
+                                  "--report-address", "10.0.2.2:" + std::to_string(report_port)};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+
+  process::Outcome rollout(const std::string& bundle, const std::vector<std::string>& extra, std::string& output) {
+    output.clear();
+    auto r = process::run({rollout_argv(bundle, extra), {}, {}, 900s}, [&](std::string_view l) {
+      output.append(l);
+      output.push_back('\n');
+    });
+    REQUIRE(r);
+    return *r;
+  }
+
+  nlohmann::json status() {
+    auto out = process::capture({{FLEETCTL, "status", "--json", "--state", (dir / "fleet.db").string()}, {}, {}, 60s});
+    REQUIRE(out);
+    return nlohmann::json::parse(*out);
+  }
+
+  std::vector<store::BoardRow> rows(const std::string& id) {
+    auto st = store::Store::open(dir / "fleet.db");
+    REQUIRE(st);
+    auto b = (*st)->boards(id);
+    REQUIRE(b);
+    return *b;
+  }
+
+  std::string release(const std::string& name) {
+    return sim::read_status(sim::BoardFiles{dir / name}).value_or(sim::BoardStatus{}).release;
+  }
+};
+
+std::string rollout_id(const std::string& output) {
+  auto at = output.find("rollout r");
+  REQUIRE(at != std::string::npos);
+  auto start = at + 8;
+  return output.substr(start, output.find_first_of(": ", start) - start);
+}
+
+}  // namespace
+
+TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad bundle, a kill and a resume") {
+  Rack rack;
+  std::string out;
+
+  {
+    INFO("a good bundle commits everywhere in two waves");
+    auto r = rack.rollout("qemu-virt", {"--serial", "1,100%"}, out);
+    INFO(out);
+    CHECK(r.exit_code == 0);
+    auto id = rollout_id(out);
+    auto rows = rack.rows(id);
+    REQUIRE(rows.size() == 3);
+    for (const auto& b : rows) {
+      CHECK(b.outcome == "committed");
+      CHECK(b.wave == (b.board == "pi-1" ? 0 : 1));
+    }
+    auto st = rack.status();
+    for (const auto& b : st["boards"]) {
+      CHECK(b["outcome"] == "committed");
+      CHECK(b["kernel_release"].get<std::string>().ends_with("-fleet-qemu"));
+      CHECK(b["checks"].size() == 7);
+    }
+    for (const char* n : {"pi-1", "pi-2", "pi-3"}) CHECK(rack.release(n).ends_with("-fleet-qemu"));
+  }
+  {
+    INFO("a rerun skips boards already on the bundle");
+    auto r = rack.rollout("qemu-virt", {}, out);
+    INFO(out);
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(out, Catch::Contains("3 skipped"));
+  }
+  {
+    INFO("a bad bundle fails on the canary, is rolled back there, and no other board is touched");
+    auto before2 = sim::read_status(sim::BoardFiles{rack.dir / "pi-2"})->boots;
+    auto r = rack.rollout("qemu-virt-thp-never", {"--serial", "1,100%", "--max-fail", "0%"}, out);
+    INFO(out);
+    CHECK(r.exit_code == 1);
+    auto rows = rack.rows(rollout_id(out));
+    for (const auto& b : rows) {
+      INFO(b.board << ": " << b.outcome << " " << b.message);
+      CHECK(b.outcome == (b.board == "pi-1" ? "rolled_back" : "not_started"));
+    }
+    CHECK_THAT(out, Catch::Contains("the remaining waves do not start"));
+    CHECK(sim::read_status(sim::BoardFiles{rack.dir / "pi-2"})->boots == before2);
+    for (const char* n : {"pi-1", "pi-2", "pi-3"}) CHECK(rack.release(n).ends_with("-fleet-qemu"));
+  }
+  {
+    INFO("the controller killed mid-rollout and resumed: every board ends committed, none lost");
+    auto argv = rack.rollout_argv("qemu-virt-stock", {"--serial", "3"});
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      std::freopen((rack.dir / "killed.log").c_str(), "w", stdout);
+      std::vector<char*> a;
+      for (auto& s : argv) a.push_back(s.data());
+      a.push_back(nullptr);
+      ::execv(a[0], a.data());
+      ::_exit(127);
+    }
+    // Kill it once some board is waiting for its trial boot.
+    bool killed = false;
+    std::string id;
+    auto until = std::chrono::steady_clock::now() + 300s;
+    while (!killed && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(200ms);
+      auto text = fs::read_file(rack.dir / "killed.log").value_or("");
+      if (text.find("rollout r") == std::string::npos) continue;
+      id = rollout_id(text);
+      for (const auto& b : rack.rows(id)) {
+        if (b.state == "await_boot" || b.state == "await_outcome" || b.state == "reboot") killed = true;
+      }
+      if (killed) ::kill(pid, SIGKILL);
+    }
+    ::waitpid(pid, nullptr, 0);
+    REQUIRE(killed);
+    auto r = rack.rollout("qemu-virt-stock", {"--resume", id}, out);
+    INFO(out);
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(out, Catch::Contains("resuming rollout " + id));
+    for (const auto& b : rack.rows(id)) {
+      INFO(b.board << ": " << b.state << " " << b.outcome << " " << b.message);
+      CHECK(b.state == "done");
+      CHECK(b.outcome == "committed");
+    }
+    for (const char* n : {"pi-1", "pi-2", "pi-3"}) CHECK(rack.release(n).ends_with("-sim-stock"));
+  }
+}
