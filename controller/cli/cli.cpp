@@ -46,6 +46,7 @@ const std::string k_usage =
     "  inventory check       load an inventory and report its errors\n"
     "  inventory list        list the boards an inventory (and --limit) selects\n"
     "  rollout               take a kernel bundle across the boards, in waves\n"
+    "  rollback              return boards to their previous kernel\n"
     "  status                boards and rollouts: kernel, outcome, verification\n"
     "  version               print the version\n"
     "\n"
@@ -369,6 +370,50 @@ int rollout_cmd(const std::vector<std::string>& argv, std::ostream& out, std::os
   return r->failed == 0 && r->state != "stopped" ? k_exit_ok : k_exit_failed;
 }
 
+int rollback_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  const std::array options = {
+      args::Option{"inventory", args::Takes::value, "FILE", "the inventory (required)"},
+      args::Option{"rollout", args::Takes::value, "ID", "roll back the boards this rollout committed"},
+      args::Option{"limit", args::Takes::value, "PATTERN", "or: roll back the boards this host pattern selects"},
+      args::Option{"forks", args::Takes::value, "N", "boards worked on at once (default 5)"},
+      args::Option{"accept-new-host-keys", args::Takes::nothing, "", "add unknown boards to known_hosts"},
+      args::Option{"known-hosts", args::Takes::value, "FILE", "known_hosts file (default ~/.ssh/known_hosts)"},
+      k_opt_state, k_opt_help};
+  int code = 0;
+  auto a = parse_or_help(argv, options,
+                         {"fleetctl", "fleetctl rollback --inventory FILE (--rollout ID | --limit PATTERN)",
+                          "Asks each board's agent to point config.txt back at its previous committed slot and\n"
+                          "reboot; proves the reboot by a new boot_id and waits for the agent's ROLLED_BACK."},
+                         out, err, code);
+  if (!a) return code;
+  if (!a->value("inventory") || (!a->value("rollout") && !a->value("limit"))) {
+    err << "fleetctl rollback: --inventory FILE and one of --rollout ID or --limit PATTERN are required\n";
+    return k_exit_usage;
+  }
+  rollout::RollbackOptions o;
+  o.inventory = *a->value("inventory");
+  o.rollout = a->value("rollout");
+  o.limit = a->value("limit");
+  try {
+    o.forks = std::stoi(a->value("forks").value_or("5"));
+  } catch (const std::exception&) {
+    o.forks = 0;
+  }
+  if (o.forks < 1) {
+    err << "fleetctl rollback: --forks must be at least 1\n";
+    return k_exit_usage;
+  }
+  o.state_db = a->value("state") ? std::filesystem::path(*a->value("state")) : default_state_db();
+  o.host_keys = a->flag("accept-new-host-keys") ? ssh::HostKeys::accept_new : ssh::HostKeys::strict;
+  if (auto k = a->value("known-hosts")) o.known_hosts = *k;
+  auto r = rollout::run_rollback(o, out);
+  if (!r) {
+    err << "fleetctl rollback: " << r.error().message << "\n";
+    return r.error().code == Errc::invalid_input ? k_exit_usage : k_exit_failed;
+  }
+  return r->failed == 0 ? k_exit_ok : k_exit_failed;
+}
+
 int status_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
   const std::array options = {k_opt_state, k_opt_json, k_opt_help};
   int code = 0;
@@ -474,6 +519,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     return k_exit_usage;
   }
   if (cmd == "rollout") return rollout_cmd(std::vector<std::string>(args.begin() + 1, args.end()), out, err);
+  if (cmd == "rollback") return rollback_cmd(std::vector<std::string>(args.begin() + 1, args.end()), out, err);
   if (cmd == "status") return status_cmd(std::vector<std::string>(args.begin() + 1, args.end()), out, err);
   if (cmd == "inventory") {
     if (args.size() < 2 || (args[1] != "check" && args[1] != "list")) {

@@ -1,5 +1,6 @@
 #include "controller/rollout/engine.hpp"
 
+#include <span>
 #include <thread>
 
 namespace fleet::rollout {
@@ -8,6 +9,7 @@ namespace {
 constexpr std::pair<Step, const char*> k_step_names[] = {
     {Step::connect, "connect"},         {Step::inspect, "inspect"},       {Step::push_agent, "push_agent"},
     {Step::push_bundle, "push_bundle"}, {Step::install, "install"},       {Step::reboot, "reboot"},
+    {Step::request_rollback, "request_rollback"},
     {Step::await_boot, "await_boot"},   {Step::await_outcome, "await_outcome"}, {Step::done, "done"},
 };
 
@@ -18,6 +20,7 @@ struct Ctx {
   const Timeouts& t;
   const BoardTarget& target;
   std::chrono::steady_clock::time_point deadline;
+  Plan plan = Plan::update;
 };
 
 using Outcome = std::optional<std::string>;  // set: the board is finished with this outcome
@@ -44,7 +47,7 @@ Result<Outcome> do_inspect(Ctx& c) {
   c.row.running_release = i.running_release;
   c.row.boot_id = i.boot_id;
   // Already on the bundle and committed: nothing to do (boards on it are skipped).
-  if (i.running_release == c.target.kernel_release && i.committed_release == c.target.kernel_release) {
+  if (c.plan == Plan::update && i.running_release == c.target.kernel_release && i.committed_release == c.target.kernel_release) {
     c.row.message = "already runs " + i.running_release;
     return Outcome{"skipped"};
   }
@@ -80,6 +83,12 @@ Result<Outcome> do_reboot(Ctx& c) {
   return Outcome{};
 }
 
+Result<Outcome> do_request_rollback(Ctx& c) {
+  c.row.boot_id = FLEET_TRY(c.io.boot_id());
+  FLEET_TRY(c.io.rollback());
+  return Outcome{};
+}
+
 Result<Outcome> do_await_boot(Ctx& c) {
   for (;;) {
     auto id = c.io.boot_id();
@@ -106,7 +115,7 @@ Result<Outcome> do_await_outcome(Ctx& c) {
     if (v->state == "idle" && v->sequence > before && !v->last_phase.empty()) {
       c.row.running_release = v->committed_release;
       c.row.message = v->last_message;
-      if (v->last_phase == "COMMITTED") {
+      if (v->last_phase == "COMMITTED" && c.plan == Plan::update) {
         return Outcome{v->committed_release == c.target.kernel_release ? "committed" : "failed"};
       }
       if (v->last_phase == "ROLLED_BACK") return Outcome{"rolled_back"};
@@ -145,6 +154,15 @@ constexpr Row k_steps[] = {
     {Step::await_outcome, do_await_outcome, Step::done, &Timeouts::outcome},
 };
 
+// A return to the previous kernel: the agent does the work, we watch it happen.
+constexpr Row k_rollback_steps[] = {
+    {Step::connect, do_connect, Step::inspect, &Timeouts::connect},
+    {Step::inspect, do_inspect, Step::request_rollback, &Timeouts::connect},
+    {Step::request_rollback, do_request_rollback, Step::await_boot, &Timeouts::connect},
+    {Step::await_boot, do_await_boot, Step::await_outcome, &Timeouts::boot},
+    {Step::await_outcome, do_await_outcome, Step::done, &Timeouts::outcome},
+};
+
 std::string outcome_of(const Error& e) {
   switch (e.code) {
     case Errc::unreachable: return "unreachable";
@@ -171,14 +189,18 @@ std::optional<Step> step_from_name(std::string_view name) {
 
 void RealClock::sleep(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
 
-bool is_failure(const std::string& outcome) { return !outcome.empty() && outcome != "committed" && outcome != "skipped"; }
+bool is_failure(const std::string& outcome, Plan plan) {
+  if (plan == Plan::rollback) return outcome != "rolled_back";
+  return !outcome.empty() && outcome != "committed" && outcome != "skipped";
+}
 
 void run_board(store::BoardRow& row, BoardIO& io, Clock& clock, const Timeouts& t, const BoardTarget& target,
-               const std::function<void(const store::BoardRow&)>& save) {
+               const std::function<void(const store::BoardRow&)>& save, Plan plan) {
   auto step = step_from_name(row.state).value_or(Step::connect);
+  std::span<const Row> table = plan == Plan::update ? std::span<const Row>(k_steps) : std::span<const Row>(k_rollback_steps);
   // A resumed board needs a session first; steps after the trial reboot only watch.
   if (step != Step::connect && step != Step::done) {
-    Ctx c{row, io, clock, t, target, clock.now() + t.connect};
+    Ctx c{row, io, clock, t, target, clock.now() + t.connect, plan};
     if (auto r = do_connect(c); !r && step < Step::reboot) {
       row.outcome = outcome_of(r.error());
       row.message = r.error().message;
@@ -191,11 +213,16 @@ void run_board(store::BoardRow& row, BoardIO& io, Clock& clock, const Timeouts& 
   int resumed_reboots = 0;
   while (step != Step::done) {
     const Row* r = nullptr;
-    for (const auto& x : k_steps)
+    for (const auto& x : table)
       if (x.step == step) r = &x;
+    if (!r) {
+      row.outcome = "failed";
+      row.message = std::string("step ") + step_name(step) + " is not part of this plan";
+      break;
+    }
     row.state = step_name(step);
     save(row);  // on entering, before the work
-    Ctx c{row, io, clock, t, target, clock.now() + t.*(r->timeout)};
+    Ctx c{row, io, clock, t, target, clock.now() + t.*(r->timeout), plan};
     auto result = r->act(c);
     if (!result) {
       row.outcome = outcome_of(result.error());
@@ -207,7 +234,7 @@ void run_board(store::BoardRow& row, BoardIO& io, Clock& clock, const Timeouts& 
       break;
     }
     // await_outcome found the slot installed but not trial-booted (a resume): reboot it.
-    if (step == Step::await_outcome && ++resumed_reboots <= 1) {
+    if (plan == Plan::update && step == Step::await_outcome && ++resumed_reboots <= 1) {
       auto v = io.agent_view();
       if (v && v->state == "installed") {
         step = Step::reboot;

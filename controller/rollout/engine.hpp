@@ -16,7 +16,9 @@
 namespace fleet::rollout {
 
 // The steps of one board, in order. Saved by name in the boards table.
-enum class Step { connect, inspect, push_agent, push_bundle, install, reboot, await_boot, await_outcome, done };
+enum class Step {
+  connect, inspect, push_agent, push_bundle, install, reboot, request_rollback, await_boot, await_outcome, done
+};
 const char* step_name(Step s);
 std::optional<Step> step_from_name(std::string_view name);
 
@@ -47,6 +49,7 @@ class BoardIO {
   virtual Result<void> push_bundle() = 0;
   virtual Result<void> install(const std::string& rollout_id) = 0;
   virtual Result<void> tryboot() = 0;             // the connection may drop: not an error
+  virtual Result<void> rollback() = 0;            // fleet-agent rollback: reboots into the previous slot
   virtual Result<std::string> boot_id() = 0;      // reconnects first
   virtual Result<AgentView> agent_view() = 0;
 };
@@ -77,12 +80,16 @@ struct BoardTarget {
   std::string kernel_release;  // the bundle's release: boards already on it are skipped
 };
 
+// What is done to a board: an update to a bundle, or a return to its previous kernel.
+enum class Plan { update, rollback };
+
 // Runs one board from its saved step to an outcome; saves the row on entering each step.
 // The outcome is in row.outcome: committed, skipped, rolled_back, boot_failed,
 // install_failed, unreachable, auth_refused, host_key, timeout, failed.
 void run_board(store::BoardRow& row, BoardIO& io, Clock& clock, const Timeouts& timeouts, const BoardTarget& target,
-               const std::function<void(const store::BoardRow&)>& save);
+               const std::function<void(const store::BoardRow&)>& save, Plan plan = Plan::update);
 
-bool is_failure(const std::string& outcome);
+// Did the board fail what the plan asked of it?
+bool is_failure(const std::string& outcome, Plan plan = Plan::update);
 
 }  // namespace fleet::rollout

@@ -260,4 +260,77 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   return s;
 }
 
+Result<RolloutSummary> run_rollback(const RollbackOptions& o, std::ostream& out) {
+  std::string inv_text = FLEET_TRY(fs::read_file(o.inventory));
+  auto inv = FLEET_TRY(inventory::parse_inventory(inv_text, o.inventory.string()));
+  auto store = FLEET_TRY(store::Store::open(o.state_db));
+  std::vector<std::string> names;
+  if (o.rollout) {
+    auto found = FLEET_TRY(store->rollout(*o.rollout));
+    if (!found) return fail(Errc::invalid_input, "no rollout " + *o.rollout + " in " + o.state_db.string());
+    for (const auto& b : FLEET_TRY(store->boards(*o.rollout)))
+      if (b.outcome == "committed") names.push_back(b.board);
+    if (names.empty()) return fail(Errc::invalid_input, "rollout " + *o.rollout + " committed no board: nothing to roll back");
+  } else {
+    for (const auto* h : FLEET_TRY(inventory::select(inv, o.limit.value_or("all")))) names.push_back(h->name);
+  }
+  store::RolloutRow ro;
+  ro.id = "b" + std::to_string(store::now_ms() / 1000) + "-" + random_hex(3);
+  ro.inventory = o.inventory.string();
+  ro.limit = o.rollout ? "boards of " + *o.rollout : o.limit.value_or("all");
+  ro.state = "running";
+  ro.message = "rollback";
+  ro.started_ms = store::now_ms();
+  FLEET_TRY(store->put_rollout(ro));
+  std::vector<store::BoardRow> rows;
+  for (const auto& n : names) {
+    store::BoardRow b;
+    b.rollout_id = ro.id;
+    b.board = n;
+    b.state = "connect";
+    rows.push_back(b);
+    FLEET_TRY(store->put_board(b));
+  }
+  out << "rollback " << ro.id << ": " << rows.size() << " boards back to their previous kernel\n";
+  Payload payload;  // nothing is pushed in a rollback
+  std::mutex out_mu;
+  RealClock clock;
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t k; (k = next++) < rows.size();) {
+      auto& b = rows[k];
+      const auto* h = inv.find(b.board);
+      if (!h) {
+        b.state = "done";
+        b.outcome = "failed";
+        b.message = "not in " + o.inventory.string();
+        (void)store->put_board(b);
+        continue;
+      }
+      ssh::Endpoint e{h->name, h->address, h->port, h->user, h->key, o.known_hosts, o.host_keys, std::chrono::seconds(10)};
+      SshBoard board(e, payload);
+      run_board(b, board, clock, o.timeouts, BoardTarget{}, [&](const store::BoardRow& row) {
+        (void)store->put_board(row);
+        std::lock_guard lock(out_mu);
+        out << board_line(row) << "\n" << std::flush;
+      }, Plan::rollback);
+    }
+  };
+  std::vector<std::thread> threads;
+  int n = std::max(1, std::min<int>(o.forks, static_cast<int>(rows.size())));
+  for (int t = 0; t < n; ++t) threads.emplace_back(worker);
+  for (auto& t : threads) t.join();
+  RolloutSummary s;
+  s.id = ro.id;
+  for (const auto& b : rows) {
+    if (is_failure(b.outcome, Plan::rollback)) ++s.failed;
+    else ++s.committed;
+  }
+  ro.state = "done";
+  s.state = ro.state;
+  FLEET_TRY(store->put_rollout(ro));
+  out << "rollback " << ro.id << " done: " << s.committed << " rolled back, " << s.failed << " failed\n";
+  return s;
+}
+
 }  // namespace fleet::rollout

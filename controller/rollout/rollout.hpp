@@ -39,4 +39,19 @@ struct RolloutSummary {
 
 Result<RolloutSummary> run_rollout(const RolloutOptions& options, std::ostream& out);
 
+struct RollbackOptions {
+  std::filesystem::path inventory;
+  std::optional<std::string> rollout;  // the boards this rollout committed, or
+  std::optional<std::string> limit;    // the boards a host pattern selects
+  int forks = 5;
+  std::filesystem::path state_db;
+  ssh::HostKeys host_keys = ssh::HostKeys::strict;
+  std::filesystem::path known_hosts;
+  Timeouts timeouts;
+};
+
+// Returns boards to their previous committed kernel (fleet-agent rollback), proving each
+// reboot by a new boot_id; recorded in the state database like a rollout.
+Result<RolloutSummary> run_rollback(const RollbackOptions& options, std::ostream& out);
+
 }  // namespace fleet::rollout

@@ -92,6 +92,16 @@ Result<void> SshBoard::tryboot() {
   return {};
 }
 
+Result<void> SshBoard::rollback() {
+  auto* s = FLEET_TRY(session());
+  auto r = s->run({k_remote_agent, "rollback"}, 30s);
+  session_.reset();
+  if (r && r->exit_status != 0) {
+    return fail(Errc::process_failed, "board " + endpoint_.name + ": fleet-agent rollback: " + trimmed(r->err));
+  }
+  return {};
+}
+
 Result<std::string> SshBoard::boot_id() {
   auto* s = FLEET_TRY(session());
   auto r = s->check({"cat", "/proc/sys/kernel/random/boot_id"}, 30s);

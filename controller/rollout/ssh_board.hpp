@@ -29,6 +29,7 @@ class SshBoard : public BoardIO {
   Result<void> push_bundle() override;
   Result<void> install(const std::string& rollout_id) override;
   Result<void> tryboot() override;
+  Result<void> rollback() override;
   Result<std::string> boot_id() override;
   Result<AgentView> agent_view() override;
 

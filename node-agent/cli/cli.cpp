@@ -1,6 +1,11 @@
 #include "node-agent/cli/cli.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <array>
+#include <thread>
 #include <ostream>
 
 #include <nlohmann/json.hpp>
@@ -101,6 +106,38 @@ std::optional<args::Parsed> parse(const std::vector<std::string>& argv, std::spa
 
 std::filesystem::path root_of(const args::Parsed& a) { return a.value("root").value_or("/"); }
 
+// flock(2) on /var/lib/fleet-agent/lock for the life of a lifecycle command.
+class AgentLock {
+ public:
+  AgentLock() = default;
+  AgentLock(AgentLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  AgentLock& operator=(AgentLock&& o) noexcept {
+    std::swap(fd_, o.fd_);
+    return *this;
+  }
+  ~AgentLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  static Result<AgentLock> take(const std::filesystem::path& dir, std::chrono::seconds wait) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    AgentLock l;
+    l.fd_ = ::open((dir / "lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (l.fd_ < 0) return fail(Errc::io, "cannot open " + (dir / "lock").string());
+    auto until = std::chrono::steady_clock::now() + wait;
+    while (::flock(l.fd_, LOCK_EX | LOCK_NB) != 0) {
+      if (std::chrono::steady_clock::now() > until) {
+        return fail(Errc::timeout, "another fleet-agent command holds " + (dir / "lock").string());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return l;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
 std::string board_id_of(const std::filesystem::path& root) {
   auto text = fs::read_file(root / k_agent_config);
   if (!text) return "unconfigured";
@@ -146,6 +183,14 @@ int lifecycle_command(const std::string& cmd, const std::vector<std::string>& ar
   RealDisk disk;
   RealSystem system(root);
   Agent agent(Context{BoardPaths{root}, disk, system, board_id_of(root)});
+  // One lifecycle command at a time: the lock also tells install that a state left at
+  // "installing" belongs to a process that is gone.
+  AgentLock lock;
+  if (cmd != "status") {
+    auto l = AgentLock::take(BoardPaths{root}.state_dir(), std::chrono::seconds(60));
+    if (!l) return lifecycle_error(cmd.c_str(), l.error(), err);
+    lock = std::move(*l);
+  }
   if (cmd == "status") {
     auto st = agent.load();
     if (!st) return lifecycle_error("status", st.error(), err);

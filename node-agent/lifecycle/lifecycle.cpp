@@ -438,6 +438,14 @@ Result<void> Agent::install(const stdfs::path& bundle_dir, const std::string& ro
                                            " KiB; nothing was changed");
     }
   }
+  if (st_.state == State::installing) {
+    // Callers hold the agent's lock (fleet-agent takes it for every lifecycle command), so
+    // an install still marked as running was cut off, e.g. by a dropped SSH connection:
+    // conclude it as interrupted, then start again.
+    reason_ = "interrupted before it finished (its process is gone)";
+    FLEET_TRY(fire(Event::install_error));
+    reason_.clear();
+  }
   if (st_.state != State::idle && st_.state != State::installed) {
     return fail(Errc::invalid_input, std::string("an update is in progress (state ") + state_name(st_.state) + ")");
   }

@@ -204,5 +204,20 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
       CHECK(b.outcome == "committed");
     }
     for (const char* n : {"pi-1", "pi-2", "pi-3"}) CHECK(rack.release(n).ends_with("-sim-stock"));
+
+    INFO("fleetctl rollback --rollout returns those boards to their previous kernel");
+    auto rb = process::run({{FLEETCTL, "rollback", "--rollout", id, "--inventory", (rack.dir / "inventory.yml").string(),
+                             "--state", (rack.dir / "fleet.db").string(), "--known-hosts",
+                             (rack.dir / "known_hosts").string()},
+                            {}, {}, 600s},
+                           [&](std::string_view l) {
+                             out.append(l);
+                             out.push_back('\n');
+                           });
+    REQUIRE(rb);
+    INFO(out);
+    CHECK(rb->exit_code == 0);
+    CHECK_THAT(out, Catch::Contains("3 rolled back"));
+    for (const char* n : {"pi-1", "pi-2", "pi-3"}) CHECK(rack.release(n).ends_with("-fleet-qemu"));
   }
 }

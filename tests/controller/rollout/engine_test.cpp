@@ -68,6 +68,14 @@ struct FakeBoard : BoardIO {
     if (outcome_phase == "COMMITTED") release = committed = "6.1-new";
     return {};
   }
+  Result<void> rollback() override {
+    FLEET_TRY(maybe("rollback"));
+    ++boot;
+    last_phase = "ROLLED_BACK";
+    ++seq;
+    release = committed = "6.1-old";
+    return {};
+  }
   Result<std::string> boot_id() override {
     FLEET_TRY(maybe("boot_id"));
     return "boot-" + std::to_string(boot);
@@ -163,4 +171,18 @@ TEST_CASE("resume after a kill between install and tryboot: the trial boot happe
   run_board(row, b, clock, Timeouts{}, BoardTarget{"6.1-new"}, [](const store::BoardRow&) {});
   CHECK(row.outcome == "committed");
   CHECK(std::count(b.calls.begin(), b.calls.end(), "tryboot") == 1);
+}
+
+TEST_CASE("a rollback plan asks the agent, proves the reboot and waits for ROLLED_BACK") {
+  FakeBoard b;
+  b.release = b.committed = "6.1-new";
+  store::BoardRow row;
+  FakeClock clock;
+  std::vector<std::string> saved;
+  run_board(row, b, clock, Timeouts{}, BoardTarget{"6.1-new"}, [&](const store::BoardRow& x) { saved.push_back(x.state); },
+            Plan::rollback);
+  CHECK(row.outcome == "rolled_back");
+  CHECK_FALSE(is_failure(row.outcome, Plan::rollback));
+  CHECK(saved == std::vector<std::string>{"connect", "inspect", "request_rollback", "await_boot", "await_outcome", "done"});
+  CHECK(std::count(b.calls.begin(), b.calls.end(), "install") == 0);
 }

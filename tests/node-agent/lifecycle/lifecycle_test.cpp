@@ -184,3 +184,24 @@ TEST_CASE("a reboot loop is broken after a bounded number of boots") {
   board.power_on(false);
   CHECK(board.running == k_old);
 }
+
+TEST_CASE("an install whose process died is concluded as interrupted by the next install, which then runs") {
+  test::SimBoard board;
+  test::TempDir bundles;
+  auto b = test::make_bundle(bundles, "b1", "6.1-new");
+  {
+    CrashingDisk disk(8, CrashingDisk::Mode::power_cut_after);  // the process is killed mid-copy
+    Agent agent{Context{board.paths, disk, board, "board-1"}};
+    CHECK_THROWS_AS(agent.install(b, "r1"), PowerCut);
+  }
+  CHECK(board.state().state == State::installing);
+  RealDisk disk;
+  Agent agent{Context{board.paths, disk, board, "board-1"}};
+  REQUIRE(agent.install(b, "r1"));
+  CHECK(board.state().state == State::installed);
+  auto phases = board.outbox_phases();
+  CHECK(phases == std::vector<std::string>{"INSTALL_FAILED", "INSTALLED"});
+  REQUIRE(agent.tryboot());
+  test::settle(board, agent);
+  CHECK(board.state().last->phase == Phase::committed);
+}
