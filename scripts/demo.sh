@@ -1,19 +1,65 @@
 #!/usr/bin/env bash
-# The main job on this machine, no Pi needed: set up (as root), build the qemu-virt kernel
-# bundle and the aarch64 agent (cached after the first run), boot a virtual Pi 5 board with
-# that kernel and print fleet-agent's verification of it. Then the same kernel with
-# transparent_hugepage=never, which must fail on THP.
+# The main job on this machine, no Pi needed (as root): set up, build the qemu-virt kernel
+# bundles and the aarch64 agent (cached after the first run), start a virtual rack of three
+# Pi 5 boards, roll the tuned kernel out with a canary wave, show `fleetctl status`, then
+# roll out a deliberately bad bundle (its kernel fails its contract: THP never), which
+# fails on the canary, is rolled back there and stops the rollout. The rack is torn down at
+# the end unless --keep is given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+keep=0
+[ "${1:-}" = "--keep" ] && keep=1
 bash scripts/setup.sh
 bash scripts/build.sh
-echo "== kernel: fleetctl kernel build --profile qemu-virt (first run: a few minutes; then seconds)"
-build/host/controller/fleetctl kernel build --profile qemu-virt --out build/bundles/qemu-virt
-echo "== board: boot the bundle and verify it"
-build/host/sim/fleet-sim boot-verify --bundle build/bundles/qemu-virt
-echo "== board: the same kernel booted with transparent_hugepage=never (expected to fail on THP)"
-if build/host/sim/fleet-sim boot-verify --bundle build/bundles/qemu-virt --append transparent_hugepage=never; then
-  echo "demo: the THP=never board passed verification, which it must not" >&2
+
+fleetctl=build/host/controller/fleetctl
+sim=build/host/sim/fleet-sim
+rack=build/rack
+echo "== kernels: the tuned qemu-virt kernel, the boards' stock kernel, a bad variant"
+echo "   (first run: about 5 minutes of kernel build; later runs: seconds)"
+$fleetctl kernel build --profile qemu-virt --out build/bundles/qemu-virt
+for v in stock thp-never; do
+  $fleetctl kernel build --profile sim/profiles/qemu-virt-$v.yaml --out build/bundles/qemu-virt-$v
+done
+
+echo "== rack: three virtual Pi 5 boards on the stock kernel"
+for i in 1 2 3; do $sim board down pi-$i --rack $rack >/dev/null 2>&1 || true; done
+rm -rf $rack
+mkdir -p $rack
+ssh-keygen -q -t ed25519 -N '' -C fleet-demo -f $rack/id_ed25519
+{
+  echo "# The virtual rack (written by scripts/demo.sh)"
+  echo "all:"
+  echo "  vars: {address: 127.0.0.1, user: root, key: $PWD/$rack/id_ed25519}"
+  echo "  hosts:"
+} > $rack/inventory.yml
+for i in 1 2 3; do
+  port=$((22700 + i))
+  $sim board create pi-$i --rack $rack --bundle build/bundles/qemu-virt-stock --ssh-port $port --agent none >/dev/null
+  echo "    pi-$i: {port: $port}" >> $rack/inventory.yml
+  $sim board up pi-$i --rack $rack >/dev/null
+done
+teardown() { [ $keep = 1 ] || for i in 1 2 3; do $sim board down pi-$i --rack $rack >/dev/null 2>&1 || true; done; }
+trap teardown EXIT
+for i in 1 2 3; do
+  for t in $(seq 1 240); do $sim board status pi-$i --rack $rack | grep -q ready && break; sleep 0.5; done
+done
+$sim board status --rack $rack
+
+export FLEETCTL_STATE=$PWD/$rack/fleet.db
+common=(--inventory $rack/inventory.yml --accept-new-host-keys --known-hosts $rack/known_hosts
+        --listen 127.0.0.1:50151 --report-address 10.0.2.2:50151)
+echo "== rollout: the tuned kernel, a canary wave then the rest"
+$fleetctl rollout --bundle build/bundles/qemu-virt --serial 1,100% "${common[@]}"
+$fleetctl status
+
+echo "== rollout: a bad bundle (its command line turns THP off); expected to stop at the canary"
+if $fleetctl rollout --bundle build/bundles/qemu-virt-thp-never --serial 1,100% "${common[@]}"; then
+  echo "demo: the bad rollout succeeded, which it must not" >&2
   exit 1
 fi
-echo "== demo done: the tuned kernel verified; the misconfigured boot was caught"
+$fleetctl status
+if [ $keep = 1 ]; then
+  echo "== the rack keeps running: $sim board status --rack $rack; ssh -i $rack/id_ed25519 -p 22701 root@127.0.0.1"
+fi
+echo "== demo done: the tuned kernel is committed on every board; the bad one was stopped and rolled back"
