@@ -1,5 +1,6 @@
 #include "controller/cli/cli.hpp"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <array>
@@ -15,6 +16,7 @@
 #include "controller/cli/progress.hpp"
 #include "controller/inventory/inventory.hpp"
 #include "controller/rollout/rollout.hpp"
+#include "controller/status/status_service.hpp"
 #include "controller/store/store.hpp"
 #include "controller/kernel/build.hpp"
 #include "controller/kernel/config_check.hpp"
@@ -48,6 +50,7 @@ const std::string k_usage =
     "  rollout               take a kernel bundle across the boards, in waves\n"
     "  rollback              return boards to their previous kernel\n"
     "  status                boards and rollouts: kernel, outcome, verification\n"
+    "  serve                 the status service for dashboards (gRPC)\n"
     "  version               print the version\n"
     "\n"
     "Run 'fleetctl COMMAND --help' for a command's options.\n"
@@ -414,13 +417,30 @@ int rollback_cmd(const std::vector<std::string>& argv, std::ostream& out, std::o
   return r->failed == 0 ? k_exit_ok : k_exit_failed;
 }
 
+std::atomic<bool> g_stop{false};
+void on_stop_signal(int) { g_stop = true; }
+
+nlohmann::json board_json(const fleet::v1::BoardStatus& b) {
+  nlohmann::json checks = nlohmann::json::array();
+  for (const auto& c : b.checks()) {
+    checks.push_back({{"property", c.property()}, {"expected", c.expected()}, {"actual", c.actual()},
+                      {"pass", c.pass()}, {"detail", c.detail()}});
+  }
+  return {{"board", b.board()},     {"rollout", b.rollout_id()},         {"wave", b.wave() + 1},
+          {"step", b.step()},       {"outcome", b.outcome()},            {"kernel_release", b.kernel_release()},
+          {"message", b.message()}, {"updated_unix_ms", b.updated_unix_ms()}, {"checks", checks}};
+}
+
 int status_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
-  const std::array options = {k_opt_state, k_opt_json, k_opt_help};
+  const std::array options = {
+      k_opt_state, k_opt_json,
+      args::Option{"watch", args::Takes::nothing, "", "redraw every 2 s until interrupted"},
+      args::Option{"count", args::Takes::value, "N", "with --watch: stop after N redraws"}, k_opt_help};
   int code = 0;
   auto a = parse_or_help(argv, options,
-                         {"fleetctl", "fleetctl status [--state FILE] [--json]",
+                         {"fleetctl", "fleetctl status [--state FILE] [--json] [--watch [--count N]]",
                           "Per board: its kernel, the outcome of its last rollout and the verification its agent\n"
-                          "reported. Per rollout: bundle, waves and outcomes."},
+                          "reported. Per rollout: kernel, state, and why it stopped."},
                          out, err, code);
   if (!a) return code;
   auto path = a->value("state") ? std::filesystem::path(*a->value("state")) : default_state_db();
@@ -433,63 +453,87 @@ int status_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ost
     err << "fleetctl status: " << st.error().message << "\n";
     return k_exit_failed;
   }
-  auto boards = (*st)->latest_boards();
-  auto rollouts = (*st)->rollouts(10);
-  if (!boards || !rollouts) {
-    err << "fleetctl status: cannot read " << path.string() << "\n";
-    return k_exit_failed;
+  int count = 0;
+  try {
+    count = std::stoi(a->value("count").value_or("0"));
+  } catch (const std::exception&) {
+    err << "fleetctl status: --count must be a number\n";
+    return k_exit_usage;
   }
-  nlohmann::json jb = nlohmann::json::array();
-  for (const auto& b : *boards) {
-    nlohmann::json checks = nlohmann::json::array();
-    std::string last_phase, kernel = b.running_release;
-    if (auto reports = (*st)->reports(b.board, 20); reports) {
-      for (const auto& r : *reports) {
-        if (last_phase.empty()) last_phase = r.phase;
-        if (kernel.empty()) kernel = r.running_release;  // a board this rollout did not reach
-        auto c = nlohmann::json::parse(r.checks_json.empty() ? "[]" : r.checks_json, nullptr, false);
-        if (c.is_array() && !c.empty()) {
-          checks = c;
-          break;
+  const bool watch = a->flag("watch");
+  ::signal(SIGINT, on_stop_signal);
+  ::signal(SIGTERM, on_stop_signal);
+  for (int round = 0; !g_stop; ++round) {
+    auto boards = (*st)->latest_boards();
+    auto rollouts = (*st)->rollouts(10);
+    if (!boards || !rollouts) {
+      err << "fleetctl status: cannot read " << path.string() << "\n";
+      return k_exit_failed;
+    }
+    nlohmann::json jb = nlohmann::json::array();
+    for (const auto& b : *boards) jb.push_back(board_json(controller::board_status(**st, b)));
+    nlohmann::json jr = nlohmann::json::array();
+    for (const auto& r : *rollouts) {
+      jr.push_back({{"id", r.id}, {"kernel_release", r.kernel_release}, {"state", r.state}, {"message", r.message},
+                    {"serial", r.serial}, {"max_fail", r.max_fail}});
+    }
+    if (a->flag("json")) {
+      out << nlohmann::json{{"boards", jb}, {"rollouts", jr}}.dump() << "\n";
+    } else {
+      if (watch && &out == &std::cout && ::isatty(STDOUT_FILENO)) out << "\033[H\033[2J";
+      out << "BOARD         KERNEL                      OUTCOME       VERIFICATION\n";
+      for (const auto& b : jb) {
+        std::string verification;
+        for (const auto& c : b["checks"]) {
+          verification += c["property"].get<std::string>() + (c["pass"].get<bool>() ? " ok  " : " FAIL  ");
         }
+        char line[512];
+        std::snprintf(line, sizeof line, "%-13s %-27s %-13s %s\n", b["board"].get<std::string>().c_str(),
+                      b["kernel_release"].get<std::string>().c_str(),
+                      (b["step"] == "done" ? b["outcome"] : b["step"]).get<std::string>().c_str(), verification.c_str());
+        out << line;
+      }
+      out << "\nROLLOUT             KERNEL                      STATE\n";
+      for (const auto& r : jr) {
+        char line[512];
+        std::snprintf(line, sizeof line, "%-19s %-27s %s %s\n", r["id"].get<std::string>().c_str(),
+                      r["kernel_release"].get<std::string>().c_str(), r["state"].get<std::string>().c_str(),
+                      r["message"].get<std::string>().c_str());
+        out << line;
       }
     }
-    jb.push_back({{"board", b.board}, {"rollout", b.rollout_id}, {"state", b.state}, {"outcome", b.outcome},
-                  {"kernel_release", kernel}, {"message", b.message}, {"last_report", last_phase},
-                  {"checks", checks}});
-  }
-  nlohmann::json jr = nlohmann::json::array();
-  for (const auto& r : *rollouts) {
-    jr.push_back({{"id", r.id}, {"kernel_release", r.kernel_release}, {"state", r.state}, {"message", r.message},
-                  {"serial", r.serial}, {"max_fail", r.max_fail}});
-  }
-  if (a->flag("json")) {
-    out << nlohmann::json{{"boards", jb}, {"rollouts", jr}}.dump() << "\n";
-    return k_exit_ok;
-  }
-  out << "BOARD         KERNEL                      OUTCOME       VERIFICATION\n";
-  for (const auto& b : jb) {
-    std::string verification;
-    for (const auto& c : b["checks"]) {
-      verification += c["property"].get<std::string>() + (c["pass"].get<bool>() ? " ok  " : " FAIL  ");
-    }
-    char line[512];
-    std::snprintf(line, sizeof line, "%-13s %-27s %-13s %s\n", b["board"].get<std::string>().c_str(),
-                  b["kernel_release"].get<std::string>().c_str(),
-                  (b["state"] == "done" ? b["outcome"] : b["state"]).get<std::string>().c_str(), verification.c_str());
-    out << line;
-  }
-  out << "\nROLLOUT             KERNEL                      STATE\n";
-  for (const auto& r : jr) {
-    char line[512];
-    std::snprintf(line, sizeof line, "%-19s %-27s %s %s\n", r["id"].get<std::string>().c_str(),
-                  r["kernel_release"].get<std::string>().c_str(), r["state"].get<std::string>().c_str(),
-                  r["message"].get<std::string>().c_str());
-    out << line;
+    out << std::flush;
+    if (!watch || (count > 0 && round + 1 >= count)) break;
+    for (int i = 0; i < 10 && !g_stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   return k_exit_ok;
 }
 
+int serve_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  const std::array options = {
+      k_opt_state,
+      args::Option{"listen", args::Takes::value, "ADDR", "where the StatusService listens (default 127.0.0.1:50052)"},
+      k_opt_help};
+  int code = 0;
+  auto a = parse_or_help(argv, options,
+                         {"fleetctl", "fleetctl serve [--listen ADDR] [--state FILE]",
+                          "Serves the StatusService (proto/fleet.proto) for dashboards: boards, rollouts, and a\n"
+                          "stream of board changes, read from the state database while rollouts write it."},
+                         out, err, code);
+  if (!a) return code;
+  auto path = a->value("state") ? std::filesystem::path(*a->value("state")) : default_state_db();
+  auto server = controller::StatusServer::start(a->value("listen").value_or("127.0.0.1:50052"), path);
+  if (!server) {
+    err << "fleetctl serve: " << server.error().message << "\n";
+    return k_exit_failed;
+  }
+  out << "status service on port " << (*server)->port() << " (state " << path.string() << ")\n" << std::flush;
+  ::signal(SIGINT, on_stop_signal);
+  ::signal(SIGTERM, on_stop_signal);
+  while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  (*server)->stop();
+  return k_exit_ok;
+}
 }  // namespace
 
 int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -520,6 +564,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   }
   if (cmd == "rollout") return rollout_cmd(std::vector<std::string>(args.begin() + 1, args.end()), out, err);
   if (cmd == "rollback") return rollback_cmd(std::vector<std::string>(args.begin() + 1, args.end()), out, err);
+  if (cmd == "serve") return serve_cmd(std::vector<std::string>(args.begin() + 1, args.end()), out, err);
   if (cmd == "status") return status_cmd(std::vector<std::string>(args.begin() + 1, args.end()), out, err);
   if (cmd == "inventory") {
     if (args.size() < 2 || (args[1] != "check" && args[1] != "list")) {

@@ -193,6 +193,16 @@ Result<std::vector<BoardRow>> Store::latest_boards() {
   return out;
 }
 
+Result<std::vector<BoardRow>> Store::boards_changed_since(std::int64_t since_ms, const std::string& rollout_id) {
+  std::lock_guard lock(g_mu);
+  Stmt st(D(db_), (std::string("SELECT ") + k_board_cols +
+                   " FROM boards WHERE updated_ms > ? AND (? = '' OR rollout_id = ?) ORDER BY updated_ms").c_str());
+  st.bind(1, since_ms).bind(2, rollout_id).bind(3, rollout_id);
+  std::vector<BoardRow> out;
+  while (st.step() == SQLITE_ROW) out.push_back(board_from(st));
+  return out;
+}
+
 Result<void> Store::add_report(const ReportRow& r) {
   std::lock_guard lock(g_mu);
   Stmt st(D(db_), "INSERT OR IGNORE INTO reports (board,rollout_id,sequence,phase,running_release,message,checks_json,"

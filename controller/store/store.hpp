@@ -69,6 +69,8 @@ class Store {
   Result<std::vector<BoardRow>> boards(const std::string& rollout_id);
   // The latest row of each board across rollouts (for `fleetctl status`).
   Result<std::vector<BoardRow>> latest_boards();
+  // Rows written after `since_ms` (for watchers), oldest first.
+  Result<std::vector<BoardRow>> boards_changed_since(std::int64_t since_ms, const std::string& rollout_id = "");
 
   Result<void> add_report(const ReportRow& r);
   Result<std::vector<ReportRow>> reports(const std::string& board, int limit = 50);

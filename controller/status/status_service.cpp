@@ -1,0 +1,143 @@
+#include "controller/status/status_service.hpp"
+
+#include <grpcpp/grpcpp.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "proto/fleet.grpc.pb.h"
+
+namespace fleet::controller {
+
+fleet::v1::BoardStatus board_status(store::Store& store, const store::BoardRow& b) {
+  fleet::v1::BoardStatus s;
+  s.set_board(b.board);
+  s.set_rollout_id(b.rollout_id);
+  s.set_wave(b.wave);
+  s.set_step(b.state);
+  s.set_outcome(b.outcome);
+  s.set_kernel_release(b.running_release);
+  s.set_message(b.message);
+  s.set_updated_unix_ms(b.updated_ms);
+  if (auto reports = store.reports(b.board, 20)) {
+    for (const auto& r : *reports) {
+      if (s.kernel_release().empty()) s.set_kernel_release(r.running_release);
+      auto checks = nlohmann::json::parse(r.checks_json.empty() ? "[]" : r.checks_json, nullptr, false);
+      if (!checks.is_array() || checks.empty()) continue;
+      for (const auto& c : checks) {
+        auto* k = s.add_checks();
+        k->set_property(c.value("property", ""));
+        k->set_expected(c.value("expected", ""));
+        k->set_actual(c.value("actual", ""));
+        k->set_pass(c.value("pass", false));
+        k->set_detail(c.value("detail", ""));
+      }
+      break;
+    }
+  }
+  return s;
+}
+
+namespace {
+
+void fill_rollout(store::Store& st, const store::RolloutRow& r, fleet::v1::RolloutStatus* out, bool boards) {
+  out->set_id(r.id);
+  out->set_kernel_release(r.kernel_release);
+  out->set_state(r.state);
+  out->set_message(r.message);
+  out->set_serial(r.serial);
+  out->set_max_fail(r.max_fail);
+  out->set_started_unix_ms(r.started_ms);
+  if (boards) {
+    if (auto rows = st.boards(r.id)) {
+      for (const auto& b : *rows) *out->add_boards() = board_status(st, b);
+    }
+  }
+}
+
+grpc::Status io_error(const Error& e) { return grpc::Status(grpc::StatusCode::UNAVAILABLE, e.message); }
+
+}  // namespace
+
+class StatusServer::Impl final : public fleet::v1::StatusService::Service {
+ public:
+  explicit Impl(std::unique_ptr<store::Store> st) : store_(std::move(st)) {}
+
+  grpc::Status ListBoards(grpc::ServerContext*, const fleet::v1::ListBoardsRequest*,
+                          fleet::v1::ListBoardsResponse* out) override {
+    auto rows = store_->latest_boards();
+    if (!rows) return io_error(rows.error());
+    for (const auto& b : *rows) *out->add_boards() = board_status(*store_, b);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListRollouts(grpc::ServerContext*, const fleet::v1::ListRolloutsRequest* req,
+                            fleet::v1::ListRolloutsResponse* out) override {
+    auto rows = store_->rollouts(req->limit() > 0 ? req->limit() : 20);
+    if (!rows) return io_error(rows.error());
+    for (const auto& r : *rows) fill_rollout(*store_, r, out->add_rollouts(), false);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetRollout(grpc::ServerContext*, const fleet::v1::GetRolloutRequest* req,
+                          fleet::v1::RolloutStatus* out) override {
+    auto r = store_->rollout(req->id());
+    if (!r) return io_error(r.error());
+    if (!*r) return grpc::Status(grpc::StatusCode::NOT_FOUND, "no rollout " + req->id());
+    fill_rollout(*store_, **r, out, true);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Watch(grpc::ServerContext* ctx, const fleet::v1::WatchRequest* req,
+                     grpc::ServerWriter<fleet::v1::RolloutEvent>* writer) override {
+    std::int64_t since = store::now_ms();
+    // Bounded by the caller: it ends when the client cancels or the server stops.
+    while (!ctx->IsCancelled() && !stopping_) {
+      auto rows = store_->boards_changed_since(since, req->rollout_id());
+      if (!rows) return io_error(rows.error());
+      for (const auto& b : *rows) {
+        since = std::max(since, b.updated_ms);
+        fleet::v1::RolloutEvent ev;
+        ev.set_unix_ms(b.updated_ms);
+        *ev.mutable_board() = board_status(*store_, b);
+        if (!writer->Write(ev)) return grpc::Status::OK;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    return grpc::Status::OK;
+  }
+
+  std::atomic<bool> stopping_{false};
+
+ private:
+  std::unique_ptr<store::Store> store_;
+};
+
+Result<std::unique_ptr<StatusServer>> StatusServer::start(const std::string& address,
+                                                          const std::filesystem::path& state_db) {
+  auto st = FLEET_TRY(store::Store::open(state_db));
+  std::unique_ptr<StatusServer> s(new StatusServer());
+  s->impl_ = std::make_unique<Impl>(std::move(st));
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &s->port_);
+  builder.RegisterService(s->impl_.get());
+  s->server_ = builder.BuildAndStart();
+  if (!s->server_ || s->port_ == 0) return fail(Errc::io, "cannot listen on " + address + " for status");
+  return s;
+}
+
+StatusServer::~StatusServer() { stop(); }
+
+void StatusServer::wait() {
+  if (server_) server_->Wait();
+}
+
+void StatusServer::stop() {
+  if (server_) {
+    impl_->stopping_ = true;
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    server_.reset();
+  }
+}
+
+}  // namespace fleet::controller

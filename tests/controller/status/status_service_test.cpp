@@ -1,0 +1,108 @@
+#include <grpcpp/grpcpp.h>
+
+#include <catch2/catch.hpp>
+#include <thread>
+
+#include "controller/status/status_service.hpp"
+#include "proto/fleet.grpc.pb.h"
+#include "tests/support/temp_dir.hpp"
+
+using namespace fleet;
+
+namespace {
+
+void seed(store::Store& st) {
+  store::RolloutRow r;
+  r.id = "r1";
+  r.kernel_release = "6.1-new";
+  r.state = "stopped";
+  r.message = "1 of 1 boards failed in wave 1";
+  r.serial = "1,100%";
+  r.max_fail = "0%";
+  r.started_ms = 1000;
+  REQUIRE(st.put_rollout(r));
+  for (auto [name, wave, outcome] : {std::tuple{"pi-1", 0, "rolled_back"}, std::tuple{"pi-2", 1, "not_started"}}) {
+    store::BoardRow b;
+    b.rollout_id = "r1";
+    b.board = name;
+    b.wave = wave;
+    b.state = "done";
+    b.outcome = outcome;
+    b.running_release = "6.1-old";
+    REQUIRE(st.put_board(b));
+  }
+  REQUIRE(st.add_report({"pi-1", "r1", 4, "VERIFY_FAILED", "6.1-new", "thp",
+                         R"([{"property":"thp","expected":"madvise","actual":"never","pass":false,"detail":"x"}])", 5}));
+}
+
+}  // namespace
+
+TEST_CASE("the status service lists boards and rollouts, and streams board changes") {
+  test::TempDir dir;
+  auto db = dir / "fleet.db";
+  auto st = store::Store::open(db);
+  REQUIRE(st);
+  seed(**st);
+  auto server = controller::StatusServer::start("127.0.0.1:0", db);
+  REQUIRE(server);
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string((*server)->port()), grpc::InsecureChannelCredentials());
+  auto stub = fleet::v1::StatusService::NewStub(channel);
+
+  {
+    grpc::ClientContext ctx;
+    fleet::v1::ListBoardsResponse resp;
+    REQUIRE(stub->ListBoards(&ctx, {}, &resp).ok());
+    REQUIRE(resp.boards_size() == 2);
+    CHECK(resp.boards(0).board() == "pi-1");
+    CHECK(resp.boards(0).outcome() == "rolled_back");
+    REQUIRE(resp.boards(0).checks_size() == 1);
+    CHECK(resp.boards(0).checks(0).actual() == "never");
+  }
+  {
+    grpc::ClientContext ctx;
+    fleet::v1::GetRolloutRequest req;
+    req.set_id("r1");
+    fleet::v1::RolloutStatus resp;
+    REQUIRE(stub->GetRollout(&ctx, req, &resp).ok());
+    CHECK(resp.state() == "stopped");
+    CHECK(resp.boards_size() == 2);
+    grpc::ClientContext ctx2;
+    req.set_id("nope");
+    CHECK(stub->GetRollout(&ctx2, req, &resp).error_code() == grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext ctx;
+    fleet::v1::ListRolloutsRequest req;
+    fleet::v1::ListRolloutsResponse resp;
+    REQUIRE(stub->ListRollouts(&ctx, req, &resp).ok());
+    REQUIRE(resp.rollouts_size() == 1);
+    CHECK(resp.rollouts(0).message() == "1 of 1 boards failed in wave 1");
+  }
+  {
+    // Another writer (a rollout in another process) changes a board; the watcher sees it.
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    fleet::v1::WatchRequest req;
+    auto reader = stub->Watch(&ctx, req);
+    bool written = false;  // Catch's assertions belong to the test's own thread
+    std::thread writer([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      auto other = store::Store::open(db);
+      if (!other) return;
+      store::BoardRow b;
+      b.rollout_id = "r1";
+      b.board = "pi-2";
+      b.wave = 1;
+      b.state = "install";
+      written = (*other)->put_board(b).has_value();
+    });
+    fleet::v1::RolloutEvent ev;
+    bool got = reader->Read(&ev);
+    writer.join();
+    REQUIRE(written);
+    REQUIRE(got);
+    CHECK(ev.board().board() == "pi-2");
+    CHECK(ev.board().step() == "install");
+    ctx.TryCancel();
+  }
+}
