@@ -365,6 +365,7 @@ int rollout_cmd(const std::vector<std::string>& argv, std::ostream& out, std::os
   o.host_keys = a->flag("accept-new-host-keys") ? ssh::HostKeys::accept_new : ssh::HostKeys::strict;
   if (auto k = a->value("known-hosts")) o.known_hosts = *k;
   o.work_dir = kernel::default_cache_dir() / "tars";
+  o.live = &out == &std::cout && ::isatty(STDOUT_FILENO) == 1 && !std::getenv("CI");
   auto r = rollout::run_rollout(o, out);
   if (!r) {
     err << "fleetctl rollout: " << r.error().message << "\n";

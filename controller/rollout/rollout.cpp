@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <iomanip>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -64,6 +65,31 @@ std::string board_line(const store::BoardRow& b) {
   if (b.state == "done" && !b.message.empty()) o << ": " << b.message;
   return o.str();
 }
+
+// The live view on a terminal: one line per board and the counts, redrawn in place.
+class LiveView {
+ public:
+  LiveView(std::ostream& out, std::vector<store::BoardRow> rows) : out_(out), rows_(std::move(rows)) {}
+  void update(const store::BoardRow& row) {
+    for (auto& r : rows_)
+      if (r.board == row.board) r = row;
+    if (drawn_ > 0) out_ << "\033[" << drawn_ << "F\033[J";  // back to the top of the last drawing
+    std::map<std::string, int> counts;
+    for (const auto& r : rows_) {
+      out_ << board_line(r).substr(0, 110) << "\n";
+      ++counts[r.state == "done" ? r.outcome : (r.state == "pending" ? "waiting" : "working")];
+    }
+    std::string summary;
+    for (const auto& [k, v] : counts) summary += (summary.empty() ? "" : ", ") + std::to_string(v) + " " + k;
+    out_ << summary << "\n" << std::flush;
+    drawn_ = static_cast<int>(rows_.size()) + 1;
+  }
+
+ private:
+  std::ostream& out_;
+  std::vector<store::BoardRow> rows_;
+  int drawn_ = 0;
+};
 
 }  // namespace
 
@@ -193,6 +219,7 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   std::mutex out_mu;
   RealClock clock;
   BoardTarget target{manifest.kernel_release};
+  LiveView live(out, rows);
   int waves = 0;
   for (const auto& b : rows) waves = std::max(waves, b.wave + 1);
   bool stopped = false;
@@ -218,7 +245,8 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
         run_board(b, board, clock, o.timeouts, target, [&](const store::BoardRow& row) {
           (void)store->put_board(row);
           std::lock_guard lock(out_mu);
-          out << board_line(row) << "\n" << std::flush;
+          if (o.live) live.update(row);
+          else out << board_line(row) << "\n" << std::flush;
         });
       }
     };

@@ -29,6 +29,7 @@ struct RolloutOptions {
   std::filesystem::path known_hosts;
   std::filesystem::path work_dir;     // bundle tars
   Timeouts timeouts;
+  bool live = false;                  // a terminal: redraw a board table instead of printing lines
 };
 
 struct RolloutSummary {
