@@ -3,6 +3,7 @@
 
 #include "common/fs.hpp"
 #include "common/hash.hpp"
+#include "common/process.hpp"
 #include "controller/ssh/ssh.hpp"
 #include "tests/support/sshd.hpp"
 
@@ -173,4 +174,33 @@ TEST_CASE("a part that does not match is removed and the error says so") {
   REQUIRE(again);
   CHECK(again->resumed_from == 0);
   CHECK(fs::read_file(remote).value() == std::string(100000, 'a'));
+}
+
+TEST_CASE("without a key file, the ssh-agent's keys are used") {
+  test::Sshd sshd;
+  test::TempDir dir;
+  auto sock = dir / "agent.sock";
+  // An ssh-agent of this test's own, holding the authorized key.
+  auto started = process::capture({{"ssh-agent", "-a", sock.string()}, {}, {}, std::chrono::seconds(10)});
+  REQUIRE(started);
+  auto pid_at = started->find("SSH_AGENT_PID=");
+  REQUIRE(pid_at != std::string::npos);
+  std::string pid = started->substr(pid_at + 14, started->find(';', pid_at) - pid_at - 14);
+  ::setenv("SSH_AUTH_SOCK", sock.c_str(), 1);
+  struct Stop {
+    std::string pid;
+    ~Stop() {
+      (void)process::capture({{"kill", pid}, {}, {}, std::chrono::seconds(5)});
+      ::unsetenv("SSH_AUTH_SOCK");
+    }
+  } stop{pid};
+  REQUIRE(process::capture({{"ssh-add", sshd.client_key().string()}, {}, {{"SSH_AUTH_SOCK", sock.string()}},
+                            std::chrono::seconds(10)}));
+  auto e = endpoint(sshd, dir.write("known_hosts", sshd.known_hosts_line()));
+  e.key.clear();
+  auto s = Session::connect(e);
+  if (!s) FAIL(s.error().message);
+  auto r = (*s)->check({"echo", "via agent"}, std::chrono::seconds(20));
+  REQUIRE(r);
+  CHECK(*r == "via agent\n");
 }
