@@ -7,20 +7,13 @@
 #include <functional>
 #include <set>
 
+#include "controller/yaml/where.hpp"
+
 namespace fleet::inventory {
 namespace {
 
-struct Ctx {
-  std::string file;
-  std::string at(const YAML::Node& n) const {
-    if (!n.IsDefined() || n.Mark().is_null()) return file;
-    return file + ":" + std::to_string(n.Mark().line + 1) + ":" + std::to_string(n.Mark().column + 1);
-  }
-};
-
-std::unexpected<Error> bad(const Ctx& c, const YAML::Node& n, const std::string& what) {
-  return fail(Errc::invalid_input, c.at(n) + ": " + what);
-}
+using Ctx = yaml::Where;
+using yaml::bad;
 
 // Variables are kept as text, as Ansible templates them; nested maps and lists are refused.
 Result<std::map<std::string, std::string>> read_vars(const Ctx& c, const YAML::Node& n, const std::string& owner) {
@@ -168,8 +161,7 @@ Result<Inventory> parse_inventory(std::string_view text, std::string_view file) 
   try {
     root = YAML::Load(std::string(text));
   } catch (const YAML::ParserException& e) {
-    return fail(Errc::parse, p.c.file + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
-                                 ": " + e.msg);
+    return fail(Errc::parse, p.c.at(e.mark) + ": " + e.msg);
   }
   if (!root.IsMap()) return fail(Errc::invalid_input, p.c.file + ": an inventory is a YAML map of groups (all: ...)");
   try {

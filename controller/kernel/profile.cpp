@@ -6,22 +6,13 @@
 #include <set>
 
 #include "common/fs.hpp"
+#include "controller/yaml/where.hpp"
 
 namespace fleet::kernel {
 namespace {
 
-// Errors name the file, line and column of the node, as a compiler does.
-struct Ctx {
-  std::string file;
-  std::string at(const YAML::Node& n) const {
-    if (!n.IsDefined() || n.Mark().is_null()) return file;
-    return file + ":" + std::to_string(n.Mark().line + 1) + ":" + std::to_string(n.Mark().column + 1);
-  }
-};
-
-std::unexpected<Error> bad(const Ctx& c, const YAML::Node& n, const std::string& what) {
-  return fail(Errc::invalid_input, c.at(n) + ": " + what);
-}
+using Ctx = yaml::Where;
+using yaml::bad;
 
 Result<std::string> get_string(const Ctx& c, const YAML::Node& parent, const std::string& key, bool required) {
   YAML::Node n = parent[key];
@@ -111,8 +102,7 @@ Result<Profile> parse_profile(std::string_view yaml_text, const std::filesystem:
   try {
     root = YAML::Load(std::string(yaml_text));
   } catch (const YAML::ParserException& e) {
-    return fail(Errc::parse, c.file + ":" + std::to_string(e.mark.line + 1) + ":" +
-                                 std::to_string(e.mark.column + 1) + ": " + e.msg);
+    return fail(Errc::parse, c.at(e.mark) + ": " + e.msg);
   }
   if (!root.IsMap()) return fail(Errc::invalid_input, c.file + ": a profile is a YAML map");
   FLEET_TRY(check_keys(c, root, {"name", "description", "source", "base", "fragments", "optional_symbols",
