@@ -151,7 +151,6 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   payload.agent = o.agent;
   payload.agent_sha256 = FLEET_TRY(hash::sha256_file(o.agent));
   payload.build_key = manifest.build_key;
-  ssh::Endpoint base;
   auto endpoint_of = [&](const std::string& name) -> Result<ssh::Endpoint> {
     const auto* h = inv.find(name);
     if (!h) return fail(Errc::invalid_input, "board " + name + " is no longer in " + o.inventory.string());

@@ -174,10 +174,27 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
     err << "fleet-sim board " << sub << ": name a board\n";
     return 2;
   }
+  // Numeric options; a bad one is reported by name below (bad_number).
+  std::string bad_number;
   auto seconds = [&](const char* opt, int dflt) {
     auto v = a->value(opt);
-    return v ? std::stoi(*v) : dflt;
+    if (!v) return dflt;
+    try {
+      size_t used = 0;
+      int n = std::stoi(*v, &used);
+      if (used == v->size() && n >= 0) return n;
+    } catch (const std::exception&) {
+    }
+    bad_number = opt;
+    return dflt;
   };
+  seconds("ssh-port", 0);
+  seconds("watchdog", 0);
+  seconds("wait", 0);
+  if (!bad_number.empty()) {
+    err << "fleet-sim board " << sub << ": --" << bad_number << " must be a whole number\n";
+    return 2;
+  }
   int status_code = 0;
   nlohmann::json all = nlohmann::json::array();
   for (const auto& name : names) {
@@ -227,7 +244,7 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
         return 1;
       }
     } else if (sub == "up") {
-      if (auto pid = fs::read_file(board.pid()); pid && ::kill(std::stoi(*pid), 0) == 0) {
+      if (auto pid = fs::read_file(board.pid()); pid && std::atoi(pid->c_str()) > 0 && ::kill(std::atoi(pid->c_str()), 0) == 0) {
         out << "board " << name << " is already running\n";
         continue;
       }
@@ -244,7 +261,7 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
       }
       out << "board " << name << " starting (console: " << board.console_log().string() << ")\n";
       if (auto w = a->value("wait")) {
-        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(std::stoi(*w));
+        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds("wait", 0));
         bool ready = false;
         while (std::chrono::steady_clock::now() < until) {
           auto s = read_status(board);
@@ -267,7 +284,12 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
         out << "board " << name << " is not running\n";
         continue;
       }
-      int p = std::stoi(*pid);
+      int p = std::atoi(pid->c_str());
+      if (p <= 0) {
+        std::filesystem::remove(board.pid());
+        out << "board " << name << " is not running\n";
+        continue;
+      }
       ::kill(p, SIGTERM);
       for (int i = 0; i < 100 && ::kill(p, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
       if (::kill(p, 0) == 0) ::kill(p, SIGKILL);
