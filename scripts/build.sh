@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
+# ccache hits whatever folder the checkout lives in (CI clones afresh each time): paths
+# below the checkout are hashed as relative ones, and the working directory is not hashed.
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 echo "== build: host (fleetctl, tests)"
 [ -f build/host/build.ninja ] || cmake --preset dev >/dev/null
 cmake --build --preset dev -j "$jobs"
