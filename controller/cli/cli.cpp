@@ -308,6 +308,18 @@ std::filesystem::path default_state_db() {
 const args::Option k_opt_state{"state", args::Takes::value, "FILE",
                                "the state database (default $FLEETCTL_STATE or ~/.local/state/fleetctl/fleet.db)"};
 
+// --forks: boards worked on at once (default 5); 0 when it is not a whole number.
+int forks_of(const args::Parsed& a) {
+  auto v = a.value("forks").value_or("5");
+  try {
+    size_t used = 0;
+    int n = std::stoi(v, &used);
+    return used == v.size() ? n : 0;
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
 int rollout_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
   const std::array options = {
       args::Option{"bundle", args::Takes::value, "DIR", "the kernel bundle (required)"},
@@ -347,11 +359,7 @@ int rollout_cmd(const std::vector<std::string>& argv, std::ostream& out, std::os
   o.limit = a->value("limit").value_or("all");
   o.serial = a->value("serial").value_or("1,100%");
   o.max_fail = a->value("max-fail").value_or("0%");
-  try {
-    o.forks = std::stoi(a->value("forks").value_or("5"));
-  } catch (const std::exception&) {
-    o.forks = 0;
-  }
+  o.forks = forks_of(*a);
   if (o.forks < 1) {
     err << "fleetctl rollout: --forks must be a number of boards, at least 1\n";
     return k_exit_usage;
@@ -398,13 +406,9 @@ int rollback_cmd(const std::vector<std::string>& argv, std::ostream& out, std::o
   o.inventory = *a->value("inventory");
   o.rollout = a->value("rollout");
   o.limit = a->value("limit");
-  try {
-    o.forks = std::stoi(a->value("forks").value_or("5"));
-  } catch (const std::exception&) {
-    o.forks = 0;
-  }
+  o.forks = forks_of(*a);
   if (o.forks < 1) {
-    err << "fleetctl rollback: --forks must be at least 1\n";
+    err << "fleetctl rollback: --forks must be a number of boards, at least 1\n";
     return k_exit_usage;
   }
   o.state_db = a->value("state") ? std::filesystem::path(*a->value("state")) : default_state_db();

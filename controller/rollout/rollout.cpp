@@ -58,6 +58,36 @@ Result<stdfs::path> bundle_tar(const stdfs::path& bundle, const std::string& key
   return tar;
 }
 
+// Runs fn(i) for i in [0, count) on at most `forks` threads (Ansible's forks).
+template <class F>
+void for_each_board(size_t count, int forks, F&& fn) {
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t k; (k = next++) < count;) fn(k);
+  };
+  std::vector<std::thread> threads;
+  int n = std::max(1, std::min<int>(forks, static_cast<int>(count)));
+  for (int t = 0; t < n; ++t) threads.emplace_back(worker);
+  for (auto& t : threads) t.join();
+}
+
+// Where and how to reach an inventory host over SSH.
+Result<ssh::Endpoint> endpoint_of(const inventory::Inventory& inv, const std::string& name,
+                                  const std::filesystem::path& inventory_file, const std::filesystem::path& known_hosts,
+                                  ssh::HostKeys host_keys) {
+  const auto* h = inv.find(name);
+  if (!h) return fail(Errc::invalid_input, "board " + name + " is no longer in " + inventory_file.string());
+  ssh::Endpoint e;
+  e.name = h->name;
+  e.host = h->address;
+  e.port = h->port;
+  e.user = h->user;
+  e.key = h->key;
+  e.known_hosts = known_hosts;
+  e.host_keys = host_keys;
+  return e;
+}
+
 std::string board_line(const store::BoardRow& b) {
   std::ostringstream o;
   o << "[wave " << b.wave + 1 << "] " << std::left << std::setw(12) << b.board << " "
@@ -151,23 +181,13 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   payload.agent = o.agent;
   payload.agent_sha256 = FLEET_TRY(hash::sha256_file(o.agent));
   payload.build_key = manifest.build_key;
-  auto endpoint_of = [&](const std::string& name) -> Result<ssh::Endpoint> {
-    const auto* h = inv.find(name);
-    if (!h) return fail(Errc::invalid_input, "board " + name + " is no longer in " + o.inventory.string());
-    ssh::Endpoint e;
-    e.name = h->name;
-    e.host = h->address;
-    e.port = h->port;
-    e.user = h->user;
-    e.key = h->key;
-    e.known_hosts = o.known_hosts;
-    e.host_keys = o.host_keys;
-    return e;
+  auto endpoint_for = [&](const std::string& name) {
+    return endpoint_of(inv, name, o.inventory, o.known_hosts, o.host_keys);
   };
 
   if (o.dry_run) {
     for (auto& b : rows) {
-      auto e = FLEET_TRY(endpoint_of(b.board));
+      auto e = FLEET_TRY(endpoint_for(b.board));
       SshBoard board(e, payload);
       auto i = board.inspect();
       if (!i) {
@@ -226,33 +246,26 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
     std::vector<store::BoardRow*> wave;
     for (auto& b : rows)
       if (b.wave == w) wave.push_back(&b);
-    std::atomic<size_t> next{0};
-    auto worker = [&] {
-      for (size_t k; (k = next++) < wave.size();) {
-        store::BoardRow& b = *wave[k];
-        if (b.state == "done" && !b.outcome.empty() && b.outcome != "not_started") continue;
-        if (b.state == "pending") b.state = "connect";
-        auto e = endpoint_of(b.board);
-        if (!e) {
-          b.state = "done";
-          b.outcome = "failed";
-          b.message = e.error().message;
-          (void)store->put_board(b);
-          continue;
-        }
-        SshBoard board(*e, payload);
-        run_board(b, board, clock, o.timeouts, target, [&](const store::BoardRow& row) {
-          (void)store->put_board(row);
-          std::lock_guard lock(out_mu);
-          if (o.live) live.update(row);
-          else out << board_line(row) << "\n" << std::flush;
-        });
+    for_each_board(wave.size(), o.forks, [&](size_t k) {
+      store::BoardRow& b = *wave[k];
+      if (b.state == "done" && !b.outcome.empty() && b.outcome != "not_started") return;
+      if (b.state == "pending") b.state = "connect";
+      auto e = endpoint_for(b.board);
+      if (!e) {
+        b.state = "done";
+        b.outcome = "failed";
+        b.message = e.error().message;
+        (void)store->put_board(b);
+        return;
       }
-    };
-    std::vector<std::thread> threads;
-    int n = std::max(1, std::min<int>(o.forks, static_cast<int>(wave.size())));
-    for (int t = 0; t < n; ++t) threads.emplace_back(worker);
-    for (auto& t : threads) t.join();
+      SshBoard board(*e, payload);
+      run_board(b, board, clock, o.timeouts, target, [&](const store::BoardRow& row) {
+        (void)store->put_board(row);
+        std::lock_guard lock(out_mu);
+        if (o.live) live.update(row);
+        else out << board_line(row) << "\n" << std::flush;
+      });
+    });
     size_t failed = 0;
     for (auto* b : wave) failed += is_failure(b->outcome) ? 1 : 0;
     if (exceeds(max_fail, failed, wave.size())) {
@@ -322,31 +335,23 @@ Result<RolloutSummary> run_rollback(const RollbackOptions& o, std::ostream& out)
   Payload payload;  // nothing is pushed in a rollback
   std::mutex out_mu;
   RealClock clock;
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t k; (k = next++) < rows.size();) {
-      auto& b = rows[k];
-      const auto* h = inv.find(b.board);
-      if (!h) {
-        b.state = "done";
-        b.outcome = "failed";
-        b.message = "not in " + o.inventory.string();
-        (void)store->put_board(b);
-        continue;
-      }
-      ssh::Endpoint e{h->name, h->address, h->port, h->user, h->key, o.known_hosts, o.host_keys, std::chrono::seconds(10)};
-      SshBoard board(e, payload);
-      run_board(b, board, clock, o.timeouts, BoardTarget{}, [&](const store::BoardRow& row) {
-        (void)store->put_board(row);
-        std::lock_guard lock(out_mu);
-        out << board_line(row) << "\n" << std::flush;
-      }, Plan::rollback);
+  for_each_board(rows.size(), o.forks, [&](size_t k) {
+    auto& b = rows[k];
+    auto e = endpoint_of(inv, b.board, o.inventory, o.known_hosts, o.host_keys);
+    if (!e) {
+      b.state = "done";
+      b.outcome = "failed";
+      b.message = e.error().message;
+      (void)store->put_board(b);
+      return;
     }
-  };
-  std::vector<std::thread> threads;
-  int n = std::max(1, std::min<int>(o.forks, static_cast<int>(rows.size())));
-  for (int t = 0; t < n; ++t) threads.emplace_back(worker);
-  for (auto& t : threads) t.join();
+    SshBoard board(*e, payload);
+    run_board(b, board, clock, o.timeouts, BoardTarget{}, [&](const store::BoardRow& row) {
+      (void)store->put_board(row);
+      std::lock_guard lock(out_mu);
+      out << board_line(row) << "\n" << std::flush;
+    }, Plan::rollback);
+  });
   RolloutSummary s;
   s.id = ro.id;
   for (const auto& b : rows) {
