@@ -47,6 +47,15 @@ Result<Outcome> run(const Command& cmd, const LineSink& on_line) {
     ::setpgid(0, 0);
     ::dup2(fds[1], STDOUT_FILENO);
     ::dup2(fds[1], STDERR_FILENO);
+    if (!cmd.stdout_file.empty()) {
+      int out = ::open(cmd.stdout_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (out < 0) {
+        std::string msg = "cannot write " + cmd.stdout_file.string() + ": " + std::strerror(errno) + "\n";
+        (void)!::write(STDERR_FILENO, msg.data(), msg.size());
+        ::_exit(127);
+      }
+      ::dup2(out, STDOUT_FILENO);
+    }
     int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
     if (!cmd.cwd.empty() && ::chdir(cmd.cwd.c_str()) != 0) {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <charconv>
 #include <thread>
 #include <ostream>
 
@@ -12,6 +13,7 @@
 
 #include "common/args.hpp"
 #include "common/fs.hpp"
+#include "node-agent/bench/bench.hpp"
 #include "node-agent/lifecycle/lifecycle.hpp"
 #include "node-agent/report/sender.hpp"
 #include "node-agent/verify/verify.hpp"
@@ -41,6 +43,7 @@ const std::string k_usage =
     "  status        the agent's state: committed kernel, update in progress, last outcome\n"
     "  send-reports  deliver pending reports to the controller (retries with backoff)\n"
     "  setup         write the board's identity and the systemd units\n"
+    "  bench         measure memory bandwidth and model throughput (tokens/s)\n"
     "  version       print the agent version\n"
     "\n"
     "Run 'fleet-agent COMMAND --help' for a command's options.\n";
@@ -316,6 +319,107 @@ int setup(const std::vector<std::string>& argv, std::ostream& out, std::ostream&
   return k_exit_ok;
 }
 
+// Parses a positive integer option; prints the usage error itself.
+std::optional<int> int_option(const args::Parsed& a, const char* name, int min, int max, std::ostream& err, bool& bad) {
+  auto v = a.value(name);
+  if (!v) return std::nullopt;
+  int n = 0;
+  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+  if (ec != std::errc{} || p != v->data() + v->size() || n < min || n > max) {
+    err << "fleet-agent bench: --" << name << " must be a whole number from " << min << " to " << max << ", got '" << *v
+        << "'\n";
+    bad = true;
+    return std::nullopt;
+  }
+  return n;
+}
+
+int bench_command(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  const std::array options = {
+      args::Option{"model", args::Takes::value, "FILE", "a GGUF model: the probe takes its shape; llama-bench runs it"},
+      args::Option{"model-shape", args::Takes::value, "SHAPE",
+                   "7b, 3b, 1b, 110m, 15m or auto (default: the largest that fits in half the free memory)"},
+      args::Option{"threads", args::Takes::value, "N", "threads for the probe and the all-thread bandwidth (default: every CPU)"},
+      args::Option{"tokens", args::Takes::value, "N", "decode at most N timed tokens (default 32; at least 3 and 2 s)"},
+      args::Option{"size-mib", args::Takes::value, "MIB", "bandwidth array size (default max(256 MiB, 4 x last-level cache))"},
+      args::Option{"repetitions", args::Takes::value, "N", "bandwidth repetitions, the best counts (default 5)"},
+      args::Option{"path", args::Takes::value, "PATH", "dot product: portable, avx2 or neon-dotprod (default: the fastest here)"},
+      args::Option{"no-bandwidth", args::Takes::nothing, "", "skip the bandwidth measurement"},
+      args::Option{"no-probe", args::Takes::nothing, "", "skip the token-generation probe"},
+      args::Option{"no-hugepage", args::Takes::nothing, "", "hold the probe's weights with MADV_NOHUGEPAGE"},
+      args::Option{"llama-bench", args::Takes::value, "PROGRAM", "llama-bench to run with --model (default: llama-bench on PATH)"},
+      args::Option{"self-test", args::Takes::nothing, "",
+                   "check every dot-product path this CPU has against the scalar reference, then exit"},
+      args::Option{"json", args::Takes::nothing, "", "print one JSON object instead of a table"},
+      k_help_option};
+  int code = 0;
+  auto a = parse(argv, options, "fleet-agent bench [--model FILE | --model-shape SHAPE] [--threads N] [--json]",
+                 "Measures what decides tokens/s on a Pi 5: memory bandwidth (read, copy, triad; one and all\n"
+                 "threads; with and without MADV_HUGEPAGE), and a token-generation probe that decodes tokens of\n"
+                 "a llama-shaped model held in memory: Q4_0 weights x Q8_0 activations through every matrix of\n"
+                 "every layer, the ggml block layouts and arithmetic, threads spread over the NUMA nodes. The\n"
+                 "probe's weights are synthetic; its arithmetic and memory traffic are real. With --model and\n"
+                 "llama-bench on the board, llama-bench -o json runs too. Exit 0, or 2 on bad usage.",
+                 out, err, code);
+  if (!a) return code;
+  if (!a->positional.empty()) {
+    err << "fleet-agent bench: unexpected argument '" << a->positional.front() << "'\n";
+    return k_exit_usage;
+  }
+  if (a->flag("self-test")) {
+    auto r = bench::self_test_dot();
+    if (!r) {
+      err << r.error().message;
+      return k_exit_check_failed;
+    }
+    out << *r;
+    return k_exit_ok;
+  }
+  if (a->value("model") && a->value("model-shape")) {
+    err << "fleet-agent bench: give --model or --model-shape, not both\n";
+    return k_exit_usage;
+  }
+  bench::BenchOptions o;
+  bool bad = false;
+  o.threads = int_option(*a, "threads", 1, 1024, err, bad).value_or(0);
+  if (auto t = int_option(*a, "tokens", 1, 10000, err, bad)) {
+    o.probe_options.max_tokens = *t;
+    o.probe_options.min_tokens = std::min(*t, o.probe_options.min_tokens);
+  }
+  if (auto m = int_option(*a, "size-mib", 1, 1 << 20, err, bad)) o.bw.array_bytes = std::size_t(*m) << 20;
+  if (auto r = int_option(*a, "repetitions", 1, 1000, err, bad)) o.bw.repetitions = *r;
+  if (bad) return k_exit_usage;
+  if (auto p = a->value("path")) {
+    bool found = false;
+    for (auto path : {bench::DotPath::portable, bench::DotPath::avx2, bench::DotPath::neon_dotprod}) {
+      if (*p == bench::dot_path_name(path)) {
+        o.probe_options.path = path;
+        found = true;
+      }
+    }
+    if (!found) {
+      err << "fleet-agent bench: --path must be portable, avx2 or neon-dotprod, got '" << *p << "'\n";
+      return k_exit_usage;
+    }
+  }
+  if (auto m = a->value("model")) o.model = std::filesystem::path(*m);
+  o.shape = a->value("model-shape");
+  o.bandwidth = !a->flag("no-bandwidth");
+  o.probe = !a->flag("no-probe");
+  if (a->flag("no-hugepage")) o.probe_options.huge = bench::Huge::off;
+  if (auto l = a->value("llama-bench")) o.llama_bench = *l;
+  const bool json = a->flag("json");
+  auto r = bench::run_bench(o, [&](const std::string& line) { err << "bench: " << line << "\n"; });
+  if (!r) {
+    err << "fleet-agent bench: " << r.error().message << "\n";
+    return r.error().code == Errc::invalid_input || r.error().code == Errc::parse || r.error().code == Errc::not_found
+               ? k_exit_usage
+               : k_exit_check_failed;
+  }
+  out << (json ? bench::bench_json(*r).dump(2) + "\n" : bench::bench_table(*r));
+  return k_exit_ok;
+}
+
 }  // namespace
 
 int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -330,6 +434,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   }
   if (args[0] == "send-reports") return send_reports(rest, out, err);
   if (args[0] == "setup") return setup(rest, out, err);
+  if (args[0] == "bench") return bench_command(rest, out, err);
   if (args[0] == "version" || args[0] == "--version") {
     out << "fleet-agent " << FLEET_VERSION << "\n";
     return k_exit_ok;

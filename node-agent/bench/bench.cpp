@@ -1,0 +1,291 @@
+#include "node-agent/bench/bench.hpp"
+
+#include <sys/stat.h>
+
+#include <cmath>
+#include <iomanip>
+#include <map>
+#include <random>
+#include <sstream>
+
+#include "common/process.hpp"
+
+namespace fleet::agent::bench {
+
+ModelShape auto_shape(const Topology& topo) {
+  const auto& shapes = known_shapes();  // largest first
+  for (const auto& s : shapes) {
+    if (topo.mem_available_bytes == 0 || q4_0_bytes(s.weights()) <= topo.mem_available_bytes / 2) return s;
+  }
+  return shapes.back();
+}
+
+namespace {
+
+std::optional<ModelFile> model_file(const std::filesystem::path& p, const GgufHeader& h) {
+  ModelFile m;
+  m.path = p;
+  struct stat st {};
+  if (::stat(p.c_str(), &st) == 0) m.bytes = std::uint64_t(st.st_size);
+  std::map<std::uint32_t, std::uint64_t> elems;
+  for (const auto& t : h.tensors) {
+    std::uint64_t n = 1;
+    for (auto d : t.dims) n *= d;
+    elems[t.type] += n;
+  }
+  std::uint32_t best = 0;
+  std::uint64_t most = 0;
+  for (auto [type, n] : elems) {
+    if (n > most) {
+      most = n;
+      best = type;
+    }
+  }
+  m.weights_type = most ? std::string(ggml_type_name(best)) : "";
+  return m;
+}
+
+std::string fixed(double v, int digits) {
+  std::ostringstream o;
+  o << std::fixed << std::setprecision(digits) << v;
+  return o.str();
+}
+
+}  // namespace
+
+Result<BenchReport> run_bench(const BenchOptions& o, const Progress& progress) {
+  auto say = [&](const std::string& s) {
+    if (progress) progress(s);
+  };
+  BenchReport r;
+  r.topo = observe_topology("/");
+  if (o.threads > int(r.topo.cpus.size()) * 4) {
+    return fail(Errc::invalid_input, "--threads " + std::to_string(o.threads) + " is far more than the " +
+                                         std::to_string(r.topo.cpus.size()) + " CPUs here");
+  }
+  ModelShape shape;
+  if (o.model) {
+    auto h = FLEET_TRY(read_gguf(*o.model));
+    shape = FLEET_TRY(shape_of(h, o.model->string()));
+    r.model = model_file(*o.model, h);
+  } else if (o.shape && *o.shape != "auto") {
+    auto s = shape_named(*o.shape);
+    if (!s) return fail(Errc::invalid_input, "unknown model shape '" + *o.shape + "' (7b, 3b, 1b, 110m, 15m or auto)");
+    shape = *s;
+  } else {
+    shape = auto_shape(r.topo);
+  }
+  if (o.bandwidth) {
+    auto bw = o.bw;
+    if (o.threads > 0 && bw.thread_counts.empty()) bw.thread_counts = {1, o.threads};
+    say("memory bandwidth: read, copy, triad; 1 and all threads; with and without MADV_HUGEPAGE");
+    r.bandwidth = FLEET_TRY(measure_bandwidth(r.topo, bw));
+  }
+  if (o.probe) {
+    auto po = o.probe_options;
+    po.shape = shape;
+    po.threads = o.threads;
+    say("token-generation probe: " + shape.name + " shape (" + shape.source + "), " +
+        std::to_string(q4_0_bytes(shape.weights()) >> 20) + " MiB of Q4_0 weights per token");
+    r.probe = FLEET_TRY(run_probe(r.topo, po));
+  }
+  if (o.model && !o.llama_bench.empty()) {
+    if (auto bin = find_program(o.llama_bench)) {
+      auto lo = o.llama;
+      lo.binary = *bin;
+      lo.model = *o.model;
+      if (o.threads > 0) lo.threads = o.threads;
+      say("llama-bench: " + process::render(llama_bench_argv(lo)));
+      auto lb = run_llama_bench(lo);
+      if (lb) {
+        r.llama = *lb;
+      } else {
+        r.llama_note = lb.error().message;
+      }
+    } else {
+      r.llama_note = "no " + o.llama_bench + " on this board";
+    }
+  }
+  return r;
+}
+
+nlohmann::json bench_json(const BenchReport& r) {
+  nlohmann::json j;
+  j["machine"] = {{"cpus", r.topo.cpus.size()},
+                  {"numa_nodes", r.topo.node_cpus.size()},
+                  {"llc_bytes", r.topo.llc_bytes},
+                  {"mem_available_bytes", r.topo.mem_available_bytes},
+                  {"thp", r.topo.thp_mode},
+                  {"pmd_bytes", r.topo.pmd_bytes}};
+  if (r.bandwidth) {
+    auto& b = j["bandwidth"];
+    b["array_bytes"] = r.bandwidth->array_bytes;
+    if (!r.bandwidth->note.empty()) b["note"] = r.bandwidth->note;
+    b["results"] = nlohmann::json::array();
+    for (const auto& x : r.bandwidth->results) {
+      b["results"].push_back({{"kernel", kernel_name(x.kernel)},
+                              {"threads", x.threads},
+                              {"hugepage", x.huge == Huge::on},
+                              {"gbps", x.gbps},
+                              {"huge_fraction", x.huge_fraction}});
+    }
+  }
+  if (r.probe) {
+    const auto& p = *r.probe;
+    j["probe"] = {{"what", "synthetic weights, real arithmetic, real memory traffic"},
+                  {"shape", {{"name", p.shape.name},
+                             {"source", p.shape.source},
+                             {"dim", p.shape.dim},
+                             {"layers", p.shape.layers},
+                             {"ffn", p.shape.ffn},
+                             {"heads", p.shape.heads},
+                             {"kv_heads", p.shape.kv_heads},
+                             {"vocab", p.shape.vocab}}},
+                  {"threads", p.threads},
+                  {"dot_path", p.dot_path},
+                  {"numa_nodes", p.numa_nodes},
+                  {"layers_resident", p.layers_resident},
+                  {"bytes_per_token", p.bytes_per_token},
+                  {"resident_bytes", p.resident_bytes},
+                  {"huge_fraction", p.huge_fraction},
+                  {"tokens", p.tokens},
+                  {"seconds_per_token", p.seconds_per_token},
+                  {"best_seconds_per_token", p.best_seconds_per_token},
+                  {"tokens_per_s", p.tokens_per_s},
+                  {"effective_gbps", p.effective_gbps},
+                  {"last_token", p.last_token}};
+    if (!p.note.empty()) j["probe"]["note"] = p.note;
+  }
+  if (r.model) j["model"] = {{"path", r.model->path.string()}, {"bytes", r.model->bytes}, {"weights_type", r.model->weights_type}};
+  if (r.llama) {
+    auto test = [](const std::optional<LlamaBenchTest>& t) -> nlohmann::json {
+      if (!t) return nullptr;
+      return {{"n_prompt", t->n_prompt}, {"n_gen", t->n_gen},     {"n_threads", t->n_threads},
+              {"avg_ts", t->avg_ts},     {"stddev_ts", t->stddev_ts}, {"samples_ts", t->samples_ts},
+              {"build_commit", t->build_commit}};
+    };
+    j["llama_bench"] = {{"prompt", test(r.llama->prompt)}, {"generation", test(r.llama->generation)}};
+    if (!r.llama->skipped.empty()) j["llama_bench"]["skipped"] = r.llama->skipped;
+  }
+  if (!r.llama_note.empty()) j["llama_bench_note"] = r.llama_note;
+  return j;
+}
+
+nlohmann::json throughput_json(const BenchReport& r) {
+  nlohmann::json j = nlohmann::json::object();
+  if (r.probe) {
+    j["shape"] = r.probe->shape.name;
+    j["tokens_per_s"] = r.probe->tokens_per_s;
+    j["effective_gbps"] = r.probe->effective_gbps;
+    j["threads"] = r.probe->threads;
+    j["dot_path"] = r.probe->dot_path;
+    j["numa_nodes"] = r.probe->numa_nodes;
+    j["bytes_per_token"] = r.probe->bytes_per_token;
+  }
+  if (r.bandwidth) {
+    const int all = int(r.topo.cpus.size());
+    j["read_gbps"] = r.bandwidth->gbps(Kernel::read, all, Huge::on);
+    if (double off = r.bandwidth->gbps(Kernel::read, all, Huge::off); off > 0) j["read_gbps_nohuge"] = off;
+  }
+  if (r.llama && r.llama->prompt) {
+    j["llama_pp_ts"] = r.llama->prompt->avg_ts;
+    j["llama_pp_stddev"] = r.llama->prompt->stddev_ts;
+  }
+  if (r.llama && r.llama->generation) {
+    j["llama_tg_ts"] = r.llama->generation->avg_ts;
+    j["llama_tg_stddev"] = r.llama->generation->stddev_ts;
+  }
+  if (r.model) j["model"] = r.model->path.filename().string();
+  if (!r.llama_note.empty()) j["note"] = r.llama_note;
+  return j;
+}
+
+std::string bench_table(const BenchReport& r) {
+  std::ostringstream o;
+  o << "machine: " << r.topo.cpus.size() << " CPUs, " << r.topo.node_cpus.size() << " NUMA node(s), last-level cache "
+    << (r.topo.llc_bytes >> 10) << " KiB, " << (r.topo.mem_available_bytes >> 20) << " MiB available, THP "
+    << (r.topo.thp_mode.empty() ? "not built" : r.topo.thp_mode) << ", PMD huge page " << (r.topo.pmd_bytes >> 10)
+    << " KiB\n";
+  if (r.bandwidth) {
+    o << "\nmemory bandwidth (GB/s, best of repetitions, " << (r.bandwidth->array_bytes >> 20) << " MiB arrays)\n";
+    if (!r.bandwidth->note.empty()) o << "  note: " << r.bandwidth->note << "\n";
+    o << "  kernel  threads  hugepage  GB/s     THP-backed\n";
+    for (const auto& x : r.bandwidth->results) {
+      o << "  " << std::left << std::setw(8) << kernel_name(x.kernel) << std::setw(9) << x.threads << std::setw(10)
+        << (x.huge == Huge::on ? "madvise" : "off") << std::setw(9) << fixed(x.gbps, 2)
+        << fixed(100 * x.huge_fraction, 0) << "%\n";
+    }
+  }
+  if (r.probe) {
+    const auto& p = *r.probe;
+    o << "\ntoken-generation probe (synthetic weights, real arithmetic, real memory traffic)\n"
+      << "  shape        " << p.shape.name << " (" << p.shape.source << "): dim " << p.shape.dim << ", " << p.shape.layers
+      << " layers, ffn " << p.shape.ffn << ", vocab " << p.shape.vocab << "\n"
+      << "  weights      Q4_0 x Q8_0, " << (p.bytes_per_token >> 20) << " MiB read per token, "
+      << (p.resident_bytes >> 20) << " MiB held (" << p.layers_resident << "/" << p.shape.layers << " layers), "
+      << fixed(100 * p.huge_fraction, 0) << "% THP-backed\n"
+      << "  threads      " << p.threads << " on " << p.numa_nodes << " NUMA node(s), " << p.dot_path << " dot product\n"
+      << "  per token    " << fixed(p.seconds_per_token * 1000, 1) << " ms median, " << fixed(p.best_seconds_per_token * 1000, 1)
+      << " ms best, " << p.tokens << " tokens\n"
+      << "  throughput   " << fixed(p.tokens_per_s, 2) << " tokens/s, " << fixed(p.effective_gbps, 2) << " GB/s effective\n";
+    if (r.bandwidth) {
+      const double read = r.bandwidth->gbps(Kernel::read, p.threads, Huge::on);
+      if (read > 0) o << "  of read bw    " << fixed(p.effective_gbps / read, 2) << " of " << fixed(read, 2) << " GB/s\n";
+    }
+    if (!p.note.empty()) o << "  note         " << p.note << "\n";
+  }
+  if (r.model) {
+    o << "\nmodel file: " << r.model->path.string() << ", " << (r.model->bytes >> 20) << " MiB, mostly "
+      << r.model->weights_type << "\n";
+  }
+  if (r.llama) {
+    o << "\nllama-bench\n";
+    for (const auto* t : {&r.llama->prompt, &r.llama->generation}) {
+      if (!*t) continue;
+      const auto& x = **t;
+      o << "  " << (x.n_gen == 0 ? "pp" + std::to_string(x.n_prompt) : "tg" + std::to_string(x.n_gen)) << "  "
+        << fixed(x.avg_ts, 2) << " +- " << fixed(x.stddev_ts, 2) << " tokens/s (" << x.n_threads << " threads)\n";
+    }
+  }
+  if (!r.llama_note.empty()) o << "\nllama-bench: " << r.llama_note << "\n";
+  return o.str();
+}
+
+Result<std::string> self_test_dot(int blocks, int trials) {
+  std::mt19937 rng(42);
+  std::normal_distribution<float> normal(0, 1);
+  std::vector<float> a(std::size_t(blocks) * k_block), b(a.size());
+  std::vector<BlockQ4_0> qa(static_cast<std::size_t>(blocks));
+  std::vector<BlockQ8_0> qb(static_cast<std::size_t>(blocks));
+  std::ostringstream out;
+  bool ok = true;
+  for (DotPath p : {DotPath::portable, DotPath::avx2, DotPath::neon_dotprod}) {
+    auto fn = dot_fn(p);
+    if (!fn) {
+      out << dot_path_name(p) << ": not available on this CPU\n";
+      continue;
+    }
+    double worst = 0;
+    for (int t = 0; t < trials; ++t) {
+      for (auto& v : a) v = normal(rng) * float(1 + t % 7);
+      for (auto& v : b) v = normal(rng);
+      quantize_q4_0(a, qa);
+      quantize_q8_0(b, qb);
+      // Odd block counts too: the paths that do two blocks per round have a tail.
+      const std::size_t n = std::size_t(blocks) - std::size_t(t % 3);
+      const double ref = dot_q4_0_q8_0_reference(qa.data(), qb.data(), n);
+      const double got = fn(qa.data(), qb.data(), n);
+      double scale = 0;  // the sum of |terms| bounds the float rounding of any order of summation
+      for (std::size_t i = 0; i < n; ++i) scale += std::fabs(fp16_to_fp32(qa[i].d) * fp16_to_fp32(qb[i].d)) * 8 * 127 * 32;
+      worst = std::max(worst, std::fabs(got - ref) / scale);
+    }
+    const bool pass = worst < 1e-6;
+    ok = ok && pass;
+    out << dot_path_name(p) << ": " << (pass ? "ok" : "MISMATCH") << ", worst relative error " << worst << " over "
+        << trials << " trials of " << blocks << " blocks\n";
+  }
+  if (!ok) return fail(Errc::mismatch, out.str());
+  return out.str();
+}
+
+}  // namespace fleet::agent::bench

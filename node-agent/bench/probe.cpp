@@ -1,0 +1,323 @@
+#include "node-agent/bench/probe.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <cmath>
+#include <cstring>
+
+namespace fleet::agent::bench {
+
+std::uint64_t ModelShape::layer_weights() const {
+  const std::uint64_t d = std::uint64_t(dim), kv = std::uint64_t(kv_dim()), f = std::uint64_t(ffn);
+  return d * d * 2 + kv * d * 2 + f * d * 3;  // wq, wo; wk, wv; w1, w3, w2
+}
+
+const std::vector<ModelShape>& known_shapes() {
+  // Published shapes (config.json / params of each model); Q4_0 sizes in the README.
+  static const std::vector<ModelShape> shapes = {
+      {"7b", 4096, 32, 11008, 32, 32, 32000, "Llama 2 7B"},
+      {"3b", 3072, 28, 8192, 24, 8, 128256, "Llama 3.2 3B"},
+      {"1b", 2048, 16, 8192, 32, 8, 128256, "Llama 3.2 1B"},
+      {"110m", 768, 12, 2048, 12, 12, 32000, "llama2.c stories110M"},
+      {"15m", 288, 6, 768, 6, 6, 32000, "llama2.c stories15M"},
+  };
+  return shapes;
+}
+
+std::optional<ModelShape> shape_named(std::string_view name) {
+  for (const auto& s : known_shapes()) {
+    if (s.name == name) return s;
+  }
+  return std::nullopt;
+}
+
+Result<void> check_shape(const ModelShape& s) {
+  auto bad = [&](const std::string& why) {
+    return fail(Errc::invalid_input, "model shape '" + s.name + "': " + why);
+  };
+  if (s.dim <= 0 || s.layers <= 0 || s.ffn <= 0 || s.heads <= 0 || s.kv_heads <= 0 || s.vocab <= 0) {
+    return bad("every dimension must be positive (dim " + std::to_string(s.dim) + ", layers " +
+               std::to_string(s.layers) + ", ffn " + std::to_string(s.ffn) + ", heads " + std::to_string(s.heads) +
+               ", kv heads " + std::to_string(s.kv_heads) + ", vocab " + std::to_string(s.vocab) + ")");
+  }
+  if (s.dim % int(k_block) || s.ffn % int(k_block)) {
+    return bad("dim and ffn must be multiples of 32 (the Q4_0 block), got " + std::to_string(s.dim) + " and " +
+               std::to_string(s.ffn));
+  }
+  if (s.dim % s.heads || s.heads % s.kv_heads) return bad("heads must divide dim and kv heads must divide heads");
+  return {};
+}
+
+std::uint64_t probe_min_bytes(const ModelShape& s) { return q4_0_bytes(s.layer_weights() + s.output_weights()); }
+
+namespace {
+
+struct Matrix {
+  BlockQ4_0* w = nullptr;
+  int rows = 0;
+  int cols = 0;  // weights per row
+  std::size_t row_blocks() const { return std::size_t(cols) / k_block; }
+};
+
+struct Layer {
+  Matrix wq, wk, wv, wo, w1, w3, w2;
+};
+
+// One matrix-vector product of a phase: out = W . in (in quantized to Q8_0).
+struct MatVec {
+  const Matrix* m;
+  const std::vector<BlockQ8_0>* in;
+  std::vector<float>* out;
+};
+
+std::uint64_t xorshift(std::uint64_t& s) {
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return s;
+}
+
+void rmsnorm(std::vector<float>& out, const std::vector<float>& x) {
+  double ss = 0;
+  for (float v : x) ss += double(v) * v;
+  const float scale = float(1.0 / std::sqrt(ss / double(x.size()) + 1e-5));
+  for (std::size_t i = 0; i < x.size(); ++i) out[i] = x[i] * scale;
+}
+
+void quantize(std::vector<BlockQ8_0>& q, const std::vector<float>& x) { quantize_q8_0(x, q); }
+
+// The decoding state and its serial steps (run by the barrier's completion, between the
+// parallel matrix-vector phases).
+class Decoder {
+ public:
+  Decoder(const ModelShape& s, std::vector<Layer>& layers, Matrix& output, int max_tokens)
+      : s_(s), layers_(layers), output_(output), max_tokens_(max_tokens) {
+    const std::size_t d = std::size_t(s.dim), kv = std::size_t(s.kv_dim()), f = std::size_t(s.ffn);
+    x_.assign(d, 0);
+    xn_.assign(d, 0);
+    q_.assign(d, 0);
+    k_.assign(kv, 0);
+    v_.assign(kv, 0);
+    att_.assign(d, 0);
+    o_.assign(d, 0);
+    h1_.assign(f, 0);
+    h3_.assign(f, 0);
+    logits_.assign(std::size_t(s.vocab), 0);
+    xq_.resize(d / k_block);
+    aq_.resize(d / k_block);
+    gq_.resize(f / k_block);
+    embed(1);
+    // Phases per layer: qkv, wo, w1+w3, w2; then the output head.
+    for (int l = 0; l < s.layers; ++l) {
+      Layer& L = layers_[std::size_t(l) % layers_.size()];
+      phases_.push_back({{&L.wq, &xq_, &q_}, {&L.wk, &xq_, &k_}, {&L.wv, &xq_, &v_}});
+      phases_.push_back({{&L.wo, &aq_, &o_}});
+      phases_.push_back({{&L.w1, &xq_, &h1_}, {&L.w3, &xq_, &h3_}});
+      phases_.push_back({{&L.w2, &gq_, &o_}});
+    }
+    phases_.push_back({{&output_, &xq_, &logits_}});
+  }
+
+  const std::vector<std::vector<MatVec>>& phases() const { return phases_; }
+  bool done() const { return done_.load(std::memory_order_acquire); }
+
+  // Called once after every phase, by one thread, while the others wait.
+  void after_phase() noexcept {
+    const std::size_t p = phase_ % phases_.size();
+    const std::size_t kind = p == phases_.size() - 1 ? 4 : p % 4;
+    switch (kind) {
+      case 0: {  // attention at the first position: softmax of one score is 1, output = v
+        const int group = s_.heads / s_.kv_heads, hd = s_.dim / s_.heads;
+        for (int h = 0; h < s_.heads; ++h) {
+          const float* vh = v_.data() + std::size_t(h / group) * std::size_t(hd);
+          std::copy(vh, vh + hd, att_.begin() + std::ptrdiff_t(h) * hd);
+        }
+        quantize(aq_, att_);
+        break;
+      }
+      case 1:
+      case 3:  // residual, then the next norm
+        for (std::size_t i = 0; i < x_.size(); ++i) x_[i] += o_[i];
+        rmsnorm(xn_, x_);
+        quantize(xq_, xn_);
+        break;
+      case 2: {  // SwiGLU
+        std::vector<float>& g = h1_;
+        for (std::size_t i = 0; i < g.size(); ++i) g[i] = h1_[i] / (1.0f + std::exp(-h1_[i])) * h3_[i];
+        quantize(gq_, g);
+        break;
+      }
+      case 4: {  // the output head: greedy next token
+        last_token_ = std::uint32_t(std::max_element(logits_.begin(), logits_.end()) - logits_.begin());
+        embed(last_token_);
+        auto now = std::chrono::steady_clock::now();
+        if (tokens_done_ > 0) times_.push_back(std::chrono::duration<double>(now - last_end_).count());
+        last_end_ = now;
+        ++tokens_done_;
+        double timed = 0;
+        for (double t : times_) timed += t;
+        const int timed_tokens = int(times_.size());
+        if (timed_tokens >= max_tokens_ ||
+            (timed_tokens >= min_tokens && timed * 1000 >= double(min_time_ms))) {
+          done_.store(true, std::memory_order_release);
+        }
+        break;
+      }
+    }
+    ++phase_;
+  }
+
+  void start() { last_end_ = std::chrono::steady_clock::now(); }
+  std::vector<double> times() const { return times_; }
+  std::uint32_t last_token() const { return last_token_; }
+  int min_tokens = 3;
+  long long min_time_ms = 2000;
+
+ private:
+  void embed(std::uint32_t token) {  // a deterministic stand-in for the embedding row
+    for (std::size_t i = 0; i < x_.size(); ++i) x_[i] = std::sin(float(token + 1) * float(i + 1) * 0.001f);
+    rmsnorm(xn_, x_);
+    quantize(xq_, xn_);
+  }
+
+  const ModelShape& s_;
+  std::vector<Layer>& layers_;
+  Matrix& output_;
+  int max_tokens_;
+  std::vector<float> x_, xn_, q_, k_, v_, att_, o_, h1_, h3_, logits_;
+  std::vector<BlockQ8_0> xq_, aq_, gq_;
+  std::vector<std::vector<MatVec>> phases_;
+  std::size_t phase_ = 0;
+  std::atomic<bool> done_{false};
+  std::chrono::steady_clock::time_point last_end_;
+  std::vector<double> times_;
+  int tokens_done_ = 0;
+  std::uint32_t last_token_ = 0;
+};
+
+struct AfterPhase {
+  Decoder* d;
+  void operator()() noexcept { d->after_phase(); }
+};
+
+}  // namespace
+
+Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
+  FLEET_TRY(check_shape(opt.shape));
+  const ModelShape& s = opt.shape;
+  auto dot = dot_fn(opt.path);
+  if (!dot) return fail(Errc::unsupported, "this CPU cannot run the " + std::string(dot_path_name(opt.path)) + " path");
+  const int threads = opt.threads > 0 ? opt.threads : int(topo.cpus.size());
+  const std::uint64_t layer_bytes = q4_0_bytes(s.layer_weights());
+  const std::uint64_t output_bytes = q4_0_bytes(s.output_weights());
+  const std::uint64_t model_bytes = layer_bytes * std::uint64_t(s.layers) + output_bytes;
+  std::uint64_t budget = opt.memory_budget;
+  if (budget == 0) {
+    budget = model_bytes;
+    if (topo.mem_available_bytes) budget = std::min(budget, topo.mem_available_bytes / 2);
+  }
+  if (budget < layer_bytes + output_bytes) {
+    return fail(Errc::unsupported,
+                "the " + s.name + " shape needs at least " + std::to_string((layer_bytes + output_bytes) >> 20) +
+                    " MiB (one layer and the output head) and " + std::to_string(budget >> 20) +
+                    " MiB may be used here; pick a smaller --model-shape");
+  }
+  const int resident = int(std::min<std::uint64_t>(std::uint64_t(s.layers), (budget - output_bytes) / layer_bytes));
+
+  ProbeResult r;
+  r.shape = s;
+  r.threads = threads;
+  r.dot_path = std::string(dot_path_name(opt.path));
+  r.numa_nodes = int(topo.node_cpus.size());
+  r.layers_resident = resident;
+  r.bytes_per_token = model_bytes;
+  r.resident_bytes = layer_bytes * std::uint64_t(resident) + output_bytes;
+
+  auto region = FLEET_TRY(Region::map(r.resident_bytes, topo.pmd_bytes, opt.huge));
+  std::vector<Layer> layers(static_cast<std::size_t>(resident));
+  Matrix output;
+  {
+    auto* next = reinterpret_cast<BlockQ4_0*>(region.data());
+    auto take = [&](Matrix& m, int rows, int cols) {
+      m = {next, rows, cols};
+      next += std::size_t(rows) * m.row_blocks();
+    };
+    for (auto& L : layers) {
+      take(L.wq, s.dim, s.dim);
+      take(L.wk, s.kv_dim(), s.dim);
+      take(L.wv, s.kv_dim(), s.dim);
+      take(L.wo, s.dim, s.dim);
+      take(L.w1, s.ffn, s.dim);
+      take(L.w3, s.ffn, s.dim);
+      take(L.w2, s.dim, s.ffn);
+    }
+    take(output, s.vocab, s.dim);
+  }
+  Decoder decoder(s, layers, output, std::max(opt.max_tokens, opt.min_tokens));
+  decoder.min_tokens = std::max(1, opt.min_tokens);
+  decoder.min_time_ms = opt.min_time.count();
+
+  const auto cpus = spread_over_nodes(topo.node_cpus, topo.cpus);
+  Team team(threads, cpus);
+  // Each thread writes the rows it will read (first touch places them on its node).
+  team.run([&](int t) {
+    std::uint64_t seed = 0x9e3779b97f4a7c15ull * std::uint64_t(t + 1);
+    auto fill = [&](const Matrix& m) {
+      auto [lo, hi] = slice(std::size_t(m.rows), t, threads);
+      const std::uint16_t d = fp32_to_fp16(0.25f / std::sqrt(float(m.cols)));
+      for (std::size_t row = lo; row < hi; ++row) {
+        BlockQ4_0* b = m.w + row * m.row_blocks();
+        for (std::size_t k = 0; k < m.row_blocks(); ++k) {
+          b[k].d = d;
+          for (std::size_t j = 0; j < sizeof b[k].qs; j += 8) {
+            const std::uint64_t v = xorshift(seed);
+            std::memcpy(b[k].qs + j, &v, 8);
+          }
+        }
+      }
+    };
+    for (const auto& L : layers) {
+      for (const Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w3, &L.w2}) fill(*m);
+    }
+    fill(output);
+  });
+  r.huge_fraction = double(region.huge_kb()) * 1024.0 / double(region.size());
+
+  std::barrier sync(threads, AfterPhase{&decoder});
+  decoder.start();
+  team.run([&](int t) {
+    while (!decoder.done()) {
+      for (const auto& phase : decoder.phases()) {
+        for (const MatVec& mv : phase) {
+          auto [lo, hi] = slice(std::size_t(mv.m->rows), t, threads);
+          const std::size_t nb = mv.m->row_blocks();
+          const BlockQ8_0* in = mv.in->data();
+          float* out = mv.out->data();
+          for (std::size_t row = lo; row < hi; ++row) out[row] = dot(mv.m->w + row * nb, in, nb);
+        }
+        sync.arrive_and_wait();
+      }
+    }
+  });
+
+  auto times = decoder.times();
+  std::sort(times.begin(), times.end());
+  r.tokens = int(times.size());
+  r.seconds_per_token = times.empty() ? 0 : times[times.size() / 2];
+  r.best_seconds_per_token = times.empty() ? 0 : times.front();
+  r.tokens_per_s = r.seconds_per_token > 0 ? 1.0 / r.seconds_per_token : 0;
+  r.effective_gbps = r.seconds_per_token > 0 ? double(r.bytes_per_token) / r.seconds_per_token / 1e9 : 0;
+  r.last_token = decoder.last_token();
+  if (resident < s.layers) {
+    r.note = std::to_string(resident) + " of " + std::to_string(s.layers) +
+             " layers held in memory, each reused in turn (every layer is read from memory per token as in the model)";
+    if (topo.llc_bytes && r.resident_bytes < 2 * topo.llc_bytes) {
+      r.note += "; the held weights fit the " + std::to_string(topo.llc_bytes >> 20) +
+                " MiB cache, so the figure is optimistic";
+    }
+  }
+  return r;
+}
+
+}  // namespace fleet::agent::bench

@@ -1,0 +1,80 @@
+#pragma once
+// The token-generation probe: decodes tokens of a llama-shaped model held in memory with the
+// arithmetic llama.cpp uses on a CPU (Q4_0 weights x Q8_0 activations, every matrix-vector
+// product of every layer and the output head), multi-threaded, weights spread over the NUMA
+// nodes. It is a measurement, not inference: the weights are synthetic, the arithmetic and
+// the memory traffic are real. Left out: the embedding lookup (one row per token) and
+// attention over a KV cache (at the first position it is one row per head), both tiny
+// beside the weights at short contexts.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.hpp"
+#include "node-agent/bench/memory.hpp"
+#include "node-agent/bench/quant.hpp"
+#include "node-agent/bench/topology.hpp"
+
+namespace fleet::agent::bench {
+
+struct ModelShape {
+  std::string name;
+  int dim = 0;         // embedding length
+  int layers = 0;
+  int ffn = 0;         // feed-forward length
+  int heads = 0;
+  int kv_heads = 0;    // grouped-query attention when < heads
+  int vocab = 0;
+  std::string source;  // which published model has this shape
+  int kv_dim() const { return heads ? dim / heads * kv_heads : 0; }
+  std::uint64_t layer_weights() const;  // weights in one layer's 7 matrices
+  std::uint64_t output_weights() const { return std::uint64_t(vocab) * std::uint64_t(dim); }
+  std::uint64_t weights() const { return layer_weights() * std::uint64_t(layers) + output_weights(); }
+};
+
+// Q4_0 bytes of n weights (18 bytes per 32).
+inline std::uint64_t q4_0_bytes(std::uint64_t weights) { return weights / k_block * sizeof(BlockQ4_0); }
+
+const std::vector<ModelShape>& known_shapes();  // 7b, 3b, 1b, 110m, 15m
+std::optional<ModelShape> shape_named(std::string_view name);
+// Every dimension a positive multiple of 32 and heads dividing dim; else Errc::invalid_input.
+Result<void> check_shape(const ModelShape& shape);
+
+struct ProbeOptions {
+  ModelShape shape;
+  int threads = 0;                    // 0: every CPU
+  DotPath path = best_dot_path();
+  Huge huge = Huge::on;
+  std::uint64_t memory_budget = 0;    // bytes of weights to hold; 0: the model, at most half of MemAvailable
+  int min_tokens = 3;                 // timed tokens (after one warm-up token)
+  int max_tokens = 32;
+  std::chrono::milliseconds min_time{2000};  // keep decoding until this much was timed
+};
+
+struct ProbeResult {
+  ModelShape shape;
+  int threads = 0;
+  std::string dot_path;
+  int numa_nodes = 1;
+  int layers_resident = 0;             // distinct layers in memory; the others reuse them in turn
+  std::uint64_t bytes_per_token = 0;   // weight bytes one token reads
+  std::uint64_t resident_bytes = 0;
+  double huge_fraction = 0;            // share of the weights backed by THP
+  int tokens = 0;                      // timed tokens
+  double seconds_per_token = 0;        // median
+  double best_seconds_per_token = 0;
+  double tokens_per_s = 0;             // 1 / median
+  double effective_gbps = 0;           // bytes_per_token / median
+  std::uint32_t last_token = 0;        // argmax of the last logits: the work was done
+  std::string note;
+};
+
+// Memory the probe needs at least: the output head and one layer.
+std::uint64_t probe_min_bytes(const ModelShape& shape);
+
+Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& options);
+
+}  // namespace fleet::agent::bench
