@@ -21,7 +21,7 @@ struct Command {
   std::optional<std::chrono::milliseconds> timeout;        // the whole process group is killed after it
   // When set, the child's stdout is written to this file and only stderr reaches the line
   // sink (a program that prints JSON on stdout and progress on stderr).
-  std::filesystem::path stdout_file;
+  std::filesystem::path stdout_file{};
   // Asked about every 200 ms while the process runs; false kills the process group (a
   // watchdog that depends on what the process printed, for instance).
   std::function<bool()> keep_going{};

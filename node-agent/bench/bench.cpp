@@ -259,7 +259,7 @@ Result<std::string> self_test_dot(int blocks, int trials) {
   std::vector<BlockQ8_0> qb(static_cast<std::size_t>(blocks));
   std::ostringstream out;
   bool ok = true;
-  for (DotPath p : {DotPath::portable, DotPath::avx2, DotPath::neon_dotprod}) {
+  for (DotPath p : {DotPath::portable, DotPath::avx2, DotPath::avx_vnni, DotPath::neon_dotprod}) {
     auto fn = dot_fn(p);
     if (!fn) {
       out << dot_path_name(p) << ": not available on this CPU\n";

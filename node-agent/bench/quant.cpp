@@ -15,6 +15,7 @@ namespace fleet::agent::bench {
 // Implemented in dot_avx2.cpp / dot_neon.cpp, compiled with their own target flags.
 #if defined(__x86_64__)
 float dot_q4_0_q8_0_avx2(const BlockQ4_0* x, const BlockQ8_0* y, std::size_t blocks);
+float dot_q4_0_q8_0_avxvnni(const BlockQ4_0* x, const BlockQ8_0* y, std::size_t blocks);
 #endif
 #if defined(__aarch64__)
 float dot_q4_0_q8_0_neon_dotprod(const BlockQ4_0* x, const BlockQ8_0* y, std::size_t blocks);
@@ -147,6 +148,7 @@ std::string_view dot_path_name(DotPath p) {
   switch (p) {
     case DotPath::portable: return "portable";
     case DotPath::avx2: return "avx2";
+    case DotPath::avx_vnni: return "avx-vnni";
     case DotPath::neon_dotprod: return "neon-dotprod";
   }
   return "?";
@@ -161,6 +163,12 @@ bool dot_path_available(DotPath p) {
 #else
       return false;
 #endif
+    case DotPath::avx_vnni:
+#if defined(__x86_64__)
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("avxvnni");
+#else
+      return false;
+#endif
     case DotPath::neon_dotprod:
 #if defined(__aarch64__)
       return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
@@ -172,7 +180,7 @@ bool dot_path_available(DotPath p) {
 }
 
 DotPath best_dot_path() {
-  for (auto p : {DotPath::neon_dotprod, DotPath::avx2}) {
+  for (auto p : {DotPath::neon_dotprod, DotPath::avx_vnni, DotPath::avx2}) {
     if (dot_path_available(p)) return p;
   }
   return DotPath::portable;
@@ -185,6 +193,7 @@ DotFn dot_fn(DotPath p) {
     case DotPath::portable: return dot_portable;
 #if defined(__x86_64__)
     case DotPath::avx2: return dot_q4_0_q8_0_avx2;
+    case DotPath::avx_vnni: return dot_q4_0_q8_0_avxvnni;
 #endif
 #if defined(__aarch64__)
     case DotPath::neon_dotprod: return dot_q4_0_q8_0_neon_dotprod;

@@ -38,6 +38,7 @@ void quantize_q8_0(std::span<const float> x, std::span<BlockQ8_0> out);
 enum class DotPath {
   portable,     // plain C++, any CPU
   avx2,         // x86-64 with AVX2 + FMA (ggml's mul_sum_i8_pairs)
+  avx_vnni,     // x86-64 with AVX-VNNI: vpdpbusd
   neon_dotprod  // aarch64 with the dot-product extension: vdotq_s32 (Cortex-A76 has it)
 };
 std::string_view dot_path_name(DotPath p);

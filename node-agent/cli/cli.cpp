@@ -343,7 +343,7 @@ int bench_command(const std::vector<std::string>& argv, std::ostream& out, std::
       args::Option{"tokens", args::Takes::value, "N", "decode at most N timed tokens (default 32; at least 3 and 2 s)"},
       args::Option{"size-mib", args::Takes::value, "MIB", "bandwidth array size (default max(256 MiB, 4 x last-level cache))"},
       args::Option{"repetitions", args::Takes::value, "N", "bandwidth repetitions, the best counts (default 5)"},
-      args::Option{"path", args::Takes::value, "PATH", "dot product: portable, avx2 or neon-dotprod (default: the fastest here)"},
+      args::Option{"path", args::Takes::value, "PATH", "dot product: portable, avx2, avx-vnni or neon-dotprod (default: the fastest here)"},
       args::Option{"no-bandwidth", args::Takes::nothing, "", "skip the bandwidth measurement"},
       args::Option{"no-probe", args::Takes::nothing, "", "skip the token-generation probe"},
       args::Option{"no-hugepage", args::Takes::nothing, "", "hold the probe's weights with MADV_NOHUGEPAGE"},
@@ -391,14 +391,14 @@ int bench_command(const std::vector<std::string>& argv, std::ostream& out, std::
   if (bad) return k_exit_usage;
   if (auto p = a->value("path")) {
     bool found = false;
-    for (auto path : {bench::DotPath::portable, bench::DotPath::avx2, bench::DotPath::neon_dotprod}) {
+    for (auto path : {bench::DotPath::portable, bench::DotPath::avx2, bench::DotPath::avx_vnni, bench::DotPath::neon_dotprod}) {
       if (*p == bench::dot_path_name(path)) {
         o.probe_options.path = path;
         found = true;
       }
     }
     if (!found) {
-      err << "fleet-agent bench: --path must be portable, avx2 or neon-dotprod, got '" << *p << "'\n";
+      err << "fleet-agent bench: --path must be portable, avx2, avx-vnni or neon-dotprod, got '" << *p << "'\n";
       return k_exit_usage;
     }
   }

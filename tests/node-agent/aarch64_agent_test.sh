@@ -30,3 +30,13 @@ echo "$out"
 [ "$rc" -eq 1 ] || { echo "FAIL: expected exit 1 with THP never, got $rc"; exit 1; }
 echo "$out" | grep -q '"actual":"never"' || { echo "FAIL: THP actual never not reported"; exit 1; }
 echo "aarch64 agent: verify passes on the tuned folder and fails on THP never"
+
+# The throughput probe's aarch64 paths: vdotq_s32 (qemu's default CPU has the dot-product
+# extension) and the portable one, each against the scalar reference.
+out=$(timeout 120 qemu-aarch64-static "$agent" bench --self-test)
+echo "$out"
+echo "$out" | grep -q '^neon-dotprod: ok' || { echo "FAIL: the neon-dotprod path did not match the reference"; exit 1; }
+echo "$out" | grep -q '^portable: ok' || { echo "FAIL: the portable path did not match the reference"; exit 1; }
+out=$(timeout 120 qemu-aarch64-static "$agent" bench --model-shape 15m --no-bandwidth --tokens 3 --json)
+echo "$out" | grep -q '"dot_path": "neon-dotprod"' || { echo "FAIL: the probe did not use neon-dotprod"; echo "$out"; exit 1; }
+echo "aarch64 agent: the dot-product paths match the reference and the probe decodes"

@@ -1,0 +1,55 @@
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "node-agent/cli/cli.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace fleet;
+
+namespace {
+int run(std::vector<std::string> args, std::string& out, std::string& err) {
+  std::ostringstream o, e;
+  int code = agent::cli::run(args, o, e);
+  out = o.str();
+  err = e.str();
+  return code;
+}
+}  // namespace
+
+TEST_CASE("fleet-agent bench --json: bandwidth and probe figures a script can read") {
+  std::string out, err;
+  int code = run({"bench", "--model-shape", "15m", "--size-mib", "2", "--repetitions", "1", "--tokens", "3", "--json"},
+                 out, err);
+  INFO(err);
+  REQUIRE(code == 0);
+  auto j = nlohmann::json::parse(out);
+  CHECK(j["probe"]["shape"]["name"] == "15m");
+  CHECK(j["probe"]["what"] == "synthetic weights, real arithmetic, real memory traffic");
+  CHECK(j["probe"]["tokens_per_s"].get<double>() > 0);
+  CHECK(j["probe"]["tokens"] == 3);
+  CHECK(j["bandwidth"]["array_bytes"] == 2u << 20);
+  CHECK(j["bandwidth"]["results"].size() >= 6);
+  CHECK(err.find("token-generation probe: 15m") != std::string::npos);  // progress on stderr
+}
+
+TEST_CASE("fleet-agent bench: bad options are usage errors that name the option") {
+  std::string out, err;
+  CHECK(run({"bench", "--threads", "0"}, out, err) == 2);
+  CHECK(err.find("--threads must be a whole number from 1") != std::string::npos);
+  CHECK(run({"bench", "--model-shape", "13b", "--no-bandwidth"}, out, err) == 2);
+  CHECK(err.find("unknown model shape '13b'") != std::string::npos);
+  CHECK(run({"bench", "--path", "sse9"}, out, err) == 2);
+  CHECK(run({"bench", "--model", "a.gguf", "--model-shape", "7b"}, out, err) == 2);
+  CHECK(err.find("not both") != std::string::npos);
+  test::TempDir dir;
+  auto notgguf = dir.write("model.bin", "this is not a model");
+  CHECK(run({"bench", "--model", notgguf.string(), "--no-bandwidth"}, out, err) == 2);
+  CHECK(err.find(notgguf.string() + ": not a GGUF file") != std::string::npos);
+}
+
+TEST_CASE("fleet-agent bench --self-test checks the dot-product paths") {
+  std::string out, err;
+  REQUIRE(run({"bench", "--self-test"}, out, err) == 0);
+  CHECK(out.find("portable: ok") != std::string::npos);
+}

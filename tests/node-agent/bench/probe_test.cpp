@@ -1,0 +1,96 @@
+#include <catch2/catch.hpp>
+
+#include "node-agent/bench/probe.hpp"
+
+using namespace fleet::agent::bench;
+
+TEST_CASE("the known shapes have their published sizes") {
+  // Llama 2 7B in Q4_0 is about 3.8 GB with embeddings; its matrices are 6.6 G weights.
+  auto s7 = shape_named("7b");
+  REQUIRE(s7);
+  CHECK(s7->weights() == 6'607'077'376ull);
+  CHECK(q4_0_bytes(s7->weights()) == 3'716'481'024ull);
+  auto s1 = shape_named("1b");
+  REQUIRE(s1);
+  CHECK(s1->kv_dim() == 512);  // grouped-query attention: 8 of 32 heads
+  CHECK(s1->layer_weights() == 2048ull * 2048 * 2 + 512ull * 2048 * 2 + 8192ull * 2048 * 3);
+  for (const auto& s : known_shapes()) CHECK(check_shape(s));
+  CHECK_FALSE(shape_named("13b"));
+}
+
+TEST_CASE("shapes that Q4_0 cannot hold are refused by name") {
+  ModelShape s{"odd", 100, 2, 256, 4, 4, 1000, "test"};
+  auto r = check_shape(s);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message.find("'odd'") != std::string::npos);
+  CHECK(r.error().message.find("multiples of 32") != std::string::npos);
+  CHECK_FALSE(check_shape({"zero", 0, 2, 256, 4, 4, 1000, "test"}));
+  CHECK_FALSE(check_shape({"gqa", 128, 2, 256, 4, 3, 1000, "test"}));
+}
+
+namespace {
+Topology two_cpus() {
+  Topology t;
+  t.cpus = {0, 1};
+  t.node_cpus = {{0}, {1}};  // two nodes: exercises the spread
+  t.mem_available_bytes = 1ull << 30;
+  return t;
+}
+const ModelShape k_tiny{"tiny", 128, 4, 256, 4, 2, 512, "test"};
+}  // namespace
+
+TEST_CASE("the probe decodes tokens through every layer and reports what it read") {
+  ProbeOptions o;
+  o.shape = k_tiny;
+  o.threads = 2;
+  o.min_tokens = 3;
+  o.max_tokens = 5;
+  o.min_time = std::chrono::milliseconds(0);
+  auto r = run_probe(two_cpus(), o);
+  REQUIRE(r);
+  CHECK(r->tokens == 3);
+  CHECK(r->layers_resident == 4);
+  CHECK(r->bytes_per_token == q4_0_bytes(k_tiny.weights()));
+  CHECK(r->tokens_per_s > 0);
+  CHECK(r->effective_gbps == Approx(double(r->bytes_per_token) / r->seconds_per_token / 1e9));
+  CHECK(r->last_token < 512u);
+  CHECK(r->numa_nodes == 2);
+  CHECK(r->note.empty());
+}
+
+TEST_CASE("a small memory budget holds fewer layers and still reads every layer per token") {
+  ProbeOptions o;
+  o.shape = k_tiny;
+  o.threads = 1;
+  o.min_time = std::chrono::milliseconds(0);
+  o.memory_budget = probe_min_bytes(k_tiny) + q4_0_bytes(k_tiny.layer_weights());  // 2 layers
+  auto r = run_probe(two_cpus(), o);
+  REQUIRE(r);
+  CHECK(r->layers_resident == 2);
+  CHECK(r->bytes_per_token == q4_0_bytes(k_tiny.weights()));
+  CHECK(r->note.find("2 of 4 layers") != std::string::npos);
+
+  o.memory_budget = probe_min_bytes(k_tiny) - 1;
+  auto small = run_probe(two_cpus(), o);
+  REQUIRE_FALSE(small);
+  CHECK(small.error().code == fleet::Errc::unsupported);
+  CHECK(small.error().message.find("smaller --model-shape") != std::string::npos);
+}
+
+TEST_CASE("the same weights decode to the same token on every path") {
+  // Synthetic weights are seeded per thread, so one thread on each path sees the same model;
+  // the paths differ only in float rounding, which a greedy argmax over 512 logits survives.
+  ProbeOptions o;
+  o.shape = k_tiny;
+  o.threads = 1;
+  o.min_tokens = o.max_tokens = 4;
+  o.min_time = std::chrono::milliseconds(0);
+  o.path = DotPath::portable;
+  auto ref = run_probe(two_cpus(), o);
+  REQUIRE(ref);
+  o.path = best_dot_path();
+  auto fast = run_probe(two_cpus(), o);
+  REQUIRE(fast);
+  CHECK(fast->dot_path == std::string(dot_path_name(best_dot_path())));
+  CHECK(fast->last_token == ref->last_token);
+}
