@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdlib>
 #include <iostream>
+#include <google/protobuf/util/json_util.h>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -431,9 +432,33 @@ nlohmann::json board_json(const fleet::v1::BoardStatus& b) {
     checks.push_back({{"property", c.property()}, {"expected", c.expected()}, {"actual", c.actual()},
                       {"pass", c.pass()}, {"detail", c.detail()}});
   }
-  return {{"board", b.board()},     {"rollout", b.rollout_id()},         {"wave", b.wave() + 1},
-          {"step", b.step()},       {"outcome", b.outcome()},            {"kernel_release", b.kernel_release()},
-          {"message", b.message()}, {"updated_unix_ms", b.updated_unix_ms()}, {"checks", checks}};
+  nlohmann::json j = {{"board", b.board()},     {"rollout", b.rollout_id()},         {"wave", b.wave() + 1},
+                      {"step", b.step()},       {"outcome", b.outcome()},            {"kernel_release", b.kernel_release()},
+                      {"message", b.message()}, {"updated_unix_ms", b.updated_unix_ms()}, {"checks", checks},
+                      {"throughput", nullptr}};
+  if (b.has_throughput()) {
+    std::string text;
+    google::protobuf::util::JsonPrintOptions o;
+    o.preserve_proto_field_names = true;
+    o.always_print_primitive_fields = true;
+    if (google::protobuf::util::MessageToJsonString(b.throughput(), &text, o).ok()) {
+      j["throughput"] = nlohmann::json::parse(text, nullptr, false);
+    }
+  }
+  return j;
+}
+
+// "6.84 t/s 7b" for the status table: the probe's rate and shape, llama-bench's tg rate if it ran.
+std::string throughput_cell(const nlohmann::json& t) {
+  if (!t.is_object()) return "-";
+  char buf[96];
+  const double tg = t.value("llama_tg_ts", 0.0);
+  if (tg > 0) {
+    std::snprintf(buf, sizeof buf, "%.2f t/s llama-bench", tg);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.2f t/s %s", t.value("tokens_per_s", 0.0), t.value("shape", std::string()).c_str());
+  }
+  return buf;
 }
 
 int status_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
@@ -486,16 +511,17 @@ int status_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ost
       out << nlohmann::json{{"boards", jb}, {"rollouts", jr}}.dump() << "\n";
     } else {
       if (watch && &out == &std::cout && ::isatty(STDOUT_FILENO)) out << "\033[H\033[2J";
-      out << "BOARD         KERNEL                      OUTCOME       VERIFICATION\n";
+      out << "BOARD         KERNEL                      OUTCOME       THROUGHPUT             VERIFICATION\n";
       for (const auto& b : jb) {
         std::string verification;
         for (const auto& c : b["checks"]) {
           verification += c["property"].get<std::string>() + (c["pass"].get<bool>() ? " ok  " : " FAIL  ");
         }
         char line[512];
-        std::snprintf(line, sizeof line, "%-13s %-27s %-13s %s\n", b["board"].get<std::string>().c_str(),
+        std::snprintf(line, sizeof line, "%-13s %-27s %-13s %-22s %s\n", b["board"].get<std::string>().c_str(),
                       b["kernel_release"].get<std::string>().c_str(),
-                      (b["step"] == "done" ? b["outcome"] : b["step"]).get<std::string>().c_str(), verification.c_str());
+                      (b["step"] == "done" ? b["outcome"] : b["step"]).get<std::string>().c_str(),
+                      throughput_cell(b["throughput"]).c_str(), verification.c_str());
         out << line;
       }
       out << "\nROLLOUT             KERNEL                      STATE\n";

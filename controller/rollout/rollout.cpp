@@ -6,6 +6,7 @@
 #include <iomanip>
 #include <map>
 #include <mutex>
+#include <google/protobuf/util/json_util.h>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
@@ -17,6 +18,7 @@
 #include "common/process.hpp"
 #include "controller/inventory/inventory.hpp"
 #include "controller/reports/report_server.hpp"
+#include "controller/rollout/bench_vars.hpp"
 #include "controller/rollout/ssh_board.hpp"
 #include "controller/store/store.hpp"
 
@@ -146,6 +148,8 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
     out << "resuming rollout " << ro.id << "\n";
   } else {
     auto hosts = FLEET_TRY(inventory::select(inv, o.limit));
+    // Every board's measurement options, checked before anything is written or touched.
+    for (const auto* h : hosts) FLEET_TRY(bench_install_args(*h));
     auto waves = plan_waves(hosts.size(), serial);
     ro.id = "r" + std::to_string(store::now_ms() / 1000) + "-" + random_hex(3);
     ro.bundle = stdfs::absolute(o.bundle).string();
@@ -224,8 +228,14 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
           checks.push_back({{"property", c.property()}, {"expected", c.expected()}, {"actual", c.actual()},
                             {"pass", c.pass()}, {"detail", c.detail()}});
         }
+        std::string throughput;
+        if (r.has_throughput()) {
+          google::protobuf::util::JsonPrintOptions json;
+          json.preserve_proto_field_names = true;
+          (void)google::protobuf::util::MessageToJsonString(r.throughput(), &throughput, json);
+        }
         (void)store->add_report({r.board_id(), r.rollout_id(), r.sequence(), fleet::v1::Phase_Name(r.phase()),
-                                 r.running_release(), r.message(), checks.dump(), store::now_ms()});
+                                 r.running_release(), r.message(), checks.dump(), store::now_ms(), throughput});
       }));
   payload.report_address = o.report_address.empty()
                                ? "127.0.0.1:" + std::to_string(server->port())
@@ -258,7 +268,16 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
         (void)store->put_board(b);
         return;
       }
-      SshBoard board(*e, payload);
+      const auto* host = inv.find(b.board);
+      auto args = host ? bench_install_args(*host) : Result<std::vector<std::string>>(std::vector<std::string>{});
+      if (!args) {  // on --resume, an inventory edited since the start
+        b.state = "done";
+        b.outcome = "failed";
+        b.message = args.error().message;
+        (void)store->put_board(b);
+        return;
+      }
+      SshBoard board(*e, payload, *args);
       run_board(b, board, clock, o.timeouts, target, [&](const store::BoardRow& row) {
         (void)store->put_board(row);
         std::lock_guard lock(out_mu);

@@ -75,9 +75,10 @@ Result<void> SshBoard::push_bundle() {
 
 Result<void> SshBoard::install(const std::string& rollout_id) {
   auto* s = FLEET_TRY(session());
-  FLEET_TRY(s->check({k_remote_agent, "install", "--bundle", std::string(k_remote_bundles) + "/" + payload_.build_key,
-                      "--rollout", rollout_id},
-                     600s));
+  std::vector<std::string> argv = {k_remote_agent, "install", "--bundle",
+                                   std::string(k_remote_bundles) + "/" + payload_.build_key, "--rollout", rollout_id};
+  argv.insert(argv.end(), install_args_.begin(), install_args_.end());
+  FLEET_TRY(s->check(argv, 600s));
   return {};
 }
 

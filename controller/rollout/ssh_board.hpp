@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "controller/rollout/engine.hpp"
 #include "controller/ssh/ssh.hpp"
@@ -22,7 +23,9 @@ inline constexpr const char* k_remote_bundles = "/var/lib/fleet-agent/bundles";
 
 class SshBoard : public BoardIO {
  public:
-  SshBoard(ssh::Endpoint endpoint, const Payload& payload) : endpoint_(std::move(endpoint)), payload_(payload) {}
+  // install_args: more `fleet-agent install` options for this board (bench_install_args).
+  SshBoard(ssh::Endpoint endpoint, const Payload& payload, std::vector<std::string> install_args = {})
+      : endpoint_(std::move(endpoint)), payload_(payload), install_args_(std::move(install_args)) {}
   Result<void> connect() override;
   Result<Inspection> inspect() override;
   Result<void> push_agent(const std::string& token) override;
@@ -37,6 +40,7 @@ class SshBoard : public BoardIO {
   Result<ssh::Session*> session();
   ssh::Endpoint endpoint_;
   const Payload& payload_;
+  std::vector<std::string> install_args_;
   std::unique_ptr<ssh::Session> session_;
   bool agent_current_ = false;
 };

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include <google/protobuf/util/json_util.h>
+
 #include "proto/fleet.grpc.pb.h"
 
 namespace fleet::controller {
@@ -24,6 +26,9 @@ fleet::v1::BoardStatus board_status(store::Store& store, const store::BoardRow& 
       if (s.kernel_release().empty()) s.set_kernel_release(r.running_release);
       auto checks = nlohmann::json::parse(r.checks_json.empty() ? "[]" : r.checks_json, nullptr, false);
       if (!checks.is_array() || checks.empty()) continue;
+      if (!r.throughput_json.empty()) {
+        (void)google::protobuf::util::JsonStringToMessage(r.throughput_json, s.mutable_throughput());
+      }
       for (const auto& c : checks) {
         auto* k = s.add_checks();
         k->set_property(c.value("property", ""));

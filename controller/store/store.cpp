@@ -76,11 +76,35 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& file) {
   if (rc != SQLITE_OK) return fail(Errc::io, "cannot open the state database " + file.string() + ": " + sqlite3_errstr(rc));
   sqlite3_busy_timeout(db, 5000);
   FLEET_TRY(s->exec(k_schema));
+  FLEET_TRY(s->migrate());
   return s;
 }
 
 Store::~Store() {
   if (db_) sqlite3_close(D(db_));
+}
+
+// Columns added after the first release, each with the ALTER that adds it to an older file.
+Result<void> Store::migrate() {
+  struct Added {
+    const char* table;
+    const char* column;
+    const char* alter;
+  };
+  static constexpr Added k_added[] = {
+      {"reports", "throughput_json", "ALTER TABLE reports ADD COLUMN throughput_json TEXT DEFAULT ''"},
+  };
+  for (const auto& a : k_added) {
+    bool present = false;
+    {
+      std::lock_guard lock(g_mu);
+      const std::string sql = std::string("SELECT name FROM pragma_table_info('") + a.table + "')";
+      Stmt st(D(db_), sql.c_str());
+      while (st.step() == SQLITE_ROW) present = present || st.text(0) == a.column;
+    }
+    if (!present) FLEET_TRY(exec(a.alter));
+  }
+  return {};
 }
 
 Result<void> Store::exec(const std::string& sql) {
@@ -206,22 +230,23 @@ Result<std::vector<BoardRow>> Store::boards_changed_since(std::int64_t since_ms,
 Result<void> Store::add_report(const ReportRow& r) {
   std::lock_guard lock(g_mu);
   Stmt st(D(db_), "INSERT OR IGNORE INTO reports (board,rollout_id,sequence,phase,running_release,message,checks_json,"
-                  "at_ms) VALUES (?,?,?,?,?,?,?,?)");
+                  "at_ms,throughput_json) VALUES (?,?,?,?,?,?,?,?,?)");
   st.bind(1, r.board).bind(2, r.rollout_id).bind(3, static_cast<std::int64_t>(r.sequence)).bind(4, r.phase);
   st.bind(5, r.running_release).bind(6, r.message).bind(7, r.checks_json).bind(8, r.at_ms);
+  st.bind(9, r.throughput_json);
   if (st.step() != SQLITE_DONE) return fail(Errc::io, file_.string() + ": " + st.error());
   return {};
 }
 
 Result<std::vector<ReportRow>> Store::reports(const std::string& board, int limit) {
   std::lock_guard lock(g_mu);
-  Stmt st(D(db_), "SELECT board,rollout_id,sequence,phase,running_release,message,checks_json,at_ms FROM reports "
-                  "WHERE board=? ORDER BY sequence DESC LIMIT ?");
+  Stmt st(D(db_), "SELECT board,rollout_id,sequence,phase,running_release,message,checks_json,at_ms,"
+                  "throughput_json FROM reports WHERE board=? ORDER BY sequence DESC LIMIT ?");
   st.bind(1, board).bind(2, std::int64_t{limit});
   std::vector<ReportRow> out;
   while (st.step() == SQLITE_ROW) {
     out.push_back({st.text(0), st.text(1), static_cast<std::uint64_t>(st.integer(2)), st.text(3), st.text(4),
-                   st.text(5), st.text(6), st.integer(7)});
+                   st.text(5), st.text(6), st.integer(7), st.text(8)});
   }
   return out;
 }

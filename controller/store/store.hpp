@@ -52,6 +52,7 @@ struct ReportRow {
   std::string message;
   std::string checks_json;
   std::int64_t at_ms = 0;
+  std::string throughput_json;  // fleet.v1.Throughput as JSON (proto field names), "" if none
 };
 
 class Store {
@@ -80,6 +81,7 @@ class Store {
  private:
   Store() = default;
   Result<void> exec(const std::string& sql);
+  Result<void> migrate();
   void* db_ = nullptr;  // sqlite3*
   std::filesystem::path file_;
 };

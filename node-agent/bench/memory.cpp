@@ -182,6 +182,9 @@ Result<BandwidthReport> measure_bandwidth(const Topology& topo, const BandwidthO
   report.note = note;
   const std::size_t n = report.array_bytes / sizeof(double);
   std::vector<int> counts = options.thread_counts;
+  for (int& c : counts) {
+    if (c <= 0) c = int(topo.cpus.size());
+  }
   if (counts.empty()) {
     counts = {1};
     if (topo.cpus.size() > 1) counts.push_back(int(topo.cpus.size()));

@@ -67,7 +67,7 @@ std::string_view kernel_name(Kernel k);
 struct BandwidthOptions {
   std::size_t array_bytes = 0;  // per array; 0: max(256 MiB, 4 x LLC), capped by memory
   int repetitions = 5;
-  std::vector<int> thread_counts;  // empty: {1, all CPUs}
+  std::vector<int> thread_counts;  // empty: {1, all CPUs}; 0 in the list: all CPUs
   std::vector<Huge> huge = {Huge::on, Huge::off};
   std::vector<Kernel> kernels = {Kernel::read, Kernel::copy, Kernel::triad};
 };

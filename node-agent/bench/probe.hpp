@@ -14,34 +14,21 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/model_shape.hpp"
 #include "node-agent/bench/memory.hpp"
 #include "node-agent/bench/quant.hpp"
 #include "node-agent/bench/topology.hpp"
 
 namespace fleet::agent::bench {
 
-struct ModelShape {
-  std::string name;
-  int dim = 0;         // embedding length
-  int layers = 0;
-  int ffn = 0;         // feed-forward length
-  int heads = 0;
-  int kv_heads = 0;    // grouped-query attention when < heads
-  int vocab = 0;
-  std::string source;  // which published model has this shape
-  int kv_dim() const { return heads ? dim / heads * kv_heads : 0; }
-  std::uint64_t layer_weights() const;  // weights in one layer's 7 matrices
-  std::uint64_t output_weights() const { return std::uint64_t(vocab) * std::uint64_t(dim); }
-  std::uint64_t weights() const { return layer_weights() * std::uint64_t(layers) + output_weights(); }
-};
+using fleet::ModelShape;
+using fleet::known_shapes;
+using fleet::shape_named;
+using fleet::check_shape;
 
 // Q4_0 bytes of n weights (18 bytes per 32).
 inline std::uint64_t q4_0_bytes(std::uint64_t weights) { return weights / k_block * sizeof(BlockQ4_0); }
 
-const std::vector<ModelShape>& known_shapes();  // 7b, 3b, 1b, 110m, 15m
-std::optional<ModelShape> shape_named(std::string_view name);
-// Every dimension a positive multiple of 32 and heads dividing dim; else Errc::invalid_input.
-Result<void> check_shape(const ModelShape& shape);
 
 struct ProbeOptions {
   ModelShape shape;

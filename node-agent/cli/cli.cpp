@@ -6,6 +6,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstdlib>
 #include <thread>
 #include <ostream>
 
@@ -153,6 +154,22 @@ int lifecycle_error(const char* cmd, const Error& e, std::ostream& err) {
   return e.code == Errc::invalid_input || e.code == Errc::not_found ? k_exit_usage : k_exit_check_failed;
 }
 
+// Parses a positive integer option; prints the usage error itself.
+std::optional<int> int_option(const args::Parsed& a, const char* name, int min, int max, std::ostream& err, bool& bad,
+                              const char* cmd = "bench") {
+  auto v = a.value(name);
+  if (!v) return std::nullopt;
+  int n = 0;
+  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+  if (ec != std::errc{} || p != v->data() + v->size() || n < min || n > max) {
+    err << "fleet-agent " << cmd << ": --" << name << " must be a whole number from " << min << " to " << max << ", got '" << *v
+        << "'\n";
+    bad = true;
+    return std::nullopt;
+  }
+  return n;
+}
+
 int lifecycle_command(const std::string& cmd, const std::vector<std::string>& argv, std::ostream& out,
                       std::ostream& err) {
   std::vector<args::Option> options = {k_root_option, k_help_option};
@@ -161,7 +178,13 @@ int lifecycle_command(const std::string& cmd, const std::vector<std::string>& ar
   if (cmd == "install") {
     options.push_back({"bundle", args::Takes::value, "DIR", "the kernel bundle (required)"});
     options.push_back({"rollout", args::Takes::value, "ID", "the rollout this install belongs to (in reports)"});
-    synopsis = "fleet-agent install --bundle DIR [--rollout ID] [--root DIR]";
+    options.push_back({"bench", args::Takes::value, "SHAPE",
+                       "after the trial boot passes, measure tokens/s with the probe: 7b, 3b, 1b, 110m, 15m or auto"});
+    options.push_back({"model", args::Takes::value, "FILE", "measure with this GGUF model instead (llama-bench if present)"});
+    options.push_back({"bench-threads", args::Takes::value, "N", "threads for the measurement (default: every CPU)"});
+    options.push_back({"min-tokens-per-s", args::Takes::value, "RATE",
+                       "fail the verification below this rate (implies --bench auto)"});
+    synopsis = "fleet-agent install --bundle DIR [--rollout ID] [--bench SHAPE|--model FILE] [--min-tokens-per-s RATE]";
     what = "Checks every file of the bundle against its manifest, the contract, and the room on the boot\n"
            "partition, changing nothing if any is wrong. Then copies the kernel, dtbs, overlays and\n"
            "cmdline.txt into a new slot folder of /boot/firmware, the modules into /lib/modules/RELEASE,\n"
@@ -215,7 +238,24 @@ int lifecycle_command(const std::string& cmd, const std::vector<std::string>& ar
       err << "fleet-agent install: --bundle DIR is required\n";
       return k_exit_usage;
     }
-    r = agent.install(*bundle, a->value("rollout").value_or(""));
+    std::optional<BenchSpec> bench;
+    if (a->value("bench") || a->value("model") || a->value("min-tokens-per-s") || a->value("bench-threads")) {
+      bench = BenchSpec{};
+      bench->shape = a->value("bench").value_or("auto");
+      bench->model = a->value("model").value_or("");
+      bool bad = false;
+      bench->threads = int_option(*a, "bench-threads", 1, 1024, err, bad, "install").value_or(0);
+      if (auto m = a->value("min-tokens-per-s")) {
+        char* end = nullptr;
+        bench->min_tokens_per_s = std::strtod(m->c_str(), &end);
+        if (m->empty() || *end != '\0' || !(bench->min_tokens_per_s >= 0) || bench->min_tokens_per_s > 1e6) {
+          err << "fleet-agent install: --min-tokens-per-s must be a rate such as 2.5, got '" << *m << "'\n";
+          bad = true;
+        }
+      }
+      if (bad) return k_exit_usage;
+    }
+    r = agent.install(*bundle, a->value("rollout").value_or(""), bench);
     if (r) out << "installed: reboot with 'fleet-agent tryboot' to try it once\n";
   } else if (cmd == "tryboot") {
     r = agent.tryboot();
@@ -317,21 +357,6 @@ int setup(const std::vector<std::string>& argv, std::ostream& out, std::ostream&
   }
   out << "board " << *a->value("board-id") << " set up: reports go to " << *a->value("controller") << "\n";
   return k_exit_ok;
-}
-
-// Parses a positive integer option; prints the usage error itself.
-std::optional<int> int_option(const args::Parsed& a, const char* name, int min, int max, std::ostream& err, bool& bad) {
-  auto v = a.value(name);
-  if (!v) return std::nullopt;
-  int n = 0;
-  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-  if (ec != std::errc{} || p != v->data() + v->size() || n < min || n > max) {
-    err << "fleet-agent bench: --" << name << " must be a whole number from " << min << " to " << max << ", got '" << *v
-        << "'\n";
-    bad = true;
-    return std::nullopt;
-  }
-  return n;
 }
 
 int bench_command(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {

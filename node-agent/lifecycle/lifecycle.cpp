@@ -6,6 +6,7 @@
 #include "common/bundle.hpp"
 #include "common/contract.hpp"
 #include "common/text.hpp"
+#include "node-agent/bench/gguf.hpp"
 
 namespace fleet::agent {
 namespace stdfs = std::filesystem;
@@ -168,6 +169,7 @@ Result<void> Agent::report(AgentState& state, Phase phase, const std::string& me
       j["mem_total_kb"] = checks->memory->mem_total_kb;
       j["mem_available_kb"] = checks->memory->mem_available_kb;
     }
+    if (!checks->throughput.is_null()) j["throughput"] = checks->throughput;
   }
   // The outbox is sent later (fleet-agent send-reports): the boot flow never waits for
   // the controller. Numbered files keep the order.
@@ -381,6 +383,8 @@ Result<Event> Agent::run_checks() {
     return Event::checks_failed;
   }
   last_report_ = ctx_.system.verify(*contract);
+  // Throughput only on a kernel that passed its contract: a failing one goes back anyway.
+  if (last_report_.ok() && st_.target->bench) measure_throughput(*st_.target->bench);
   if (last_report_.ok()) return Event::checks_passed;
   std::string failed;
   for (const auto& c : last_report_.checks) {
@@ -388,6 +392,31 @@ Result<Event> Agent::run_checks() {
   }
   st_.note = failed;
   return Event::checks_failed;
+}
+
+void Agent::measure_throughput(const BenchSpec& spec) {
+  Check c;
+  c.property = "tokens_per_s";
+  c.expected = spec.min_tokens_per_s > 0 ? ">= " + format_rate(spec.min_tokens_per_s) : "measured";
+  auto t = ctx_.system.measure(spec);
+  if (t) {
+    c.actual = format_rate(t->tokens_per_s);
+    c.pass = t->tokens_per_s >= spec.min_tokens_per_s;
+    c.detail = t->measured_by;
+    last_report_.throughput = t->detail;
+  } else {
+    // Without a minimum a failed measurement is reported, not held against the kernel.
+    c.actual = "none";
+    c.pass = spec.min_tokens_per_s <= 0;
+    c.detail = "the benchmark failed: " + t.error().message;
+  }
+  last_report_.checks.push_back(std::move(c));
+}
+
+std::string format_rate(double tokens_per_s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", tokens_per_s);
+  return buf;
 }
 
 Result<void> Agent::write_config_for(const Slot& slot) {
@@ -398,7 +427,8 @@ Result<void> Agent::write_config_for(const Slot& slot) {
   return ctx_.disk.write_atomic(config, next);
 }
 
-Result<void> Agent::install(const stdfs::path& bundle_dir, const std::string& rollout_id) {
+Result<void> Agent::install(const stdfs::path& bundle_dir, const std::string& rollout_id,
+                            const std::optional<BenchSpec>& bench) {
   FLEET_TRY(load());
   // Everything is checked before anything is written.
   auto manifest = FLEET_TRY(bundle::verify(bundle_dir));
@@ -414,6 +444,13 @@ Result<void> Agent::install(const stdfs::path& bundle_dir, const std::string& ro
     return fail(Errc::invalid_input, "kernel release " + slot.release +
                                          " is already installed from another build; give each build its own "
                                          "LOCALVERSION so their modules do not collide");
+  }
+  if (bench && !bench->model.empty()) {
+    // A model named for the benchmark must be there now, not found missing after the reboot.
+    auto model = ctx_.paths.root / stdfs::path(bench->model).relative_path();
+    FLEET_TRY(with_context(bench::read_gguf(model), "the benchmark model (fleet_model)"));
+  } else if (bench && bench->shape != "auto" && !bench::shape_named(bench->shape)) {
+    return fail(Errc::invalid_input, "unknown benchmark shape '" + bench->shape + "' (7b, 3b, 1b, 110m, 15m or auto)");
   }
   std::uint64_t boot_bytes = 4096, module_bytes = 0;
   for (const auto& [path, e] : manifest.files) {
@@ -451,7 +488,7 @@ Result<void> Agent::install(const stdfs::path& bundle_dir, const std::string& ro
   }
   bundle_ = bundle_dir;
   reason_.clear();
-  st_.target = Target{slot, manifest.build_key, rollout_id};
+  st_.target = Target{slot, manifest.build_key, rollout_id, bench};
   st_.note.clear();
   return fire(Event::install);
 }
@@ -468,7 +505,7 @@ Result<void> Agent::rollback() {
                                          "); rollback works from idle");
   }
   if (!st_.previous) return fail(Errc::invalid_input, "no previous kernel to roll back to");
-  st_.target = Target{*st_.previous, "", "rollback"};
+  st_.target = Target{*st_.previous, "", "rollback", std::nullopt};
   return fire(Event::rollback);
 }
 

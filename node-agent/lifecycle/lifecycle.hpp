@@ -39,6 +39,8 @@ std::string config_with_prefix(const std::string& config, const std::string& slo
 std::string merge_cmdline(const std::string& base, const std::vector<std::string>& extra);
 // The os_prefix a config.txt sets, without the trailing '/' ("" if none). Pure.
 std::string prefix_of(const std::string& config);
+// Tokens per second as checks show it: "4.52". Pure.
+std::string format_rate(double tokens_per_s);
 
 // What moves the flow: a command, a fact seen at boot, or the outcome of an action.
 enum class Event {
@@ -93,7 +95,10 @@ class Agent {
 
   // Checks the bundle and the room on the boot partition (changing nothing if either is
   // wrong), then copies it into a new slot and writes tryboot.txt.
-  Result<void> install(const std::filesystem::path& bundle, const std::string& rollout_id);
+  // `bench`: measure throughput after the trial boot passes its contract (and hold it to
+  // bench->min_tokens_per_s).
+  Result<void> install(const std::filesystem::path& bundle, const std::string& rollout_id,
+                       const std::optional<BenchSpec>& bench = std::nullopt);
   // Reboots once into the installed slot with the tryboot flag.
   Result<void> tryboot();
   // Runs at every boot: carries on from the saved state (verify, commit, roll back).
@@ -111,6 +116,7 @@ class Agent {
   Result<Event> copy_bundle();
   Result<void> abort_install();
   Result<Event> run_checks();
+  void measure_throughput(const BenchSpec& spec);
   Result<void> write_config_for(const Slot& slot);
   Result<void> remove_old_slots(const AgentState& next);
   Result<void> remove_target_slot();

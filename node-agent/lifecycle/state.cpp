@@ -64,6 +64,10 @@ std::string state_to_json(const AgentState& s) {
   if (s.target) {
     j["target"] = {{"slot", slot_json(s.target->slot)}, {"build_key", s.target->build_key},
                    {"rollout_id", s.target->rollout_id}};
+    if (const auto& b = s.target->bench) {
+      j["target"]["bench"] = {{"shape", b->shape}, {"model", b->model}, {"threads", b->threads},
+                              {"min_tokens_per_s", b->min_tokens_per_s}};
+    }
   }
   j["boots_in_state"] = s.boots_in_state;
   if (!s.note.empty()) j["note"] = s.note;
@@ -89,7 +93,12 @@ Result<AgentState> parse_state(std::string_view text, std::string_view source) {
     if (j.contains("target")) {
       const json& t = j["target"];
       s.target = Target{FLEET_TRY(slot_from(t.at("slot"), where + ": target")), t.at("build_key").get<std::string>(),
-                        t.at("rollout_id").get<std::string>()};
+                        t.at("rollout_id").get<std::string>(), std::nullopt};
+      if (t.contains("bench")) {
+        const json& b = t["bench"];
+        s.target->bench = BenchSpec{b.at("shape").get<std::string>(), b.value("model", std::string()),
+                                    b.value("threads", 0), b.value("min_tokens_per_s", 0.0)};
+      }
     }
     s.boots_in_state = j.value("boots_in_state", 0);
     s.note = j.value("note", std::string());

@@ -34,10 +34,20 @@ struct Slot {
   std::string release;  // uname -r of its kernel
 };
 
+// What to measure after a trial boot passes its contract, and the minimum it must reach
+// (`fleet-agent install --bench ...`, from the inventory's fleet_bench* variables).
+struct BenchSpec {
+  std::string shape = "auto";     // a probe shape (7b, 3b, 1b, 110m, 15m) or auto
+  std::string model;              // a GGUF file on the board: the probe's shape, and llama-bench
+  int threads = 0;                // 0: every CPU
+  double min_tokens_per_s = 0;    // 0: report only; otherwise below it the verification fails
+};
+
 struct Target {
   Slot slot;
   std::string build_key;
   std::string rollout_id;
+  std::optional<BenchSpec> bench;
 };
 
 struct Outcome {

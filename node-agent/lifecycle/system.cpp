@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/fs.hpp"
+#include "node-agent/bench/bench.hpp"
 
 namespace fleet::agent {
 
@@ -20,6 +21,32 @@ std::string RealSystem::running_release() {
 
 Report RealSystem::verify(const Contract& contract) {
   return evaluate(contract, observe(root_, root_ == "/" ? Source::live : Source::folder));
+}
+
+Result<Throughput> RealSystem::measure(const BenchSpec& spec) {
+  bench::BenchOptions o;
+  o.threads = spec.threads;
+  if (!spec.model.empty()) {
+    o.model = root_ / std::filesystem::path(spec.model).relative_path();
+  } else {
+    o.shape = spec.shape;
+  }
+  // At boot: one bandwidth figure (read, all threads, huge pages), the probe, llama-bench.
+  o.bw.kernels = {bench::Kernel::read};
+  o.bw.huge = {bench::Huge::on};
+  o.bw.repetitions = 3;
+  o.bw.thread_counts = {spec.threads > 0 ? spec.threads : 0};
+  auto r = FLEET_TRY(bench::run_bench(o));
+  Throughput t;
+  t.detail = bench::throughput_json(r);
+  if (r.llama && r.llama->generation) {
+    t.tokens_per_s = r.llama->generation->avg_ts;
+    t.measured_by = "llama-bench tg" + std::to_string(r.llama->generation->n_gen) + " of " + spec.model;
+  } else if (r.probe) {
+    t.tokens_per_s = r.probe->tokens_per_s;
+    t.measured_by = "probe " + r.probe->shape.name + " (synthetic weights, " + r.probe->dot_path + ")";
+  }
+  return t;
 }
 
 Result<void> RealSystem::reboot(RebootMode mode) {

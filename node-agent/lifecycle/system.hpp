@@ -5,19 +5,30 @@
 #include <filesystem>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "common/contract.hpp"
 #include "common/error.hpp"
+#include "node-agent/lifecycle/state.hpp"
 #include "node-agent/verify/verify.hpp"
 
 namespace fleet::agent {
 
 enum class RebootMode { normal, tryboot };
 
+// Model throughput measured on the board (fleet-agent bench).
+struct Throughput {
+  double tokens_per_s = 0;  // what a minimum is compared with: llama-bench's tg rate if it ran, else the probe's
+  std::string measured_by;  // "probe 110m (synthetic weights)" or "llama-bench tg16 of MODEL"
+  nlohmann::json detail;    // the report's Throughput (bench::throughput_json)
+};
+
 class System {
  public:
   virtual ~System() = default;
   virtual std::string running_release() = 0;
   virtual Report verify(const Contract& contract) = 0;
+  virtual Result<Throughput> measure(const BenchSpec& spec) = 0;
   // On a board this does not return; it returns an error if the kernel refused. Fakes
   // record the request and return so a test can "power on" the board again.
   virtual Result<void> reboot(RebootMode mode) = 0;
@@ -30,6 +41,7 @@ class RealSystem : public System {
   explicit RealSystem(std::filesystem::path root) : root_(std::move(root)) {}
   std::string running_release() override;
   Report verify(const Contract& contract) override;
+  Result<Throughput> measure(const BenchSpec& spec) override;
   Result<void> reboot(RebootMode mode) override;
   std::int64_t now_ms() override;
 

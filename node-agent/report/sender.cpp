@@ -62,6 +62,25 @@ Result<fleet::v1::PhaseReport> report_from_json(std::string_view text, std::stri
       check->set_pass(c.at("pass").get<bool>());
       check->set_detail(c.value("detail", ""));
     }
+    if (j.contains("throughput") && j["throughput"].is_object()) {
+      const json& t = j["throughput"];
+      auto* w = r.mutable_throughput();
+      w->set_shape(t.value("shape", ""));
+      w->set_tokens_per_s(t.value("tokens_per_s", 0.0));
+      w->set_effective_gbps(t.value("effective_gbps", 0.0));
+      w->set_read_gbps(t.value("read_gbps", 0.0));
+      w->set_read_gbps_nohuge(t.value("read_gbps_nohuge", 0.0));
+      w->set_threads(t.value("threads", 0u));
+      w->set_dot_path(t.value("dot_path", ""));
+      w->set_numa_nodes(t.value("numa_nodes", 0u));
+      w->set_bytes_per_token(t.value("bytes_per_token", std::uint64_t{0}));
+      w->set_model(t.value("model", ""));
+      w->set_llama_pp_ts(t.value("llama_pp_ts", 0.0));
+      w->set_llama_pp_stddev(t.value("llama_pp_stddev", 0.0));
+      w->set_llama_tg_ts(t.value("llama_tg_ts", 0.0));
+      w->set_llama_tg_stddev(t.value("llama_tg_stddev", 0.0));
+      w->set_note(t.value("note", ""));
+    }
   } catch (const json::exception& e) {
     return fail(Errc::parse, where + ": " + e.what());
   }

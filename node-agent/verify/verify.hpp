@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/contract.hpp"
 #include "node-agent/verify/parsers.hpp"
 
@@ -44,6 +46,7 @@ struct Report {
   std::vector<Check> checks;
   std::optional<Meminfo> memory;
   std::string memory_error;
+  nlohmann::json throughput;  // set by the lifecycle when it measured tokens/s (null otherwise)
   bool ok() const;
 };
 

@@ -32,7 +32,8 @@ void seed(store::Store& st) {
     REQUIRE(st.put_board(b));
   }
   REQUIRE(st.add_report({"pi-1", "r1", 4, "VERIFY_FAILED", "6.1-new", "thp",
-                         R"([{"property":"thp","expected":"madvise","actual":"never","pass":false,"detail":"x"}])", 5}));
+                         R"([{"property":"thp","expected":"madvise","actual":"never","pass":false,"detail":"x"}])", 5,
+                         R"({"shape":"1b","tokens_per_s":6.5,"read_gbps":12.25,"dot_path":"neon-dotprod"})"}));
 }
 
 }  // namespace
@@ -57,6 +58,11 @@ TEST_CASE("the status service lists boards and rollouts, and streams board chang
     CHECK(resp.boards(0).outcome() == "rolled_back");
     REQUIRE(resp.boards(0).checks_size() == 1);
     CHECK(resp.boards(0).checks(0).actual() == "never");
+    // The throughput of the same report, as the agent measured it.
+    CHECK(resp.boards(0).throughput().tokens_per_s() == 6.5);
+    CHECK(resp.boards(0).throughput().read_gbps() == 12.25);
+    CHECK(resp.boards(0).throughput().dot_path() == "neon-dotprod");
+    CHECK_FALSE(resp.boards(1).has_throughput());
   }
   {
     grpc::ClientContext ctx;

@@ -41,6 +41,16 @@ class SimBoard : public agent::System {
     o.meminfo = "MemTotal: 1000 kB\nMemAvailable: 900 kB\n";
     return agent::evaluate(c, o);
   }
+  // Throughput by fault: "slow" runs at 1 token/s, "bench-fails" cannot measure, else 5.
+  Result<agent::Throughput> measure(const agent::BenchSpec& spec) override {
+    measured.push_back(spec);
+    if (faults.find("bench-fails") != std::string::npos) return fail(Errc::unsupported, "not enough memory");
+    agent::Throughput t;
+    t.tokens_per_s = faults.find("slow") != std::string::npos ? 1.0 : 5.0;
+    t.measured_by = "probe " + spec.shape;
+    t.detail = {{"shape", spec.shape}, {"tokens_per_s", t.tokens_per_s}, {"effective_gbps", 9.5}};
+    return t;
+  }
   Result<void> reboot(agent::RebootMode mode) override {
     reboot_request = mode;
     return {};
@@ -114,6 +124,7 @@ class SimBoard : public agent::System {
   bool stuck_tryboot = false;  // a broken firmware that keeps the flag: for loop tests
   int boots = 0;
   std::int64_t clock = 0;
+  std::vector<agent::BenchSpec> measured;
 };
 
 // A bundle as `fleetctl kernel build` makes it, with a fake kernel.

@@ -1,3 +1,5 @@
+#include <nlohmann/json.hpp>
+
 #include "tests/node-agent/lifecycle/board.hpp"
 
 using namespace fleet;
@@ -12,8 +14,9 @@ struct Fixture {
   RealDisk disk;
   Agent agent{Context{board.paths, disk, board, "board-1"}};
 
-  void update(const std::filesystem::path& bundle) {
-    REQUIRE(agent.install(bundle, "r1"));
+  void update(const std::filesystem::path& bundle) { update_with(bundle, std::nullopt); }
+  void update_with(const std::filesystem::path& bundle, const std::optional<BenchSpec>& bench) {
+    REQUIRE(agent.install(bundle, "r1", bench));
     REQUIRE(agent.tryboot());
     REQUIRE(board.reboot_request == RebootMode::tryboot);
     test::settle(board, agent);
@@ -204,4 +207,115 @@ TEST_CASE("an install whose process died is concluded as interrupted by the next
   REQUIRE(agent.tryboot());
   test::settle(board, agent);
   CHECK(board.state().last->phase == Phase::committed);
+}
+
+namespace {
+nlohmann::json last_report(test::SimBoard& board, const std::string& phase) {
+  std::vector<std::filesystem::path> names;
+  for (const auto& e : std::filesystem::directory_iterator(board.paths.outbox())) {
+    if (e.path().extension() == ".json") names.push_back(e.path());
+  }
+  std::sort(names.begin(), names.end());
+  for (auto it = names.rbegin(); it != names.rend(); ++it) {
+    auto j = nlohmann::json::parse(fs::read_file(*it).value());
+    if (j["phase"] == phase) return j;
+  }
+  FAIL("no " << phase << " report");
+  return {};
+}
+}  // namespace
+
+TEST_CASE_METHOD(Fixture, "throughput is measured after the contract passes and travels in the report") {
+  BenchSpec spec;
+  spec.shape = "1b";
+  spec.min_tokens_per_s = 2.0;
+  REQUIRE(agent.install(test::make_bundle(bundles, "b1", "6.1-new"), "r1", spec));
+  REQUIRE(board.state().target->bench);
+  CHECK(board.state().target->bench->min_tokens_per_s == 2.0);  // saved across the reboot
+  REQUIRE(agent.tryboot());
+  test::settle(board, agent);
+  CHECK(board.running == "6.1-new");
+  REQUIRE(board.measured.size() == 1);
+  CHECK(board.measured[0].shape == "1b");
+  auto j = last_report(board, "COMMITTED");
+  CHECK(j["throughput"]["tokens_per_s"] == 5.0);
+  CHECK(j["throughput"]["shape"] == "1b");
+  bool found = false;
+  for (const auto& c : j["checks"]) {
+    if (c["property"] == "tokens_per_s") {
+      found = true;
+      CHECK(c["expected"] == ">= 2.00");
+      CHECK(c["actual"] == "5.00");
+      CHECK(c["pass"] == true);
+    }
+  }
+  CHECK(found);
+}
+
+TEST_CASE_METHOD(Fixture, "a kernel below the board class's minimum tokens/s fails its verification and goes back") {
+  BenchSpec spec;
+  spec.min_tokens_per_s = 2.0;
+  REQUIRE(agent.install(test::make_bundle(bundles, "b1", "6.1-new", "slow"), "r1", spec));
+  REQUIRE(agent.tryboot());
+  test::settle(board, agent);
+  CHECK(board.running == k_old);
+  auto st = board.state();
+  REQUIRE(st.last);
+  CHECK(st.last->phase == Phase::rolled_back);
+  CHECK_THAT(st.last->message, Catch::Contains("tokens_per_s expected >= 2.00, got 1.00"));
+  CHECK(board.outbox_phases() == std::vector<std::string>{"INSTALLED", "TRYBOOT", "VERIFY_FAILED", "ROLLED_BACK"});
+  CHECK(last_report(board, "VERIFY_FAILED")["throughput"]["tokens_per_s"] == 1.0);
+}
+
+TEST_CASE_METHOD(Fixture, "a failed measurement is reported; it fails the kernel only when a minimum is required") {
+  SECTION("report only") {
+    REQUIRE(agent.install(test::make_bundle(bundles, "b1", "6.1-new", "bench-fails"), "r1", BenchSpec{}));
+    REQUIRE(agent.tryboot());
+    test::settle(board, agent);
+    CHECK(board.running == "6.1-new");
+    auto j = last_report(board, "COMMITTED");
+    CHECK(j["throughput"].is_null());
+    CHECK(j["checks"].back()["actual"] == "none");
+    CHECK_THAT(j["checks"].back()["detail"].get<std::string>(), Catch::Contains("not enough memory"));
+  }
+  SECTION("with a minimum") {
+    BenchSpec spec;
+    spec.min_tokens_per_s = 0.5;
+    REQUIRE(agent.install(test::make_bundle(bundles, "b1", "6.1-new", "bench-fails"), "r1", spec));
+    REQUIRE(agent.tryboot());
+    test::settle(board, agent);
+    CHECK(board.running == k_old);
+    CHECK(board.state().last->phase == Phase::rolled_back);
+  }
+}
+
+TEST_CASE_METHOD(Fixture, "no benchmark is run on a kernel that failed its contract, nor without a request") {
+  BenchSpec spec;
+  spec.min_tokens_per_s = 2.0;
+  update_with(test::make_bundle(bundles, "b1", "6.1-new", "thp-never"), spec);
+  CHECK(board.measured.empty());
+  update(test::make_bundle(bundles, "b2", "6.1-newer"));
+  CHECK(board.running == "6.1-newer");
+  CHECK(board.measured.empty());
+}
+
+TEST_CASE_METHOD(Fixture, "a benchmark model that is not on the board, or an unknown shape, refuses the install") {
+  test::TempDir model;
+  BenchSpec spec;
+  spec.model = "/models/llama.gguf";
+  auto r = agent.install(test::make_bundle(bundles, "b1", "6.1-new"), "r1", spec);
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::Contains("the benchmark model (fleet_model)"));
+  CHECK_THAT(r.error().message, Catch::Contains("llama.gguf"));
+  board.dir.write("models/llama.gguf", "not gguf");
+  r = agent.install(test::make_bundle(bundles, "b1", "6.1-new"), "r1", spec);
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::Contains("not a GGUF file"));
+  spec = BenchSpec{};
+  spec.shape = "70b";
+  r = agent.install(test::make_bundle(bundles, "b1", "6.1-new"), "r1", spec);
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::Contains("unknown benchmark shape '70b'"));
+  CHECK(board.config() == test::k_stock_config);
+  CHECK_FALSE(std::filesystem::exists(board.paths.boot() / "tryboot.txt"));
 }

@@ -30,7 +30,7 @@ TEST_CASE("state round-trips through JSON; bad state files are named") {
   s.state = State::verify_failed;
   s.committed = {"", "6.1-old"};
   s.previous = Slot{"fleet-a", "6.1-a"};
-  s.target = Target{{"fleet-b", "6.1-b"}, "bbbb", "r7"};
+  s.target = Target{{"fleet-b", "6.1-b"}, "bbbb", "r7", BenchSpec{"3b", "/models/m.gguf", 4, 2.5}};
   s.boots_in_state = 2;
   s.note = "thp expected madvise, got never";
   s.last = Outcome{Phase::committed, "6.1-a", "ok", 5};
@@ -39,6 +39,11 @@ TEST_CASE("state round-trips through JSON; bad state files are named") {
   REQUIRE(back);
   CHECK(back->state == State::verify_failed);
   CHECK(back->target->rollout_id == "r7");
+  REQUIRE(back->target->bench);
+  CHECK(back->target->bench->shape == "3b");
+  CHECK(back->target->bench->model == "/models/m.gguf");
+  CHECK(back->target->bench->threads == 4);
+  CHECK(back->target->bench->min_tokens_per_s == 2.5);
   CHECK(back->note == s.note);
   CHECK(back->last->phase == Phase::committed);
   CHECK(back->sequence == 9);

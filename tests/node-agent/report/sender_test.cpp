@@ -143,3 +143,23 @@ TEST_CASE("agent config and outbox files are parsed strictly") {
   CHECK_FALSE(report_from_json(R"({"board_id":"b","phase":"PARTYING","sequence":4})", "x"));
   CHECK_FALSE(report_from_json(R"({"phase":"COMMITTED"})", "x"));
 }
+
+TEST_CASE("the throughput an agent measured goes on the wire; a report without it has none") {
+  auto r = report_from_json(
+      R"({"board_id":"b","phase":"COMMITTED","sequence":5,"throughput":{"shape":"3b","tokens_per_s":4.75,)"
+      R"("effective_gbps":9.5,"read_gbps":11.0,"threads":4,"dot_path":"neon-dotprod","numa_nodes":8,)"
+      R"("bytes_per_token":1900000000,"llama_tg_ts":4.5,"llama_tg_stddev":0.1,"model":"m.gguf","later_field":1}})",
+      "x");
+  REQUIRE(r);
+  REQUIRE(r->has_throughput());
+  CHECK(r->throughput().shape() == "3b");
+  CHECK(r->throughput().tokens_per_s() == 4.75);
+  CHECK(r->throughput().numa_nodes() == 8);
+  CHECK(r->throughput().bytes_per_token() == 1900000000u);
+  CHECK(r->throughput().llama_tg_ts() == 4.5);
+  CHECK(r->throughput().model() == "m.gguf");
+  auto none = report_from_json(R"({"board_id":"b","phase":"INSTALLED","sequence":1})", "x");
+  REQUIRE(none);
+  CHECK_FALSE(none->has_throughput());
+  CHECK_FALSE(report_from_json(R"({"board_id":"b","phase":"COMMITTED","sequence":5,"throughput":{"threads":"four"}})", "x"));
+}

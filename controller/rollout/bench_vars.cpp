@@ -1,0 +1,59 @@
+#include "controller/rollout/bench_vars.hpp"
+
+#include <charconv>
+#include <cmath>
+
+#include "common/model_shape.hpp"
+
+namespace fleet::rollout {
+
+Result<std::vector<std::string>> bench_install_args(const inventory::Host& h) {
+  auto var = [&](const char* name) -> std::string {
+    auto it = h.vars.find(name);
+    return it == h.vars.end() ? std::string() : it->second;
+  };
+  auto bad = [&](const char* name, const std::string& value, const std::string& want) {
+    return fail(Errc::invalid_input, "board " + h.name + " (" + h.where + "): " + name + " '" + value + "' " + want);
+  };
+  const std::string shape = var("fleet_bench");
+  const std::string model = var("fleet_model");
+  const std::string threads = var("fleet_bench_threads");
+  const std::string min = var("fleet_min_tokens_per_s");
+  if (shape == "none" || shape == "off") {
+    if (!min.empty()) {
+      return bad("fleet_min_tokens_per_s", min, "needs a measurement, and fleet_bench is '" + shape + "'");
+    }
+    return std::vector<std::string>{};
+  }
+  std::vector<std::string> args;
+  if (!shape.empty() && shape != "auto" && !shape_named(shape)) {
+    std::string names;
+    for (const auto& s : known_shapes()) names += s.name + ", ";
+    return bad("fleet_bench", shape, "is not a model shape (" + names + "auto or none)");
+  }
+  if (!model.empty()) {
+    if (!model.starts_with("/")) return bad("fleet_model", model, "must be an absolute path on the board");
+    args.insert(args.end(), {"--model", model});
+  } else {
+    args.insert(args.end(), {"--bench", shape.empty() ? "auto" : shape});
+  }
+  if (!threads.empty()) {
+    int n = 0;
+    auto [p, ec] = std::from_chars(threads.data(), threads.data() + threads.size(), n);
+    if (ec != std::errc{} || p != threads.data() + threads.size() || n < 1 || n > 1024) {
+      return bad("fleet_bench_threads", threads, "is not a thread count from 1 to 1024");
+    }
+    args.insert(args.end(), {"--bench-threads", threads});
+  }
+  if (!min.empty()) {
+    double v = 0;
+    auto [p, ec] = std::from_chars(min.data(), min.data() + min.size(), v);
+    if (ec != std::errc{} || p != min.data() + min.size() || !std::isfinite(v) || v < 0) {
+      return bad("fleet_min_tokens_per_s", min, "is not a rate such as 2.5 (tokens per second)");
+    }
+    args.insert(args.end(), {"--min-tokens-per-s", min});
+  }
+  return args;
+}
+
+}  // namespace fleet::rollout

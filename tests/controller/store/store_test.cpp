@@ -1,0 +1,73 @@
+#include <sqlite3.h>
+
+#include <catch2/catch.hpp>
+
+#include "controller/store/store.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace fleet;
+
+TEST_CASE("rollouts, boards and reports survive closing and reopening the file") {
+  test::TempDir dir;
+  {
+    auto st = store::Store::open(dir / "fleet.db");
+    REQUIRE(st);
+    store::RolloutRow r;
+    r.id = "r1";
+    r.kernel_release = "6.1-new";
+    r.state = "running";
+    REQUIRE((*st)->put_rollout(r));
+    store::BoardRow b;
+    b.rollout_id = "r1";
+    b.board = "pi-1";
+    b.state = "await_outcome";
+    b.updated_ms = 10;
+    REQUIRE((*st)->put_board(b));
+    REQUIRE((*st)->add_report({"pi-1", "r1", 3, "COMMITTED", "6.1-new", "", "[]", 11, R"({"tokens_per_s":4.5})"}));
+    // A replayed sequence is ignored, not duplicated.
+    REQUIRE((*st)->add_report({"pi-1", "r1", 3, "COMMITTED", "6.1-new", "again", "[]", 12, ""}));
+  }
+  auto st = store::Store::open(dir / "fleet.db");
+  REQUIRE(st);
+  auto r = (*st)->rollout("r1");
+  REQUIRE(r);
+  REQUIRE(*r);
+  CHECK((*r)->state == "running");
+  auto boards = (*st)->boards("r1");
+  REQUIRE(boards);
+  REQUIRE(boards->size() == 1);
+  CHECK((*boards)[0].state == "await_outcome");
+  auto reports = (*st)->reports("pi-1");
+  REQUIRE(reports);
+  REQUIRE(reports->size() == 1);
+  CHECK((*reports)[0].message.empty());
+  CHECK((*reports)[0].throughput_json == R"({"tokens_per_s":4.5})");
+}
+
+TEST_CASE("a state file from before the throughput column is upgraded in place, keeping its reports") {
+  test::TempDir dir;
+  const auto file = dir / "old.db";
+  {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db,
+                         "CREATE TABLE reports (board TEXT, rollout_id TEXT, sequence INTEGER, phase TEXT, "
+                         "running_release TEXT, message TEXT, checks_json TEXT, at_ms INTEGER, "
+                         "PRIMARY KEY (board, sequence));"
+                         "INSERT INTO reports VALUES ('pi-1','r0',1,'COMMITTED','6.1-a','old','[]',5);",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto st = store::Store::open(file);
+  REQUIRE(st);
+  REQUIRE((*st)->add_report({"pi-1", "r1", 2, "COMMITTED", "6.1-b", "new", "[]", 6, R"({"tokens_per_s":2})"}));
+  auto reports = (*st)->reports("pi-1");
+  REQUIRE(reports);
+  REQUIRE(reports->size() == 2);
+  CHECK((*reports)[0].throughput_json == R"({"tokens_per_s":2})");
+  CHECK((*reports)[1].message == "old");
+  CHECK((*reports)[1].throughput_json.empty());
+  // Opening again does not try to add the column twice.
+  st->reset();
+  CHECK(store::Store::open(file));
+}
