@@ -18,7 +18,7 @@ host_pkgs=(
   openssh-server openssh-client qemu-system-arm qemu-user-static
   linux-source-6.1 gcc-aarch64-linux-gnu g++-aarch64-linux-gnu
   bc flex bison libelf-dev kmod cpio xz-utils busybox-static rsync python3
-  nlohmann-json3-dev file binutils
+  nlohmann-json3-dev file binutils jq time
 )
 # The static aarch64 agent links these arm64 libraries. yaml-cpp is left out on purpose:
 # libyaml-cpp-dev cannot be installed for both architectures at once, so the agent reads

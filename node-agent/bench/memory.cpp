@@ -133,9 +133,8 @@ double BandwidthReport::gbps(Kernel k, int threads, Huge h) const {
   return 0;
 }
 
-std::size_t default_array_bytes(const Topology& topo, std::string* note) {
-  constexpr std::size_t k_floor = 256u << 20;  // far beyond any Pi's 2 MiB L3
-  std::size_t want = std::max(k_floor, 4 * topo.llc_bytes);
+std::size_t default_array_bytes(const Topology& topo, std::string* note, std::size_t floor) {
+  std::size_t want = std::max(floor, 4 * topo.llc_bytes);
   // Three arrays (triad) must fit in half of what is available.
   if (topo.mem_available_bytes > 0) {
     std::size_t cap = topo.mem_available_bytes / 6;
@@ -178,7 +177,8 @@ void kernel_triad(double* __restrict a, const double* __restrict b, const double
 Result<BandwidthReport> measure_bandwidth(const Topology& topo, const BandwidthOptions& options) {
   BandwidthReport report;
   std::string note;
-  report.array_bytes = options.array_bytes ? options.array_bytes / 64 * 64 : default_array_bytes(topo, &note);
+  report.array_bytes =
+      options.array_bytes ? options.array_bytes / 64 * 64 : default_array_bytes(topo, &note, options.floor_bytes);
   report.note = note;
   const std::size_t n = report.array_bytes / sizeof(double);
   std::vector<int> counts = options.thread_counts;
@@ -194,9 +194,13 @@ Result<BandwidthReport> measure_bandwidth(const Topology& topo, const BandwidthO
   Team team(max_threads, cpus);
   volatile std::uint64_t sink = 0;
   for (Huge huge : options.huge) {
-    auto a = FLEET_TRY(Region::map(report.array_bytes, topo.pmd_bytes, huge));
+    // Only the arrays the kernels use: read needs one, copy two, triad three.
+    auto uses = [&](Kernel k) { return std::find(options.kernels.begin(), options.kernels.end(), k) != options.kernels.end(); };
+    const bool need_a = uses(Kernel::copy) || uses(Kernel::triad), need_c = uses(Kernel::triad);
+    Region a, c;
+    if (need_a) a = FLEET_TRY(Region::map(report.array_bytes, topo.pmd_bytes, huge));
     auto b = FLEET_TRY(Region::map(report.array_bytes, topo.pmd_bytes, huge));
-    auto c = FLEET_TRY(Region::map(report.array_bytes, topo.pmd_bytes, huge));
+    if (need_c) c = FLEET_TRY(Region::map(report.array_bytes, topo.pmd_bytes, huge));
     auto* pa = reinterpret_cast<double*>(a.data());
     auto* pb = reinterpret_cast<double*>(b.data());
     auto* pc = reinterpret_cast<double*>(c.data());
@@ -204,13 +208,12 @@ Result<BandwidthReport> measure_bandwidth(const Topology& topo, const BandwidthO
     team.run([&](int i) {
       auto [lo, hi] = slice(n, i, max_threads);
       for (std::size_t k = lo; k < hi; ++k) {
-        pa[k] = 1.0;
+        if (pa) pa[k] = 1.0;
         pb[k] = 2.0;
-        pc[k] = double(k & 7);
+        if (pc) pc[k] = double(k & 7);
       }
     });
-    const double huge_fraction =
-        double(a.huge_kb() + b.huge_kb() + c.huge_kb()) * 1024.0 / double(3 * a.size());
+    const double huge_fraction = double(b.huge_kb()) * 1024.0 / double(b.size());
     for (int threads : counts) {
       for (Kernel k : options.kernels) {
         double best = 0;

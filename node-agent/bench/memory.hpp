@@ -65,7 +65,8 @@ enum class Kernel { read, copy, triad };
 std::string_view kernel_name(Kernel k);
 
 struct BandwidthOptions {
-  std::size_t array_bytes = 0;  // per array; 0: max(256 MiB, 4 x LLC), capped by memory
+  std::size_t array_bytes = 0;  // per array; 0: max(floor_bytes, 4 x LLC), capped by memory
+  std::size_t floor_bytes = 256u << 20;  // far beyond any Pi's 2 MiB L3
   int repetitions = 5;
   std::vector<int> thread_counts;  // empty: {1, all CPUs}; 0 in the list: all CPUs
   std::vector<Huge> huge = {Huge::on, Huge::off};
@@ -90,7 +91,7 @@ struct BandwidthReport {
 };
 
 // Default array size for `topo` (see BandwidthOptions), and why it is smaller if it is.
-std::size_t default_array_bytes(const Topology& topo, std::string* note);
+std::size_t default_array_bytes(const Topology& topo, std::string* note, std::size_t floor = 256u << 20);
 
 Result<BandwidthReport> measure_bandwidth(const Topology& topo, const BandwidthOptions& options);
 

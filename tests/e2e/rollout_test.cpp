@@ -32,7 +32,9 @@ struct Rack {
 
   Rack() {
     REQUIRE(process::capture({{"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", (dir / "id").string()}, {}, {}, 30s}));
-    std::string inventory = "all:\n  vars:\n    address: 127.0.0.1\n    key: " + (dir / "id").string() + "\n  hosts:\n";
+    // The smallest probe shape: TCG emulates the NEON dot product slowly.
+    std::string inventory = "all:\n  vars:\n    address: 127.0.0.1\n    fleet_bench: 15m\n    key: " +
+                            (dir / "id").string() + "\n  hosts:\n";
     for (int i = 1; i <= 3; ++i) {
       std::string name = "pi-" + std::to_string(i);
       int port = test::free_port();
@@ -55,6 +57,10 @@ struct Rack {
       });
     }
     dir.write("inventory.yml", inventory);
+    // The same rack as a board class that demands more tokens/s than any board gives.
+    auto demanding = inventory;
+    demanding.replace(demanding.find("fleet_bench: 15m"), 16, "fleet_bench: 15m\n    fleet_min_tokens_per_s: 1000000");
+    dir.write("demanding.yml", demanding);
     for (int i = 1; i <= 3; ++i) wait_ready("pi-" + std::to_string(i), 1);
   }
   ~Rack() {
@@ -74,13 +80,14 @@ struct Rack {
 
   std::vector<std::string> rollout_argv(const std::string& bundle, const std::vector<std::string>& extra) {
     std::vector<std::string> a = {FLEETCTL, "rollout", "--bundle", (k_bundles / bundle).string(), "--inventory",
-                                  (dir / "inventory.yml").string(), "--state", (dir / "fleet.db").string(),
+                                  (dir / inventory_file).string(), "--state", (dir / "fleet.db").string(),
                                   "--agent", FLEET_AARCH64_AGENT, "--accept-new-host-keys", "--known-hosts",
                                   (dir / "known_hosts").string(), "--listen", "127.0.0.1:" + std::to_string(report_port),
                                   "--report-address", "10.0.2.2:" + std::to_string(report_port)};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
+  std::string inventory_file = "inventory.yml";
 
   process::Outcome rollout(const std::string& bundle, const std::vector<std::string>& extra, std::string& output) {
     output.clear();
@@ -140,8 +147,19 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
     for (const auto& b : st["boards"]) {
       CHECK(b["outcome"] == "committed");
       CHECK(b["kernel_release"].get<std::string>().ends_with("-fleet-qemu"));
-      CHECK(b["checks"].size() == 7);
+      CHECK(b["checks"].size() == 8);  // the contract's 7 and tokens_per_s
+      INFO(b.dump());
+      // Throughput measured on the board by its agent, carried over gRPC into the state database.
+      REQUIRE(b["throughput"].is_object());
+      CHECK(b["throughput"]["shape"] == "15m");
+      CHECK(b["throughput"]["dot_path"] == "neon-dotprod");
+      CHECK(b["throughput"]["tokens_per_s"].get<double>() > 0);
+      CHECK(b["throughput"]["read_gbps"].get<double>() > 0);
+      CHECK(b["throughput"]["numa_nodes"] == 2);
     }
+    auto table = process::capture({{FLEETCTL, "status", "--state", (rack.dir / "fleet.db").string()}, {}, {}, 60s});
+    REQUIRE(table);
+    CHECK_THAT(*table, Catch::Contains(" t/s 15m"));
     for (const char* n : {"pi-1", "pi-2", "pi-3"}) CHECK(rack.release(n).ends_with("-fleet-qemu"));
   }
   {
@@ -164,6 +182,20 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
     }
     CHECK_THAT(out, Catch::Contains("the remaining waves do not start"));
     CHECK(sim::read_status(sim::BoardFiles{rack.dir / "pi-2"})->boots == before2);
+    for (const char* n : {"pi-1", "pi-2", "pi-3"}) CHECK(rack.release(n).ends_with("-fleet-qemu"));
+  }
+  {
+    INFO("a board class's minimum tokens/s: a kernel below it fails verification on the canary and goes back");
+    rack.inventory_file = "demanding.yml";
+    auto r = rack.rollout("qemu-virt-stock", {"--serial", "1,100%", "--max-fail", "0%"}, out);
+    rack.inventory_file = "inventory.yml";
+    INFO(out);
+    CHECK(r.exit_code == 1);
+    for (const auto& b : rack.rows(rollout_id(out))) {
+      INFO(b.board << ": " << b.outcome << " " << b.message);
+      CHECK(b.outcome == (b.board == "pi-1" ? "rolled_back" : "not_started"));
+      if (b.board == "pi-1") CHECK_THAT(b.message, Catch::Contains("tokens_per_s expected >= 1000000"));
+    }
     for (const char* n : {"pi-1", "pi-2", "pi-3"}) CHECK(rack.release(n).ends_with("-fleet-qemu"));
   }
   {
