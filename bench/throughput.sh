@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Prints the figures behind `fleet-agent bench` on this machine:
+#   memory bandwidth   read/copy/triad, 1 and all threads, with and without MADV_HUGEPAGE
+#   the probe          per model shape: bytes read per token, time per token, effective GB/s,
+#                      and that rate as a share of the measured read bandwidth (goal >= 0.85)
+#   THP and the paths  the 1b shape without huge pages, and on each dot-product path
+#   agent memory       peak RSS of verify and send-reports (goal < 10 MB beside the buffers)
+# Run after scripts/build.sh. About 2-4 minutes on 2 cores; needs ~8 GB free for 7b.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+agent=build/host/node-agent/fleet-agent
+[ -x "$agent" ] || { echo "throughput.sh: no $agent (run scripts/build.sh)" >&2; exit 1; }
+cmake --preset x86-static-agent >/dev/null
+cmake --build --preset x86-static-agent --target fleet-agent >/dev/null
+cmake --build build/host --target agent_rss >/dev/null
+static_agent=build/x86-static/node-agent/fleet-agent
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+echo "== machine and memory bandwidth"
+$agent bench --no-probe > "$work/bw.txt" 2>/dev/null
+sed -n '1p;3,$p' "$work/bw.txt"
+$agent bench --no-probe --json 2>/dev/null > "$work/bw.json"
+cpus=$(jq '.machine.cpus' "$work/bw.json")
+read_bw=$(jq "[.bandwidth.results[] | select(.kernel==\"read\" and .threads==$cpus and .hugepage) | .gbps] | max" "$work/bw.json")
+printf '\nread bandwidth used as the reference: %.2f GB/s (%s threads, MADV_HUGEPAGE)\n' "$read_bw" "$cpus"
+
+probe() {  # shape [extra options...]: one line of the table
+  local shape=$1; shift
+  $agent bench --model-shape "$shape" --no-bandwidth --json "$@" 2>/dev/null > "$work/p.json"
+  jq -r --argjson bw "$read_bw" --arg opts "${*:-}" '.probe |
+    [.shape.name, $opts, (.bytes_per_token/1048576|floor), (.seconds_per_token*1000*10|round/10),
+     (.seconds_per_token*1000/(.bytes_per_token/1e9)*10|round/10), (.effective_gbps*100|round/100),
+     ((.effective_gbps/$bw)*100|round/100), (.tokens_per_s*100|round/100), .dot_path,
+     ((.huge_fraction*100)|round)] | @tsv' "$work/p.json" | tee -a "$work/rows.tsv" |
+    awk -F'\t' '{printf "  %-5s %-18s %7d MiB %9.1f ms %8.1f %9.2f %7.2f %9.2f  %-12s %3d%%\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10}'
+}
+
+echo
+echo "== token-generation probe (synthetic Q4_0 weights, real arithmetic and memory traffic)"
+echo "  shape options            bytes/token  ms/token    ms/GB   GB/s eff  of read  tokens/s  path         THP"
+for s in 7b 3b 1b 110m 15m; do probe "$s"; done
+# Time per token against bytes per token: the slope is the streaming rate, the intercept
+# the fixed cost of a token (barriers between the matrix-vector phases, norms, quantizing).
+awk -F'\t' '{gb=$3*1048576/1e9; ms=$4; n++; sx+=gb; sy+=ms; sxx+=gb*gb; sxy+=gb*ms}
+     END {b=(n*sxy-sx*sy)/(n*sxx-sx*sx); a=(sy-b*sx)/n;
+          printf "  fit over the shapes: ms/token = %.2f ms + %.1f ms per GB read (%.1f GB/s marginal)\n", a, b, 1000/b}' \
+  "$work/rows.tsv"
+echo
+echo "== the THP effect and the dot-product paths (1b shape)"
+probe 1b --no-hugepage
+for p in avx2 avx-vnni portable; do
+  if $agent bench --self-test 2>/dev/null | grep -q "^$p: ok"; then probe 1b --path "$p"; fi
+done
+
+echo
+echo "== agent memory"
+build/host/bench/agent_rss "$static_agent" 2>/dev/null | sed 's/^/  /'
+echo "  (the static x86-64 build: the same code and link as the aarch64 agent on the boards)"
