@@ -15,7 +15,12 @@ Result<Parsed> parse(std::span<const std::string> argv, std::span<const Option> 
   Parsed out;
   bool only_positional = false;
   for (size_t i = 0; i < argv.size(); ++i) {
-    const std::string& a = argv[i];
+    std::string a = argv[i];
+    // One-letter options are written -n (an Option named "n"): "-n 3" reads as "--n 3".
+    if (!only_positional && a.size() == 2 && a[0] == '-' && a[1] != '-' &&
+        std::any_of(options.begin(), options.end(), [&](const Option& o) { return o.name == a.substr(1); })) {
+      a = "-" + a;
+    }
     if (only_positional || !a.starts_with("--") || a == "-") {
       out.positional.push_back(a);
       continue;
@@ -52,7 +57,7 @@ std::string help(std::span<const Option> options) {
   std::vector<std::string> heads;
   size_t width = 0;
   for (const auto& o : options) {
-    heads.push_back("--" + o.name + (o.takes == Takes::value ? " " + o.value_name : ""));
+    heads.push_back((o.name.size() == 1 ? "-" : "--") + o.name + (o.takes == Takes::value ? " " + o.value_name : ""));
     width = std::max(width, heads.back().size());
   }
   std::string out;

@@ -16,7 +16,7 @@ namespace fleet::args {
 enum class Takes { nothing, value };
 
 struct Option {
-  std::string name;        // without the leading dashes
+  std::string name;        // without the leading dashes; a one-letter name is written -n
   Takes takes = Takes::nothing;
   std::string value_name;  // shown in help: --profile NAME
   std::string help;

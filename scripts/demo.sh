@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on this machine, no Pi needed (as root): set up, build the qemu-virt kernel
 # bundles and the aarch64 agent (cached after the first run), start a virtual rack of three
-# Pi 5 boards, roll the tuned kernel out with a canary wave, show `fleetctl status`, then
+# Pi 5 boards, roll the tuned kernel out with a canary wave, show `fleetctl status` (every
+# board's verification and the tokens/s its agent measured on the new kernel), then
 # roll out a deliberately bad bundle (its kernel fails its contract: THP never), which
 # fails on the canary, is rolled back there and stops the rollout. The rack is torn down at
 # the end unless --keep is given.
@@ -14,7 +15,7 @@ bash scripts/build.sh
 
 fleetctl=build/host/controller/fleetctl
 sim=build/host/sim/fleet-sim
-rack=build/rack
+rack=build/demo-rack
 echo "== kernels: the tuned qemu-virt kernel, the boards' stock kernel, a bad variant"
 echo "   (first run: about 5 minutes of kernel build; later runs: seconds)"
 $fleetctl kernel build --profile qemu-virt --out build/bundles/qemu-virt
@@ -23,28 +24,11 @@ for v in stock thp-never; do
 done
 
 echo "== rack: three virtual Pi 5 boards on the stock kernel"
-for i in 1 2 3; do $sim board down pi-$i --rack $rack >/dev/null 2>&1 || true; done
+$sim rack down --rack $rack >/dev/null 2>&1 || true
 rm -rf $rack
-mkdir -p $rack
-ssh-keygen -q -t ed25519 -N '' -C fleet-demo -f $rack/id_ed25519
-{
-  echo "# The virtual rack (written by scripts/demo.sh)"
-  echo "all:"
-  echo "  vars: {address: 127.0.0.1, user: root, key: $PWD/$rack/id_ed25519}"
-  echo "  hosts:"
-} > $rack/inventory.yml
-for i in 1 2 3; do
-  port=$((22700 + i))
-  $sim board create pi-$i --rack $rack --bundle build/bundles/qemu-virt-stock --ssh-port $port --agent none >/dev/null
-  echo "    pi-$i: {port: $port}" >> $rack/inventory.yml
-  $sim board up pi-$i --rack $rack >/dev/null
-done
-teardown() { [ $keep = 1 ] || for i in 1 2 3; do $sim board down pi-$i --rack $rack >/dev/null 2>&1 || true; done; }
+teardown() { [ $keep = 1 ] || $sim rack down --rack $rack >/dev/null 2>&1 || true; }
 trap teardown EXIT
-for i in 1 2 3; do
-  for t in $(seq 1 240); do $sim board status pi-$i --rack $rack | grep -q ready && break; sleep 0.5; done
-done
-$sim board status --rack $rack
+$sim rack up -n 3 --rack $rack --bundle build/bundles/qemu-virt-stock --base-port 22700 --wait 300 | grep -v '^  fleetctl'
 
 export FLEETCTL_STATE=$PWD/$rack/fleet.db
 common=(--inventory $rack/inventory.yml --accept-new-host-keys --known-hosts $rack/known_hosts
@@ -60,6 +44,7 @@ if $fleetctl rollout --bundle build/bundles/qemu-virt-thp-never --serial 1,100% 
 fi
 $fleetctl status
 if [ $keep = 1 ]; then
-  echo "== the rack keeps running: $sim board status --rack $rack; ssh -i $rack/id_ed25519 -p 22701 root@127.0.0.1"
+  echo "== the rack keeps running: $sim rack status --rack $rack; ssh -i $rack/id_ed25519 -p 22701 root@127.0.0.1"
+  echo "   stop it with: $sim rack down --rack $rack"
 fi
 echo "== demo done: the tuned kernel is committed on every board; the bad one was stopped and rolled back"

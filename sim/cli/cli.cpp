@@ -2,7 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <charconv>
+#include <cstring>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -38,6 +41,9 @@ const std::string k_usage =
     "  board down    stop a board\n"
     "  board status  show boards: state, boots, running kernel, SSH port\n"
     "  board console print a board's serial console\n"
+    "  rack up       create and start boards pi-1..pi-N and write an inventory for them\n"
+    "  rack down     stop every board of a rack\n"
+    "  rack status   show every board of a rack\n"
     "\n"
     "Run 'fleet-sim COMMAND --help' for a command's options.\n";
 
@@ -248,6 +254,9 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
         out << "board " << name << " is already running\n";
         continue;
       }
+      // Anything still buffered would be written twice: once by us, once by the child.
+      out.flush();
+      std::fflush(nullptr);
       pid_t child = ::fork();
       if (child == 0) {
         ::setsid();
@@ -323,6 +332,153 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
   return status_code;
 }
 
+// The inventory a rack answers to: every board on loopback with its forwarded SSH port.
+std::string rack_inventory(const std::filesystem::path& rack, const std::vector<BoardStatus>& boards,
+                           const std::string& bench) {
+  std::string inv =
+      "# The virtual rack " + rack.string() + " (written by fleet-sim rack up)\n"
+      "all:\n"
+      "  vars:\n"
+      "    address: 127.0.0.1\n"
+      "    user: root\n"
+      "    key: " + (std::filesystem::absolute(rack) / "id_ed25519").string() + "\n"
+      "    # QEMU emulates the boards' NEON dot product in software: the smallest probe shape.\n"
+      "    fleet_bench: " + bench + "\n"
+      "  hosts:\n";
+  for (const auto& b : boards) inv += "    " + b.name + ": {port: " + std::to_string(b.ssh_port) + "}\n";
+  return inv;
+}
+
+int rack_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  const std::string src = FLEET_SOURCE_DIR;
+  const std::array options = {
+      args::Option{"n", args::Takes::value, "N", "up: boards pi-1 .. pi-N (default 3)"},
+      args::Option{"rack", args::Takes::value, "DIR", "the folder holding the boards (default build/rack)"},
+      args::Option{"bundle", args::Takes::value, "DIR",
+                   "up: the stock kernel bundle new boards start on (default build/bundles/qemu-virt-stock)"},
+      args::Option{"base-port", args::Takes::value, "PORT", "up: board pi-i gets SSH on 127.0.0.1:PORT+i (default 22700)"},
+      args::Option{"agent", args::Takes::value, "FILE", "up: aarch64 fleet-agent preinstalled on new boards, or none (default none: fleetctl pushes it)"},
+      args::Option{"bench", args::Takes::value, "SHAPE", "up: fleet_bench in the inventory (default 15m)"},
+      args::Option{"wait", args::Takes::value, "SECONDS", "up: wait this long for every board to be ready (default 300)"},
+      args::Option{"json", args::Takes::nothing, "", "status: JSON"},
+      args::Option{"help", args::Takes::nothing, "", "show this help"},
+  };
+  // "rack --help" has no subcommand before the options.
+  const bool has_sub = !argv.empty() && !argv[0].starts_with("-");
+  const std::string sub = has_sub ? argv[0] : "";
+  int code = 0;
+  auto a = args::parse_command(std::vector<std::string>(argv.begin() + (has_sub ? 1 : 0), argv.end()), options,
+                               {"fleet-sim", "fleet-sim rack up|down|status [-n N] [--rack DIR] [options]",
+                                "A virtual rack of Pi 5 boards on this machine. 'up' creates the boards that do not\n"
+                                "exist yet (pi-1 .. pi-N, each with its own root file system and boot partition,\n"
+                                "started on a stock kernel), starts them, waits until each answers on SSH and writes\n"
+                                "RACK/inventory.yml for fleetctl. 'down' stops every board; their disks stay."},
+                               out, err, code);
+  if (!a) return code;
+  if (sub != "up" && sub != "down" && sub != "status") {
+    err << "fleet-sim rack: say up, down or status\n";
+    return 2;
+  }
+  const std::filesystem::path rack = a->value("rack").value_or("build/rack");
+  auto number = [&](const char* opt, int dflt, int min, int max) -> std::optional<int> {
+    auto v = a->value(opt);
+    if (!v) return dflt;
+    int n = 0;
+    auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (ec != std::errc{} || p != v->data() + v->size() || n < min || n > max) {
+      err << "fleet-sim rack " << sub << ": " << (std::strlen(opt) == 1 ? "-" : "--") << opt
+          << " must be a whole number from " << min << " to " << max << ", got '" << *v << "'\n";
+      return std::nullopt;
+    }
+    return n;
+  };
+  auto n = number("n", 3, 1, 64);
+  auto base = number("base-port", 22700, 1024, 65000);
+  auto wait = number("wait", 300, 0, 3600);
+  if (!n || !base || !wait) return 2;
+  std::vector<std::string> all;  // every board in the rack folder
+  {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(rack, ec)) {
+      if (std::filesystem::exists(e.path() / "board.json")) all.push_back(e.path().filename().string());
+    }
+    std::sort(all.begin(), all.end());
+  }
+  const std::vector<std::string> with_rack = {"--rack", rack.string()};
+  auto board = [&](std::vector<std::string> args) {
+    args.insert(args.end(), with_rack.begin(), with_rack.end());
+    return board_cmd(args, out, err);
+  };
+  if (sub == "status") {
+    if (all.empty()) {
+      err << "fleet-sim rack status: no boards in " << rack.string() << " (fleet-sim rack up -n N)\n";
+      return 1;
+    }
+    std::vector<std::string> args = {"status"};
+    if (a->flag("json")) args.push_back("--json");
+    return board(args);
+  }
+  if (sub == "down") {
+    if (all.empty()) {
+      out << "no boards in " << rack.string() << "\n";
+      return 0;
+    }
+    std::vector<std::string> args = {"down"};
+    args.insert(args.end(), all.begin(), all.end());
+    return board(args);
+  }
+  // up
+  const std::string bundle = a->value("bundle").value_or(src + "/build/bundles/qemu-virt-stock");
+  std::vector<std::string> names;
+  for (int i = 1; i <= *n; ++i) names.push_back("pi-" + std::to_string(i));
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (std::filesystem::exists(rack / names[i] / "board.json")) continue;
+    if (!std::filesystem::exists(std::filesystem::path(bundle) / "manifest.json")) {
+      err << "fleet-sim rack up: no kernel bundle at " << bundle
+          << " for new boards (build one: fleetctl kernel build --profile sim/profiles/qemu-virt-stock.yaml --out "
+          << bundle << ")\n";
+      return 2;
+    }
+    if (int rc = board({"create", names[i], "--bundle", bundle, "--ssh-port", std::to_string(*base + int(i) + 1),
+                        "--agent", a->value("agent").value_or("none")});
+        rc != 0) {
+      return rc;
+    }
+  }
+  std::vector<std::string> up = {"up"};
+  up.insert(up.end(), names.begin(), names.end());
+  if (int rc = board(up); rc != 0) return rc;
+  out << "waiting for " << names.size() << " boards to answer on SSH (at most " << *wait << " s)...\n" << std::flush;
+  std::vector<BoardStatus> statuses;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(*wait);
+  for (const auto& name : names) {
+    for (;;) {
+      auto s = read_status(BoardFiles{rack / name});
+      if (s && s->state == "ready") {
+        statuses.push_back(*s);
+        break;
+      }
+      if (std::chrono::steady_clock::now() > until) {
+        err << "fleet-sim rack up: " << name << " is not ready after " << *wait << " s; see "
+            << BoardFiles{rack / name}.console_log().string() << "\n";
+        return 1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  }
+  const auto inventory = rack / "inventory.yml";
+  if (auto w = fs::write_file_atomic(inventory, rack_inventory(rack, statuses, a->value("bench").value_or("15m"))); !w) {
+    err << "fleet-sim rack up: " << w.error().message << "\n";
+    return 1;
+  }
+  board({"status"});
+  out << "rack ready: inventory " << inventory.string() << "\n"
+      << "  fleetctl rollout --bundle build/bundles/qemu-virt --inventory " << inventory.string()
+      << " --accept-new-host-keys --known-hosts " << (rack / "known_hosts").string()
+      << " --report-address 10.0.2.2:50151 --listen 127.0.0.1:50151\n";
+  return 0;
+}
+
 }  // namespace
 
 int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -336,6 +492,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   }
   if (args[0] == "boot-verify") return boot_verify({args.begin() + 1, args.end()}, out, err);
   if (args[0] == "board") return board_cmd({args.begin() + 1, args.end()}, out, err);
+  if (args[0] == "rack") return rack_cmd({args.begin() + 1, args.end()}, out, err);
   err << "fleet-sim: unknown command '" << args[0] << "'\n\n" << k_usage;
   return 2;
 }

@@ -52,3 +52,17 @@ TEST_CASE("args: help lists every option") {
   CHECK(h.find("--profile NAME") != std::string::npos);
   CHECK(h.find("--json") != std::string::npos);
 }
+
+TEST_CASE("args: a one-letter option is written -n; other single-dash words stay positional") {
+  const std::array options = {args::Option{"n", args::Takes::value, "N", "how many"},
+                              args::Option{"json", args::Takes::nothing, "", "json"}};
+  std::vector<std::string> argv = {"-n", "5", "-x", "-", "--json"};
+  auto p = args::parse(argv, options);
+  REQUIRE(p);
+  CHECK(p->value("n") == "5");
+  CHECK(p->positional == std::vector<std::string>{"-x", "-"});
+  CHECK_THAT(args::help(options), Catch::Contains("  -n N "));
+  auto missing = args::parse(std::vector<std::string>{"-n"}, options);
+  REQUIRE_FALSE(missing);
+  CHECK_THAT(missing.error().message, Catch::Contains("needs a value"));
+}
