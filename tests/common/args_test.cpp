@@ -53,7 +53,7 @@ TEST_CASE("args: help lists every option") {
   CHECK(h.find("--json") != std::string::npos);
 }
 
-TEST_CASE("args: a one-letter option is written -n; other single-dash words stay positional") {
+TEST_CASE("args: a one-letter option is written -n, other single-dash words stay positional") {
   const std::array options = {args::Option{"n", args::Takes::value, "N", "how many"},
                               args::Option{"json", args::Takes::nothing, "", "json"}};
   std::vector<std::string> argv = {"-n", "5", "-x", "-", "--json"};

@@ -28,7 +28,7 @@ bundle::Manifest make_bundle(const test::TempDir& dir) {
 
 }  // namespace
 
-TEST_CASE("bundle: a fresh bundle verifies; build.log is not part of it") {
+TEST_CASE("bundle: a fresh bundle verifies, build.log is not part of it") {
   test::TempDir dir;
   auto m = make_bundle(dir);
   CHECK(m.files.size() == 3);

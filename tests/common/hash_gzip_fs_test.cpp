@@ -41,7 +41,7 @@ TEST_CASE("sha256_file equals sha256 of the content, and names a missing file") 
   CHECK(missing.error().message.find("nope") != std::string::npos);
 }
 
-TEST_CASE("gzip: round trip of a config-sized text; truncated input refused") {
+TEST_CASE("gzip: round trip of a config-sized text, truncated input refused") {
   std::string text;
   for (int i = 0; i < 3000; ++i) text += "CONFIG_SYMBOL_" + std::to_string(i) + "=y\n";
   auto gz = gzip_compress(text);

@@ -29,7 +29,7 @@ TEST_CASE("qemu argv: virt, cpu max, memory split across NUMA nodes with memdev"
   CHECK_FALSE(has(a, "cortex-a57"));
 }
 
-TEST_CASE("qemu argv: uneven memory goes to the last node; one node means no -numa") {
+TEST_CASE("qemu argv: uneven memory goes to the last node, one node means no -numa") {
   QemuSpec s;
   s.kernel = "k";
   s.memory_mb = 1025;

@@ -63,7 +63,7 @@ TEST_CASE("index_kconfig: definitions with depends, enclosing if and choice") {
   CHECK(index["DRM"].depends.size() == 1);
 }
 
-TEST_CASE("check_config: satisfied requirements give no findings; absent counts as not set") {
+TEST_CASE("check_config: satisfied requirements give no findings, absent counts as not set") {
   auto wanted = requirements({{"f", "CONFIG_A=y\n# CONFIG_DRM is not set\nCONFIG_HZ=100\n"}});
   CHECK(check_config(wanted, cfg("CONFIG_A=y\nCONFIG_HZ=100\n"), {}, {}).empty());
 }
@@ -81,7 +81,7 @@ TEST_CASE("check_config: a dropped option names its unmet dependency and its ori
   CHECK_THAT(f[0].explanation, Catch::Contains("depends on VIRTIO  [VIRTIO=y]"));
 }
 
-TEST_CASE("check_config: optional symbols missing from the tree are notes; required ones errors") {
+TEST_CASE("check_config: optional symbols missing from the tree are notes, required ones errors") {
   KconfigIndex index;
   index_kconfig(k_kconfig, "drivers/Kconfig", index);
   auto wanted = requirements({{"memory.config", "CONFIG_NUMA_EMU=y\nCONFIG_MADE_UP=y\n"}});

@@ -101,7 +101,7 @@ TEST_CASE("profile errors name file, line and field") {
   }
 }
 
-TEST_CASE("load_profile: unknown names list the known ones; missing fragments are named") {
+TEST_CASE("load_profile: unknown names list the known ones, missing fragments are named") {
   auto kdir = test::source_dir() / "kernel";
   auto p = load_profile("rpi4", kdir);
   REQUIRE_FALSE(p);

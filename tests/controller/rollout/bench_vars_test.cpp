@@ -17,7 +17,7 @@ inventory::Host host(const std::string& yaml, const std::string& name) {
 }
 }  // namespace
 
-TEST_CASE("board classes choose what each board measures; host vars win") {
+TEST_CASE("board classes choose what each board measures, host vars win") {
   const std::string yaml = R"(all:
   children:
     small:

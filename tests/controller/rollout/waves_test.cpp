@@ -13,7 +13,7 @@ std::vector<std::size_t> waves(std::size_t n, const char* serial) {
 using V = std::vector<std::size_t>;
 }  // namespace
 
-TEST_CASE("waves: counts, percentages, lists; the last step repeats") {
+TEST_CASE("waves: counts, percentages, lists, the last step repeats") {
   CHECK(waves(10, "1") == V(10, 1));
   CHECK(waves(10, "1,5,25%") == V{1, 5, 2, 2});
   CHECK(waves(100, "1,5,25%") == V{1, 5, 25, 25, 25, 19});
@@ -39,7 +39,7 @@ TEST_CASE("serial: bad steps are named") {
   }
 }
 
-TEST_CASE("max-fail must be exceeded, not equalled; 100% never stops") {
+TEST_CASE("max-fail must be exceeded, not equalled, 100% never stops") {
   auto pct = [](const char* t) {
     auto m = parse_max_fail(t);
     REQUIRE(m);

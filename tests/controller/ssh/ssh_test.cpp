@@ -27,7 +27,7 @@ Endpoint endpoint(const test::Sshd& sshd, const std::filesystem::path& known_hos
 
 }  // namespace
 
-TEST_CASE("commands run with their exit status and output; accept-new records the host key") {
+TEST_CASE("commands run with their exit status and output, accept-new records the host key") {
   test::Sshd sshd;
   test::TempDir dir;
   auto kh = dir / "known_hosts";
@@ -102,7 +102,7 @@ TEST_CASE("a command that outlives its timeout is a timeout, not a failure") {
   CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
 }
 
-TEST_CASE("arguments with shell metacharacters arrive as they are; nothing is injected") {
+TEST_CASE("arguments with shell metacharacters arrive as they are, nothing is injected") {
   test::Sshd sshd;
   test::TempDir dir;
   auto s = Session::connect(endpoint(sshd, dir.write("known_hosts", sshd.known_hosts_line())));

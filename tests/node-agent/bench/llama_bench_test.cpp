@@ -36,7 +36,7 @@ TEST_CASE("llama-bench JSON: prompt and generation rates, extra fields ignored, 
   CHECK(r->generation->model_size == 0);
 }
 
-TEST_CASE("llama-bench JSON that is not an array of tests is refused; a test without a rate is skipped") {
+TEST_CASE("llama-bench JSON that is not an array of tests is refused, a test without a rate is skipped") {
   auto r = parse_llama_bench_json("{\"avg_ts\": 1}", "x");
   REQUIRE_FALSE(r);
   CHECK(r.error().message == "x: llama-bench JSON is not an array of tests");

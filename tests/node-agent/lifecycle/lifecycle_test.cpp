@@ -25,7 +25,7 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE_METHOD(Fixture, "a good bundle: install, tryboot, verify, commit; the new kernel stays") {
+TEST_CASE_METHOD(Fixture, "a good bundle: install, tryboot, verify, commit, the new kernel stays") {
   auto b = test::make_bundle(bundles, "b1", "6.1-new");
   REQUIRE(agent.install(b, "r1"));
   auto st = board.state();
@@ -89,7 +89,7 @@ TEST_CASE_METHOD(Fixture, "a kernel that never comes up: the firmware falls back
   CHECK(board.outbox_phases().back() == "BOOT_FAILED");
 }
 
-TEST_CASE_METHOD(Fixture, "rollback returns to the previous committed kernel; a second update removes older slots") {
+TEST_CASE_METHOD(Fixture, "rollback returns to the previous committed kernel, a second update removes older slots") {
   update(test::make_bundle(bundles, "b1", "6.1-v1"));
   CHECK(board.running == "6.1-v1");
   auto v1 = board.state().committed.name;
@@ -267,7 +267,7 @@ TEST_CASE_METHOD(Fixture, "a kernel below the board class's minimum tokens/s fai
   CHECK(last_report(board, "VERIFY_FAILED")["throughput"]["tokens_per_s"] == 1.0);
 }
 
-TEST_CASE_METHOD(Fixture, "a failed measurement is reported; it fails the kernel only when a minimum is required") {
+TEST_CASE_METHOD(Fixture, "a failed measurement is reported, it fails the kernel only when a minimum is required") {
   SECTION("report only") {
     REQUIRE(agent.install(test::make_bundle(bundles, "b1", "6.1-new", "bench-fails"), "r1", BenchSpec{}));
     REQUIRE(agent.tryboot());

@@ -25,7 +25,7 @@ TEST_CASE("merge_cmdline replaces keys, adds new words once") {
   CHECK(merge_cmdline("", {"a=1"}) == "a=1\n");
 }
 
-TEST_CASE("state round-trips through JSON; bad state files are named") {
+TEST_CASE("state round-trips through JSON, bad state files are named") {
   AgentState s;
   s.state = State::verify_failed;
   s.committed = {"", "6.1-old"};

@@ -89,7 +89,7 @@ TEST_CASE("the outbox reaches the controller in order, with the checks, and is e
   CHECK(received.reports.size() == 3);
 }
 
-TEST_CASE("a wrong token is refused and logged; the reports stay queued") {
+TEST_CASE("a wrong token is refused and logged, the reports stay queued") {
   Received received;
   auto server = start_server(received);
   test::SimBoard board;
@@ -144,7 +144,7 @@ TEST_CASE("agent config and outbox files are parsed strictly") {
   CHECK_FALSE(report_from_json(R"({"phase":"COMMITTED"})", "x"));
 }
 
-TEST_CASE("the throughput an agent measured goes on the wire; a report without it has none") {
+TEST_CASE("the throughput an agent measured goes on the wire, a report without it has none") {
   auto r = report_from_json(
       R"({"board_id":"b","phase":"COMMITTED","sequence":5,"throughput":{"shape":"3b","tokens_per_s":4.75,)"
       R"("effective_gbps":9.5,"read_gbps":11.0,"threads":4,"dot_path":"neon-dotprod","numa_nodes":8,)"

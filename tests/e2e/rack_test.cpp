@@ -1,0 +1,78 @@
+// fleet-sim rack: boards made, started and described by one command, as a user runs it.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/fs.hpp"
+#include "common/process.hpp"
+#include "controller/inventory/inventory.hpp"
+#include "tests/support/sshd.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace fleet;
+using namespace std::chrono_literals;
+
+namespace {
+std::string run(const std::vector<std::string>& argv, int want_exit = 0) {
+  std::string out;
+  auto r = process::run({argv, {}, {}, 600s}, [&](std::string_view l) {
+    out.append(l);
+    out.push_back('\n');
+  });
+  REQUIRE(r);
+  INFO(process::render(argv) << "\n" << out);
+  CHECK(r->exit_code == want_exit);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("fleet-sim rack: up makes and starts N boards and writes their inventory, down stops them") {
+  test::TempDir dir{"fleet-rack"};
+  const auto rack = (dir / "rack").string();
+  const int base = test::free_port();
+  struct Down {  // whatever happens, no QEMU is left behind
+    std::string rack;
+    ~Down() { (void)process::run({{FLEET_SIM, "rack", "down", "--rack", rack}, {}, {}, 120s}, [](std::string_view) {}); }
+  } down{rack};
+  auto out = run({FLEET_SIM, "rack", "up", "-n", "2", "--rack", rack, "--bundle",
+                  std::string(FLEET_E2E_BUNDLES) + "/qemu-virt-stock", "--base-port", std::to_string(base)});
+  CHECK_THAT(out, Catch::Contains("board pi-1 created"));
+  CHECK_THAT(out, Catch::Contains("rack ready: inventory " + rack + "/inventory.yml"));
+
+  auto status = nlohmann::json::parse(run({FLEET_SIM, "rack", "status", "--rack", rack, "--json"}));
+  REQUIRE(status.size() == 2);
+  for (const auto& b : status) {
+    CHECK(b["state"] == "ready");
+    CHECK(b["release"].get<std::string>().ends_with("-sim-stock"));
+  }
+  CHECK(status[1]["ssh_port"] == base + 2);
+
+  // The inventory fleetctl reads: both boards, their ports, the rack's key, the probe shape.
+  auto text = fs::read_file(dir / "rack/inventory.yml");
+  REQUIRE(text);
+  auto inv = inventory::parse_inventory(*text, "inventory.yml");
+  REQUIRE(inv);
+  REQUIRE(inv->hosts.size() == 2);
+  CHECK(inv->hosts[0].name == "pi-1");
+  CHECK(inv->hosts[0].port == base + 1);
+  CHECK(inv->hosts[0].address == "127.0.0.1");
+  CHECK(inv->hosts[0].vars.at("fleet_bench") == "15m");
+  CHECK(std::filesystem::exists(inv->hosts[0].key));
+
+  // A board answers on its port with the rack's key.
+  auto uname = run({"ssh", "-i", inv->hosts[1].key, "-p", std::to_string(base + 2), "-o", "BatchMode=yes", "-o",
+                    "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "root@127.0.0.1", "uname -r"});
+  CHECK_THAT(uname, Catch::Contains("-sim-stock"));
+
+  // Up again: nothing is created, running boards stay.
+  out = run({FLEET_SIM, "rack", "up", "-n", "2", "--rack", rack, "--base-port", std::to_string(base)});
+  CHECK_THAT(out, !Catch::Contains("created"));
+  CHECK_THAT(out, Catch::Contains("already running"));
+
+  run({FLEET_SIM, "rack", "down", "--rack", rack});
+  status = nlohmann::json::parse(run({FLEET_SIM, "rack", "status", "--rack", rack, "--json"}));
+  for (const auto& b : status) CHECK(b["state"] == "off");
+
+  // Bad input: a usage error naming the option, nothing started.
+  auto bad = run({FLEET_SIM, "rack", "up", "-n", "zero", "--rack", rack}, 2);
+  CHECK_THAT(bad, Catch::Contains("-n must be a whole number"));
+}
