@@ -3,6 +3,7 @@
 #   memory bandwidth   read/copy/triad, 1 and all threads, with and without MADV_HUGEPAGE
 #   the probe          per model shape: bytes read per token, time per token, effective GB/s,
 #                      and that rate as a share of the measured read bandwidth (goal >= 0.85)
+#   the dot product    one thread, per path, from cache and from memory (bench/dot_throughput)
 #   THP and the paths  the 1b shape without huge pages, and on each dot-product path
 #   agent memory       peak RSS of verify and send-reports (goal < 10 MB beside the buffers)
 # Run after scripts/build.sh. About 2-4 minutes on 2 cores; needs ~8 GB free for 7b.
@@ -12,7 +13,7 @@ agent=build/host/node-agent/fleet-agent
 [ -x "$agent" ] || { echo "throughput.sh: no $agent (run scripts/build.sh)" >&2; exit 1; }
 cmake --preset x86-static-agent >/dev/null
 cmake --build --preset x86-static-agent --target fleet-agent >/dev/null
-cmake --build build/host --target agent_rss >/dev/null
+cmake --build build/host --target agent_rss dot_throughput >/dev/null
 static_agent=build/x86-static/node-agent/fleet-agent
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -46,6 +47,10 @@ awk -F'\t' '{gb=$3*1048576/1e9; ms=$4; n++; sx+=gb; sy+=ms; sxx+=gb*gb; sxy+=gb*
      END {b=(n*sxy-sx*sy)/(n*sxx-sx*sx); a=(sy-b*sx)/n;
           printf "  fit over the shapes: ms/token = %.2f ms + %.1f ms per GB read (%.1f GB/s marginal)\n", a, b, 1000/b}' \
   "$work/rows.tsv"
+echo
+echo "== the dot product alone: is the probe bound by arithmetic or by memory here?"
+build/host/bench/dot_throughput | sed 's/^/  /'
+
 echo
 echo "== the THP effect and the dot-product paths (1b shape)"
 probe 1b --no-hugepage

@@ -143,6 +143,16 @@ std::vector<Finding> check_config(const std::vector<Requirement>& wanted,
       out.push_back(f);
       continue;
     }
+    // Without the tree: an optional symbol the .config does not mention at all (not even
+    // "is not set") is most likely one the tree does not define. A note, with the way to know.
+    if (index.empty() && optional_symbols.contains(r.symbol) && !config.contains(r.symbol)) {
+      f.optional_missing = true;
+      f.explanation = "CONFIG_" + r.symbol + " (" + r.origin +
+                      ") does not appear in the .config: the tree probably does not define it; optional, skipped "
+                      "(--source DIR checks the tree)";
+      out.push_back(f);
+      continue;
+    }
     f.explanation = describe_value(r.symbol, r.value) + " was requested (" + r.origin + ") but the final .config has " +
                     describe_value(r.symbol, actual);
     if (!index.empty() && !defined) {

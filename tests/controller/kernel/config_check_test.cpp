@@ -92,6 +92,18 @@ TEST_CASE("check_config: optional symbols missing from the tree are notes, requi
   CHECK_THAT(f[1].explanation, Catch::Contains("no such option for arm64"));
 }
 
+TEST_CASE("check_config without the tree: an optional symbol absent from the .config is a note, one set off is not") {
+  auto wanted = requirements({{"memory.config", "CONFIG_NUMA_EMU=y\nCONFIG_NUMA=y\n"}});
+  auto f = check_config(wanted, cfg("CONFIG_NUMA=y\n"), {"NUMA_EMU"}, {});
+  REQUIRE(f.size() == 1);
+  CHECK(f[0].optional_missing);
+  CHECK_THAT(f[0].explanation, Catch::Contains("--source DIR checks the tree"));
+  // "is not set" means the tree has it and it was turned off: that is an error even if optional.
+  f = check_config(wanted, cfg("CONFIG_NUMA=y\n# CONFIG_NUMA_EMU is not set\n"), {"NUMA_EMU"}, {});
+  REQUIRE(f.size() == 1);
+  CHECK_FALSE(f[0].optional_missing);
+}
+
 TEST_CASE("check_config: a wrong value (m for y, string) is a finding") {
   auto wanted = requirements({{"f", "CONFIG_DUMMY=y\nCONFIG_LOCALVERSION=\"-a\"\n"}});
   auto f = check_config(wanted, cfg("CONFIG_DUMMY=m\nCONFIG_LOCALVERSION=\"-b\"\n"), {}, {});
