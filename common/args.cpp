@@ -1,6 +1,7 @@
 #include "common/args.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <ostream>
 
 namespace fleet::args {
@@ -51,6 +52,18 @@ Result<Parsed> parse(std::span<const std::string> argv, std::span<const Option> 
     out.values[name] = *inline_value;
   }
   return out;
+}
+
+Result<std::optional<int>> int_value(const Parsed& parsed, const std::string& name, int min, int max) {
+  auto v = parsed.value(name);
+  if (!v) return std::optional<int>{};
+  int n = 0;
+  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+  if (ec != std::errc{} || p != v->data() + v->size() || n < min || n > max) {
+    return fail(Errc::invalid_input, (name.size() == 1 ? "-" : "--") + name + " must be a whole number from " +
+                                         std::to_string(min) + " to " + std::to_string(max) + ", got '" + *v + "'");
+  }
+  return std::optional<int>{n};
 }
 
 std::string help(std::span<const Option> options) {

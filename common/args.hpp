@@ -33,6 +33,10 @@ struct Parsed {
 
 Result<Parsed> parse(std::span<const std::string> argv, std::span<const Option> options);
 
+// A whole-number option within [min, max]: nullopt when absent, an error naming the option
+// ("--threads must be a whole number from 1 to 1024, got 'x'") when it is not one.
+Result<std::optional<int>> int_value(const Parsed& parsed, const std::string& name, int min, int max);
+
 // "  --profile NAME   the kernel profile ..." lines, aligned.
 std::string help(std::span<const Option> options);
 

@@ -154,20 +154,16 @@ int lifecycle_error(const char* cmd, const Error& e, std::ostream& err) {
   return e.code == Errc::invalid_input || e.code == Errc::not_found ? k_exit_usage : k_exit_check_failed;
 }
 
-// Parses a positive integer option; prints the usage error itself.
+// A whole-number option; prints the usage error itself and sets `bad`.
 std::optional<int> int_option(const args::Parsed& a, const char* name, int min, int max, std::ostream& err, bool& bad,
                               const char* cmd = "bench") {
-  auto v = a.value(name);
-  if (!v) return std::nullopt;
-  int n = 0;
-  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-  if (ec != std::errc{} || p != v->data() + v->size() || n < min || n > max) {
-    err << "fleet-agent " << cmd << ": --" << name << " must be a whole number from " << min << " to " << max << ", got '" << *v
-        << "'\n";
+  auto v = args::int_value(a, name, min, max);
+  if (!v) {
+    err << "fleet-agent " << cmd << ": " << v.error().message << "\n";
     bad = true;
     return std::nullopt;
   }
-  return n;
+  return *v;
 }
 
 int lifecycle_command(const std::string& cmd, const std::vector<std::string>& argv, std::ostream& out,

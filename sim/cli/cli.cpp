@@ -381,16 +381,12 @@ int rack_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostre
   }
   const std::filesystem::path rack = a->value("rack").value_or("build/rack");
   auto number = [&](const char* opt, int dflt, int min, int max) -> std::optional<int> {
-    auto v = a->value(opt);
-    if (!v) return dflt;
-    int n = 0;
-    auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-    if (ec != std::errc{} || p != v->data() + v->size() || n < min || n > max) {
-      err << "fleet-sim rack " << sub << ": " << (std::strlen(opt) == 1 ? "-" : "--") << opt
-          << " must be a whole number from " << min << " to " << max << ", got '" << *v << "'\n";
+    auto v = args::int_value(*a, opt, min, max);
+    if (!v) {
+      err << "fleet-sim rack " << sub << ": " << v.error().message << "\n";
       return std::nullopt;
     }
-    return n;
+    return v->value_or(dflt);
   };
   auto n = number("n", 3, 1, 64);
   auto base = number("base-port", 22700, 1024, 65000);

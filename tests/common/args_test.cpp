@@ -66,3 +66,22 @@ TEST_CASE("args: a one-letter option is written -n, other single-dash words stay
   REQUIRE_FALSE(missing);
   CHECK_THAT(missing.error().message, Catch::Contains("needs a value"));
 }
+
+TEST_CASE("args: whole-number options are checked against their range, naming the option") {
+  const std::array options = {args::Option{"threads", args::Takes::value, "N", "threads"},
+                              args::Option{"n", args::Takes::value, "N", "boards"}};
+  auto p = args::parse(std::vector<std::string>{"--threads", "4", "-n", "3x"}, options);
+  REQUIRE(p);
+  auto threads = args::int_value(*p, "threads", 1, 8);
+  REQUIRE(threads);
+  CHECK(*threads == std::optional<int>{4});
+  auto big = args::int_value(*p, "threads", 1, 2);
+  REQUIRE_FALSE(big);
+  CHECK(big.error().message == "--threads must be a whole number from 1 to 2, got '4'");
+  auto bad = args::int_value(*p, "n", 1, 64);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().message == "-n must be a whole number from 1 to 64, got '3x'");
+  auto absent = args::int_value(args::Parsed{}, "threads", 1, 8);
+  REQUIRE(absent);
+  CHECK_FALSE(absent->has_value());
+}
