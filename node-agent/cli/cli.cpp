@@ -184,7 +184,9 @@ int lifecycle_command(const std::string& cmd, const std::vector<std::string>& ar
     what = "Checks every file of the bundle against its manifest, the contract, and the room on the boot\n"
            "partition, changing nothing if any is wrong. Then copies the kernel, dtbs, overlays and\n"
            "cmdline.txt into a new slot folder of /boot/firmware, the modules into /lib/modules/RELEASE,\n"
-           "and writes tryboot.txt (config.txt with os_prefix=SLOT/). config.txt is not touched.";
+           "and writes tryboot.txt (config.txt with os_prefix=SLOT/). config.txt is not touched.\n"
+           "With --bench, --model or --min-tokens-per-s, boot-check measures tokens/s once the trial\n"
+           "kernel passes its contract (see 'fleet-agent bench') and adds a tokens_per_s check.";
   } else if (cmd == "tryboot") {
     what = "Reboots once into the installed slot with reboot(LINUX_REBOOT_CMD_RESTART2, \"0 tryboot\").\n"
            "A crash or reset of the trial kernel lands on the committed kernel again.";
