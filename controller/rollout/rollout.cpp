@@ -90,6 +90,15 @@ Result<ssh::Endpoint> endpoint_of(const inventory::Inventory& inv, const std::st
   return e;
 }
 
+// A board that cannot be worked on at all (not in the inventory, bad variables): done,
+// failed, and saved with the reason.
+void fail_board(store::Store& store, store::BoardRow& b, const Error& why) {
+  b.state = "done";
+  b.outcome = "failed";
+  b.message = why.message;
+  (void)store.put_board(b);
+}
+
 std::string board_line(const store::BoardRow& b) {
   std::ostringstream o;
   o << "[wave " << b.wave + 1 << "] " << std::left << std::setw(12) << b.board << " "
@@ -261,22 +270,10 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
       if (b.state == "done" && !b.outcome.empty() && b.outcome != "not_started") return;
       if (b.state == "pending") b.state = "connect";
       auto e = endpoint_for(b.board);
-      if (!e) {
-        b.state = "done";
-        b.outcome = "failed";
-        b.message = e.error().message;
-        (void)store->put_board(b);
-        return;
-      }
+      if (!e) return fail_board(*store, b, e.error());
       const auto* host = inv.find(b.board);
       auto args = host ? bench_install_args(*host) : Result<std::vector<std::string>>(std::vector<std::string>{});
-      if (!args) {  // on --resume, an inventory edited since the start
-        b.state = "done";
-        b.outcome = "failed";
-        b.message = args.error().message;
-        (void)store->put_board(b);
-        return;
-      }
+      if (!args) return fail_board(*store, b, args.error());  // on --resume: an inventory edited since
       SshBoard board(*e, payload, *args);
       run_board(b, board, clock, o.timeouts, target, [&](const store::BoardRow& row) {
         (void)store->put_board(row);
@@ -357,13 +354,7 @@ Result<RolloutSummary> run_rollback(const RollbackOptions& o, std::ostream& out)
   for_each_board(rows.size(), o.forks, [&](size_t k) {
     auto& b = rows[k];
     auto e = endpoint_of(inv, b.board, o.inventory, o.known_hosts, o.host_keys);
-    if (!e) {
-      b.state = "done";
-      b.outcome = "failed";
-      b.message = e.error().message;
-      (void)store->put_board(b);
-      return;
-    }
+    if (!e) return fail_board(*store, b, e.error());
     SshBoard board(*e, payload);
     run_board(b, board, clock, o.timeouts, BoardTarget{}, [&](const store::BoardRow& row) {
       (void)store->put_board(row);
