@@ -183,9 +183,13 @@ nlohmann::json throughput_json(const BenchReport& r) {
     j["bytes_per_token"] = r.probe->bytes_per_token;
   }
   if (r.bandwidth) {
-    const int all = int(r.topo.cpus.size());
-    j["read_gbps"] = r.bandwidth->gbps(Kernel::read, all, Huge::on);
-    if (double off = r.bandwidth->gbps(Kernel::read, all, Huge::off); off > 0) j["read_gbps_nohuge"] = off;
+    // The read figure on the most threads measured (all CPUs, or --threads).
+    int most = 0;
+    for (const auto& x : r.bandwidth->results) {
+      if (x.kernel == Kernel::read) most = std::max(most, x.threads);
+    }
+    j["read_gbps"] = r.bandwidth->gbps(Kernel::read, most, Huge::on);
+    if (double off = r.bandwidth->gbps(Kernel::read, most, Huge::off); off > 0) j["read_gbps_nohuge"] = off;
   }
   if (r.llama && r.llama->prompt) {
     j["llama_pp_ts"] = r.llama->prompt->avg_ts;
