@@ -24,26 +24,6 @@ bool to_int(std::string_view s, long long& v) {
 }
 }  // namespace
 
-Result<std::vector<int>> parse_cpu_list(std::string_view text) {
-  std::vector<int> out;
-  std::string_view t = trim(text);
-  if (t.empty()) return out;
-  while (!t.empty()) {
-    auto comma = t.find(',');
-    std::string_view part = t.substr(0, comma);
-    t = comma == std::string_view::npos ? std::string_view{} : t.substr(comma + 1);
-    auto dash = part.find('-');
-    long long a = 0, b = 0;
-    bool ok = dash == std::string_view::npos ? to_int(part, a) && to_int(part, b)
-                                             : to_int(part.substr(0, dash), a) && to_int(part.substr(dash + 1), b);
-    if (!ok || a < 0 || b < a || b > 65535) {
-      return fail(Errc::parse, "bad CPU list '" + std::string(text) + "' at '" + std::string(part) + "'");
-    }
-    for (long long i = a; i <= b; ++i) out.push_back(int(i));
-  }
-  return out;
-}
-
 Result<std::size_t> parse_cache_size(std::string_view text) {
   std::string_view t = trim(text);
   std::size_t mult = 1;
@@ -94,14 +74,14 @@ Topology observe_topology(const std::filesystem::path& root) {
       if (CPU_ISSET(i, &set)) t.cpus.push_back(i);
     }
   } else if (auto online = fs::read_file(root / "sys/devices/system/cpu/online")) {
-    if (auto l = parse_cpu_list(*online)) t.cpus = *l;
+    if (auto l = parse_id_list(*online)) t.cpus = *l;
   }
   if (t.cpus.empty()) t.cpus = {0};
   if (auto online = fs::read_file(root / "sys/devices/system/node/online")) {
-    if (auto nodes = parse_cpu_list(*online)) {
+    if (auto nodes = parse_id_list(*online)) {
       for (int n : *nodes) {
         auto list = fs::read_file(root / ("sys/devices/system/node/node" + std::to_string(n)) / "cpulist");
-        auto cpus = list ? parse_cpu_list(*list) : Result<std::vector<int>>(std::vector<int>{});
+        auto cpus = list ? parse_id_list(*list) : Result<std::vector<int>>(std::vector<int>{});
         t.node_cpus.push_back(cpus ? *cpus : std::vector<int>{});
       }
     }

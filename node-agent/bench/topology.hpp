@@ -22,8 +22,6 @@ struct Topology {
   std::string thp_mode;                     // always | madvise | never | "" (not built)
 };
 
-// "0-3,5,7-8" -> {0,1,2,3,5,7,8}. Refuses anything else with Errc::parse.
-Result<std::vector<int>> parse_cpu_list(std::string_view text);
 // sysfs cache sizes: "491520K", "2048K", "1M", "512" -> bytes.
 Result<std::size_t> parse_cache_size(std::string_view text);
 

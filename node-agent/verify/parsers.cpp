@@ -33,10 +33,9 @@ Result<std::string> parse_thp_mode(std::string_view text) {
   return std::string(text.substr(open + 1, close - open - 1));
 }
 
-Result<int> count_node_list(std::string_view text) {
+Result<std::vector<int>> parse_id_list(std::string_view text) {
   text = trim(text);
-  if (text.empty()) return fail(Errc::parse, "node list is empty");
-  int count = 0;
+  std::vector<int> out;
   while (!text.empty()) {
     size_t comma = text.find(',');
     std::string_view part = text.substr(0, comma);
@@ -44,12 +43,19 @@ Result<int> count_node_list(std::string_view text) {
     size_t dash = part.find('-');
     auto first = to_number<int>(part.substr(0, dash));
     auto last = dash == std::string_view::npos ? first : to_number<int>(part.substr(dash + 1));
-    if (!first || !last || *last < *first) {
-      return fail(Errc::parse, "node list: bad range '" + std::string(part) + "'");
+    if (!first || !last || *first < 0 || *last < *first || *last > 65535) {
+      return fail(Errc::parse, "bad range '" + std::string(part) + "'");
     }
-    count += *last - *first + 1;
+    for (int i = *first; i <= *last; ++i) out.push_back(i);
   }
-  return count;
+  return out;
+}
+
+Result<int> count_node_list(std::string_view text) {
+  if (trim(text).empty()) return fail(Errc::parse, "node list is empty");
+  auto nodes = parse_id_list(text);
+  if (!nodes) return std::unexpected(nodes.error().wrap("node list"));
+  return int(nodes->size());
 }
 
 Result<Meminfo> parse_meminfo(std::string_view text) {

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/error.hpp"
 
@@ -13,6 +14,10 @@ namespace fleet::agent {
 
 // /sys/kernel/mm/transparent_hugepage/enabled: "always [madvise] never" -> "madvise".
 Result<std::string> parse_thp_mode(std::string_view text);
+
+// The kernel's list format (cpulist, node/online): "0-3,5,7-8" -> {0,1,2,3,5,7,8}; ""
+// -> {}. Anything else, or an id above 65535, is Errc::parse naming the bad range.
+Result<std::vector<int>> parse_id_list(std::string_view text);
 
 // /sys/devices/system/node/online: "0-1", "0,2-3", "0" -> number of nodes.
 Result<int> count_node_list(std::string_view text);

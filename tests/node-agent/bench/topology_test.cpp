@@ -1,17 +1,19 @@
 #include <catch2/catch.hpp>
 
 #include "node-agent/bench/topology.hpp"
+#include "node-agent/verify/parsers.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace fleet::agent::bench;
+using fleet::agent::parse_id_list;
 
 TEST_CASE("CPU lists parse as the kernel prints them") {
-  CHECK(*parse_cpu_list("0-3\n") == std::vector<int>{0, 1, 2, 3});
-  CHECK(*parse_cpu_list("0,2-3,7") == std::vector<int>{0, 2, 3, 7});
-  CHECK(parse_cpu_list("")->empty());
+  CHECK(*parse_id_list("0-3\n") == std::vector<int>{0, 1, 2, 3});
+  CHECK(*parse_id_list("0,2-3,7") == std::vector<int>{0, 2, 3, 7});
+  CHECK(parse_id_list("")->empty());
   for (const char* bad : {"3-1", "a", "1,,2", "-1", "0-"}) {
     INFO(bad);
-    auto r = parse_cpu_list(bad);
+    auto r = parse_id_list(bad);
     REQUIRE_FALSE(r);
     CHECK(r.error().code == fleet::Errc::parse);
   }

@@ -24,6 +24,9 @@ TEST_CASE("NUMA node lists count nodes") {
   CHECK_FALSE(count_node_list("3-1"));
   CHECK_FALSE(count_node_list("a-b"));
   CHECK_FALSE(count_node_list("0,,1"));
+  auto huge = count_node_list("0-2000000000");  // refused, not expanded
+  REQUIRE_FALSE(huge);
+  CHECK(huge.error().message == "node list: bad range '0-2000000000'");
 }
 
 TEST_CASE("meminfo: MemTotal and MemAvailable in kB") {
