@@ -21,5 +21,14 @@ if [ -x /usr/local/bin/fleet-agent ]; then
   ( /usr/local/bin/fleet-agent send-reports >/var/log/fleet-agent-reports.log 2>&1 & )
 fi
 /usr/sbin/sshd -e 2>>/var/log/sshd.log || echo "fleet-init: sshd did not start"
+# sshd returns once it has daemonised, which OpenSSH does before it binds port 22: under
+# TCG the first connection could arrive before the listener and be reset. "ready" means
+# port 22 is listening (state 0A in /proc/net/tcp or tcp6); at most 30 s.
+n=0
+while [ $n -lt 300 ] && ! grep -qs ':0016 [0-9A-F]*:[0-9A-F]* 0A ' /proc/net/tcp /proc/net/tcp6; do
+  sleep 0.1
+  n=$((n + 1))
+done
+[ $n -lt 300 ] || echo "fleet-init: sshd is not listening on port 22 after 30 s"
 echo "fleet-init: ready"
 while true; do sleep 3600; done

@@ -10,7 +10,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${FLEETCTL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fleetctl}/debs
 mkdir -p "$cache"
 stamp="$out/.fleet-rootfs"
-version=3  # bump when this script changes what it builds
+# The template is rebuilt whenever this script or the board's init changes.
+version=$(cat "$0" "$here/board-init.sh" | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$version" ]; then
   echo "rootfs: $out is up to date"
   exit 0

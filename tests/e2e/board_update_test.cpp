@@ -100,6 +100,9 @@ struct Rack {
     return c.substr(c.size() > 3000 ? c.size() - 3000 : 0);
   }
 
+  // The board's sshd log: why a connection was refused, if it was.
+  std::string board_log() { return fs::read_file(board.root() / "var/log/sshd.log").value_or("(no sshd log)"); }
+
   Result<std::string> ssh(const std::string& command) {
     return process::capture({{"ssh", "-i", (dir / "id").string(), "-p", std::to_string(ssh_port), "-o", "BatchMode=yes",
                               "-o", "LogLevel=ERROR", "-o", "StrictHostKeyChecking=accept-new", "-o",
@@ -158,7 +161,7 @@ struct Rack {
 
   std::string uname() {
     auto r = ssh("uname -r");
-    REQUIRE(r);
+    if (!r) FAIL("ssh uname -r: " << r.error().message << "\nboard log:\n" << board_log());
     auto s = *r;
     while (!s.empty() && s.back() == '\n') s.pop_back();
     return s;
