@@ -4,6 +4,7 @@
 #   the probe          per model shape: bytes read per token, time per token, effective GB/s,
 #                      and that rate as a share of the measured read bandwidth (goal >= 0.85)
 #   the dot product    one thread, per path, from cache and from memory (bench/dot_throughput)
+#   the barrier        what a phase costs beyond its work: std::barrier against PhaseBarrier
 #   THP and the paths  the 1b shape without huge pages, and on each dot-product path
 #   agent memory       peak RSS of verify and send-reports (goal < 10 MB beside the buffers)
 # Run after scripts/build.sh. About 2-4 minutes on 2 cores; needs ~8 GB free for 7b.
@@ -13,7 +14,7 @@ agent=build/host/node-agent/fleet-agent
 [ -x "$agent" ] || { echo "throughput.sh: no $agent (run scripts/build.sh)" >&2; exit 1; }
 cmake --preset x86-static-agent >/dev/null
 cmake --build --preset x86-static-agent --target fleet-agent >/dev/null
-cmake --build build/host --target agent_rss dot_throughput >/dev/null
+cmake --build build/host --target agent_rss dot_throughput phase_barrier >/dev/null
 static_agent=build/x86-static/node-agent/fleet-agent
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -50,6 +51,10 @@ awk -F'\t' '{gb=$3*1048576/1e9; ms=$4; n++; sx+=gb; sy+=ms; sxx+=gb*gb; sxy+=gb*
 echo
 echo "== the dot product alone: is the probe bound by arithmetic or by memory here?"
 build/host/bench/dot_throughput | sed 's/^/  /'
+
+echo
+echo "== threads meeting between the probe's phases (bench/phase_barrier)"
+build/host/bench/phase_barrier | sed 's/^/  /'
 
 echo
 echo "== the THP effect and the dot-product paths (1b shape)"

@@ -19,7 +19,7 @@ namespace fleet::sim {
 inline constexpr const char* k_tryboot_line = "reboot: Restarting system with command '0 tryboot'";
 inline constexpr const char* k_power_down_line = "reboot: Power down";
 inline constexpr const char* k_alive_line = "fleet-init: up";    // printed by /sbin/fleet-init
-inline constexpr const char* k_ready_line = "fleet-init: ready"; // sshd started
+inline constexpr const char* k_ready_line = "fleet-init: ready"; // sshd listens on port 22
 
 // The kernel command line of a fresh board: 9p root, our init, DHCP from QEMU.
 inline constexpr const char* k_board_cmdline =

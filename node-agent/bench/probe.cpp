@@ -2,9 +2,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <barrier>
 #include <cmath>
 #include <cstring>
+
+#include "node-agent/bench/phase_barrier.hpp"
 
 namespace fleet::agent::bench {
 
@@ -243,7 +244,7 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
   });
   r.huge_fraction = double(region.huge_kb()) * 1024.0 / double(region.size());
 
-  std::barrier sync(threads, AfterPhase{&decoder});
+  PhaseBarrier sync(threads, AfterPhase{&decoder}, opt.barrier_spin);
   decoder.start();
   team.run([&](int t) {
     while (!decoder.done()) {

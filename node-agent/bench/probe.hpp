@@ -39,6 +39,7 @@ struct ProbeOptions {
   int min_tokens = 3;                 // timed tokens (after one warm-up token)
   int max_tokens = 32;
   std::chrono::milliseconds min_time{2000};  // keep decoding until this much was timed
+  std::chrono::microseconds barrier_spin{200};  // between phases, spin this long before sleeping
 };
 
 struct ProbeResult {

@@ -70,3 +70,19 @@ TEST_CASE("the same weights decode to the same token on every path") {
   CHECK(fast->dot_path == std::string(dot_path_name(best_dot_path())));
   CHECK(fast->last_token == ref->last_token);
 }
+
+TEST_CASE("how the threads meet between phases does not change what the probe decodes") {
+  ProbeOptions o;
+  o.shape = k_tiny;
+  o.threads = 2;
+  o.min_tokens = o.max_tokens = 6;
+  o.min_time = std::chrono::milliseconds(0);
+  o.barrier_spin = std::chrono::microseconds(0);  // sleep at every phase, as std::barrier did
+  auto sleeping = run_probe(two_cpus(), o);
+  REQUIRE(sleeping);
+  o.barrier_spin = std::chrono::microseconds(200);
+  auto spinning = run_probe(two_cpus(), o);
+  REQUIRE(spinning);
+  CHECK(spinning->tokens == 6);
+  CHECK(spinning->last_token == sleeping->last_token);
+}
