@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/signing.hpp"
 
 namespace fleet::bundle {
 
@@ -18,6 +19,9 @@ inline constexpr const char* k_manifest = "manifest.json";
 inline constexpr const char* k_contract = "contract.json";
 // Kept beside a bundle by `fleetctl kernel build`, never part of it.
 inline constexpr const char* k_build_log = "build.log";
+// The Ed25519 signature of manifest.json's exact bytes (which list every file's sha256);
+// not listed in the manifest it signs. Written by `fleetctl bundle sign`.
+inline constexpr const char* k_signature = "manifest.sig";
 
 struct FileEntry {
   std::string sha256;
@@ -44,5 +48,27 @@ Result<void> hash_tree(const std::filesystem::path& dir, Manifest& m);
 // Reads dir/manifest.json and checks that every listed file exists with its size and
 // sha256, and that no unlisted file is present. The error names the first bad file.
 Result<Manifest> verify(const std::filesystem::path& dir);
+
+struct Signature {
+  std::string algorithm = "ed25519";
+  std::string key_id;
+  std::string signature;  // raw bytes (base64 in the file)
+};
+
+Result<Signature> parse_signature(std::string_view json_text, std::string_view source);
+std::string signature_to_json(const Signature& s);
+
+// Verifies dir (as verify does), then signs its manifest.json: writes dir/manifest.sig.
+// Returns the signing key's id.
+Result<std::string> sign(const std::filesystem::path& dir, std::string_view private_pem, std::string_view key_source);
+
+// Whose signature dir/manifest.json carries, among `trusted`: the key's id. Errors name the
+// bundle and say which of: not signed, signed by a key not trusted, signature wrong.
+// Checks the signature only; verify() checks the files against the manifest.
+Result<std::string> check_signature(const std::filesystem::path& dir, const std::vector<signing::PublicKey>& trusted);
+
+// Every *.pem in `dir` as a trusted public key (none if dir does not exist); an unreadable
+// or non-Ed25519 file is an error naming it.
+Result<std::vector<signing::PublicKey>> load_trusted_keys(const std::filesystem::path& dir);
 
 }  // namespace fleet::bundle

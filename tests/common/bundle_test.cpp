@@ -87,3 +87,76 @@ TEST_CASE("bundle: manifest fields are checked") {
     CHECK(m.error().message.find(c.expect) != std::string::npos);
   }
 }
+
+TEST_CASE("bundle: a signed bundle names its key, and is refused unsigned, by another key or changed") {
+  test::TempDir dir;
+  make_bundle(dir);
+  auto release = signing::generate();
+  auto other = signing::generate();
+  REQUIRE(release);
+  REQUIRE(other);
+  const auto trusted = std::vector{*signing::parse_public(release->public_pem, "release.pub")};
+  const auto untrusted = std::vector{*signing::parse_public(other->public_pem, "other.pub")};
+
+  auto unsigned_bundle = bundle::check_signature(dir.path(), trusted);
+  REQUIRE_FALSE(unsigned_bundle);
+  CHECK(unsigned_bundle.error().message.find("is not signed") != std::string::npos);
+  CHECK(unsigned_bundle.error().message.find(release->id) != std::string::npos);
+
+  auto id = bundle::sign(dir.path(), release->private_pem, "release.pem");
+  REQUIRE(id);
+  CHECK(*id == release->id);
+  CHECK(bundle::verify(dir.path()));  // the signature file is not part of what it signs
+  CHECK(bundle::check_signature(dir.path(), trusted) == release->id);
+
+  auto by_other = bundle::check_signature(dir.path(), untrusted);
+  REQUIRE_FALSE(by_other);
+  CHECK(by_other.error().message.find("signed by key " + release->id + ", which is not trusted") != std::string::npos);
+
+  SECTION("the manifest changed after signing") {
+    auto text = fs::read_file(dir / bundle::k_manifest);
+    REQUIRE(text);
+    REQUIRE(fs::write_file_atomic(dir / bundle::k_manifest, *text + " "));
+    auto changed = bundle::check_signature(dir.path(), trusted);
+    REQUIRE_FALSE(changed);
+    CHECK(changed.error().code == Errc::mismatch);
+    CHECK(changed.error().message.find("does not verify") != std::string::npos);
+  }
+  SECTION("a damaged signature file") {
+    dir.write(bundle::k_signature, "{\"algorithm\": \"ed25519\", \"key_id\": \"" + release->id + "\", \"signature\": \"AAAA\"}");
+    auto damaged = bundle::check_signature(dir.path(), trusted);
+    REQUIRE_FALSE(damaged);
+    CHECK(damaged.error().message.find("64") != std::string::npos);
+    CHECK(damaged.error().message.find(bundle::k_signature) != std::string::npos);
+  }
+  SECTION("a bundle file changed: the signature still holds, verify() names the file") {
+    dir.write("boot/kernel_2712.img", "other kernel");
+    CHECK(bundle::check_signature(dir.path(), trusted));
+    CHECK_FALSE(bundle::verify(dir.path()));
+  }
+  SECTION("signing needs a bundle that verifies") {
+    dir.write("boot/extra.dtb", "x");
+    auto refused = bundle::sign(dir.path(), release->private_pem, "release.pem");
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().message.find("boot/extra.dtb") != std::string::npos);
+  }
+}
+
+TEST_CASE("bundle: trusted keys are every .pem of a folder, a bad one is named") {
+  test::TempDir dir;
+  auto none = bundle::load_trusted_keys(dir / "absent");
+  REQUIRE(none);
+  CHECK(none->empty());
+  auto a = signing::generate();
+  REQUIRE(a);
+  dir.write("keys/a.pem", a->public_pem);
+  dir.write("keys/README", "not a key");
+  auto one = bundle::load_trusted_keys(dir / "keys");
+  REQUIRE(one);
+  REQUIRE(one->size() == 1);
+  CHECK(one->front().id == a->id);
+  dir.write("keys/b.pem", "garbage");
+  auto bad = bundle::load_trusted_keys(dir / "keys");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().message.find("b.pem") != std::string::npos);
+}
