@@ -93,8 +93,8 @@ std::optional<Parsed> parse_command(std::span<const std::string> argv, std::span
     code = 0;
     return std::nullopt;
   }
-  if (!parsed->positional.empty()) {
-    err << usage.program << ": unexpected argument '" << parsed->positional.front() << "'\nusage: " << usage.synopsis
+  if (parsed->positional.size() > usage.max_positional) {
+    err << usage.program << ": unexpected argument '" << parsed->positional[usage.max_positional] << "'\nusage: " << usage.synopsis
         << "\n";
     code = 2;
     return std::nullopt;

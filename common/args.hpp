@@ -44,6 +44,7 @@ struct Usage {
   std::string program;      // "fleetctl", named in errors
   std::string synopsis;     // "fleetctl kernel build --profile NAME [...]"
   std::string description;  // shown by --help
+  std::size_t max_positional = 0;  // plain arguments allowed (fleetctl bundle sign BUNDLE)
 };
 
 // A subcommand's options, the way every fleet program handles them: --help prints the

@@ -14,6 +14,7 @@
 #include "common/args.hpp"
 #include "common/fs.hpp"
 #include "common/kconfig.hpp"
+#include "controller/cli/bundle_cmd.hpp"
 #include "controller/cli/progress.hpp"
 #include "controller/inventory/inventory.hpp"
 #include "controller/rollout/rollout.hpp"
@@ -46,6 +47,9 @@ const std::string k_usage =
     "  kernel build          cross-build a kernel profile into a bundle\n"
     "  kernel check-config   check a .config against a profile\n"
     "  kernel profiles       list the kernel profiles\n"
+    "  bundle keygen         make an Ed25519 key pair for signing bundles\n"
+    "  bundle sign           sign a bundle's manifest (boards that trust the key install it)\n"
+    "  bundle verify         check a bundle's files and who signed it\n"
     "  inventory check       load an inventory and report its errors\n"
     "  inventory list        list the boards an inventory (and --limit) selects\n"
     "  rollout               take a kernel bundle across the boards, in waves\n"
@@ -336,6 +340,9 @@ int rollout_cmd(const std::vector<std::string>& argv, std::ostream& out, std::os
       args::Option{"report-address", args::Takes::value, "HOST:PORT", "what boards dial to report (default: this host)"},
       args::Option{"accept-new-host-keys", args::Takes::nothing, "", "add unknown boards to known_hosts (a changed key is still refused)"},
       args::Option{"known-hosts", args::Takes::value, "FILE", "known_hosts file (default ~/.ssh/known_hosts)"},
+      args::Option{"trust-key", args::Takes::value, "FILE",
+                   "the bundle must be signed by this public key; boards are set up to trust it and then refuse "
+                   "bundles without its signature"},
       k_opt_state, k_opt_help};
   int code = 0;
   auto a = parse_or_help(
@@ -347,7 +354,9 @@ int rollout_cmd(const std::vector<std::string>& argv, std::ostream& out, std::os
        "agent if missing or different, push the bundle (resumable), install, reboot once into it (tryboot),\n"
        "confirm the reboot by a new boot_id, and wait for the agent's verdict: committed, or rolled back by\n"
        "the board itself. When a wave's failures exceed --max-fail the remaining waves do not start. Boards\n"
-       "already on the bundle are skipped. State is kept in SQLite: --resume ID continues after a kill."},
+       "already on the bundle are skipped. State is kept in SQLite: --resume ID continues after a kill.\n"
+       "--trust-key KEY.pub: the bundle must carry KEY's signature (fleetctl bundle sign); each board is set\n"
+       "up to trust KEY and from then on installs only bundles signed by a key it trusts."},
       out, err, code);
   if (!a) return code;
   rollout::RolloutOptions o;
@@ -373,6 +382,7 @@ int rollout_cmd(const std::vector<std::string>& argv, std::ostream& out, std::os
   o.report_address = a->value("report-address").value_or("");
   o.host_keys = a->flag("accept-new-host-keys") ? ssh::HostKeys::accept_new : ssh::HostKeys::strict;
   if (auto k = a->value("known-hosts")) o.known_hosts = *k;
+  if (auto k = a->value("trust-key")) o.trust_key = *k;
   o.work_dir = kernel::default_cache_dir() / "tars";
   o.live = &out == &std::cout && ::isatty(STDOUT_FILENO) == 1 && !std::getenv("CI");
   auto r = rollout::run_rollout(o, out);
@@ -592,6 +602,13 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     if (args[1] == "profiles") return kernel_profiles(rest, out, err);
     err << "fleetctl: unknown command 'kernel " << args[1] << "'\n\n" << k_usage;
     return k_exit_usage;
+  }
+  if (cmd == "bundle") {
+    if (args.size() < 2) {
+      err << "fleetctl bundle: say keygen, sign or verify\n\n" << k_usage;
+      return k_exit_usage;
+    }
+    return bundle_command(args[1], std::vector<std::string>(args.begin() + 2, args.end()), out, err);
   }
   if (cmd == "rollout") return rollout_cmd(std::vector<std::string>(args.begin() + 1, args.end()), out, err);
   if (cmd == "rollback") return rollback_cmd(std::vector<std::string>(args.begin() + 1, args.end()), out, err);

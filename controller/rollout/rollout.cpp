@@ -46,7 +46,10 @@ std::string random_hex(size_t bytes) {
 // The bundle as one tar, made once per build key (sorted, fixed times: the same bytes
 // every time, so an interrupted upload resumes into the same file).
 Result<stdfs::path> bundle_tar(const stdfs::path& bundle, const std::string& key, const stdfs::path& work) {
-  stdfs::path tar = work / (key + ".tar");
+  // A signature added later makes another tar: the name carries the signature's hash too.
+  std::string name = key;
+  if (auto sig = fs::read_file(bundle / bundle::k_signature)) name += "-" + hash::sha256_hex(*sig).substr(0, 12);
+  stdfs::path tar = work / (name + ".tar");
   if (stdfs::exists(tar)) return tar;
   std::error_code ec;
   stdfs::create_directories(work, ec);
@@ -136,6 +139,14 @@ class LiveView {
 
 Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   auto manifest = FLEET_TRY(bundle::verify(o.bundle));
+  std::optional<signing::PublicKey> trust;
+  if (o.trust_key) {
+    // A bundle the boards would refuse is refused here, before any board is touched.
+    const std::string pem = FLEET_TRY(fs::read_file(*o.trust_key));
+    trust = FLEET_TRY(with_context(signing::parse_public(pem, o.trust_key->string()), "--trust-key"));
+    auto signer = bundle::check_signature(o.bundle, {*trust});
+    if (!signer) return fail(Errc::invalid_input, signer.error().message);
+  }
   std::string inv_text = FLEET_TRY(fs::read_file(o.inventory));
   auto inv = FLEET_TRY(inventory::parse_inventory(inv_text, o.inventory.string()));
   auto store = FLEET_TRY(store::Store::open(o.state_db));
@@ -194,6 +205,11 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   payload.agent = o.agent;
   payload.agent_sha256 = FLEET_TRY(hash::sha256_file(o.agent));
   payload.build_key = manifest.build_key;
+  if (trust) {
+    payload.trust_key = stdfs::absolute(*o.trust_key);
+    payload.trust_key_id = trust->id;
+    out << "bundle signed by key " << trust->id << "; every board is set up to trust it\n";
+  }
   auto endpoint_for = [&](const std::string& name) {
     return endpoint_of(inv, name, o.inventory, o.known_hosts, o.host_keys);
   };

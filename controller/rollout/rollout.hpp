@@ -28,6 +28,9 @@ struct RolloutOptions {
   ssh::HostKeys host_keys = ssh::HostKeys::strict;
   std::filesystem::path known_hosts;
   std::filesystem::path work_dir;     // bundle tars
+  // An Ed25519 public key (PEM): the bundle must carry its signature, and every board is
+  // told to trust it (fleet-agent setup --trust-key) before the bundle is pushed.
+  std::optional<std::filesystem::path> trust_key;
   Timeouts timeouts;
   bool live = false;                  // a terminal: redraw a board table instead of printing lines
 };

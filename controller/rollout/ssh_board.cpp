@@ -49,9 +49,17 @@ Result<void> SshBoard::push_agent(const std::string& token) {
     FLEET_TRY(s->upload(payload_.agent, k_remote_agent));
     FLEET_TRY(s->check({"chmod", "0755", k_remote_agent}, 30s));
   }
-  FLEET_TRY(s->check({k_remote_agent, "setup", "--board-id", endpoint_.name, "--controller", payload_.report_address,
-                      "--token", token},
-                     30s));
+  std::vector<std::string> setup = {k_remote_agent, "setup", "--board-id", endpoint_.name, "--controller",
+                                    payload_.report_address, "--token", token};
+  std::string key_file;
+  if (!payload_.trust_key.empty()) {
+    key_file = "/var/lib/fleet-agent/incoming/trust-" + payload_.trust_key_id + ".pem";
+    FLEET_TRY(s->check({"mkdir", "-p", "/var/lib/fleet-agent/incoming"}, 30s));
+    FLEET_TRY(s->upload(payload_.trust_key, key_file));
+    setup.insert(setup.end(), {"--trust-key", key_file});
+  }
+  FLEET_TRY(s->check(setup, 30s));
+  if (!key_file.empty()) FLEET_TRY(s->check({"rm", "-f", key_file}, 30s));
   return {};
 }
 

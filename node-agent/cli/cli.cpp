@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/args.hpp"
+#include "common/bundle.hpp"
 #include "common/fs.hpp"
 #include "node-agent/bench/bench.hpp"
 #include "node-agent/lifecycle/lifecycle.hpp"
@@ -181,8 +182,9 @@ int lifecycle_command(const std::string& cmd, const std::vector<std::string>& ar
     options.push_back({"min-tokens-per-s", args::Takes::value, "RATE",
                        "fail the verification below this rate (implies --bench auto)"});
     synopsis = "fleet-agent install --bundle DIR [--rollout ID] [--bench SHAPE|--model FILE] [--min-tokens-per-s RATE]";
-    what = "Checks every file of the bundle against its manifest, the contract, and the room on the boot\n"
-           "partition, changing nothing if any is wrong. Then copies the kernel, dtbs, overlays and\n"
+    what = "Checks every file of the bundle against its manifest, its signature when the board trusts\n"
+           "keys (/etc/fleet-agent/trusted-keys, see setup --trust-key), the contract, and the room on\n"
+           "the boot partition, changing nothing if any is wrong. Then copies the kernel, dtbs, overlays and\n"
            "cmdline.txt into a new slot folder of /boot/firmware, the modules into /lib/modules/RELEASE,\n"
            "and writes tryboot.txt (config.txt with os_prefix=SLOT/). config.txt is not touched.\n"
            "With --bench, --model or --min-tokens-per-s, boot-check measures tokens/s once the trial\n"
@@ -206,7 +208,13 @@ int lifecycle_command(const std::string& cmd, const std::vector<std::string>& ar
   const auto root = root_of(*a);
   RealDisk disk;
   RealSystem system(root);
-  Agent agent(Context{BoardPaths{root}, disk, system, board_id_of(root)});
+  std::vector<signing::PublicKey> trusted;
+  if (cmd == "install") {
+    auto keys = bundle::load_trusted_keys(BoardPaths{root}.trusted_keys());
+    if (!keys) return lifecycle_error("install", keys.error(), err);
+    trusted = std::move(*keys);
+  }
+  Agent agent(Context{BoardPaths{root}, disk, system, board_id_of(root), trusted});
   // One lifecycle command at a time: the lock also tells install that a state left at
   // "installing" belongs to a process that is gone.
   AgentLock lock;
@@ -254,7 +262,11 @@ int lifecycle_command(const std::string& cmd, const std::vector<std::string>& ar
       if (bad) return k_exit_usage;
     }
     r = agent.install(*bundle, a->value("rollout").value_or(""), bench);
-    if (r) out << "installed: reboot with 'fleet-agent tryboot' to try it once\n";
+    if (r) {
+      out << "installed";
+      if (!trusted.empty()) out << " (signature checked: the bundle is signed by a key this board trusts)";
+      out << ": reboot with 'fleet-agent tryboot' to try it once\n";
+    }
   } else if (cmd == "tryboot") {
     r = agent.tryboot();
   } else if (cmd == "boot-check") {
@@ -314,11 +326,15 @@ int setup(const std::vector<std::string>& argv, std::ostream& out, std::ostream&
       args::Option{"controller", args::Takes::value, "HOST:PORT", "fleetctl's report service (required)"},
       args::Option{"token", args::Takes::value, "TOKEN", "the board's secret for reports (required)"},
       args::Option{"agent-path", args::Takes::value, "FILE", "where the agent binary lives (default /usr/local/bin/fleet-agent)"},
+      args::Option{"trust-key", args::Takes::value, "FILE",
+                   "an Ed25519 public key (PEM): from now on install takes only bundles it (or another trusted key) signed"},
       k_help_option};
   int code = 0;
   auto a = parse(argv, options, "fleet-agent setup --board-id ID --controller HOST:PORT --token TOKEN [--root DIR]",
                  "Writes /etc/fleet-agent/agent.json (mode 0600) and the systemd units that run boot-check\n"
-                 "and send-reports at every boot, enabled for multi-user.target.",
+                 "and send-reports at every boot, enabled for multi-user.target. --trust-key adds a key to\n"
+                 "/etc/fleet-agent/trusted-keys/ID.pem; keys are only added, never removed by setup (delete\n"
+                 "the file to stop trusting one). With no trusted key, install takes unsigned bundles.",
                  out, err, code);
   if (!a) return code;
   if (!a->value("board-id") || !a->value("controller") || !a->value("token")) {
@@ -326,6 +342,16 @@ int setup(const std::vector<std::string>& argv, std::ostream& out, std::ostream&
     return k_exit_usage;
   }
   const auto root = root_of(*a);
+  std::optional<signing::PublicKey> trust;
+  if (auto f = a->value("trust-key")) {
+    auto pem = fs::read_file(*f);
+    auto key = pem ? signing::parse_public(*pem, *f) : std::unexpected(pem.error());
+    if (!key) {
+      err << "fleet-agent setup: --trust-key: " << key.error().message << "\n";
+      return k_exit_usage;
+    }
+    trust = *key;
+  }
   const std::string agent = a->value("agent-path").value_or("/usr/local/bin/fleet-agent");
   nlohmann::json j = {{"board_id", *a->value("board-id")}, {"controller", *a->value("controller")},
                       {"token", *a->value("token")}};
@@ -349,11 +375,17 @@ int setup(const std::vector<std::string>& argv, std::ostream& out, std::ostream&
     std::filesystem::remove(link, ec);
     std::filesystem::create_symlink(std::string("../") + name, link, ec);
   }
+  if (w && trust) {
+    const auto dir = BoardPaths{root}.trusted_keys();
+    std::filesystem::create_directories(dir, ec);
+    w = fs::write_file_atomic(dir / (trust->id + ".pem"), trust->pem);
+  }
   if (!w) {
     err << "fleet-agent setup: " << w.error().message << "\n";
     return k_exit_check_failed;
   }
   out << "board " << *a->value("board-id") << " set up: reports go to " << *a->value("controller") << "\n";
+  if (trust) out << "trusted key " << trust->id << ": install takes bundles it signed\n";
   return k_exit_ok;
 }
 

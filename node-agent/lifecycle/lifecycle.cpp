@@ -205,7 +205,9 @@ Result<void> Agent::fire(Event event) {
       return fire(*next);
     }
     case Action::report_installed:
-      FLEET_TRY(report(st_, Phase::installed, "slot " + st_.target->slot.name + " ready for a trial boot"));
+      FLEET_TRY(report(st_, Phase::installed,
+                       "slot " + st_.target->slot.name + " ready for a trial boot" +
+                           (signer_.empty() ? std::string() : " (bundle signed by key " + signer_ + ")")));
       return save();
     case Action::reboot_tryboot:
       FLEET_TRY(report(st_, Phase::tryboot, "rebooting once into " + st_.target->slot.name));
@@ -432,6 +434,12 @@ Result<void> Agent::install(const stdfs::path& bundle_dir, const std::string& ro
   FLEET_TRY(load());
   // Everything is checked before anything is written.
   auto manifest = FLEET_TRY(bundle::verify(bundle_dir));
+  std::string signer;
+  if (!ctx_.trusted_keys.empty()) {
+    auto signed_by = bundle::check_signature(bundle_dir, ctx_.trusted_keys);
+    if (!signed_by) return fail(signed_by.error().code, signed_by.error().message + "; nothing was changed");
+    signer = *signed_by;
+  }
   auto contract_text = ctx_.disk.read(bundle_dir / bundle::k_contract);
   if (!contract_text) return fail(Errc::invalid_input, bundle_dir.string() + ": the bundle has no contract.json");
   FLEET_TRY(parse_contract(*contract_text, (bundle_dir / bundle::k_contract).string()));
@@ -487,6 +495,7 @@ Result<void> Agent::install(const stdfs::path& bundle_dir, const std::string& ro
     return fail(Errc::invalid_input, std::string("an update is in progress (state ") + state_name(st_.state) + ")");
   }
   bundle_ = bundle_dir;
+  signer_ = signer;
   reason_.clear();
   st_.target = Target{slot, manifest.build_key, rollout_id, bench};
   st_.note.clear();

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/signing.hpp"
 #include "node-agent/lifecycle/disk.hpp"
 #include "node-agent/lifecycle/state.hpp"
 #include "node-agent/lifecycle/system.hpp"
@@ -22,6 +23,8 @@ struct BoardPaths {
   std::filesystem::path state_file() const { return state_dir() / "state.json"; }
   std::filesystem::path outbox() const { return state_dir() / "outbox"; }
   std::filesystem::path modules() const { return root / "lib/modules"; }
+  // Public keys (*.pem) whose signatures install accepts; none: bundles need no signature.
+  std::filesystem::path trusted_keys() const { return root / "etc/fleet-agent/trusted-keys"; }
 };
 
 inline constexpr const char* k_slot_prefix = "fleet-";
@@ -83,6 +86,8 @@ struct Context {
   Disk& disk;
   System& system;
   std::string board_id;
+  // When not empty, install takes only bundles signed by one of these keys.
+  std::vector<signing::PublicKey> trusted_keys = {};
 };
 
 class Agent {
@@ -125,6 +130,7 @@ class Agent {
   AgentState st_;
   std::filesystem::path bundle_;   // during install
   std::string reason_;             // why the last action failed
+  std::string signer_;             // during install: the key that signed the bundle, if any
   Report last_report_;
 };
 

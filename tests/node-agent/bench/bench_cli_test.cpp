@@ -3,17 +3,17 @@
 #include <sstream>
 
 #include "node-agent/cli/cli.hpp"
+#include "tests/support/cli.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace fleet;
 
 namespace {
-int run(std::vector<std::string> args, std::string& out, std::string& err) {
-  std::ostringstream o, e;
-  int code = agent::cli::run(args, o, e);
-  out = o.str();
-  err = e.str();
-  return code;
+int run(const std::vector<std::string>& args, std::string& out, std::string& err) {
+  auto r = test::run_cli(agent::cli::run, args);
+  out = r.out;
+  err = r.err;
+  return r.code;
 }
 }  // namespace
 

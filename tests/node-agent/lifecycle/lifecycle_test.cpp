@@ -1,5 +1,7 @@
 #include <nlohmann/json.hpp>
 
+#include "common/bundle.hpp"
+#include "common/signing.hpp"
 #include "tests/node-agent/lifecycle/board.hpp"
 
 using namespace fleet;
@@ -318,4 +320,46 @@ TEST_CASE_METHOD(Fixture, "a benchmark model that is not on the board, or an unk
   CHECK_THAT(r.error().message, Catch::Contains("unknown benchmark shape '70b'"));
   CHECK(board.config() == test::k_stock_config);
   CHECK_FALSE(std::filesystem::exists(board.paths.boot() / "tryboot.txt"));
+}
+
+TEST_CASE("a board that trusts a key installs only bundles that key signed, and changes nothing otherwise") {
+  test::SimBoard board;
+  test::TempDir bundles{"fleet-bundles"};
+  RealDisk disk;
+  auto release = signing::generate();
+  auto other = signing::generate();
+  REQUIRE(release);
+  REQUIRE(other);
+  const auto key = signing::parse_public(release->public_pem, "release.pub");
+  REQUIRE(key);
+  Agent agent{Context{board.paths, disk, board, "board-1", {*key}}};
+  auto b = test::make_bundle(bundles, "b1", "6.1-new");
+  const auto before = board.config();
+
+  auto refused = [&](const std::string& why) {
+    INFO(why);
+    auto r = agent.install(b, "r1");
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message, Catch::Contains("nothing was changed"));
+    CHECK(board.config() == before);
+    CHECK_FALSE(std::filesystem::exists(board.paths.boot() / "tryboot.txt"));
+    CHECK_FALSE(board.has_partial_files());
+    CHECK_FALSE(std::filesystem::exists(board.paths.state_file()));  // not even the agent's state
+    return r.error().message;
+  };
+  CHECK_THAT(refused("unsigned"), Catch::Contains("is not signed"));
+  REQUIRE(bundle::sign(b, other->private_pem, "other.pem"));
+  CHECK_THAT(refused("signed by another key"), Catch::Contains("which is not trusted here"));
+  CHECK(board.outbox_phases().empty());
+
+  REQUIRE(bundle::sign(b, release->private_pem, "release.pem"));
+  REQUIRE(agent.install(b, "r1"));
+  CHECK(board.state().state == State::installed);
+  auto outbox = board.outbox_phases();
+  REQUIRE(outbox == std::vector<std::string>{"INSTALLED"});
+  bool named = false;
+  for (const auto& e : std::filesystem::directory_iterator(board.paths.outbox())) {
+    if (e.path().extension() == ".json") named = fs::read_file(e.path()).value().find("signed by key " + release->id) != std::string::npos;
+  }
+  CHECK(named);
 }

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "node-agent/cli/cli.hpp"
+#include "tests/support/cli.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace fleet;
@@ -24,12 +25,11 @@ void write_board(const test::TempDir& root, const std::string& thp) {
   gzclose(gz);
 }
 
-int run(std::vector<std::string> args, std::string& out, std::string& err) {
-  std::ostringstream o, e;
-  int code = agent::cli::run(args, o, e);
-  out = o.str();
-  err = e.str();
-  return code;
+int run(const std::vector<std::string>& args, std::string& out, std::string& err) {
+  auto r = test::run_cli(agent::cli::run, args);
+  out = r.out;
+  err = r.err;
+  return r.code;
 }
 
 const char* k_contract =

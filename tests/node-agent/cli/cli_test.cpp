@@ -1,0 +1,83 @@
+#include <catch2/catch.hpp>
+
+#include "common/bundle.hpp"
+#include "common/fs.hpp"
+#include "common/signing.hpp"
+#include "node-agent/cli/cli.hpp"
+#include "tests/support/cli.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace fleet;
+
+namespace {
+
+test::CliResult fleet_agent(const std::vector<std::string>& args) { return test::run_cli(fleet::agent::cli::run, args); }
+
+// A folder shaped like a board's root: a Pi boot partition and a running kernel.
+void write_board(const test::TempDir& root) {
+  root.write("boot/firmware/config.txt", "[all]\nkernel=kernel_2712.img\n");
+  root.write("boot/firmware/cmdline.txt", "console=ttyAMA0 root=/dev/mmcblk0p2\n");
+  root.write("proc/sys/kernel/osrelease", "6.1.0-stock\n");
+}
+
+std::filesystem::path write_bundle(const test::TempDir& dir) {
+  dir.write("b/boot/kernel_2712.img", "kernel");
+  dir.write("b/contract.json",
+            R"({"kernel_release":"6.1-new","page_size":16384,"thp":"madvise","numa_nodes":2,"hz":100,"tick":"NO_HZ_IDLE","headless":true})");
+  bundle::Manifest m;
+  m.profile = "test";
+  m.kernel_release = "6.1-new";
+  m.build_key = std::string(64, 'a');
+  m.image = "boot/kernel_2712.img";
+  REQUIRE(bundle::hash_tree(dir / "b", m));
+  REQUIRE(fs::write_file_atomic(dir / "b" / bundle::k_manifest, bundle::manifest_to_json(m)));
+  return dir / "b";
+}
+
+}  // namespace
+
+TEST_CASE("fleet-agent setup --trust-key: install then takes only bundles that key signed") {
+  test::TempDir root{"fleet-board"}, work;
+  write_board(root);
+  auto release = signing::generate();
+  REQUIRE(release);
+  const auto pub = work.write("release.pub", release->public_pem);
+  const auto b = write_bundle(work);
+  const std::vector<std::string> ids = {"--board-id", "pi-1", "--controller", "10.0.2.2:50051", "--token", "t"};
+
+  auto bad = fleet_agent({"setup", "--root", root.path().string(), ids[0], ids[1], ids[2], ids[3], ids[4], ids[5],
+                    "--trust-key", work.write("release.pem", release->private_pem).string()});
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.err, Catch::Contains("release.pem"));
+  CHECK_THAT(bad.err, Catch::Contains("private key"));
+
+  auto setup = fleet_agent({"setup", "--root", root.path().string(), ids[0], ids[1], ids[2], ids[3], ids[4], ids[5],
+                      "--trust-key", pub.string()});
+  INFO(setup.err);
+  REQUIRE(setup.code == 0);
+  CHECK_THAT(setup.out, Catch::Contains("trusted key " + release->id));
+  CHECK(fs::read_file(root / ("etc/fleet-agent/trusted-keys/" + release->id + ".pem")) == release->public_pem);
+
+  auto refused = fleet_agent({"install", "--root", root.path().string(), "--bundle", b.string()});
+  CHECK(refused.code == 1);
+  CHECK_THAT(refused.err, Catch::Contains("is not signed"));
+  CHECK_THAT(refused.err, Catch::Contains("nothing was changed"));
+  CHECK_FALSE(std::filesystem::exists(root / "boot/firmware/tryboot.txt"));
+
+  REQUIRE(bundle::sign(b, release->private_pem, "release.pem"));
+  auto installed = fleet_agent({"install", "--root", root.path().string(), "--bundle", b.string()});
+  INFO(installed.err);
+  CHECK(installed.code == 0);
+  CHECK_THAT(installed.out, Catch::Contains("signature checked"));
+  CHECK(std::filesystem::exists(root / "boot/firmware/tryboot.txt"));
+}
+
+TEST_CASE("fleet-agent install names a damaged trusted key instead of installing") {
+  test::TempDir root{"fleet-board"}, work;
+  write_board(root);
+  root.write("etc/fleet-agent/trusted-keys/old.pem", "not a key");
+  auto r = fleet_agent({"install", "--root", root.path().string(), "--bundle", write_bundle(work).string()});
+  CHECK(r.code != 0);
+  CHECK_THAT(r.err, Catch::Contains("trusted-keys/old.pem"));
+  CHECK_FALSE(std::filesystem::exists(root / "boot/firmware/tryboot.txt"));
+}
