@@ -61,6 +61,14 @@ struct Rack {
     auto demanding = inventory;
     demanding.replace(demanding.find("fleet_bench: 15m"), 16, "fleet_bench: 15m\n    fleet_min_tokens_per_s: 1000000");
     dir.write("demanding.yml", demanding);
+    // Release keys: the rollouts take signed copies of the bundles and --trust-key.
+    REQUIRE(process::capture({{FLEETCTL, "bundle", "keygen", "--out", (dir / "release").string()}, {}, {}, 30s}));
+    for (const char* b : {"qemu-virt", "qemu-virt-thp-never", "qemu-virt-stock"}) {
+      std::filesystem::create_directories(dir / "signed");
+      REQUIRE(process::capture({{"cp", "-a", (k_bundles / b).string(), (dir / "signed" / b).string()}, {}, {}, 60s}));
+      REQUIRE(process::capture(
+          {{FLEETCTL, "bundle", "sign", (dir / "signed" / b).string(), "--key", (dir / "release").string()}, {}, {}, 60s}));
+    }
     for (int i = 1; i <= 3; ++i) wait_ready("pi-" + std::to_string(i), 1);
   }
   ~Rack() {
@@ -78,12 +86,16 @@ struct Rack {
     FAIL(name << " not ready");
   }
 
+  // Signed copies with --trust-key, or (signed = false) the bundles as built, unsigned.
+  bool signed_bundles = true;
   std::vector<std::string> rollout_argv(const std::string& bundle, const std::vector<std::string>& extra) {
-    std::vector<std::string> a = {FLEETCTL, "rollout", "--bundle", (k_bundles / bundle).string(), "--inventory",
+    std::vector<std::string> a = {FLEETCTL, "rollout", "--bundle",
+                                  (signed_bundles ? dir / "signed" / bundle : k_bundles / bundle).string(), "--inventory",
                                   (dir / inventory_file).string(), "--state", (dir / "fleet.db").string(),
                                   "--agent", FLEET_AARCH64_AGENT, "--accept-new-host-keys", "--known-hosts",
                                   (dir / "known_hosts").string(), "--listen", "127.0.0.1:" + std::to_string(report_port),
                                   "--report-address", "10.0.2.2:" + std::to_string(report_port)};
+    if (signed_bundles) a.insert(a.end(), {"--trust-key", (dir / "release.pub").string()});
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -168,6 +180,38 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
     INFO(out);
     CHECK(r.exit_code == 0);
     CHECK_THAT(out, Catch::Contains("3 skipped"));
+  }
+  {
+    INFO("every board trusts the release key now");
+    auto key_id = process::capture({{FLEETCTL, "bundle", "verify", (rack.dir / "signed/qemu-virt").string(), "--trust-key",
+                                     (rack.dir / "release.pub").string(), "--json"},
+                                    {}, {}, 60s});
+    REQUIRE(key_id);
+    const auto id = nlohmann::json::parse(*key_id)["key_id"].get<std::string>();
+    for (const char* n : {"pi-1", "pi-2", "pi-3"}) {
+      CHECK(std::filesystem::exists(rack.dir / n / "root/etc/fleet-agent/trusted-keys" / (id + ".pem")));
+    }
+
+    INFO("an unsigned bundle: the controller refuses it before touching a board");
+    rack.signed_bundles = false;
+    auto boots1 = sim::read_status(sim::BoardFiles{rack.dir / "pi-1"})->boots;
+    auto refused = rack.rollout("qemu-virt-stock", {"--trust-key", (rack.dir / "release.pub").string()}, out);
+    INFO(out);
+    CHECK(refused.exit_code == 2);
+    CHECK_THAT(out, Catch::Contains("is not signed"));
+
+    INFO("pushed anyway (no --trust-key): the canary's agent refuses it and nothing else starts");
+    auto r = rack.rollout("qemu-virt-stock", {"--serial", "1,100%", "--max-fail", "0%"}, out);
+    rack.signed_bundles = true;
+    INFO(out);
+    CHECK(r.exit_code == 1);
+    for (const auto& b : rack.rows(rollout_id(out))) {
+      INFO(b.board << ": " << b.outcome << " " << b.message);
+      CHECK(b.outcome == (b.board == "pi-1" ? "install_failed" : "not_started"));
+      if (b.board == "pi-1") CHECK_THAT(b.message, Catch::Contains("is not signed"));
+    }
+    CHECK(sim::read_status(sim::BoardFiles{rack.dir / "pi-1"})->boots == boots1);  // never rebooted
+    for (const char* n : {"pi-1", "pi-2", "pi-3"}) CHECK(rack.release(n).ends_with("-fleet-qemu"));
   }
   {
     INFO("a bad bundle fails on the canary, is rolled back there, and no other board is touched");
