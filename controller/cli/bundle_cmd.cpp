@@ -174,7 +174,17 @@ int bundle_command(const std::string& sub, const std::vector<std::string>& argv,
   if (sub == "keygen") return keygen(argv, out, err);
   if (sub == "sign") return sign_cmd(argv, out, err);
   if (sub == "verify") return verify_cmd(argv, out, err);
-  err << "fleetctl bundle: say keygen, sign or verify ('fleetctl bundle verify --help')\n";
+  const char* usage =
+      "usage: fleetctl bundle keygen|sign|verify [OPTIONS]\n\n"
+      "  keygen --out FILE                 make an Ed25519 key pair for signing bundles\n"
+      "  sign BUNDLE --key FILE            sign the bundle's manifest (writes BUNDLE/manifest.sig)\n"
+      "  verify BUNDLE [--trust-key FILE]  check the files and who signed them\n\n"
+      "Run 'fleetctl bundle SUBCOMMAND --help' for its options.\n";
+  if (sub == "--help" || sub == "-h" || sub == "help") {
+    out << usage;
+    return k_exit_ok;
+  }
+  err << "fleetctl bundle: unknown subcommand '" << sub << "'\n\n" << usage;
   return k_exit_usage;
 }
 

@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "common/args.hpp"
+#include "common/bundle.hpp"
+#include "common/signing.hpp"
 #include "common/fs.hpp"
 #include "common/kconfig.hpp"
 #include "controller/cli/bundle_cmd.hpp"
@@ -85,9 +87,10 @@ int kernel_build(const std::vector<std::string>& argv, std::ostream& out, std::o
       args::Option{"out", args::Takes::value, "DIR", "where the bundle goes (default: build/bundles/PROFILE)"},
       args::Option{"jobs", args::Takes::value, "N", "parallel compile jobs (default: all cores)"},
       args::Option{"cache", args::Takes::value, "DIR", "cache for sources, build trees and bundles (default: ~/.cache/fleetctl)"},
+      args::Option{"sign-key", args::Takes::value, "FILE", "sign the bundle with this private key (fleetctl bundle sign)"},
       k_opt_kernel_dir, k_opt_json, k_opt_help};
   const args::Usage usage{
-      "fleetctl", "fleetctl kernel build --profile NAME [--source DIR] [--out DIR] [--jobs N] [--json]",
+      "fleetctl", "fleetctl kernel build --profile NAME [--source DIR] [--out DIR] [--jobs N] [--sign-key FILE] [--json]",
       "Cross-compiles the profile's kernel for aarch64 with ccache, merges the profile's config\n"
       "fragments with the kernel's merge_config.sh, runs olddefconfig and checks every requested\n"
       "symbol in the final .config (a dropped option fails the build, naming its unmet\n"
@@ -122,6 +125,17 @@ int kernel_build(const std::vector<std::string>& argv, std::ostream& out, std::o
     }
     opt.jobs = static_cast<int>(n);
   }
+  // The signing key is read and checked before a build that can take minutes.
+  std::string sign_pem;
+  if (auto k = a->value("sign-key")) {
+    auto pem = fs::read_file(*k);
+    auto id = pem ? signing::private_key_id(*pem, *k) : std::unexpected(pem.error());
+    if (!id) {
+      err << "fleetctl kernel build: --sign-key: " << id.error().message << "\n";
+      return k_exit_usage;
+    }
+    sign_pem = *pem;
+  }
   bool json = a->flag("json");
   // With --json, stdout carries only the result; progress goes to stderr.
   std::ostream& progress_stream = json ? err : out;
@@ -135,8 +149,18 @@ int kernel_build(const std::vector<std::string>& argv, std::ostream& out, std::o
     err << "fleetctl kernel build: " << result.error().message << "\n";
     return result.error().code == Errc::invalid_input ? k_exit_usage : k_exit_failed;
   }
+  std::string signer;
+  if (!sign_pem.empty()) {
+    auto id = bundle::sign(result->bundle_dir, sign_pem, *a->value("sign-key"));
+    if (!id) {
+      err << "fleetctl kernel build: signing: " << id.error().message << "\n";
+      return k_exit_failed;
+    }
+    signer = *id;
+  }
   if (json) {
     nlohmann::json j = {{"profile", profile->name},
+                        {"signed_by", signer.empty() ? nlohmann::json() : nlohmann::json(signer)},
                         {"bundle", result->bundle_dir.string()},
                         {"kernel_release", result->manifest.kernel_release},
                         {"build_key", result->manifest.build_key},
@@ -152,7 +176,7 @@ int kernel_build(const std::vector<std::string>& argv, std::ostream& out, std::o
     progress.step("done");
     out << "bundle " << result->bundle_dir.string() << ": kernel " << result->manifest.kernel_release << ", "
         << result->manifest.files.size() << " files, " << how << " in " << static_cast<int>(result->seconds + 0.5)
-        << " s\n";
+        << " s" << (signer.empty() ? "" : ", signed by key " + signer) << "\n";
   }
   return k_exit_ok;
 }
@@ -604,10 +628,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     return k_exit_usage;
   }
   if (cmd == "bundle") {
-    if (args.size() < 2) {
-      err << "fleetctl bundle: say keygen, sign or verify\n\n" << k_usage;
-      return k_exit_usage;
-    }
+    if (args.size() < 2) return bundle_command("", {}, out, err);
     return bundle_command(args[1], std::vector<std::string>(args.begin() + 2, args.end()), out, err);
   }
   if (cmd == "rollout") return rollout_cmd(std::vector<std::string>(args.begin() + 1, args.end()), out, err);

@@ -89,14 +89,30 @@ TEST_CASE("fleetctl bundle: usage errors say what is missing") {
   CHECK(fleetctl({"bundle"}).code == 2);
   auto unknown = fleetctl({"bundle", "stamp"});
   CHECK(unknown.code == 2);
-  CHECK_THAT(unknown.err, Catch::Contains("keygen, sign or verify"));
+  CHECK_THAT(unknown.err, Catch::Contains("unknown subcommand 'stamp'"));
+  CHECK_THAT(unknown.err, Catch::Contains("keygen|sign|verify"));
+  auto help = fleetctl({"bundle", "--help"});
+  CHECK(help.code == 0);
+  CHECK_THAT(help.out, Catch::Contains("verify BUNDLE"));
   auto no_key = fleetctl({"bundle", "sign", "/tmp/x"});
   CHECK(no_key.code == 2);
   CHECK_THAT(no_key.err, Catch::Contains("--key FILE"));
-  auto help = fleetctl({"bundle", "sign", "--help"});
-  CHECK(help.code == 0);
-  CHECK_THAT(help.out, Catch::Contains("manifest.sig"));
+  auto sign_help = fleetctl({"bundle", "sign", "--help"});
+  CHECK(sign_help.code == 0);
+  CHECK_THAT(sign_help.out, Catch::Contains("manifest.sig"));
   auto missing_key = fleetctl({"bundle", "sign", "/tmp/x", "--key", "/nonexistent/key"});
   CHECK(missing_key.code == 2);
   CHECK_THAT(missing_key.err, Catch::Contains("/nonexistent/key"));
+}
+
+TEST_CASE("fleetctl kernel build --sign-key checks the key before it builds anything") {
+  test::TempDir dir;
+  REQUIRE(fleetctl({"bundle", "keygen", "--out", (dir / "k").string()}).code == 0);
+  auto r = fleetctl({"kernel", "build", "--profile", "qemu-virt", "--out", (dir / "out").string(), "--cache",
+                     (dir / "cache").string(), "--sign-key", (dir / "k.pub").string()});
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("--sign-key"));
+  CHECK_THAT(r.err, Catch::Contains((dir / "k.pub").string()));
+  CHECK_FALSE(std::filesystem::exists(dir / "out"));
+  CHECK_FALSE(std::filesystem::exists(dir / "cache"));
 }
