@@ -492,7 +492,14 @@ std::string throughput_cell(const nlohmann::json& t) {
   } else {
     std::snprintf(buf, sizeof buf, "%.2f t/s %s", t.value("tokens_per_s", 0.0), t.value("shape", std::string()).c_str());
   }
-  return buf;
+  // The board's condition when it was measured, when it explains a low figure.
+  std::string cell = buf;
+  if (t.value("undervoltage", false)) cell += " UNDERVOLT";
+  if (t.contains("temperature_c") && t["temperature_c"].is_number() && t["temperature_c"].get<double>() >= 80.0) {
+    std::snprintf(buf, sizeof buf, " HOT %.0fC", t["temperature_c"].get<double>());
+    cell += buf;
+  }
+  return cell;
 }
 
 int status_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {

@@ -75,6 +75,7 @@ Result<BenchReport> run_bench(const BenchOptions& o, const Progress& progress) {
   } else {
     shape = auto_shape(r.topo);
   }
+  r.health = observe_health("/");
   if (o.bandwidth) {
     auto bw = o.bw;
     if (o.threads > 0 && bw.thread_counts.empty()) bw.thread_counts = {1, o.threads};
@@ -106,6 +107,7 @@ Result<BenchReport> run_bench(const BenchOptions& o, const Progress& progress) {
       r.llama_note = "no " + o.llama_bench + " on this board";
     }
   }
+  r.health = worst(r.health, observe_health("/"));  // under load: hotter, and sags show now
   return r;
 }
 
@@ -117,6 +119,9 @@ nlohmann::json bench_json(const BenchReport& r) {
                   {"mem_available_bytes", r.topo.mem_available_bytes},
                   {"thp", r.topo.thp_mode},
                   {"pmd_bytes", r.topo.pmd_bytes}};
+  j["health"] = nlohmann::json::object();
+  add_health(j["health"], r.health);
+  if (auto w = health_warning(j["health"]); !w.empty()) j["health"]["warning"] = w;
   if (r.bandwidth) {
     auto& b = j["bandwidth"];
     b["array_bytes"] = r.bandwidth->array_bytes;
@@ -201,6 +206,7 @@ nlohmann::json throughput_json(const BenchReport& r) {
   }
   if (r.model) j["model"] = r.model->path.filename().string();
   if (!r.llama_note.empty()) j["note"] = r.llama_note;
+  add_health(j, r.health);
   return j;
 }
 
@@ -210,6 +216,24 @@ std::string bench_table(const BenchReport& r) {
     << (r.topo.llc_bytes >> 10) << " KiB, " << (r.topo.mem_available_bytes >> 20) << " MiB available, THP "
     << (r.topo.thp_mode.empty() ? "not built" : r.topo.thp_mode) << ", PMD huge page " << (r.topo.pmd_bytes >> 10)
     << " KiB\n";
+  {
+    nlohmann::json h = nlohmann::json::object();
+    add_health(h, r.health);
+    std::string line;
+    auto add = [&](const std::string& x) { line += (line.empty() ? "" : ", ") + x; };
+    if (h.contains("temperature_c")) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "SoC %.1f C", h["temperature_c"].get<double>());
+      add(buf);
+    }
+    if (h.contains("undervoltage")) add(h["undervoltage"].get<bool>() ? "UNDER-VOLTAGE" : "no under-voltage");
+    if (h.contains("cpu_mhz")) {
+      add("CPU " + std::to_string(h["cpu_mhz"].get<int>()) +
+          (h.contains("cpu_max_mhz") ? " of " + std::to_string(h["cpu_max_mhz"].get<int>()) : std::string()) + " MHz");
+    }
+    o << "board: " << (line.empty() ? "no temperature, voltage or clock sensors" : line) << "\n";
+    if (auto w = health_warning(h); !w.empty()) o << "warning: " << w << "\n";
+  }
   if (r.bandwidth) {
     o << "\nmemory bandwidth (GB/s, best of repetitions, " << (r.bandwidth->array_bytes >> 20) << " MiB arrays)\n";
     if (!r.bandwidth->note.empty()) o << "  note: " << r.bandwidth->note << "\n";

@@ -11,6 +11,7 @@
 
 #include "common/error.hpp"
 #include "node-agent/bench/gguf.hpp"
+#include "node-agent/bench/health.hpp"
 #include "node-agent/bench/llama_bench.hpp"
 #include "node-agent/bench/memory.hpp"
 #include "node-agent/bench/probe.hpp"
@@ -43,6 +44,7 @@ struct BenchReport {
   std::optional<ModelFile> model;
   std::optional<LlamaBenchResult> llama;
   std::string llama_note;  // why llama-bench did not run, or its error
+  Health health;           // the worse of before and after the measurements
 };
 
 // The largest known shape whose weights fit in half of the available memory, or the

@@ -7,6 +7,7 @@
 #include "common/contract.hpp"
 #include "common/text.hpp"
 #include "node-agent/bench/gguf.hpp"
+#include "node-agent/bench/health.hpp"
 
 namespace fleet::agent {
 namespace stdfs = std::filesystem;
@@ -405,6 +406,8 @@ void Agent::measure_throughput(const BenchSpec& spec) {
     c.actual = format_rate(t->tokens_per_s);
     c.pass = t->tokens_per_s >= spec.min_tokens_per_s;
     c.detail = t->measured_by;
+    // A hot or under-powered board measures low whatever its kernel: say so beside the figure.
+    if (auto w = bench::health_warning(t->detail); !w.empty()) c.detail += "; " + w;
     last_report_.throughput = t->detail;
   } else {
     // Without a minimum a failed measurement is reported, not held against the kernel.

@@ -41,7 +41,8 @@ class SimBoard : public agent::System {
     o.meminfo = "MemTotal: 1000 kB\nMemAvailable: 900 kB\n";
     return agent::evaluate(c, o);
   }
-  // Throughput by fault: "slow" runs at 1 token/s, "bench-fails" cannot measure, else 5.
+  // Throughput by fault: "slow" runs at 1 token/s, "bench-fails" cannot measure, else 5;
+  // "undervolt": the board reports under-voltage and 84 C with its figure.
   Result<agent::Throughput> measure(const agent::BenchSpec& spec) override {
     measured.push_back(spec);
     if (faults.find("bench-fails") != std::string::npos) return fail(Errc::unsupported, "not enough memory");
@@ -49,6 +50,10 @@ class SimBoard : public agent::System {
     t.tokens_per_s = faults.find("slow") != std::string::npos ? 1.0 : 5.0;
     t.measured_by = "probe " + spec.shape;
     t.detail = {{"shape", spec.shape}, {"tokens_per_s", t.tokens_per_s}, {"effective_gbps", 9.5}};
+    if (faults.find("undervolt") != std::string::npos) {  // a weak supply on a hot board
+      t.detail["undervoltage"] = true;
+      t.detail["temperature_c"] = 84.0;
+    }
     return t;
   }
   Result<void> reboot(agent::RebootMode mode) override {

@@ -269,6 +269,24 @@ TEST_CASE_METHOD(Fixture, "a kernel below the board class's minimum tokens/s fai
   CHECK(last_report(board, "VERIFY_FAILED")["throughput"]["tokens_per_s"] == 1.0);
 }
 
+TEST_CASE_METHOD(Fixture, "a low figure on an under-powered, hot board says so in the failed check") {
+  BenchSpec spec;
+  spec.min_tokens_per_s = 2.0;
+  update_with(test::make_bundle(bundles, "b1", "6.1-new", "slow undervolt"), spec);
+  CHECK(board.running == k_old);
+  auto report = last_report(board, "VERIFY_FAILED");
+  CHECK(report["throughput"]["undervoltage"] == true);
+  bool found = false;
+  for (const auto& c : report["checks"]) {
+    if (c["property"] != "tokens_per_s") continue;
+    found = true;
+    CHECK(c["pass"] == false);
+    CHECK_THAT(c["detail"].get<std::string>(), Catch::Contains("under-voltage"));
+    CHECK_THAT(c["detail"].get<std::string>(), Catch::Contains("84.0 C"));
+  }
+  CHECK(found);
+}
+
 TEST_CASE_METHOD(Fixture, "a failed measurement is reported, it fails the kernel only when a minimum is required") {
   SECTION("report only") {
     REQUIRE(agent.install(test::make_bundle(bundles, "b1", "6.1-new", "bench-fails"), "r1", BenchSpec{}));

@@ -158,6 +158,19 @@ TEST_CASE("the throughput an agent measured goes on the wire, a report without i
   CHECK(r->throughput().bytes_per_token() == 1900000000u);
   CHECK(r->throughput().llama_tg_ts() == 4.5);
   CHECK(r->throughput().model() == "m.gguf");
+  CHECK_FALSE(r->throughput().has_temperature_c());  // no sensor: absent, not 0 C
+  CHECK_FALSE(r->throughput().has_undervoltage());
+  auto hot = report_from_json(
+      R"({"board_id":"b","phase":"VERIFY_FAILED","sequence":6,"throughput":{"shape":"3b","tokens_per_s":1.5,)"
+      R"("temperature_c":84.5,"undervoltage":false,"cpu_mhz":1500,"cpu_max_mhz":2400}})",
+      "x");
+  REQUIRE(hot);
+  REQUIRE(hot->throughput().has_temperature_c());
+  CHECK(hot->throughput().temperature_c() == 84.5);
+  REQUIRE(hot->throughput().has_undervoltage());
+  CHECK_FALSE(hot->throughput().undervoltage());
+  CHECK(hot->throughput().cpu_mhz() == 1500);
+  CHECK(hot->throughput().cpu_max_mhz() == 2400);
   auto none = report_from_json(R"({"board_id":"b","phase":"INSTALLED","sequence":1})", "x");
   REQUIRE(none);
   CHECK_FALSE(none->has_throughput());
