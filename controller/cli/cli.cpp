@@ -546,7 +546,7 @@ int status_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ost
     nlohmann::json jr = nlohmann::json::array();
     for (const auto& r : *rollouts) {
       jr.push_back({{"id", r.id}, {"kernel_release", r.kernel_release}, {"state", r.state}, {"message", r.message},
-                    {"serial", r.serial}, {"max_fail", r.max_fail}});
+                    {"serial", r.serial}, {"max_fail", r.max_fail}, {"signed_by", r.signed_by}});
     }
     if (a->flag("json")) {
       out << nlohmann::json{{"boards", jb}, {"rollouts", jr}}.dump() << "\n";
@@ -565,12 +565,13 @@ int status_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ost
                       throughput_cell(b["throughput"]).c_str(), verification.c_str());
         out << line;
       }
-      out << "\nROLLOUT             KERNEL                      STATE\n";
+      out << "\nROLLOUT             KERNEL                      SIGNED BY         STATE\n";
       for (const auto& r : jr) {
         char line[512];
-        std::snprintf(line, sizeof line, "%-19s %-27s %s %s\n", r["id"].get<std::string>().c_str(),
-                      r["kernel_release"].get<std::string>().c_str(), r["state"].get<std::string>().c_str(),
-                      r["message"].get<std::string>().c_str());
+        const std::string signer = r["signed_by"].get<std::string>();
+        std::snprintf(line, sizeof line, "%-19s %-27s %-17s %s %s\n", r["id"].get<std::string>().c_str(),
+                      r["kernel_release"].get<std::string>().c_str(), signer.empty() ? "-" : signer.c_str(),
+                      r["state"].get<std::string>().c_str(), r["message"].get<std::string>().c_str());
         out << line;
       }
     }

@@ -139,17 +139,23 @@ class LiveView {
 
 Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   auto manifest = FLEET_TRY(bundle::verify(o.bundle));
-  std::optional<signing::PublicKey> trust;
-  if (o.trust_key) {
-    // A bundle the boards would refuse is refused here, before any board is touched.
-    const std::string pem = FLEET_TRY(fs::read_file(*o.trust_key));
-    trust = FLEET_TRY(with_context(signing::parse_public(pem, o.trust_key->string()), "--trust-key"));
-    auto signer = bundle::check_signature(o.bundle, {*trust});
-    if (!signer) return fail(Errc::invalid_input, signer.error().message);
-  }
   std::string inv_text = FLEET_TRY(fs::read_file(o.inventory));
   auto inv = FLEET_TRY(inventory::parse_inventory(inv_text, o.inventory.string()));
   auto store = FLEET_TRY(store::Store::open(o.state_db));
+  // The key to require: --trust-key, or on --resume the one the rollout started with.
+  std::optional<stdfs::path> trust_key = o.trust_key;
+  if (!trust_key && o.resume) {
+    auto found = FLEET_TRY(store->rollout(*o.resume));
+    if (found && !found->trust_key.empty()) trust_key = found->trust_key;
+  }
+  std::optional<signing::PublicKey> trust;
+  if (trust_key) {
+    // A bundle the boards would refuse is refused here, before any board is touched.
+    const std::string pem = FLEET_TRY(with_context(fs::read_file(*trust_key), "--trust-key"));
+    trust = FLEET_TRY(with_context(signing::parse_public(pem, trust_key->string()), "--trust-key"));
+    auto signer = bundle::check_signature(o.bundle, {*trust});
+    if (!signer) return fail(Errc::invalid_input, signer.error().message);
+  }
   auto serial = FLEET_TRY(parse_serial(o.serial));
   auto max_fail = FLEET_TRY(parse_max_fail(o.max_fail));
 
@@ -159,6 +165,10 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
     auto found = FLEET_TRY(store->rollout(*o.resume));
     if (!found) return fail(Errc::invalid_input, "no rollout " + *o.resume + " in " + o.state_db.string());
     ro = *found;
+    if (trust) {  // --trust-key given again, or the saved one
+      ro.trust_key = stdfs::absolute(*trust_key).string();
+      ro.signed_by = trust->id;
+    }
     if (ro.build_key != manifest.build_key) {
       return fail(Errc::invalid_input, "rollout " + ro.id + " was of bundle " + ro.build_key.substr(0, 12) + ", not " +
                                            manifest.build_key.substr(0, 12));
@@ -179,6 +189,10 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
     ro.limit = o.limit;
     ro.serial = o.serial;
     ro.max_fail = o.max_fail;
+    if (trust) {
+      ro.trust_key = stdfs::absolute(*trust_key).string();
+      ro.signed_by = trust->id;
+    }
     ro.state = o.dry_run ? "dry-run" : "running";
     ro.started_ms = store::now_ms();
     size_t i = 0;
@@ -206,7 +220,7 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   payload.agent_sha256 = FLEET_TRY(hash::sha256_file(o.agent));
   payload.build_key = manifest.build_key;
   if (trust) {
-    payload.trust_key = stdfs::absolute(*o.trust_key);
+    payload.trust_key = stdfs::absolute(*trust_key);
     payload.trust_key_id = trust->id;
     out << "bundle signed by key " << trust->id << "; every board is set up to trust it\n";
   }

@@ -53,6 +53,7 @@ void fill_rollout(store::Store& st, const store::RolloutRow& r, fleet::v1::Rollo
   out->set_serial(r.serial);
   out->set_max_fail(r.max_fail);
   out->set_started_unix_ms(r.started_ms);
+  out->set_signed_by(r.signed_by);
   if (boards) {
     if (auto rows = st.boards(r.id)) {
       for (const auto& b : *rows) *out->add_boards() = board_status(st, b);

@@ -93,6 +93,8 @@ Result<void> Store::migrate() {
   };
   static constexpr Added k_added[] = {
       {"reports", "throughput_json", "ALTER TABLE reports ADD COLUMN throughput_json TEXT DEFAULT ''"},
+      {"rollouts", "trust_key", "ALTER TABLE rollouts ADD COLUMN trust_key TEXT DEFAULT ''"},
+      {"rollouts", "signed_by", "ALTER TABLE rollouts ADD COLUMN signed_by TEXT DEFAULT ''"},
   };
   for (const auto& a : k_added) {
     bool present = false;
@@ -121,11 +123,11 @@ Result<void> Store::put_rollout(const RolloutRow& r) {
   std::lock_guard lock(g_mu);
   Stmt st(D(db_),
           "INSERT OR REPLACE INTO rollouts (id,bundle,build_key,kernel_release,inventory,lim,serial,max_fail,state,"
-          "message,started_ms,updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+          "message,started_ms,updated_ms,trust_key,signed_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   if (!st.ok()) return fail(Errc::io, file_.string() + ": " + st.error());
   st.bind(1, r.id).bind(2, r.bundle).bind(3, r.build_key).bind(4, r.kernel_release).bind(5, r.inventory);
   st.bind(6, r.limit).bind(7, r.serial).bind(8, r.max_fail).bind(9, r.state).bind(10, r.message);
-  st.bind(11, r.started_ms).bind(12, now_ms());
+  st.bind(11, r.started_ms).bind(12, now_ms()).bind(13, r.trust_key).bind(14, r.signed_by);
   if (st.step() != SQLITE_DONE) return fail(Errc::io, file_.string() + ": " + st.error());
   return {};
 }
@@ -145,6 +147,8 @@ RolloutRow rollout_from(Stmt& st) {
   r.message = st.text(9);
   r.started_ms = st.integer(10);
   r.updated_ms = st.integer(11);
+  r.trust_key = st.text(12);
+  r.signed_by = st.text(13);
   return r;
 }
 BoardRow board_from(Stmt& st) {
@@ -164,7 +168,8 @@ BoardRow board_from(Stmt& st) {
   return b;
 }
 constexpr const char* k_rollout_cols =
-    "id,bundle,build_key,kernel_release,inventory,lim,serial,max_fail,state,message,started_ms,updated_ms";
+    "id,bundle,build_key,kernel_release,inventory,lim,serial,max_fail,state,message,started_ms,updated_ms,trust_key,"
+    "signed_by";
 constexpr const char* k_board_cols =
     "rollout_id,board,wave,state,outcome,message,token,boot_id,running_release,checks_json,agent_seq,updated_ms";
 }  // namespace

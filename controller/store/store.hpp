@@ -26,6 +26,8 @@ struct RolloutRow {
   std::string message;
   std::int64_t started_ms = 0;
   std::int64_t updated_ms = 0;
+  std::string trust_key;       // --trust-key (a path on the controller); --resume uses it again
+  std::string signed_by;       // the id of the key whose signature the bundle carried
 };
 
 struct BoardRow {

@@ -209,10 +209,12 @@ int lifecycle_command(const std::string& cmd, const std::vector<std::string>& ar
   RealDisk disk;
   RealSystem system(root);
   std::vector<signing::PublicKey> trusted;
-  if (cmd == "install") {
+  std::string trust_error;  // status shows it; install refuses
+  if (cmd == "install" || cmd == "status") {
     auto keys = bundle::load_trusted_keys(BoardPaths{root}.trusted_keys());
-    if (!keys) return lifecycle_error("install", keys.error(), err);
-    trusted = std::move(*keys);
+    if (!keys && cmd == "install") return lifecycle_error("install", keys.error(), err);
+    if (keys) trusted = std::move(*keys);
+    else trust_error = keys.error().message;
   }
   Agent agent(Context{BoardPaths{root}, disk, system, board_id_of(root), trusted});
   // One lifecycle command at a time: the lock also tells install that a state left at
@@ -227,7 +229,10 @@ int lifecycle_command(const std::string& cmd, const std::vector<std::string>& ar
     auto st = agent.load();
     if (!st) return lifecycle_error("status", st.error(), err);
     if (a->flag("json")) {
-      out << state_to_json(*st);
+      auto j = nlohmann::json::parse(state_to_json(*st));
+      j["trusted_keys"] = nlohmann::json::array();
+      for (const auto& k : trusted) j["trusted_keys"].push_back(k.id);
+      out << j.dump(2) << "\n";
       return k_exit_ok;
     }
     out << "state:     " << state_name(st->state) << "\n";
@@ -235,6 +240,13 @@ int lifecycle_command(const std::string& cmd, const std::vector<std::string>& ar
     if (st->previous) out << "previous:  " << st->previous->release << " (slot " << (st->previous->name.empty() ? "stock" : st->previous->name) << ")\n";
     if (st->target) out << "update:    " << st->target->slot.release << " (slot " << st->target->slot.name << ")\n";
     if (st->last) out << "last:      " << phase_name(st->last->phase) << ": " << st->last->message << "\n";
+    std::string ids;
+    for (const auto& k : trusted) ids += (ids.empty() ? "" : ", ") + k.id;
+    out << "trusted:   "
+        << (!trust_error.empty() ? "cannot read the keys (install refuses until fixed): " + trust_error
+            : ids.empty()        ? std::string("no keys: unsigned bundles install")
+                                 : "bundles signed by " + ids)
+        << "\n";
     return k_exit_ok;
   }
   Result<void> r;

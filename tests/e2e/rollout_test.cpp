@@ -88,6 +88,7 @@ struct Rack {
 
   // Signed copies with --trust-key, or (signed = false) the bundles as built, unsigned.
   bool signed_bundles = true;
+  bool pass_trust_key = true;  // false: --resume must take the key the rollout was started with
   std::vector<std::string> rollout_argv(const std::string& bundle, const std::vector<std::string>& extra) {
     std::vector<std::string> a = {FLEETCTL, "rollout", "--bundle",
                                   (signed_bundles ? dir / "signed" / bundle : k_bundles / bundle).string(), "--inventory",
@@ -95,7 +96,7 @@ struct Rack {
                                   "--agent", FLEET_AARCH64_AGENT, "--accept-new-host-keys", "--known-hosts",
                                   (dir / "known_hosts").string(), "--listen", "127.0.0.1:" + std::to_string(report_port),
                                   "--report-address", "10.0.2.2:" + std::to_string(report_port)};
-    if (signed_bundles) a.insert(a.end(), {"--trust-key", (dir / "release.pub").string()});
+    if (signed_bundles && pass_trust_key) a.insert(a.end(), {"--trust-key", (dir / "release.pub").string()});
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -270,10 +271,20 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
     }
     ::waitpid(pid, nullptr, 0);
     REQUIRE(killed);
+    rack.pass_trust_key = false;
     auto r = rack.rollout("qemu-virt-stock", {"--resume", id}, out);
+    rack.pass_trust_key = true;
     INFO(out);
     CHECK(r.exit_code == 0);
     CHECK_THAT(out, Catch::Contains("resuming rollout " + id));
+    CHECK_THAT(out, Catch::Contains("bundle signed by key"));  // the saved --trust-key, checked again
+    bool listed = false;
+    for (const auto& ro : rack.status()["rollouts"]) {
+      if (ro["id"] != id) continue;
+      listed = true;
+      CHECK(ro["signed_by"].get<std::string>().size() == 16);
+    }
+    CHECK(listed);
     for (const auto& b : rack.rows(id)) {
       INFO(b.board << ": " << b.state << " " << b.outcome << " " << b.message);
       CHECK(b.state == "done");

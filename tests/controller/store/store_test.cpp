@@ -16,6 +16,8 @@ TEST_CASE("rollouts, boards and reports survive closing and reopening the file")
     r.id = "r1";
     r.kernel_release = "6.1-new";
     r.state = "running";
+    r.trust_key = "/keys/release.pub";
+    r.signed_by = "e78c5f502036d9ce";
     REQUIRE((*st)->put_rollout(r));
     store::BoardRow b;
     b.rollout_id = "r1";
@@ -33,6 +35,8 @@ TEST_CASE("rollouts, boards and reports survive closing and reopening the file")
   REQUIRE(r);
   REQUIRE(*r);
   CHECK((*r)->state == "running");
+  CHECK((*r)->trust_key == "/keys/release.pub");
+  CHECK((*r)->signed_by == "e78c5f502036d9ce");
   auto boards = (*st)->boards("r1");
   REQUIRE(boards);
   REQUIRE(boards->size() == 1);
@@ -70,4 +74,34 @@ TEST_CASE("a state file from before the throughput column is upgraded in place, 
   // Opening again does not try to add the column twice.
   st->reset();
   CHECK(store::Store::open(file));
+}
+
+TEST_CASE("a state file from before signed rollouts gains their columns, keeping its rollouts") {
+  test::TempDir dir;
+  const auto file = dir / "old.db";
+  {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db,
+                         "CREATE TABLE rollouts (id TEXT PRIMARY KEY, bundle TEXT, build_key TEXT, kernel_release TEXT, "
+                         "inventory TEXT, lim TEXT, serial TEXT, max_fail TEXT, state TEXT, message TEXT, "
+                         "started_ms INTEGER, updated_ms INTEGER);"
+                         "INSERT INTO rollouts VALUES ('r0','/b','k','6.1-a','inv.yml','all','1,100%','0%','done','',1,2);",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto st = store::Store::open(file);
+  REQUIRE(st);
+  auto old = (*st)->rollout("r0");
+  REQUIRE(old);
+  REQUIRE(*old);
+  CHECK((*old)->state == "done");
+  CHECK((*old)->signed_by.empty());
+  store::RolloutRow r;
+  r.id = "r1";
+  r.signed_by = "abc";
+  REQUIRE((*st)->put_rollout(r));
+  auto all = (*st)->rollouts(10);
+  REQUIRE(all);
+  CHECK(all->size() == 2);
 }

@@ -64,6 +64,9 @@ TEST_CASE("fleet-agent setup --trust-key: install then takes only bundles that k
   CHECK_THAT(refused.err, Catch::Contains("nothing was changed"));
   CHECK_FALSE(std::filesystem::exists(root / "boot/firmware/tryboot.txt"));
 
+  auto status = fleet_agent({"status", "--root", root.path().string()});
+  CHECK_THAT(status.out, Catch::Contains("trusted:   bundles signed by " + release->id));
+
   REQUIRE(bundle::sign(b, release->private_pem, "release.pem"));
   auto installed = fleet_agent({"install", "--root", root.path().string(), "--bundle", b.string()});
   INFO(installed.err);
