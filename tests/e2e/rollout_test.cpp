@@ -279,7 +279,9 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
     CHECK_THAT(out, Catch::Contains("resuming rollout " + id));
     CHECK_THAT(out, Catch::Contains("bundle signed by key"));  // the saved --trust-key, checked again
     bool listed = false;
-    for (const auto& ro : rack.status()["rollouts"]) {
+    const auto st = rack.status();  // held: a range-for over a temporary's member would dangle
+    INFO(st["rollouts"].dump());
+    for (const auto& ro : st["rollouts"]) {
       if (ro["id"] != id) continue;
       listed = true;
       CHECK(ro["signed_by"].get<std::string>().size() == 16);
