@@ -82,8 +82,8 @@ Result<fleet::v1::PhaseReport> report_from_json(std::string_view text, std::stri
       w->set_note(t.value("note", ""));
       if (t.contains("temperature_c")) w->set_temperature_c(t.at("temperature_c").get<double>());
       if (t.contains("undervoltage")) w->set_undervoltage(t.at("undervoltage").get<bool>());
-      w->set_cpu_mhz(t.value("cpu_mhz", 0u));
-      w->set_cpu_max_mhz(t.value("cpu_max_mhz", 0u));
+      if (t.contains("cpu_mhz")) w->set_cpu_mhz(t.at("cpu_mhz").get<std::uint32_t>());
+      if (t.contains("cpu_max_mhz")) w->set_cpu_max_mhz(t.at("cpu_max_mhz").get<std::uint32_t>());
     }
   } catch (const json::exception& e) {
     return fail(Errc::parse, where + ": " + e.what());
