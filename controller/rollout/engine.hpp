@@ -29,6 +29,7 @@ struct Inspection {
   std::string committed_release;  // from fleet-agent status ("" without an agent)
   std::uint64_t agent_sequence = 0;
   bool agent_current = false;     // the board's agent is the one we ship
+  std::vector<std::string> trusted_keys = {};  // ids of the keys the board's agent trusts
 };
 
 // The agent's view after the trial boot.

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <iomanip>
 #include <map>
 #include <mutex>
@@ -137,6 +138,18 @@ class LiveView {
 
 }  // namespace
 
+std::string signature_refusal(const std::vector<std::string>& board_keys, const std::string& bundle_signer,
+                              const std::string& added_key) {
+  std::vector<std::string> keys = board_keys;
+  if (!added_key.empty() && std::find(keys.begin(), keys.end(), added_key) == keys.end()) keys.push_back(added_key);
+  if (keys.empty()) return "";
+  if (!bundle_signer.empty() && std::find(keys.begin(), keys.end(), bundle_signer) != keys.end()) return "";
+  std::string ids;
+  for (const auto& k : keys) ids += (ids.empty() ? "" : ", ") + k;
+  return "the board would refuse it: it trusts key " + ids + " and the bundle is " +
+         (bundle_signer.empty() ? std::string("not signed") : "signed by key " + bundle_signer);
+}
+
 Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   auto manifest = FLEET_TRY(bundle::verify(o.bundle));
   std::string inv_text = FLEET_TRY(fs::read_file(o.inventory));
@@ -229,6 +242,11 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   };
 
   if (o.dry_run) {
+    // Who signed the bundle, as the boards will see it (checked against --trust-key above).
+    std::string signer;
+    if (auto text = fs::read_file(o.bundle / bundle::k_signature)) {
+      if (auto sig = bundle::parse_signature(*text, (o.bundle / bundle::k_signature).string())) signer = sig->key_id;
+    }
     for (auto& b : rows) {
       auto e = FLEET_TRY(endpoint_for(b.board));
       SshBoard board(e, payload);
@@ -241,8 +259,11 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
       out << "  [wave " << b.wave + 1 << "] " << b.board << ": "
           << (on ? "already on " + manifest.kernel_release + ", skip"
                  : i->running_release + " -> " + manifest.kernel_release +
-                       (i->agent_current ? "" : " (agent pushed first)"))
-          << "\n";
+                       (i->agent_current ? "" : " (agent pushed first)"));
+      if (auto refusal = signature_refusal(i->trusted_keys, signer, trust ? trust->id : ""); !on && !refusal.empty()) {
+        out << "; " << refusal;
+      }
+      out << "\n";
     }
     RolloutSummary s;
     s.id = ro.id;

@@ -43,6 +43,12 @@ struct RolloutSummary {
 
 Result<RolloutSummary> run_rollout(const RolloutOptions& options, std::ostream& out);
 
+// Why a board's agent would refuse the bundle ("" if it would not): the board trusts
+// `board_keys` (plus `added_key`, which this rollout gives it), and the bundle is signed by
+// `bundle_signer` ("" if unsigned). For --dry-run. Pure.
+std::string signature_refusal(const std::vector<std::string>& board_keys, const std::string& bundle_signer,
+                              const std::string& added_key);
+
 struct RollbackOptions {
   std::filesystem::path inventory;
   std::optional<std::string> rollout;  // the boards this rollout committed, or

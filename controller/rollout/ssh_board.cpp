@@ -37,6 +37,9 @@ Result<Inspection> SshBoard::inspect() {
     if (j.is_object()) {
       i.committed_release = j.value("committed", nlohmann::json::object()).value("release", "");
       i.agent_sequence = j.value("sequence", std::uint64_t{0});
+      for (const auto& k : j.value("trusted_keys", nlohmann::json::array())) {
+        if (k.is_string()) i.trusted_keys.push_back(k.get<std::string>());
+      }
     }
   }
   return i;

@@ -193,8 +193,19 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
       CHECK(std::filesystem::exists(rack.dir / n / "root/etc/fleet-agent/trusted-keys" / (id + ".pem")));
     }
 
-    INFO("an unsigned bundle: the controller refuses it before touching a board");
     rack.signed_bundles = false;
+    INFO("a dry run of an unsigned bundle says every board would refuse it");
+    auto dry = rack.rollout("qemu-virt-stock", {"--dry-run"}, out);
+    INFO(out);
+    CHECK(dry.exit_code == 0);
+    const std::string refusal = "the board would refuse it: it trusts key " + id + " and the bundle is not signed";
+    for (const char* n : {"pi-1", "pi-2", "pi-3"}) {
+      const auto at = out.find(std::string("] ") + n + ": ");
+      REQUIRE(at != std::string::npos);
+      CHECK_THAT(out.substr(at, out.find('\n', at) - at), Catch::Contains(refusal));
+    }
+
+    INFO("an unsigned bundle: the controller refuses it before touching a board");
     auto boots1 = sim::read_status(sim::BoardFiles{rack.dir / "pi-1"})->boots;
     auto refused = rack.rollout("qemu-virt-stock", {"--trust-key", (rack.dir / "release.pub").string()}, out);
     INFO(out);
