@@ -157,15 +157,19 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   auto store = FLEET_TRY(store::Store::open(o.state_db));
   // The key to require: --trust-key, or on --resume the one the rollout started with.
   std::optional<stdfs::path> trust_key = o.trust_key;
+  std::string trust_source = "--trust-key";
   if (!trust_key && o.resume) {
     auto found = FLEET_TRY(store->rollout(*o.resume));
-    if (found && !found->trust_key.empty()) trust_key = found->trust_key;
+    if (found && !found->trust_key.empty()) {
+      trust_key = found->trust_key;
+      trust_source = "the --trust-key rollout " + *o.resume + " started with (give --trust-key again if it moved)";
+    }
   }
   std::optional<signing::PublicKey> trust;
   if (trust_key) {
     // A bundle the boards would refuse is refused here, before any board is touched.
-    const std::string pem = FLEET_TRY(with_context(fs::read_file(*trust_key), "--trust-key"));
-    trust = FLEET_TRY(with_context(signing::parse_public(pem, trust_key->string()), "--trust-key"));
+    const std::string pem = FLEET_TRY(with_context(fs::read_file(*trust_key), trust_source));
+    trust = FLEET_TRY(with_context(signing::parse_public(pem, trust_key->string()), trust_source));
     auto signer = bundle::check_signature(o.bundle, {*trust});
     if (!signer) return fail(Errc::invalid_input, signer.error().message);
   }
@@ -235,7 +239,8 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   if (trust) {
     payload.trust_key = stdfs::absolute(*trust_key);
     payload.trust_key_id = trust->id;
-    out << "bundle signed by key " << trust->id << "; every board is set up to trust it\n";
+    out << "bundle signed by key " << trust->id
+        << (o.dry_run ? " (a rollout sets every board up to trust it)\n" : "; every board is set up to trust it\n");
   }
   auto endpoint_for = [&](const std::string& name) {
     return endpoint_of(inv, name, o.inventory, o.known_hosts, o.host_keys);

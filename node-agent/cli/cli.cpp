@@ -342,7 +342,7 @@ int setup(const std::vector<std::string>& argv, std::ostream& out, std::ostream&
                    "an Ed25519 public key (PEM): from now on install takes only bundles it (or another trusted key) signed"},
       k_help_option};
   int code = 0;
-  auto a = parse(argv, options, "fleet-agent setup --board-id ID --controller HOST:PORT --token TOKEN [--root DIR]",
+  auto a = parse(argv, options, "fleet-agent setup --board-id ID --controller HOST:PORT --token TOKEN [--trust-key FILE] [--root DIR]",
                  "Writes /etc/fleet-agent/agent.json (mode 0600) and the systemd units that run boot-check\n"
                  "and send-reports at every boot, enabled for multi-user.target. --trust-key adds a key to\n"
                  "/etc/fleet-agent/trusted-keys/ID.pem; keys are only added, never removed by setup (delete\n"
