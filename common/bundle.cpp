@@ -189,8 +189,7 @@ Result<std::vector<signing::PublicKey>> load_trusted_keys(const std::filesystem:
   if (ec) return fail(Errc::io, "cannot list " + dir.string() + ": " + ec.message());
   std::sort(files.begin(), files.end());
   for (const auto& f : files) {
-    const std::string pem = FLEET_TRY(fs::read_file(f));
-    keys.push_back(FLEET_TRY(signing::parse_public(pem, f.string())));
+    keys.push_back(FLEET_TRY(signing::read_public(f)));
   }
   return keys;
 }

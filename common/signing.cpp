@@ -8,6 +8,7 @@
 #include <array>
 #include <memory>
 
+#include "common/fs.hpp"
 #include "common/hash.hpp"
 
 namespace fleet::signing {
@@ -94,6 +95,11 @@ Result<PublicKey> parse_public(std::string_view pem, std::string_view source) {
   }
   FLEET_TRY(require_ed25519(k.get(), source));
   return PublicKey{FLEET_TRY(id_of(k.get(), source)), std::string(pem), std::string(source)};
+}
+
+Result<PublicKey> read_public(const std::filesystem::path& file) {
+  const std::string pem = FLEET_TRY(fs::read_file(file));
+  return parse_public(pem, file.string());
 }
 
 Result<std::string> private_key_id(std::string_view private_pem, std::string_view source) {

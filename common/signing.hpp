@@ -5,6 +5,7 @@
 // by its id, the first 16 hex digits of the sha256 of its 32 raw public bytes.
 // Mender signs its artifact manifests the same way (one signature over the list of every
 // file's sha256); RAUC uses X.509 CMS.
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +30,8 @@ Result<KeyPair> generate();
 
 // The key in a public (or private) PEM: refused, naming `source`, unless it is Ed25519.
 Result<PublicKey> parse_public(std::string_view pem, std::string_view source);
+// The same from a file; errors name it.
+Result<PublicKey> read_public(const std::filesystem::path& file);
 
 // The 64-byte signature of `message` with the private key in `private_pem`.
 Result<std::string> sign(std::string_view private_pem, std::string_view source, std::string_view message);

@@ -143,9 +143,7 @@ int verify_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ost
   if (!m) return failed("verify", m.error(), err);
   std::string signer;
   if (auto trust_file = a->value("trust-key")) {
-    auto pem = fs::read_file(*trust_file);
-    if (!pem) return failed("verify", pem.error(), err);
-    auto key = signing::parse_public(*pem, *trust_file);
+    auto key = signing::read_public(*trust_file);
     if (!key) return failed("verify", key.error(), err);
     auto s = bundle::check_signature(dir, {*key});
     if (!s) return failed("verify", s.error(), err);

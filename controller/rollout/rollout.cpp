@@ -168,8 +168,7 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   std::optional<signing::PublicKey> trust;
   if (trust_key) {
     // A bundle the boards would refuse is refused here, before any board is touched.
-    const std::string pem = FLEET_TRY(with_context(fs::read_file(*trust_key), trust_source));
-    trust = FLEET_TRY(with_context(signing::parse_public(pem, trust_key->string()), trust_source));
+    trust = FLEET_TRY(with_context(signing::read_public(*trust_key), trust_source));
     auto signer = bundle::check_signature(o.bundle, {*trust});
     if (!signer) return fail(Errc::invalid_input, signer.error().message);
   }

@@ -356,8 +356,7 @@ int setup(const std::vector<std::string>& argv, std::ostream& out, std::ostream&
   const auto root = root_of(*a);
   std::optional<signing::PublicKey> trust;
   if (auto f = a->value("trust-key")) {
-    auto pem = fs::read_file(*f);
-    auto key = pem ? signing::parse_public(*pem, *f) : std::unexpected(pem.error());
+    auto key = signing::read_public(*f);
     if (!key) {
       err << "fleet-agent setup: --trust-key: " << key.error().message << "\n";
       return k_exit_usage;
