@@ -155,15 +155,17 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   std::string inv_text = FLEET_TRY(fs::read_file(o.inventory));
   auto inv = FLEET_TRY(inventory::parse_inventory(inv_text, o.inventory.string()));
   auto store = FLEET_TRY(store::Store::open(o.state_db));
+  std::optional<store::RolloutRow> resumed;
+  if (o.resume) {
+    resumed = FLEET_TRY(store->rollout(*o.resume));
+    if (!resumed) return fail(Errc::invalid_input, "no rollout " + *o.resume + " in " + o.state_db.string());
+  }
   // The key to require: --trust-key, or on --resume the one the rollout started with.
   std::optional<stdfs::path> trust_key = o.trust_key;
   std::string trust_source = "--trust-key";
-  if (!trust_key && o.resume) {
-    auto found = FLEET_TRY(store->rollout(*o.resume));
-    if (found && !found->trust_key.empty()) {
-      trust_key = found->trust_key;
-      trust_source = "the --trust-key rollout " + *o.resume + " started with (give --trust-key again if it moved)";
-    }
+  if (!trust_key && resumed && !resumed->trust_key.empty()) {
+    trust_key = resumed->trust_key;
+    trust_source = "the --trust-key rollout " + *o.resume + " started with (give --trust-key again if it moved)";
   }
   std::optional<signing::PublicKey> trust;
   if (trust_key) {
@@ -177,14 +179,15 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
 
   store::RolloutRow ro;
   std::vector<store::BoardRow> rows;
-  if (o.resume) {
-    auto found = FLEET_TRY(store->rollout(*o.resume));
-    if (!found) return fail(Errc::invalid_input, "no rollout " + *o.resume + " in " + o.state_db.string());
-    ro = *found;
-    if (trust) {  // --trust-key given again, or the saved one
-      ro.trust_key = stdfs::absolute(*trust_key).string();
-      ro.signed_by = trust->id;
-    }
+  // The key kept with the rollout: --trust-key given (again), or the saved one.
+  auto keep_trust = [&](store::RolloutRow& row) {
+    if (!trust) return;
+    row.trust_key = stdfs::absolute(*trust_key).string();
+    row.signed_by = trust->id;
+  };
+  if (resumed) {
+    ro = *resumed;
+    keep_trust(ro);
     if (ro.build_key != manifest.build_key) {
       return fail(Errc::invalid_input, "rollout " + ro.id + " was of bundle " + ro.build_key.substr(0, 12) + ", not " +
                                            manifest.build_key.substr(0, 12));
@@ -205,10 +208,7 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
     ro.limit = o.limit;
     ro.serial = o.serial;
     ro.max_fail = o.max_fail;
-    if (trust) {
-      ro.trust_key = stdfs::absolute(*trust_key).string();
-      ro.signed_by = trust->id;
-    }
+    keep_trust(ro);
     ro.state = o.dry_run ? "dry-run" : "running";
     ro.started_ms = store::now_ms();
     size_t i = 0;
