@@ -86,9 +86,10 @@ Result<void> SshBoard::push_bundle() {
   }
   FLEET_TRY(s->check({"rm", "-rf", dir}, 60s));
   FLEET_TRY(s->check({"mkdir", "-p", dir}, 30s));
-  // -o: not the archive's owners (GNU and busybox tar alike). The agent refuses a bundle
-  // holding anything but files and folders, whatever tar made of it.
-  FLEET_TRY(s->check({"tar", "-o", "-xf", tar, "-C", dir}, 300s));
+  // Not the archive's owners and modes (GNU tar drops setuid bits with these; busybox tar
+  // keeps them): the agent refuses a bundle holding anything but plain files and folders,
+  // whatever tar made of it.
+  FLEET_TRY(s->check({"tar", "-x", "-o", "--no-same-permissions", "-f", tar, "-C", dir}, 300s));
   FLEET_TRY(s->check({"rm", "-f", tar}, 30s));
   return {};
 }

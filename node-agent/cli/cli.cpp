@@ -188,7 +188,14 @@ int lifecycle_command(const std::string& cmd, const std::vector<std::string>& ar
            "cmdline.txt into a new slot folder of /boot/firmware, the modules into /lib/modules/RELEASE,\n"
            "and writes tryboot.txt (config.txt with os_prefix=SLOT/). config.txt is not touched.\n"
            "With --bench, --model or --min-tokens-per-s, boot-check measures tokens/s once the trial\n"
-           "kernel passes its contract (see 'fleet-agent bench') and adds a tokens_per_s check.";
+           "kernel passes its contract (see 'fleet-agent bench') and adds a tokens_per_s check.\n"
+           "\n"
+           "Refused, naming the field or file, with nothing changed: a build_key that is not 64 lowercase\n"
+           "hex digits, a kernel_release outside [A-Za-z0-9._+-] (or '.', '..', over 64 characters), a file\n"
+           "path that is absolute or has '..', a cmdline word with a space or control character, and\n"
+           "anything in the bundle but regular files and folders (symlinks, FIFOs, devices, sockets,\n"
+           "hard links, setuid/setgid files): these names become paths on the board and words of\n"
+           "cmdline.txt. Exactly the manifest's files are copied, each hashed again as it is read.";
   } else if (cmd == "tryboot") {
     what = "Reboots once into the installed slot with reboot(LINUX_REBOOT_CMD_RESTART2, \"0 tryboot\").\n"
            "A crash or reset of the trial kernel lands on the committed kernel again. Refused with a\n"
