@@ -13,7 +13,10 @@ namespace {
 // Writes GGUF the way ggml's gguf_write does (little-endian, strings as u64 length + bytes).
 class GgufWriter {
  public:
-  GgufWriter& raw(const void* p, std::size_t n) {
+  // Not inlined: GCC 12 at -O3, inlining this into put<T> with a constant size, reports a
+  // bogus -Wstringop-overflow (and, written with resize + memcpy, -Warray-bounds) inside
+  // libstdc++ (GCC bug 107852). Test code: the call costs nothing that matters.
+  [[gnu::noinline]] GgufWriter& raw(const void* p, std::size_t n) {
     auto* b = static_cast<const std::byte*>(p);
     bytes.insert(bytes.end(), b, b + n);
     return *this;
