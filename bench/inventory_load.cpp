@@ -29,7 +29,8 @@ std::string diamond(int levels) {
   std::string t = "all:\n  children:\n";
   for (int i = 0; i < levels; ++i) {
     std::string n = std::to_string(i), next = std::to_string(i + 1);
-    for (const char* side : {"a", "b"}) t += "    g" + n + side + ": {children: {g" + next + "a: , g" + next + "b: }}\n";
+    for (const char* side : {"a", "b"})
+      t += "    g" + n + side + ": {children: {g" + next + "a: , g" + next + "b: }}\n";
   }
   std::string last = std::to_string(levels);
   t += "    g" + last + "a: {hosts: {pi-1: }}\n    g" + last + "b: {hosts: {pi-2: }}\n";
@@ -43,7 +44,8 @@ void run(const char* shape, int max_level) {
     auto t0 = std::chrono::steady_clock::now();
     auto inv = fleet::inventory::parse_inventory(text, "bomb.yml");
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    std::string result = inv ? "loaded, " + std::to_string(inv->hosts.size()) + " hosts" : "refused: " + inv.error().message;
+    std::string result =
+        inv ? "loaded, " + std::to_string(inv->hosts.size()) + " hosts" : "refused: " + inv.error().message;
     std::printf("%-8s %5d %7zu %12.2f  %s\n", shape, level, text.size(), ms, result.c_str());
     std::fflush(stdout);
     if (ms > 5000) break;
