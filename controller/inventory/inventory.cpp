@@ -7,6 +7,7 @@
 #include <functional>
 #include <set>
 
+#include "controller/yaml/load.hpp"
 #include "controller/yaml/where.hpp"
 
 namespace fleet::inventory {
@@ -29,6 +30,9 @@ Result<std::map<std::string, std::string>> read_vars(const Ctx& c, const YAML::N
   }
   return vars;
 }
+
+// What a key written twice in one mapping is called, by the key that holds the mapping.
+constexpr yaml::KeyNoun k_key_nouns[] = {{"", "group"}, {"children", "group"}, {"hosts", "host"}, {"vars", "variable"}};
 
 // Aliases Ansible users write, and our own shorter names.
 constexpr std::pair<const char*, const char*> k_aliases[] = {
@@ -157,12 +161,7 @@ const Host* Inventory::find(std::string_view name) const {
 
 Result<Inventory> parse_inventory(std::string_view text, std::string_view file) {
   Parser p{Ctx{std::string(file)}, {}, {}};
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(text));
-  } catch (const YAML::ParserException& e) {
-    return fail(Errc::parse, p.c.at(e.mark) + ": " + e.msg);
-  }
+  YAML::Node root = FLEET_TRY(yaml::load(text, p.c, {.key_nouns = k_key_nouns}));
   if (!root.IsMap()) return fail(Errc::invalid_input, p.c.file + ": an inventory is a YAML map of groups (all: ...)");
   try {
     // Top-level keys are groups; "all" is the root, and others become its children.
