@@ -45,13 +45,15 @@ struct Parser {
   Inventory inv;
   std::map<std::string, std::map<std::string, std::string>> host_vars;  // from host entries
 
-  Result<void> group(const std::string& name, const YAML::Node& n, int depth, std::vector<std::string>& path) {
+  Result<void> group(const std::string& name, const YAML::Node& name_node, const YAML::Node& n, int depth,
+                     std::vector<std::string>& path) {
     if (std::find(path.begin(), path.end(), name) != path.end()) {
       return bad(c, n, "group '" + name + "' contains itself through its children");
     }
     path.push_back(name);
     Group& g = inv.groups[name];
     g.name = name;
+    if (g.where.empty()) g.where = c.at(name_node);
     g.depth = std::max(g.depth, depth);
     if (n && !n.IsNull()) {
       if (!n.IsMap()) return bad(c, n, "group '" + name + "' must be a map with hosts, vars or children");
@@ -93,7 +95,7 @@ struct Parser {
           auto child = kv.first.as<std::string>();
           auto& list = inv.groups[name].children;
           if (std::find(list.begin(), list.end(), child) == list.end()) list.push_back(child);
-          FLEET_TRY(group(child, kv.second, depth + 1, path));
+          FLEET_TRY(group(child, kv.first, kv.second, depth + 1, path));
         }
       }
     }
@@ -101,24 +103,64 @@ struct Parser {
     return {};
   }
 
-  // Every group a host is in, directly or through children; "all" holds everyone.
-  void collect_groups(const std::string& group_name, std::set<std::string>& seen, std::vector<std::string>& order,
-                      const std::string& host) {
-    const Group& g = inv.groups.at(group_name);
-    bool member = std::find(g.hosts.begin(), g.hosts.end(), host) != g.hosts.end();
-    for (const auto& child : g.children) collect_groups(child, seen, order, host);
-    bool via_child = std::any_of(g.children.begin(), g.children.end(), [&](const std::string& ch) { return seen.contains(ch); });
-    if ((member || via_child || group_name == "all") && !seen.contains(group_name)) {
-      seen.insert(group_name);
-      order.push_back(group_name);
+  // Groups join by name across the text (`a: {children: {b:}}` at the top, `b: {children:
+  // {a:}}` beside it), so a cycle needs no nesting: it is looked for in the graph of names,
+  // each group left once. A chain of children is bounded as the YAML's nesting is, since the
+  // walks below recurse along it.
+  enum class Visit { unseen, open, done };
+  Result<void> check_cycles(const std::string& name, std::map<std::string, Visit>& seen,
+                            std::vector<std::string>& path) {
+    if (seen[name] == Visit::done) return {};
+    path.push_back(name);
+    const Group& g = inv.groups.at(name);
+    const std::string where = g.where.empty() ? c.file : g.where;
+    if (seen[name] == Visit::open) {
+      std::string chain;
+      for (auto it = std::find(path.begin(), path.end(), name); it != path.end(); ++it) {
+        chain += (chain.empty() ? "" : " > ") + *it;
+      }
+      return fail(Errc::invalid_input,
+                  where + ": group '" + name + "' contains itself through its children (" + chain + ")");
     }
+    if (path.size() > static_cast<std::size_t>(yaml::k_budget.max_depth)) {
+      return fail(Errc::invalid_input, where + ": groups nest deeper than " + std::to_string(yaml::k_budget.max_depth) +
+                                           " levels through their children");
+    }
+    seen[name] = Visit::open;
+    for (const auto& child : g.children) FLEET_TRY(check_cycles(child, seen, path));
+    seen[name] = Visit::done;
+    path.pop_back();
+    return {};
+  }
+
+  // The hosts of a group, its children's included, each group's computed once. Walking the
+  // children again for every path (as this once did) is exponential without any alias: two
+  // groups per level, both parents of both below, reach the last level by 2^levels paths
+  // (bench/inventory_load diamond).
+  const std::set<std::string>& hosts_below(const std::string& name,
+                                           std::map<std::string, std::set<std::string>>& memo) {
+    if (auto it = memo.find(name); it != memo.end()) return it->second;
+    std::set<std::string> out;
+    const Group& g = inv.groups.at(name);
+    out.insert(g.hosts.begin(), g.hosts.end());
+    for (const auto& child : g.children) {
+      const auto& below = hosts_below(child, memo);
+      out.insert(below.begin(), below.end());
+    }
+    return memo[name] = std::move(out);
   }
 
   Result<void> resolve() {
+    std::map<std::string, Visit> seen;
+    std::vector<std::string> path;
+    FLEET_TRY(check_cycles("all", seen, path));
+    std::map<std::string, std::set<std::string>> memo;
     for (auto& h : inv.hosts) {
-      std::set<std::string> seen;
+      // Every group a host is in, directly or through children; "all" holds everyone.
       std::vector<std::string> groups;
-      collect_groups("all", seen, groups, h.name);
+      for (const auto& [name, g] : inv.groups) {
+        if (name == "all" || hosts_below(name, memo).contains(h.name)) groups.push_back(name);
+      }
       // Ansible's order: shallower groups first, then by name; later ones win.
       std::sort(groups.begin(), groups.end(), [&](const std::string& a, const std::string& b) {
         int da = inv.groups.at(a).depth, db = inv.groups.at(b).depth;
@@ -170,11 +212,11 @@ Result<Inventory> parse_inventory(std::string_view text, std::string_view file) 
     for (const auto& kv : root) {
       auto name = kv.first.as<std::string>();
       if (name == "all") {
-        FLEET_TRY(p.group("all", kv.second, 0, path));
+        FLEET_TRY(p.group("all", kv.first, kv.second, 0, path));
       } else {
         auto& children = p.inv.groups["all"].children;
         if (std::find(children.begin(), children.end(), name) == children.end()) children.push_back(name);
-        FLEET_TRY(p.group(name, kv.second, 1, path));
+        FLEET_TRY(p.group(name, kv.first, kv.second, 1, path));
       }
     }
     if (p.inv.hosts.empty()) return fail(Errc::invalid_input, p.c.file + ": no hosts");

@@ -172,6 +172,10 @@ TEST_CASE("YAML aliases are expanded within a budget of nodes and levels") {
   }
   std::string deep_block = "all:\n";
   for (int i = 1; i <= 70; ++i) deep_block += std::string(2 * i, ' ') + "k:\n";
+  std::string long_chain = "all:\n  hosts: {pi-1: }\n  children:\n";
+  for (int i = 0; i < 70; ++i) {
+    long_chain += "    g" + std::to_string(i) + ": {children: {g" + std::to_string(i + 1) + ": }}\n";
+  }
   check_refused({
       // Level 4 reaches 10^4 nodes through aliases; the refusal names the alias that passes the budget.
       {alias_bomb(4), "hosts.yml:15:23: the document expands past 10000 nodes through YAML aliases"},
@@ -185,6 +189,10 @@ TEST_CASE("YAML aliases are expanded within a budget of nodes and levels") {
       {"all: " + std::string(100000, '['), "hosts.yml:1:"},
       {"all: " + std::string(100000, '['), "the document nests deeper than 64 levels"},
       {deep_block, "hosts.yml:64:"},
+      // Without an alias: names join groups, so the chain is in the graph, not in the YAML.
+      {long_chain, "groups nest deeper than 64 levels through their children"},
+      {"all:\n  hosts: {pi-1: }\n  children:\n    a:\n      children: {b: }\n    b:\n      children: {a: }\n",
+       "hosts.yml:4:5: group 'a' contains itself through its children (a > b > a)"},
   });
 }
 
@@ -201,6 +209,21 @@ TEST_CASE("aliases within the budget load as Ansible reads them") {
   auto small = parse_inventory(alias_bomb(3), "hosts.yml");
   REQUIRE(small);
   CHECK(small->groups.size() == 35);  // all, l0-l3, and ten groups per level
+}
+
+TEST_CASE("groups reached by many paths are resolved once each") {
+  // Two groups per level, both parents of both below: 2^30 paths to the last level.
+  std::string t = "all:\n  children:\n";
+  for (int i = 0; i < 30; ++i) {
+    for (const char* side : {"a", "b"}) {
+      t += "    g" + std::to_string(i) + side + ": {children: {g" + std::to_string(i + 1) + "a: , g" +
+           std::to_string(i + 1) + "b: }}\n";
+    }
+  }
+  t += "    g30a: {hosts: {pi-1: }}\n    g30b: {hosts: {pi-2: }}\n";
+  auto inv = parse_inventory(t, "hosts.yml");
+  REQUIRE(inv);
+  CHECK(inv->find("pi-1")->groups.size() == 1 + 30 * 2 + 1);  // all, every g0-g29, and g30a
 }
 
 TEST_CASE("the example inventories in inventory/ load") {
