@@ -4,6 +4,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <functional>
 #include <set>
 
@@ -16,6 +18,55 @@ namespace {
 using Ctx = yaml::Where;
 using yaml::bad;
 
+// Every numeric variable the controller reads. Each definition is checked where it is read
+// (a group's too, even where a host overrides it), so the error names the line of the bad
+// value and nothing reaches a board. The bounds are those the agent applies to the options
+// they become (node-agent/cli/cli.cpp `install`), so a value accepted here is not refused
+// later, on a board, in the middle of a rollout. An empty value means "not set".
+enum class Number { integer, real };
+struct NumericVar {
+  std::string_view name;
+  Number kind;
+  double min, max;
+  std::string_view want;
+};
+constexpr NumericVar k_numeric_vars[] = {
+    // sshd on the board; ansible_ssh_port is Ansible's older name, port our shorter one.
+    {"ansible_port", Number::integer, 1, 65535, "a TCP port (1 to 65535)"},
+    {"ansible_ssh_port", Number::integer, 1, 65535, "a TCP port (1 to 65535)"},
+    {"port", Number::integer, 1, 65535, "a TCP port (1 to 65535)"},
+    // Threads of the throughput measurement (a Pi 5 has 4 cores; the agent allows 1024).
+    {"fleet_bench_threads", Number::integer, 1, 1024, "a thread count from 1 to 1024"},
+    // Below it the verification fails; 0 means "report only". NaN would compare false with
+    // every measured rate, so the check would pass every board.
+    {"fleet_min_tokens_per_s", Number::real, 0, 1e6, "a rate in tokens per second from 0 to 1000000, such as 2.5"},
+};
+
+Result<void> check_number(const Ctx& c, const YAML::Node& value_node, const std::string& key, const std::string& value,
+                          const std::string& owner) {
+  for (const auto& v : k_numeric_vars) {
+    if (v.name != key || value.empty()) continue;
+    const char* first = value.data();
+    const char* last = value.data() + value.size();
+    double x = 0;
+    bool whole = false;
+    if (v.kind == Number::integer) {
+      long n = 0;
+      auto [p, ec] = std::from_chars(first, last, n);
+      whole = ec == std::errc{} && p == last;
+      x = static_cast<double>(n);
+    } else {
+      auto [p, ec] = std::from_chars(first, last, x);
+      whole = ec == std::errc{} && p == last;
+    }
+    if (!whole || !std::isfinite(x) || x < v.min || x > v.max) {
+      return bad(c, value_node,
+                 "variable '" + key + "' of " + owner + ": '" + value + "' is not " + std::string(v.want));
+    }
+  }
+  return {};
+}
+
 // Variables are kept as text, as Ansible templates them; nested maps and lists are refused.
 Result<std::map<std::string, std::string>> read_vars(const Ctx& c, const YAML::Node& n, const std::string& owner) {
   std::map<std::string, std::string> vars;
@@ -26,7 +77,9 @@ Result<std::map<std::string, std::string>> read_vars(const Ctx& c, const YAML::N
     if (!kv.second.IsScalar() && !kv.second.IsNull()) {
       return bad(c, kv.second, "variable '" + key + "' of " + owner + " must be a plain value");
     }
-    vars[key] = kv.second.IsNull() ? "" : kv.second.as<std::string>();
+    std::string value = kv.second.IsNull() ? "" : kv.second.as<std::string>();
+    FLEET_TRY(check_number(c, kv.second, key, value, owner));
+    vars[key] = value;
   }
   return vars;
 }

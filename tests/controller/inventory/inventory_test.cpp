@@ -123,7 +123,8 @@ TEST_CASE("inventory errors name file, line and column") {
     const char* yaml;
     const char* expect;
   } cases[] = {
-      {"all:\n  hosts:\n    pi-1:\n      ansible_port: twenty\n", "hosts.yml:3:5: host 'pi-1': port 'twenty' is not a TCP port"},
+      {"all:\n  hosts:\n    pi-1:\n      ansible_port: twenty\n",
+       "hosts.yml:4:21: variable 'ansible_port' of host 'pi-1': 'twenty' is not a TCP port"},
       {"all:\n  hosts:\n    pi-1:\n      ansible_port: 70000\n", "is not a TCP port"},
       {"all:\n  hostz:\n    pi-1:\n", "hosts.yml:2:3: unknown key 'hostz' in group 'all'"},
       {"all:\n  hosts:\n    - pi-1\n", "hosts.yml:3:5: hosts of group 'all' must be a map"},
@@ -224,6 +225,48 @@ TEST_CASE("groups reached by many paths are resolved once each") {
   auto inv = parse_inventory(t, "hosts.yml");
   REQUIRE(inv);
   CHECK(inv->find("pi-1")->groups.size() == 1 + 30 * 2 + 1);  // all, every g0-g29, and g30a
+}
+
+TEST_CASE("numeric variables are finite and in range, refused at the line of the value") {
+  auto host_var = [](const std::string& var, const std::string& value) {
+    return "all:\n  hosts:\n    pi-1:\n      " + var + ": " + value + "\n";
+  };
+  check_refused({
+      {"all:\n  vars:\n    fleet_min_tokens_per_s: nan\n  hosts: {pi-1: }\n",
+       "hosts.yml:3:29: variable 'fleet_min_tokens_per_s' of group 'all': 'nan' is not a rate in tokens per second"},
+      {host_var("fleet_min_tokens_per_s", ".nan"), "hosts.yml:4:31: variable 'fleet_min_tokens_per_s' of host 'pi-1'"},
+      {host_var("fleet_min_tokens_per_s", "inf"),
+       "hosts.yml:4:31: variable 'fleet_min_tokens_per_s' of host 'pi-1': 'inf'"},
+      {host_var("fleet_min_tokens_per_s", "-1"),
+       "hosts.yml:4:31: variable 'fleet_min_tokens_per_s' of host 'pi-1': '-1'"},
+      {host_var("fleet_min_tokens_per_s", "1e7"),
+       "hosts.yml:4:31: variable 'fleet_min_tokens_per_s' of host 'pi-1': '1e7'"},
+      {host_var("fleet_min_tokens_per_s", "2.5x"),
+       "hosts.yml:4:31: variable 'fleet_min_tokens_per_s' of host 'pi-1': '2.5x'"},
+      {host_var("fleet_bench_threads", "0"),
+       "hosts.yml:4:28: variable 'fleet_bench_threads' of host 'pi-1': '0' is not a thread count"},
+      {host_var("fleet_bench_threads", "2000"),
+       "hosts.yml:4:28: variable 'fleet_bench_threads' of host 'pi-1': '2000'"},
+      {host_var("fleet_bench_threads", "4.5"), "hosts.yml:4:28: variable 'fleet_bench_threads' of host 'pi-1': '4.5'"},
+      {host_var("fleet_bench_threads", "-4"), "hosts.yml:4:28: variable 'fleet_bench_threads' of host 'pi-1': '-4'"},
+      {host_var("fleet_bench_threads", "99999999999999999999"), "hosts.yml:4:28: variable 'fleet_bench_threads'"},
+      {host_var("ansible_port", "0"), "hosts.yml:4:21: variable 'ansible_port' of host 'pi-1': '0' is not a TCP port"},
+      {host_var("ansible_port", "65536"), "hosts.yml:4:21: variable 'ansible_port' of host 'pi-1': '65536'"},
+      {host_var("ansible_port", "22.0"), "hosts.yml:4:21: variable 'ansible_port' of host 'pi-1': '22.0'"},
+      {host_var("ansible_ssh_port", "-22"), "hosts.yml:4:25: variable 'ansible_ssh_port' of host 'pi-1': '-22'"},
+      {host_var("port", "99999"), "hosts.yml:4:13: variable 'port' of host 'pi-1': '99999'"},
+      // A bad group value is refused even where every host overrides it.
+      {"all:\n  vars:\n    fleet_bench_threads: 0\n  hosts:\n    pi-1:\n      fleet_bench_threads: 4\n",
+       "hosts.yml:3:26: variable 'fleet_bench_threads' of group 'all': '0'"},
+  });
+  auto ok = parse_inventory(
+      "all:\n  vars:\n    fleet_min_tokens_per_s: 2.5\n    fleet_bench_threads: 4\n  hosts:\n    pi-1:\n"
+      "      fleet_min_tokens_per_s: 0\n      ansible_port: 2222\n    pi-2:\n      fleet_min_tokens_per_s:\n",
+      "hosts.yml");
+  REQUIRE(ok);
+  CHECK(ok->find("pi-1")->port == 2222);
+  CHECK(ok->find("pi-1")->vars.at("fleet_min_tokens_per_s") == "0");
+  CHECK(ok->find("pi-2")->vars.at("fleet_min_tokens_per_s").empty());  // empty: not set
 }
 
 TEST_CASE("the example inventories in inventory/ load") {
