@@ -41,6 +41,7 @@ class Scan final : public YAML::EventHandler {
       refuse(mark, "an alias inside its own anchor: the document would never end");
     }
     const Anchored& a = anchors_[anchor];
+    if (a.container) refuse_container_key(mark);
     begin_node(mark, 0, a.nodes, a.height, true, a.scalar);
     end_node(0, a.nodes, a.height, a.scalar);
   }
@@ -64,6 +65,7 @@ class Scan final : public YAML::EventHandler {
     std::size_t nodes = 0;
     int height = 0;                     // levels, the anchored node's own included
     std::optional<std::string> scalar;  // its value, when it is a scalar (an alias can be a key)
+    bool container = false;             // a list or a map
   };
 
   struct Frame {
@@ -107,7 +109,6 @@ class Scan final : public YAML::EventHandler {
       Frame& top = stack_.back();
       top.deepest = std::max(top.deepest, depth() + height - 1);
       if (top.is_map && top.next_is_key) {
-        // A key that is a map or a list (`? [a]`) has no text to compare; nothing we read uses one.
         top.pending_key = scalar.value_or("");
         if (scalar) {
           auto [it, first] = top.keys.emplace(*scalar, mark);
@@ -131,7 +132,16 @@ class Scan final : public YAML::EventHandler {
     if (!stack_.empty() && stack_.back().is_map) stack_.back().next_is_key = !stack_.back().next_is_key;
   }
 
+  // A key that is a list or a map (`? [a]`) has no text to compare or to report, and nothing
+  // we read has one (as<std::string>() on it throws).
+  void refuse_container_key(const YAML::Mark& mark) const {
+    if (!stack_.empty() && stack_.back().is_map && stack_.back().next_is_key) {
+      refuse(mark, "a key that is a list or a map (keys are plain values)");
+    }
+  }
+
   void open(const YAML::Mark& mark, YAML::anchor_t anchor, bool is_map) {
+    refuse_container_key(mark);
     std::size_t before = nodes_;
     begin_node(mark, anchor, 1, 1, false, std::nullopt);
     Frame f;
@@ -155,6 +165,7 @@ class Scan final : public YAML::EventHandler {
     stack_.pop_back();
     if (!stack_.empty()) stack_.back().deepest = std::max(stack_.back().deepest, f.deepest);
     end_node(f.anchor, nodes_ - f.nodes_before, f.deepest - f.depth + 1, std::nullopt);
+    if (f.anchor != 0) anchors_[f.anchor].container = true;
   }
 
   std::string_view noun(const std::string& parent_key) const {

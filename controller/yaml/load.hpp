@@ -8,6 +8,7 @@
 //    counts the document as a walk sees it, an alias as the nodes of its anchor each time it
 //    is reached, and stops at the first node past the budget, before any walk;
 //  - an alias inside its own anchor (`&a [*a]`): YAML::Load makes it a cycle, a walk never ends;
+//  - a key that is a list or a map, which nothing we read has;
 //  - a key written twice in one mapping. yaml-cpp keeps both pairs (iteration yields both,
 //    node["key"] finds the first), so which one wins depends on how the reader looks it up.
 // yaml-cpp 0.7 has its own guard at 500 levels ("bad file", no stack overflow even with a

@@ -112,6 +112,8 @@ TEST_CASE("profile errors name file, line and field") {
       // 110 + 1,110 nodes on lines 2-3; on line 4 the eighth alias of 1,111 passes 10,000.
       {alias_bomb_lines(6) + k_valid, "t.yaml:4:45: the document expands past 10000 nodes through YAML aliases"},
       {"name: &n [*n]\n", "t.yaml:1:11: an alias inside its own anchor"},
+      // as<std::string>() on such a key threw out of parse_profile.
+      {"? [a]\n: b\n", "t.yaml:1:3: a key that is a list or a map"},
       {"- a list", "a profile is a YAML map"},
   };
   for (const auto& c : cases) {

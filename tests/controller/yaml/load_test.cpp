@@ -59,6 +59,16 @@ TEST_CASE("a key written twice is refused, however it is spelled") {
   CHECK(load("a: {x: 1}\nb: {x: 1}\nc: [{x: 1}, {x: 2}]\n"));
 }
 
+TEST_CASE("a key that is a list or a map is refused") {
+  for (const char* text : {"? [a]\n: b\n", "{[a]: b}\n", "? {a: 1}\n: b\n", "x: &l [a]\ny: {*l : b}\n"}) {
+    INFO(text);
+    auto r = load(text);
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message, Catch::Contains("a key that is a list or a map (keys are plain values)"));
+  }
+  CHECK(load("x: &s a\ny: {*s : b}\n"));  // an alias of a scalar is a plain key
+}
+
 TEST_CASE("a repeated key is named by the key that holds its mapping") {
   constexpr yaml::KeyNoun nouns[] = {{"", "group"}, {"hosts", "host"}};
   auto named = [&](const char* text) {
