@@ -29,6 +29,7 @@ struct Group {
   std::vector<std::string> children;  // child groups
   std::map<std::string, std::string> vars;
   int depth = 0;                      // all = 0, its children 1, ...
+  std::string where;                  // "file:line:col" of its first mention ("" for an implied all)
 };
 
 struct Inventory {

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/fs.hpp"
+#include "controller/yaml/load.hpp"
 #include "controller/yaml/where.hpp"
 
 namespace fleet::kernel {
@@ -98,12 +99,7 @@ Result<Contract> get_contract(const Ctx& c, const YAML::Node& n) {
 Result<Profile> parse_profile(std::string_view yaml_text, const std::filesystem::path& file,
                               const std::filesystem::path& kernel_dir) {
   Ctx c{file.string()};
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml_text));
-  } catch (const YAML::ParserException& e) {
-    return fail(Errc::parse, c.at(e.mark) + ": " + e.msg);
-  }
+  YAML::Node root = FLEET_TRY(yaml::load(yaml_text, c, {.key_noun = "field"}));
   if (!root.IsMap()) return fail(Errc::invalid_input, c.file + ": a profile is a YAML map");
   FLEET_TRY(check_keys(c, root, {"name", "description", "source", "base", "fragments", "optional_symbols",
                                  "settings", "build", "cmdline", "contract"}));

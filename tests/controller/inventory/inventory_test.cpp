@@ -39,6 +39,33 @@ const char* k_ansible = R"(all:
         rack1:
 )";
 
+// A "billion laughs" inventory: each level's group holds ten aliases of the level below under
+// `children`, so the document a walk sees grows 10x per level and the text by one line.
+std::string alias_bomb(int levels) {
+  std::string t = "all:\n  hosts:\n    pi-1:\n  children:\n    l0: &l0\n      hosts:\n        pi-1:\n";
+  for (int i = 1; i <= levels; ++i) {
+    std::string n = std::to_string(i), prev = std::to_string(i - 1);
+    t += "    l" + n + ": &l" + n + "\n      children: {";
+    for (char c = 'a'; c < 'a' + 10; ++c) t += std::string(c == 'a' ? "" : ", ") + "l" + n + c + ": *l" + prev;
+    t += "}\n";
+  }
+  return t;
+}
+
+struct Case {
+  std::string yaml;
+  std::string expect;
+};
+
+void check_refused(const std::vector<Case>& cases) {
+  for (const auto& c : cases) {
+    INFO(c.yaml);
+    auto inv = parse_inventory(c.yaml, "hosts.yml");
+    REQUIRE_FALSE(inv);
+    CHECK_THAT(inv.error().message, Catch::Contains(c.expect));
+  }
+}
+
 std::vector<std::string> names(const std::vector<const Host*>& hosts) {
   std::vector<std::string> out;
   for (auto* h : hosts) out.push_back(h->name);
@@ -96,7 +123,8 @@ TEST_CASE("inventory errors name file, line and column") {
     const char* yaml;
     const char* expect;
   } cases[] = {
-      {"all:\n  hosts:\n    pi-1:\n      ansible_port: twenty\n", "hosts.yml:3:5: host 'pi-1': port 'twenty' is not a TCP port"},
+      {"all:\n  hosts:\n    pi-1:\n      ansible_port: twenty\n",
+       "hosts.yml:4:21: variable 'ansible_port' of host 'pi-1': 'twenty' is not a TCP port"},
       {"all:\n  hosts:\n    pi-1:\n      ansible_port: 70000\n", "is not a TCP port"},
       {"all:\n  hostz:\n    pi-1:\n", "hosts.yml:2:3: unknown key 'hostz' in group 'all'"},
       {"all:\n  hosts:\n    - pi-1\n", "hosts.yml:3:5: hosts of group 'all' must be a map"},
@@ -114,6 +142,133 @@ TEST_CASE("inventory errors name file, line and column") {
     REQUIRE_FALSE(inv);
     CHECK_THAT(inv.error().message, Catch::Contains(c.expect));
   }
+}
+
+TEST_CASE("a key written twice in one mapping is refused naming both lines") {
+  check_refused({
+      {"all:\n  hosts:\n    pi-1:\n    pi-2:\n    pi-1:\n",
+       "hosts.yml:5:5: host 'pi-1' is defined twice in this mapping (first at line 3)"},
+      {"all:\n  hosts:\n    pi-1:\n      ansible_host: 10.0.0.1\n    'pi-1':\n      ansible_host: 10.0.0.2\n",
+       "hosts.yml:5:5: host 'pi-1' is defined twice in this mapping (first at line 3)"},
+      {"all: {hosts: {pi-1: , \"pi-1\": }}\n",
+       "hosts.yml:1:23: host 'pi-1' is defined twice in this mapping (first at line 1)"},
+      {"all:\n  children:\n    rack1:\n      hosts: {pi-1: }\n    rack1:\n      hosts: {pi-2: }\n",
+       "hosts.yml:5:5: group 'rack1' is defined twice in this mapping (first at line 3)"},
+      {"rack1:\n  hosts: {pi-1: }\nrack1:\n  hosts: {pi-2: }\n",
+       "hosts.yml:3:1: group 'rack1' is defined twice in this mapping (first at line 1)"},
+      {"all:\n  vars:\n    fleet_bench: 3b\n    fleet_bench: 1b\n  hosts: {pi-1: }\n",
+       "hosts.yml:4:5: variable 'fleet_bench' is defined twice in this mapping (first at line 3)"},
+      {"all:\n  hosts:\n    pi-1:\n      ansible_port: 22\n      ansible_port: 2222\n",
+       "hosts.yml:5:7: key 'ansible_port' is defined twice in this mapping (first at line 4)"},
+      {"all:\n  hosts: {pi-1: }\n  hosts: {pi-2: }\n",
+       "hosts.yml:3:3: key 'hosts' is defined twice in this mapping (first at line 2)"},
+      // The same host in two groups is two mappings: allowed (k_ansible has pi-1 in rack1 and canary).
+  });
+}
+
+TEST_CASE("YAML aliases are expanded within a budget of nodes and levels") {
+  std::string deep_alias = "all:\n  hosts: {pi-1: }\n  vars:\n    a0: &a0 x\n";
+  for (int i = 1; i <= 70; ++i) {
+    deep_alias += "    a" + std::to_string(i) + ": &a" + std::to_string(i) + " [*a" + std::to_string(i - 1) + "]\n";
+  }
+  std::string deep_block = "all:\n";
+  for (int i = 1; i <= 70; ++i) deep_block += std::string(2 * i, ' ') + "k:\n";
+  std::string long_chain = "all:\n  hosts: {pi-1: }\n  children:\n";
+  for (int i = 0; i < 70; ++i) {
+    long_chain += "    g" + std::to_string(i) + ": {children: {g" + std::to_string(i + 1) + ": }}\n";
+  }
+  check_refused({
+      // Level 4 reaches 10^4 nodes through aliases; the refusal names the alias that passes the budget.
+      {alias_bomb(4), "hosts.yml:15:23: the document expands past 10000 nodes through YAML aliases"},
+      {alias_bomb(9), "hosts.yml:15:23: the document expands past 10000 nodes through YAML aliases"},
+      {"all: &a\n  children:\n    x: *a\n", "hosts.yml:3:8: an alias inside its own anchor"},
+      {deep_alias, "hosts.yml:65:16: the document nests deeper than 64 levels through YAML aliases"},
+      {"all: " + std::string(70, '[') + std::string(70, ']'),
+       "hosts.yml:1:69: the document nests deeper than 64 levels"},
+      // yaml-cpp's own guard (500 levels) only says "bad file"; this one comes first.
+      {"all: " + std::string(100000, '[') + std::string(100000, ']'),
+       "hosts.yml:1:69: the document nests deeper than 64 levels"},
+      // Unclosed, yaml-cpp reads the brackets as a flow mapping whose key is a list, and its
+      // columns drift: refused, at line 1, without a crash.
+      {"all: " + std::string(100000, '['), "hosts.yml:1:"},
+      {deep_block, "hosts.yml:64:"},
+      // Without an alias: names join groups, so the chain is in the graph, not in the YAML.
+      {long_chain, "groups nest deeper than 64 levels through their children"},
+      {"all:\n  hosts: {pi-1: }\n  children:\n    a:\n      children: {b: }\n    b:\n      children: {a: }\n",
+       "hosts.yml:4:5: group 'a' contains itself through its children (a > b > a)"},
+  });
+}
+
+TEST_CASE("aliases within the budget load as Ansible reads them") {
+  auto inv = parse_inventory(
+      "all:\n  children:\n    rack1:\n      vars: &pi5 {fleet_bench: 3b, fleet_bench_threads: 4}\n      hosts: {pi-1: "
+      "}\n"
+      "    rack2:\n      vars: *pi5\n      hosts: {pi-2: }\n",
+      "hosts.yml");
+  REQUIRE(inv);
+  CHECK(inv->find("pi-2")->vars.at("fleet_bench") == "3b");
+  CHECK(inv->find("pi-2")->vars.at("fleet_bench_threads") == "4");
+  // Three levels of the bomb are 1,000 nodes through aliases: within the budget.
+  auto small = parse_inventory(alias_bomb(3), "hosts.yml");
+  REQUIRE(small);
+  CHECK(small->groups.size() == 35);  // all, l0-l3, and ten groups per level
+}
+
+TEST_CASE("groups reached by many paths are resolved once each") {
+  // Two groups per level, both parents of both below: 2^30 paths to the last level.
+  std::string t = "all:\n  children:\n";
+  for (int i = 0; i < 30; ++i) {
+    for (const char* side : {"a", "b"}) {
+      t += "    g" + std::to_string(i) + side + ": {children: {g" + std::to_string(i + 1) + "a: , g" +
+           std::to_string(i + 1) + "b: }}\n";
+    }
+  }
+  t += "    g30a: {hosts: {pi-1: }}\n    g30b: {hosts: {pi-2: }}\n";
+  auto inv = parse_inventory(t, "hosts.yml");
+  REQUIRE(inv);
+  CHECK(inv->find("pi-1")->groups.size() == 1 + 30 * 2 + 1);  // all, every g0-g29, and g30a
+}
+
+TEST_CASE("numeric variables are finite and in range, refused at the line of the value") {
+  auto host_var = [](const std::string& var, const std::string& value) {
+    return "all:\n  hosts:\n    pi-1:\n      " + var + ": " + value + "\n";
+  };
+  check_refused({
+      {"all:\n  vars:\n    fleet_min_tokens_per_s: nan\n  hosts: {pi-1: }\n",
+       "hosts.yml:3:29: variable 'fleet_min_tokens_per_s' of group 'all': 'nan' is not a rate in tokens per second"},
+      {host_var("fleet_min_tokens_per_s", ".nan"), "hosts.yml:4:31: variable 'fleet_min_tokens_per_s' of host 'pi-1'"},
+      {host_var("fleet_min_tokens_per_s", "inf"),
+       "hosts.yml:4:31: variable 'fleet_min_tokens_per_s' of host 'pi-1': 'inf'"},
+      {host_var("fleet_min_tokens_per_s", "-1"),
+       "hosts.yml:4:31: variable 'fleet_min_tokens_per_s' of host 'pi-1': '-1'"},
+      {host_var("fleet_min_tokens_per_s", "1e7"),
+       "hosts.yml:4:31: variable 'fleet_min_tokens_per_s' of host 'pi-1': '1e7'"},
+      {host_var("fleet_min_tokens_per_s", "2.5x"),
+       "hosts.yml:4:31: variable 'fleet_min_tokens_per_s' of host 'pi-1': '2.5x'"},
+      {host_var("fleet_bench_threads", "0"),
+       "hosts.yml:4:28: variable 'fleet_bench_threads' of host 'pi-1': '0' is not a thread count"},
+      {host_var("fleet_bench_threads", "2000"),
+       "hosts.yml:4:28: variable 'fleet_bench_threads' of host 'pi-1': '2000'"},
+      {host_var("fleet_bench_threads", "4.5"), "hosts.yml:4:28: variable 'fleet_bench_threads' of host 'pi-1': '4.5'"},
+      {host_var("fleet_bench_threads", "-4"), "hosts.yml:4:28: variable 'fleet_bench_threads' of host 'pi-1': '-4'"},
+      {host_var("fleet_bench_threads", "99999999999999999999"), "hosts.yml:4:28: variable 'fleet_bench_threads'"},
+      {host_var("ansible_port", "0"), "hosts.yml:4:21: variable 'ansible_port' of host 'pi-1': '0' is not a TCP port"},
+      {host_var("ansible_port", "65536"), "hosts.yml:4:21: variable 'ansible_port' of host 'pi-1': '65536'"},
+      {host_var("ansible_port", "22.0"), "hosts.yml:4:21: variable 'ansible_port' of host 'pi-1': '22.0'"},
+      {host_var("ansible_ssh_port", "-22"), "hosts.yml:4:25: variable 'ansible_ssh_port' of host 'pi-1': '-22'"},
+      {host_var("port", "99999"), "hosts.yml:4:13: variable 'port' of host 'pi-1': '99999'"},
+      // A bad group value is refused even where every host overrides it.
+      {"all:\n  vars:\n    fleet_bench_threads: 0\n  hosts:\n    pi-1:\n      fleet_bench_threads: 4\n",
+       "hosts.yml:3:26: variable 'fleet_bench_threads' of group 'all': '0'"},
+  });
+  auto ok = parse_inventory(
+      "all:\n  vars:\n    fleet_min_tokens_per_s: 2.5\n    fleet_bench_threads: 4\n  hosts:\n    pi-1:\n"
+      "      fleet_min_tokens_per_s: 0\n      ansible_port: 2222\n    pi-2:\n      fleet_min_tokens_per_s:\n",
+      "hosts.yml");
+  REQUIRE(ok);
+  CHECK(ok->find("pi-1")->port == 2222);
+  CHECK(ok->find("pi-1")->vars.at("fleet_min_tokens_per_s") == "0");
+  CHECK(ok->find("pi-2")->vars.at("fleet_min_tokens_per_s").empty());  // empty: not set
 }
 
 TEST_CASE("the example inventories in inventory/ load") {

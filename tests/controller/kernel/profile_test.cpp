@@ -39,6 +39,17 @@ std::string replace(std::string s, const std::string& from, const std::string& t
   return s.replace(at, from.size(), to);
 }
 
+// Lists of ten aliases of the list before: 10x more nodes through aliases per line.
+std::string alias_bomb_lines(int levels) {
+  std::string t = "x0: &b0 [a, a, a, a, a, a, a, a, a, a]\n";
+  for (int i = 1; i <= levels; ++i) {
+    t += "x" + std::to_string(i) + ": &b" + std::to_string(i) + " [";
+    for (int k = 0; k < 10; ++k) t += std::string(k ? ", " : "") + "*b" + std::to_string(i - 1);
+    t += "]\n";
+  }
+  return t;
+}
+
 }  // namespace
 
 TEST_CASE("the repository's profiles load") {
@@ -80,8 +91,10 @@ TEST_CASE("profile errors name file, line and field") {
     const char* expect;
   };
   const Case cases[] = {
-      {replace(k_valid, "thp_mode: madvise", "thp_mode: sometimes"), "t.yaml:11:13: settings.thp_mode must be always or madvise"},
-      {replace(k_valid, "  thp: madvise\n", "  thp: always\n"), "contract.thp is always but settings.thp_mode is madvise"},
+      {replace(k_valid, "thp_mode: madvise", "thp_mode: sometimes"),
+       "t.yaml:11:13: settings.thp_mode must be always or madvise"},
+      {replace(k_valid, "  thp: madvise\n", "  thp: always\n"),
+       "contract.thp is always but settings.thp_mode is madvise"},
       {replace(k_valid, "  hz: 100", "  hz: fast"), "t.yaml:21:7: field 'hz' must be an integer"},
       {replace(k_valid, "  tick: NO_HZ_IDLE", "  tick: NO_HZ"), "field 'tick' must be"},
       {replace(k_valid, "localversion: -t", "localversion: t x"), "settings.localversion must start with '-'"},
@@ -91,6 +104,16 @@ TEST_CASE("profile errors name file, line and field") {
        "a git source needs a pinned 'ref'"},
       {replace(k_valid, "  target: allnoconfig", "  target: Image"), "base.target must be a config target"},
       {"name: [unclosed", "t.yaml:1:"},
+      // The guards every YAML input gets (controller/yaml/load.hpp), before any field is read.
+      {replace(k_valid, "description: test\n", "description: test\nname: u\n"),
+       "t.yaml:3:1: field 'name' is defined twice in this mapping (first at line 1)"},
+      {replace(k_valid, "  thp_mode: madvise\n", "  thp_mode: madvise\n  thp_mode: always\n"),
+       "t.yaml:12:3: field 'thp_mode' is defined twice in this mapping (first at line 11)"},
+      // 110 + 1,110 nodes on lines 2-3; on line 4 the eighth alias of 1,111 passes 10,000.
+      {alias_bomb_lines(6) + k_valid, "t.yaml:4:45: the document expands past 10000 nodes through YAML aliases"},
+      {"name: &n [*n]\n", "t.yaml:1:11: an alias inside its own anchor"},
+      // as<std::string>() on such a key threw out of parse_profile.
+      {"? [a]\n: b\n", "t.yaml:1:3: a key that is a list or a map"},
       {"- a list", "a profile is a YAML map"},
   };
   for (const auto& c : cases) {

@@ -1,7 +1,8 @@
+#include "controller/rollout/bench_vars.hpp"
+
 #include <catch2/catch.hpp>
 
 #include "common/fs.hpp"
-#include "controller/rollout/bench_vars.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace fleet;
@@ -57,11 +58,25 @@ TEST_CASE("a wrong measurement variable names the board, where it is and the var
     CHECK_THAT(r.error().message, Catch::Contains(want));
   };
   check("      fleet_bench: 70b\n", "fleet_bench '70b' is not a model shape (7b, 3b, 1b, 110m, 15m, auto or none)");
-  check("      fleet_min_tokens_per_s: fast\n", "fleet_min_tokens_per_s 'fast' is not a rate");
-  check("      fleet_min_tokens_per_s: -1\n", "is not a rate");
-  check("      fleet_bench_threads: 0\n", "fleet_bench_threads '0' is not a thread count");
   check("      fleet_model: models/x.gguf\n", "must be an absolute path on the board");
   check("      fleet_bench: none\n      fleet_min_tokens_per_s: 2\n", "needs a measurement");
+  // parse_inventory refuses bad numbers at the line of the value (inventory_test.cpp);
+  // bench_install_args checks them again where they become options, on a Host built here.
+  auto check_host = [](const std::string& var, const std::string& value, const std::string& want) {
+    inventory::Host h;
+    h.name = "pi-9";
+    h.where = "rack.yml:3:5";
+    h.vars[var] = value;
+    auto r = rollout::bench_install_args(h);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == Errc::invalid_input);
+    CHECK_THAT(r.error().message, Catch::StartsWith("board pi-9 (rack.yml:3:"));
+    CHECK_THAT(r.error().message, Catch::Contains(want));
+  };
+  check_host("fleet_min_tokens_per_s", "fast", "fleet_min_tokens_per_s 'fast' is not a rate");
+  check_host("fleet_min_tokens_per_s", "-1", "is not a rate");
+  check_host("fleet_min_tokens_per_s", "nan", "is not a rate");
+  check_host("fleet_bench_threads", "0", "fleet_bench_threads '0' is not a thread count");
 }
 
 TEST_CASE("the example inventory's measurement variables are valid") {
