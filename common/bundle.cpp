@@ -8,6 +8,7 @@
 
 #include "common/fs.hpp"
 #include "common/hash.hpp"
+#include "common/text.hpp"
 
 namespace fleet::bundle {
 namespace {
@@ -78,16 +79,6 @@ std::string bundle_path_problem(std::string_view path) {
   return "";
 }
 
-std::string command_word_problem(std::string_view word) {
-  if (word.empty()) return "is empty";
-  if (word.size() > 1024) return "is longer than 1024 characters";
-  for (unsigned char c : word) {
-    if (c == ' ') return "holds a space (give each word on its own)";
-    if (c < 0x20 || c == 0x7f) return "holds a control character (a newline would split the command line)";
-    if (c >= 0x80) return "holds a byte outside printable ASCII";
-  }
-  return "";
-}
 
 Result<Manifest> parse_manifest(std::string_view json_text, std::string_view source) {
   const std::string where(source);
@@ -136,7 +127,7 @@ Result<Manifest> parse_manifest(std::string_view json_text, std::string_view sou
     for (const auto& w : c) {
       if (!w.is_string()) return fail(Errc::invalid_input, where + ": field 'cmdline_extra' must be a list of strings");
       const auto word = w.get<std::string>();
-      if (auto why = command_word_problem(word); !why.empty()) {
+      if (auto why = text::command_word_problem(word); !why.empty()) {
         return fail(Errc::invalid_input, where + ": field 'cmdline_extra': the word " + shown(word) + " " + why);
       }
       m.cmdline_extra.push_back(word);

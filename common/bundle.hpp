@@ -46,15 +46,13 @@ struct Manifest {
 //   profile         letters, digits, '.', '_', '-'; 1 to 64 characters; not "." or ".."
 //   file paths      relative, '/'-separated names of [A-Za-z0-9._+,=@~-], no "." or ".."
 //                   component, at most 32 deep and 1024 long; unique on FAT (case-folded)
-//   cmdline_extra   one word each: printable ASCII, no space, no control character
+//   cmdline_extra   one word each (text::command_word_problem)
 bool is_build_key(std::string_view s);
 bool is_sha256_hex(std::string_view s);
 bool is_kernel_release(std::string_view s);
 bool is_profile_name(std::string_view s);
 // "" if `path` is a plain relative path inside a bundle, else why not.
 std::string bundle_path_problem(std::string_view path);
-// "" if `word` can be one word of a kernel command line (or of an argv), else why not.
-std::string command_word_problem(std::string_view word);
 // A file's size in the manifest is refused above this: sums of sizes cannot overflow.
 inline constexpr std::uint64_t k_max_file_size = std::uint64_t{1} << 40;
 

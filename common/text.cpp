@@ -25,4 +25,15 @@ std::vector<std::string> split_words(std::string_view s) {
   return out;
 }
 
+std::string command_word_problem(std::string_view word) {
+  if (word.empty()) return "is empty";
+  if (word.size() > 1024) return "is longer than 1024 characters";
+  for (unsigned char c : word) {
+    if (c == ' ') return "holds a space (give each word on its own)";
+    if (c < 0x20 || c == 0x7f) return "holds a control character (a newline would split the command line)";
+    if (c >= 0x80) return "holds a byte outside printable ASCII";
+  }
+  return "";
+}
+
 }  // namespace fleet::text

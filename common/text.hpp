@@ -12,4 +12,9 @@ std::string_view trim(std::string_view s);
 // Words separated by spaces, tabs or line ends (a kernel command line, a config value).
 std::vector<std::string> split_words(std::string_view s);
 
+// "" if `word` can be one word of a kernel command line or of a command run on a board
+// (from a bundle or an inventory): printable ASCII, no space, no control character, at most
+// 1024 characters; else why not. A newline in such a word once made cmdline.txt two lines.
+std::string command_word_problem(std::string_view word);
+
 }  // namespace fleet::text

@@ -1,5 +1,7 @@
 #include "controller/inventory/inventory.hpp"
 
+#include "common/text.hpp"
+
 #include <fnmatch.h>
 #include <yaml-cpp/yaml.h>
 
@@ -125,6 +127,10 @@ struct Parser {
           auto host = kv.first.as<std::string>();
           if (host.empty() || host.find_first_of(" \t/\\'\"`$;&|<>") != std::string::npos) {
             return bad(c, kv.first, "'" + host + "' is not a usable host name");
+          }
+          // The name becomes a word of commands on the board (setup --board-id) and of reports.
+          if (auto why = text::command_word_problem(host); !why.empty()) {
+            return bad(c, kv.first, "host name " + why);
           }
           if (!kv.second.IsNull() && !kv.second.IsMap()) {
             return bad(c, kv.second, "host '" + host + "' must be a map of variables or empty");

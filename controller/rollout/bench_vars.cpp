@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/model_shape.hpp"
+#include "common/text.hpp"
 
 namespace fleet::rollout {
 
@@ -33,6 +34,8 @@ Result<std::vector<std::string>> bench_install_args(const inventory::Host& h) {
   }
   if (!model.empty()) {
     if (!model.starts_with("/")) return bad("fleet_model", model, "must be an absolute path on the board");
+    // A word of the install command run on the board.
+    if (auto why = text::command_word_problem(model); !why.empty()) return bad("fleet_model", model, why);
     args.insert(args.end(), {"--model", model});
   } else {
     args.insert(args.end(), {"--bench", shape.empty() ? "auto" : shape});
@@ -48,7 +51,7 @@ Result<std::vector<std::string>> bench_install_args(const inventory::Host& h) {
   if (!min.empty()) {
     double v = 0;
     auto [p, ec] = std::from_chars(min.data(), min.data() + min.size(), v);
-    if (ec != std::errc{} || p != min.data() + min.size() || !std::isfinite(v) || v < 0) {
+    if (ec != std::errc{} || p != min.data() + min.size() || !std::isfinite(v) || v < 0 || v > 1e6) {
       return bad("fleet_min_tokens_per_s", min, "is not a rate such as 2.5 (tokens per second)");
     }
     args.insert(args.end(), {"--min-tokens-per-s", min});

@@ -8,6 +8,7 @@
 #include "common/bundle.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
+#include "common/text.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace fleet;
@@ -150,9 +151,9 @@ TEST_CASE("bundle: name checks") {
   CHECK(bundle::bundle_path_problem("boot/overlays/vc4-kms-v3d-pi5.dtbo").empty());
   CHECK_FALSE(bundle::bundle_path_problem("boot/").empty());
   CHECK_FALSE(bundle::bundle_path_problem("boot/./x").empty());
-  CHECK(bundle::command_word_problem("numa_policy=interleave").empty());
-  CHECK_FALSE(bundle::command_word_problem("a\tb").empty());
-  CHECK_FALSE(bundle::command_word_problem("\x7f").empty());
+  CHECK(text::command_word_problem("numa_policy=interleave").empty());
+  CHECK_FALSE(text::command_word_problem("a\tb").empty());
+  CHECK_FALSE(text::command_word_problem("\x7f").empty());
 }
 
 TEST_CASE("bundle: anything but regular files and folders is refused before it is read") {

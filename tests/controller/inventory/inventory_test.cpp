@@ -130,6 +130,7 @@ TEST_CASE("inventory errors name file, line and column") {
       {"all:\n  hosts:\n    - pi-1\n", "hosts.yml:3:5: hosts of group 'all' must be a map"},
       {"all:\n  hosts:\n    pi-1:\n      vars: {a: [1]}\n", "variable 'vars' of host 'pi-1' must be a plain value"},
       {"all:\n  hosts:\n    'pi;rm -rf /':\n", "is not a usable host name"},
+      {"all:\n  hosts:\n    \"pi\\n-1\":\n", "hosts.yml:3:5: host name holds a control character"},
       {"all:\n  hosts:\n    pi-1:\n      ansible_host: '1.2.3.4; reboot'\n", "address '1.2.3.4; reboot' is not usable"},
       {"a:\n  children:\n    b:\n      children:\n        a:\n", "group 'a' contains itself"},
       {"all:\n  hosts: {}\n", "no hosts"},

@@ -59,6 +59,8 @@ TEST_CASE("a wrong measurement variable names the board, where it is and the var
   };
   check("      fleet_bench: 70b\n", "fleet_bench '70b' is not a model shape (7b, 3b, 1b, 110m, 15m, auto or none)");
   check("      fleet_model: models/x.gguf\n", "must be an absolute path on the board");
+  check("      fleet_model: \"/m/x.gguf\\n--bench 7b\"\n", "holds a control character");
+  check("      fleet_model: /m/my model.gguf\n", "holds a space");
   check("      fleet_bench: none\n      fleet_min_tokens_per_s: 2\n", "needs a measurement");
   // parse_inventory refuses bad numbers at the line of the value (inventory_test.cpp);
   // bench_install_args checks them again where they become options, on a Host built here.
