@@ -91,6 +91,8 @@ TEST_CASE("profile errors name file, line and field") {
        "a git source needs a pinned 'ref'"},
       {replace(k_valid, "  target: allnoconfig", "  target: Image"), "base.target must be a config target"},
       {"name: [unclosed", "t.yaml:1:"},
+      // Found by tests/fuzz/profile_fuzz: a byte that is not UTF-8 threw out of parse_profile.
+      {replace(k_valid, "  tick: NO_HZ_IDLE", "  tick: NO_HZ\xff_IDLE"), "t.yaml:18:3: field 'tick' must be"},
       {"- a list", "a profile is a YAML map"},
   };
   for (const auto& c : cases) {
