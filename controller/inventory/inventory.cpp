@@ -97,12 +97,36 @@ struct Parser {
     return {};
   }
 
-  // Every group a host is in, directly or through children; "all" holds everyone.
+  // A group can be defined in several places (a top-level key and a child of another group);
+  // merged, their children can loop although no one definition does (a: {children: {b:}},
+  // b: {children: {a:}}), and collect_groups would recurse until the stack overflows
+  // (tests/fuzz/inventory_fuzz). Walked once per group: done groups are not walked again.
+  Result<void> check_cycles(const std::string& name, std::map<std::string, bool>& done,
+                            std::vector<std::string>& path) {
+    if (done.contains(name)) {
+      if (done[name]) return {};
+      std::string loop;
+      for (auto it = std::find(path.begin(), path.end(), name); it != path.end(); ++it) loop += *it + " -> ";
+      return fail(Errc::invalid_input, c.file + ": group '" + name + "' contains itself through its children (" +
+                                           loop + name + ")");
+    }
+    done[name] = false;  // on the path
+    path.push_back(name);
+    for (const auto& child : inv.groups.at(name).children) FLEET_TRY(check_cycles(child, done, path));
+    path.pop_back();
+    done[name] = true;
+    return {};
+  }
+
+  // Every group a host is in, directly or through children; "all" holds everyone. Each group
+  // is walked once (`walked`): groups shared by several parents would otherwise be walked
+  // once per path, 2^n times for n levels of diamonds.
   void collect_groups(const std::string& group_name, std::set<std::string>& seen, std::vector<std::string>& order,
-                      const std::string& host) {
+                      const std::string& host, std::set<std::string>& walked) {
+    if (!walked.insert(group_name).second) return;
     const Group& g = inv.groups.at(group_name);
     bool member = std::find(g.hosts.begin(), g.hosts.end(), host) != g.hosts.end();
-    for (const auto& child : g.children) collect_groups(child, seen, order, host);
+    for (const auto& child : g.children) collect_groups(child, seen, order, host, walked);
     bool via_child = std::any_of(g.children.begin(), g.children.end(), [&](const std::string& ch) { return seen.contains(ch); });
     if ((member || via_child || group_name == "all") && !seen.contains(group_name)) {
       seen.insert(group_name);
@@ -112,9 +136,9 @@ struct Parser {
 
   Result<void> resolve() {
     for (auto& h : inv.hosts) {
-      std::set<std::string> seen;
+      std::set<std::string> seen, walked;
       std::vector<std::string> groups;
-      collect_groups("all", seen, groups, h.name);
+      collect_groups("all", seen, groups, h.name, walked);
       // Ansible's order: shallower groups first, then by name; later ones win.
       std::sort(groups.begin(), groups.end(), [&](const std::string& a, const std::string& b) {
         int da = inv.groups.at(a).depth, db = inv.groups.at(b).depth;
@@ -179,6 +203,8 @@ Result<Inventory> parse_inventory(std::string_view text, std::string_view file) 
       }
     }
     if (p.inv.hosts.empty()) return fail(Errc::invalid_input, p.c.file + ": no hosts");
+    std::map<std::string, bool> done;
+    FLEET_TRY(p.check_cycles("all", done, path));
     FLEET_TRY(p.resolve());
   } catch (const YAML::Exception& e) {
     return fail(Errc::parse, p.c.file + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
