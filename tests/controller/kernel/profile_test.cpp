@@ -93,6 +93,8 @@ TEST_CASE("profile errors name file, line and field") {
       {"name: [unclosed", "t.yaml:1:"},
       // Found by tests/fuzz/profile_fuzz: a byte that is not UTF-8 threw out of parse_profile.
       {replace(k_valid, "  tick: NO_HZ_IDLE", "  tick: NO_HZ\xff_IDLE"), "t.yaml:18:3: field 'tick' must be"},
+      // Found by tests/fuzz/profile_fuzz: a map as a key threw yaml-cpp's bad conversion.
+      {replace(k_valid, "  thp_mode: madvise", "? thp_mode: madvise"), "t.yaml:11:3: a key must be a plain name"},
       {"- a list", "a profile is a YAML map"},
   };
   for (const auto& c : cases) {
