@@ -1,5 +1,8 @@
 #include "common/contract.hpp"
 
+#include <cstdint>
+#include <utility>
+
 #include <nlohmann/json.hpp>
 
 namespace fleet {
@@ -15,6 +18,20 @@ bool one_of(const std::string& v, const T (&list)[N]) {
   for (const auto* item : list)
     if (v == item) return true;
   return false;
+}
+
+// The value of an integer field if it fits T. nlohmann's get<int>() wraps: "hz": 4294967396
+// would be read as 100 (found by tests/fuzz/contract_fuzz).
+template <class T>
+std::optional<T> integer(const json& v) {
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<std::uint64_t>();
+    if (std::in_range<T>(u)) return T(u);
+  } else if (v.is_number_integer()) {
+    const auto i = v.get<std::int64_t>();
+    if (std::in_range<T>(i)) return T(i);
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -33,20 +50,20 @@ Result<Contract> parse_contract(std::string_view json_text, std::string_view sou
       if (!v.is_string() || v.get<std::string>().empty()) return bad(key, "a non-empty string");
       c.kernel_release = v.get<std::string>();
     } else if (key == "page_size") {
-      if (!v.is_number_integer() || v.get<long>() <= 0) return bad(key, "a positive integer (bytes)");
-      c.page_size = v.get<long>();
+      c.page_size = integer<long>(v);
+      if (!c.page_size || *c.page_size <= 0) return bad(key, "a positive integer (bytes)");
     } else if (key == "thp") {
       if (!v.is_string() || !one_of(v.get<std::string>(), k_thp_modes)) return bad(key, "always, madvise or never");
       c.thp = v.get<std::string>();
     } else if (key == "numa_nodes") {
-      if (!v.is_number_integer() || v.get<int>() < 1) return bad(key, "an integer >= 1");
-      c.numa_nodes = v.get<int>();
+      c.numa_nodes = integer<int>(v);
+      if (!c.numa_nodes || *c.numa_nodes < 1) return bad(key, "an integer >= 1");
     } else if (key == "numa_nodes_min") {
-      if (!v.is_number_integer() || v.get<int>() < 1) return bad(key, "an integer >= 1");
-      c.numa_nodes_min = v.get<int>();
+      c.numa_nodes_min = integer<int>(v);
+      if (!c.numa_nodes_min || *c.numa_nodes_min < 1) return bad(key, "an integer >= 1");
     } else if (key == "hz") {
-      if (!v.is_number_integer() || v.get<int>() <= 0) return bad(key, "a positive integer");
-      c.hz = v.get<int>();
+      c.hz = integer<int>(v);
+      if (!c.hz || *c.hz <= 0) return bad(key, "a positive integer");
     } else if (key == "tick") {
       if (!v.is_string() || !one_of(v.get<std::string>(), k_tick_modes)) {
         return bad(key, "HZ_PERIODIC, NO_HZ_IDLE or NO_HZ_FULL");
@@ -76,7 +93,9 @@ std::string contract_to_json(const Contract& c) {
   if (c.hz) j["hz"] = *c.hz;
   if (c.tick) j["tick"] = *c.tick;
   if (c.headless) j["headless"] = *c.headless;
-  return j.dump(2) + "\n";
+  // A string from a profile may hold bytes that are not UTF-8 (tests/fuzz/profile_fuzz):
+  // written as U+FFFD, for parse_contract to refuse by name, instead of throwing.
+  return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace fleet

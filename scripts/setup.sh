@@ -19,6 +19,9 @@ host_pkgs=(
   linux-source-6.1 gcc-aarch64-linux-gnu g++-aarch64-linux-gnu
   bc flex bison libelf-dev kmod cpio xz-utils busybox-static rsync python3
   nlohmann-json3-dev file binutils jq time
+  # The fuzz tree (preset fuzz): clang 16 is Debian 12's oldest clang that compiles
+  # libstdc++ 12's <expected> (cmake/Fuzz.cmake); llvm-14 brings llvm-symbolizer.
+  clang-16 libclang-rt-16-dev libfuzzer-16-dev llvm-14
 )
 # The static aarch64 agent links these arm64 libraries. yaml-cpp is left out on purpose:
 # libyaml-cpp-dev cannot be installed for both architectures at once, so the agent reads

@@ -197,7 +197,7 @@ Result<ModelShape> shape_of(const GgufHeader& h, std::string_view source) {
     return fail(Errc::invalid_input, std::string(source) + ": GGUF metadata has no vocabulary size (" + *arch +
                                          ".vocab_size or tokenizer.ggml.tokens)");
   }
-  FLEET_TRY(check_shape(s));
+  FLEET_TRY(with_context(check_shape(s), std::string(source)));  // the error names the file (tests/fuzz/gguf_fuzz)
   return s;
 }
 

@@ -4,8 +4,10 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <numeric>
 #include <ranges>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -23,8 +25,20 @@ std::optional<T> field(const nlohmann::json& o, const char* key) {
   if (it == o.end() || it->is_null()) return std::nullopt;
   if constexpr (std::is_same_v<T, std::string>) {
     if (it->is_string()) return it->get<std::string>();
-  } else {
+  } else if constexpr (std::is_floating_point_v<T>) {
     if (it->is_number()) return it->get<T>();
+  } else {
+    // A count out of T's range is absent: converting it would wrap, or for a JSON number with
+    // a fraction or exponent be undefined ("n_gen": 1e300, found by tests/fuzz/llama_bench_fuzz).
+    if (it->is_number_unsigned()) {
+      if (const auto u = it->get<std::uint64_t>(); std::in_range<T>(u)) return T(u);
+    } else if (it->is_number_integer()) {
+      if (const auto i = it->get<std::int64_t>(); std::in_range<T>(i)) return T(i);
+    } else if (it->is_number_float()) {
+      const double d = it->get<double>();
+      // [min, max + 1) in doubles: both bounds are powers of two (or 0), so exact.
+      if (d >= double(std::numeric_limits<T>::min()) && d < double(std::numeric_limits<T>::max()) + 1.0) return T(d);
+    }
   }
   return std::nullopt;
 }

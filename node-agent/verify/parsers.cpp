@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <limits>
 #include <vector>
 
 #include "common/kconfig.hpp"
@@ -85,7 +86,10 @@ Result<long> parse_smaps_page_size(std::string_view text) {
   rest = trim(rest.substr(0, rest.find('\n')));
   if (!rest.ends_with("kB")) return fail(Errc::parse, "smaps: KernelPageSize without kB unit");
   auto kb = to_number<long>(rest.substr(0, rest.size() - 2));
-  if (!kb || *kb <= 0) return fail(Errc::parse, "smaps: bad KernelPageSize '" + std::string(rest) + "'");
+  // Past LONG_MAX / 1024 the size in bytes would overflow (tests/fuzz/proc_fuzz).
+  if (!kb || *kb <= 0 || *kb > std::numeric_limits<long>::max() / 1024) {
+    return fail(Errc::parse, "smaps: bad KernelPageSize '" + std::string(rest) + "'");
+  }
   return *kb * 1024;
 }
 

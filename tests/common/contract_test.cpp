@@ -36,6 +36,12 @@ TEST_CASE("contract: bad fields are refused with the file and field named") {
       {R"({"numa_nodes":0})", "'numa_nodes'"},
       {R"({"numa_nodes":2,"numa_nodes_min":2})", "not both"},
       {R"({"tokens_per_second":3})", "unknown contract property 'tokens_per_second'"},
+      // Found by tests/fuzz/contract_fuzz: integers past int's range were read wrapped
+      // (4294967396 as 100, 4294967297 as 1) and accepted.
+      {R"({"hz":4294967396})", "'hz'"},
+      {R"({"numa_nodes":4294967297})", "'numa_nodes'"},
+      {R"({"numa_nodes_min":-4294967295})", "'numa_nodes_min'"},
+      {R"({"page_size":9223372036854775808})", "'page_size'"},
   };
   for (const auto& c : cases) {
     INFO(c.json);
@@ -44,4 +50,17 @@ TEST_CASE("contract: bad fields are refused with the file and field named") {
     CHECK(r.error().message.find("bundle/contract.json") != std::string::npos);
     CHECK(r.error().message.find(c.expect) != std::string::npos);
   }
+}
+
+// Found by tests/fuzz/profile_fuzz: a profile's contract string holding a byte that is not
+// UTF-8 made contract_to_json throw (nlohmann type_error 316) out of parse_profile.
+TEST_CASE("contract: a string that is not UTF-8 is written as U+FFFD, then refused by name") {
+  Contract c;
+  c.tick = "NO_HZ\xff_IDLE";
+  std::string json;
+  REQUIRE_NOTHROW(json = contract_to_json(c));
+  CHECK(json.find("NO_HZ\xef\xbf\xbd_IDLE") != std::string::npos);
+  auto back = parse_contract(json, "bundle/contract.json");
+  REQUIRE_FALSE(back);
+  CHECK(back.error().message.find("bundle/contract.json: field 'tick'") != std::string::npos);
 }

@@ -133,6 +133,12 @@ TEST_CASE("inventory errors name file, line and column") {
       {"all:\n  hosts:\n    \"pi\\n-1\":\n", "hosts.yml:3:5: host name holds a control character"},
       {"all:\n  hosts:\n    pi-1:\n      ansible_host: '1.2.3.4; reboot'\n", "address '1.2.3.4; reboot' is not usable"},
       {"a:\n  children:\n    b:\n      children:\n        a:\n", "group 'a' contains itself"},
+      // The loop is only in the merged groups (each definition alone has none): it overflowed
+      // the stack (the crash tests/fuzz/inventory_fuzz is there to find).
+      {"a:\n  children:\n    b:\nb:\n  children:\n    a:\n  hosts:\n    h:\n",
+       "hosts.yml:1:1: group 'a' contains itself through its children (a > b > a)"},
+      {"x:\n  children:\n    all:\n  hosts:\n    h:\n",
+       "group 'all' contains itself through its children (all > x > all)"},
       {"all:\n  hosts: {}\n", "no hosts"},
       {"all: [\n", "hosts.yml:"},
       {"- just a list\n", "an inventory is a YAML map"},
@@ -284,4 +290,25 @@ TEST_CASE("the example inventories in inventory/ load") {
     ++loaded;
   }
   CHECK(loaded >= 1);
+}
+
+// 30 levels of diamonds (g0 has children a0 and b0, both have child g1, ...): 2^30 paths from
+// the top, a chain of 61 groups (64 is the most an inventory may nest). Host h's groups were collected once per path, so this never finished; each group
+// is now walked once.
+TEST_CASE("groups shared by many parents are walked once, not once per path") {
+  std::string yaml;
+  const int levels = 30;
+  for (int i = 0; i < levels; ++i) {
+    const std::string n = std::to_string(i), next = "g" + std::to_string(i + 1);
+    yaml += "g" + n + ":\n  children:\n    a" + n + ":\n    b" + n + ":\n";
+    yaml += "a" + n + ":\n  children:\n    " + next + ":\n";
+    yaml += "b" + n + ":\n  children:\n    " + next + ":\n";
+  }
+  yaml += "g" + std::to_string(levels) + ":\n  hosts:\n    h:\n";
+  auto inv = parse_inventory(yaml, "diamonds.yml");
+  REQUIRE(inv);
+  const Host* h = inv->find("h");
+  REQUIRE(h);
+  CHECK(h->groups.size() == 1 + 3 * levels + 1);  // all, every g, a and b, and the last g
+  CHECK(h->groups.front() == "all");
 }

@@ -114,6 +114,10 @@ TEST_CASE("profile errors name file, line and field") {
       {"name: &n [*n]\n", "t.yaml:1:11: an alias inside its own anchor"},
       // as<std::string>() on such a key threw out of parse_profile.
       {"? [a]\n: b\n", "t.yaml:1:3: a key that is a list or a map"},
+      // Found by tests/fuzz/profile_fuzz: a byte that is not UTF-8 threw out of parse_profile.
+      {replace(k_valid, "  tick: NO_HZ_IDLE", "  tick: NO_HZ\xff_IDLE"), "t.yaml:18:3: field 'tick' must be"},
+      // Found by tests/fuzz/profile_fuzz: a map as a key threw yaml-cpp's bad conversion.
+      {replace(k_valid, "  thp_mode: madvise", "? thp_mode: madvise"), "a key that is a list or a map"},
       {"- a list", "a profile is a YAML map"},
   };
   for (const auto& c : cases) {

@@ -162,3 +162,21 @@ TEST_CASE("read_gguf maps a file and names it in errors") {
   dir.write("empty.gguf", "");
   CHECK_FALSE(read_gguf(dir / "empty.gguf"));
 }
+
+// Found by tests/fuzz/gguf_fuzz: a shape that fails check_shape was refused without the file's name.
+TEST_CASE("a header whose shape does not add up is refused with the file named") {
+  GgufWriter w;
+  w.raw("GGUF", 4).put<std::uint32_t>(3).put<std::uint64_t>(0).put<std::uint64_t>(6);
+  w.kv_str("general.architecture", "llama")
+      .kv_u32("llama.embedding_length", 64)
+      .kv_u32("llama.block_count", 2)
+      .kv_u32("llama.feed_forward_length", 128)
+      .kv_u32("llama.attention.head_count", 5)  // does not divide 64
+      .kv_u32("llama.vocab_size", 5);
+  auto h = parse_gguf(w.bytes, "odd.gguf");
+  REQUIRE(h);
+  auto s = shape_of(*h, "odd.gguf");
+  REQUIRE_FALSE(s);
+  CHECK(s.error().message.starts_with("odd.gguf: "));
+  CHECK(s.error().message.find("heads must divide dim") != std::string::npos);
+}

@@ -52,6 +52,26 @@ TEST_CASE("llama-bench JSON that is not an array of tests is refused, a test wit
   CHECK(s->skipped[0] == "x: test 0: no avg_ts or samples_ts");
 }
 
+// Found by tests/fuzz/llama_bench_fuzz: "n_gen": 2.2e74 was converted to int (undefined
+// behaviour); counts past int's range wrapped. Such a count is now absent, as a missing one.
+TEST_CASE("llama-bench counts out of range are absent, not wrapped") {
+  auto r = parse_llama_bench_json(
+      R"([{"n_gen": 2.2e74, "n_prompt": 0, "avg_ts": 2.0},
+          {"n_gen": 4294967312, "n_prompt": 0, "avg_ts": 3.0},
+          {"n_gen": 16.0, "n_prompt": -0.5, "n_threads": -4294967295, "model_size": -1, "avg_ts": 4.0}])",
+      "x");
+  REQUIRE(r);
+  REQUIRE(r->tests.size() == 3);
+  CHECK(r->tests[0].n_gen == 0);
+  CHECK(r->tests[1].n_gen == 0);  // not 16
+  CHECK(r->tests[2].n_gen == 16);
+  CHECK(r->tests[2].n_prompt == 0);
+  CHECK(r->tests[2].n_threads == 0);
+  CHECK(r->tests[2].model_size == 0);
+  REQUIRE(r->generation);
+  CHECK(r->generation->avg_ts == 4.0);
+}
+
 TEST_CASE("the llama-bench command line asks for JSON") {
   LlamaBenchOptions o;
   o.binary = "/opt/llama-bench";

@@ -45,6 +45,9 @@ TEST_CASE("smaps: the first KernelPageSize in bytes") {
   CHECK(parse_smaps_page_size("KernelPageSize: 4 kB").value() == 4096);
   CHECK_FALSE(parse_smaps_page_size("Size: 4 kB"));
   CHECK_FALSE(parse_smaps_page_size("KernelPageSize: 16 MB"));
+  // Found by tests/fuzz/proc_fuzz: kB * 1024 overflowed a long (undefined behaviour).
+  CHECK_FALSE(parse_smaps_page_size("KernelPageSize: 2630584379449598868 kB"));
+  CHECK(parse_smaps_page_size("KernelPageSize: 9007199254740991 kB").value() == 9007199254740991L * 1024);
 }
 
 TEST_CASE("HZ and tick mode come from the kernel config") {
