@@ -29,20 +29,6 @@ bool profile_char(char c) { return alnum(c) || c == '.' || c == '_' || c == '-';
 bool path_char(char c) {
   return alnum(c) || c == '.' || c == '_' || c == '+' || c == ',' || c == '=' || c == '@' || c == '~' || c == '-';
 }
-std::string shown(std::string_view s) {
-  // For messages: a value with control characters stays on one line.
-  std::string out;
-  for (unsigned char c : s.substr(0, 80)) {
-    if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return "'" + out + (s.size() > 80 ? "...'" : "'");
-}
 std::string fold_case(std::string_view s) {
   std::string out(s);
   for (auto& c : out)
@@ -91,11 +77,12 @@ Result<Manifest> parse_manifest(std::string_view json_text, std::string_view sou
   Manifest m;
   const json* v = FLEET_TRY(field("format"));
   if (!v->is_number_integer()) return fail(Errc::invalid_input, where + ": field 'format' must be an integer");
-  m.format = v->get<int>();
-  if (m.format != k_format) {
-    return fail(Errc::unsupported, where + ": bundle format " + std::to_string(m.format) + ", this program reads " +
+  // Compared as the 64-bit number written: get<int>() read 4294967297 as 1.
+  if (v->get<std::int64_t>() != k_format) {
+    return fail(Errc::unsupported, where + ": bundle format " + v->dump() + ", this program reads " +
                                        std::to_string(k_format));
   }
+  m.format = k_format;
   for (auto [key, dest] : {std::pair{"profile", &m.profile}, std::pair{"kernel_release", &m.kernel_release},
                            std::pair{"build_key", &m.build_key}, std::pair{"image", &m.image}}) {
     v = FLEET_TRY(field(key));
@@ -105,20 +92,20 @@ Result<Manifest> parse_manifest(std::string_view json_text, std::string_view sou
     *dest = v->get<std::string>();
   }
   if (!is_profile_name(m.profile)) {
-    return fail(Errc::invalid_input, where + ": field 'profile' " + shown(m.profile) +
+    return fail(Errc::invalid_input, where + ": field 'profile' " + text::quoted(m.profile) +
                                          " must be 1 to 64 letters, digits, '.', '_' or '-'");
   }
   if (!is_kernel_release(m.kernel_release)) {
-    return fail(Errc::invalid_input, where + ": field 'kernel_release' " + shown(m.kernel_release) +
+    return fail(Errc::invalid_input, where + ": field 'kernel_release' " + text::quoted(m.kernel_release) +
                                          " is not a kernel release (1 to 64 letters, digits, '.', '_', '+', '-'; "
                                          "not '.' or '..')");
   }
   if (!is_build_key(m.build_key)) {
-    return fail(Errc::invalid_input, where + ": field 'build_key' " + shown(m.build_key) +
+    return fail(Errc::invalid_input, where + ": field 'build_key' " + text::quoted(m.build_key) +
                                          " must be exactly 64 lowercase hex digits");
   }
   if (auto why = bundle_path_problem(m.image); !why.empty() || !m.image.starts_with("boot/")) {
-    return fail(Errc::invalid_input, where + ": field 'image' " + shown(m.image) + " " +
+    return fail(Errc::invalid_input, where + ": field 'image' " + text::quoted(m.image) + " " +
                                          (why.empty() ? "is not under boot/" : why));
   }
   if (j.contains("cmdline_extra")) {
@@ -128,7 +115,7 @@ Result<Manifest> parse_manifest(std::string_view json_text, std::string_view sou
       if (!w.is_string()) return fail(Errc::invalid_input, where + ": field 'cmdline_extra' must be a list of strings");
       const auto word = w.get<std::string>();
       if (auto why = text::command_word_problem(word); !why.empty()) {
-        return fail(Errc::invalid_input, where + ": field 'cmdline_extra': the word " + shown(word) + " " + why);
+        return fail(Errc::invalid_input, where + ": field 'cmdline_extra': the word " + text::quoted(word) + " " + why);
       }
       m.cmdline_extra.push_back(word);
     }
@@ -138,13 +125,13 @@ Result<Manifest> parse_manifest(std::string_view json_text, std::string_view sou
   std::map<std::string, std::string> folded;  // FAT is case-insensitive: BOOT/x and boot/X collide
   for (const auto& [path, e] : v->items()) {
     if (auto why = bundle_path_problem(path); !why.empty()) {
-      return fail(Errc::invalid_input, where + ": field 'files': the path " + shown(path) + " " + why);
+      return fail(Errc::invalid_input, where + ": field 'files': the path " + text::quoted(path) + " " + why);
     }
     if (path == k_manifest || path == k_signature || path == k_build_log) {
       return fail(Errc::invalid_input, where + ": field 'files' lists " + path + ", which a manifest never lists");
     }
     if (auto [it, fresh] = folded.emplace(fold_case(path), path); !fresh) {
-      return fail(Errc::invalid_input, where + ": field 'files': " + shown(path) + " and " + shown(it->second) +
+      return fail(Errc::invalid_input, where + ": field 'files': " + text::quoted(path) + " and " + text::quoted(it->second) +
                                            " are the same file on a FAT boot partition (case-insensitive)");
     }
     if (!e.is_object() || !e.contains("sha256") || !e.contains("size") || !e.at("sha256").is_string() ||

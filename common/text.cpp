@@ -1,5 +1,7 @@
 #include "common/text.hpp"
 
+#include <cstdio>
+
 #include <cctype>
 
 namespace fleet::text {
@@ -34,6 +36,21 @@ std::string command_word_problem(std::string_view word) {
     if (c >= 0x80) return "holds a byte outside printable ASCII";
   }
   return "";
+}
+
+
+std::string quoted(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s.substr(0, 80)) {
+    if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return "'" + out + (s.size() > 80 ? "...'" : "'");
 }
 
 }  // namespace fleet::text

@@ -17,4 +17,8 @@ std::vector<std::string> split_words(std::string_view s);
 // 1024 characters; else why not. A newline in such a word once made cmdline.txt two lines.
 std::string command_word_problem(std::string_view word);
 
+// A value from outside for an error message: in single quotes, control characters as \xNN,
+// cut at 80 characters, so the message stays one line whatever the value held.
+std::string quoted(std::string_view s);
+
 }  // namespace fleet::text

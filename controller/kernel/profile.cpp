@@ -1,5 +1,7 @@
 #include "controller/kernel/profile.hpp"
 
+#include "common/text.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -161,6 +163,12 @@ Result<Profile> parse_yaml(const Ctx& c, std::string_view yaml_text, const std::
   p.overlays = FLEET_TRY(get_artifacts(c, build, "overlays"));
 
   p.cmdline = FLEET_TRY(get_list(c, root, "cmdline"));
+  // Each becomes a word of the slot's cmdline.txt, checked as the manifest's parser checks it.
+  for (std::size_t i = 0; i < p.cmdline.size(); ++i) {
+    if (auto why = text::command_word_problem(p.cmdline[i]); !why.empty()) {
+      return bad(c, root["cmdline"][i], "cmdline word " + text::quoted(p.cmdline[i]) + " " + why);
+    }
+  }
   p.contract = FLEET_TRY(get_contract(c, root["contract"]));
   if (p.contract.thp && *p.contract.thp != p.thp_mode) {
     return bad(c, root["contract"]["thp"], "contract.thp is " + *p.contract.thp + " but settings.thp_mode is " +

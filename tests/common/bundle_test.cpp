@@ -96,6 +96,7 @@ TEST_CASE("bundle: manifest fields are checked") {
     const char* expect;
   } cases[] = {
       {R"({"format":2})", "bundle format 2"},
+      {R"({"format":4294967297})", "bundle format 4294967297"},  // found by manifest_fuzz: read as 1
       {R"({"format":1,"profile":"p","kernel_release":"r","build_key":")" + std::string(64, 'a') + R"(","image":"boot/i"})",
        "missing field 'files'"},
       {manifest_with("profile", ""), "'profile'"},

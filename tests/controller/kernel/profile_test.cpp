@@ -119,6 +119,8 @@ TEST_CASE("profile errors name file, line and field") {
       // Found by tests/fuzz/profile_fuzz: a map as a key threw yaml-cpp's bad conversion.
       {replace(k_valid, "  thp_mode: madvise", "? thp_mode: madvise"), "a key that is a list or a map"},
       {"- a list", "a profile is a YAML map"},
+      {replace(k_valid, "cmdline: [console=ttyAMA0]", "cmdline: [\"quiet\\ninit=/bin/sh\"]"),
+       "t.yaml:16:11: cmdline word 'quiet\\x0ainit=/bin/sh' holds a control character"},
   };
   for (const auto& c : cases) {
     INFO(c.yaml);
