@@ -620,7 +620,7 @@ int status_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ost
                           "Per board: its kernel, the outcome of its last rollout and the verification its agent\n"
                           "reported. Per rollout: kernel, state, and why it stopped. With --server, the same from a\n"
                           "fleetctl serve (on this or another machine), over TLS checked against the controller's CA,\n"
-                          "with the token that fleetctl serve printed the place of."},
+                          "with the token whose file fleetctl serve names at start."},
                          out, err, code);
   if (!a) return code;
   auto path = a->value("state") ? std::filesystem::path(*a->value("state")) : default_state_db();
