@@ -1,6 +1,9 @@
 #include "common/bundle.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "common/fs.hpp"
@@ -9,6 +12,81 @@
 namespace fleet::bundle {
 namespace {
 using nlohmann::json;
+namespace stdfs = std::filesystem;
+
+bool all_of(std::string_view s, bool (*ok)(char)) {
+  for (char c : s)
+    if (!ok(c)) return false;
+  return true;
+}
+bool lower_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+bool alnum(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool release_char(char c) { return alnum(c) || c == '.' || c == '_' || c == '+' || c == '-'; }
+bool profile_char(char c) { return alnum(c) || c == '.' || c == '_' || c == '-'; }
+// Characters a name in a bundle may use: what kernels, dtbs, overlays and modules are named
+// with, none of which FAT forbids ("*/:<>?\| are) or a shell treats specially.
+bool path_char(char c) {
+  return alnum(c) || c == '.' || c == '_' || c == '+' || c == ',' || c == '=' || c == '@' || c == '~' || c == '-';
+}
+std::string shown(std::string_view s) {
+  // For messages: a value with control characters stays on one line.
+  std::string out;
+  for (unsigned char c : s.substr(0, 80)) {
+    if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return "'" + out + (s.size() > 80 ? "...'" : "'");
+}
+std::string fold_case(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+}  // namespace
+
+bool is_build_key(std::string_view s) { return s.size() == 64 && all_of(s, lower_hex); }
+bool is_sha256_hex(std::string_view s) { return is_build_key(s); }
+bool is_kernel_release(std::string_view s) {
+  return !s.empty() && s.size() <= 64 && s != "." && s != ".." && all_of(s, release_char);
+}
+bool is_profile_name(std::string_view s) {
+  return !s.empty() && s.size() <= 64 && s != "." && s != ".." && all_of(s, profile_char);
+}
+
+std::string bundle_path_problem(std::string_view path) {
+  if (path.empty()) return "is empty";
+  if (path.size() > 1024) return "is longer than 1024 characters";
+  if (path.front() == '/') return "is absolute";
+  int depth = 0;
+  size_t pos = 0;
+  while (pos <= path.size()) {
+    size_t slash = path.find('/', pos);
+    std::string_view part = path.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
+    if (part.empty()) return "has an empty component";
+    if (part == "." || part == "..") return "has a '" + std::string(part) + "' component";
+    if (!all_of(part, path_char)) return "has a character outside [A-Za-z0-9._+,=@~-]";
+    if (++depth > 32) return "is more than 32 folders deep";
+    if (slash == std::string_view::npos) break;
+    pos = slash + 1;
+  }
+  return "";
+}
+
+std::string command_word_problem(std::string_view word) {
+  if (word.empty()) return "is empty";
+  if (word.size() > 1024) return "is longer than 1024 characters";
+  for (unsigned char c : word) {
+    if (c == ' ') return "holds a space (give each word on its own)";
+    if (c < 0x20 || c == 0x7f) return "holds a control character (a newline would split the command line)";
+    if (c >= 0x80) return "holds a byte outside printable ASCII";
+  }
+  return "";
 }
 
 Result<Manifest> parse_manifest(std::string_view json_text, std::string_view source) {
@@ -35,25 +113,62 @@ Result<Manifest> parse_manifest(std::string_view json_text, std::string_view sou
     }
     *dest = v->get<std::string>();
   }
+  if (!is_profile_name(m.profile)) {
+    return fail(Errc::invalid_input, where + ": field 'profile' " + shown(m.profile) +
+                                         " must be 1 to 64 letters, digits, '.', '_' or '-'");
+  }
+  if (!is_kernel_release(m.kernel_release)) {
+    return fail(Errc::invalid_input, where + ": field 'kernel_release' " + shown(m.kernel_release) +
+                                         " is not a kernel release (1 to 64 letters, digits, '.', '_', '+', '-'; "
+                                         "not '.' or '..')");
+  }
+  if (!is_build_key(m.build_key)) {
+    return fail(Errc::invalid_input, where + ": field 'build_key' " + shown(m.build_key) +
+                                         " must be exactly 64 lowercase hex digits");
+  }
+  if (auto why = bundle_path_problem(m.image); !why.empty() || !m.image.starts_with("boot/")) {
+    return fail(Errc::invalid_input, where + ": field 'image' " + shown(m.image) + " " +
+                                         (why.empty() ? "is not under boot/" : why));
+  }
   if (j.contains("cmdline_extra")) {
     const json& c = j.at("cmdline_extra");
     if (!c.is_array()) return fail(Errc::invalid_input, where + ": field 'cmdline_extra' must be a list of strings");
     for (const auto& w : c) {
       if (!w.is_string()) return fail(Errc::invalid_input, where + ": field 'cmdline_extra' must be a list of strings");
-      m.cmdline_extra.push_back(w.get<std::string>());
+      const auto word = w.get<std::string>();
+      if (auto why = command_word_problem(word); !why.empty()) {
+        return fail(Errc::invalid_input, where + ": field 'cmdline_extra': the word " + shown(word) + " " + why);
+      }
+      m.cmdline_extra.push_back(word);
     }
   }
   v = FLEET_TRY(field("files"));
   if (!v->is_object()) return fail(Errc::invalid_input, where + ": field 'files' must be an object");
+  std::map<std::string, std::string> folded;  // FAT is case-insensitive: BOOT/x and boot/X collide
   for (const auto& [path, e] : v->items()) {
-    if (path.empty() || path.front() == '/' || path.find("..") != std::string::npos) {
-      return fail(Errc::invalid_input, where + ": files: unsafe path '" + path + "'");
+    if (auto why = bundle_path_problem(path); !why.empty()) {
+      return fail(Errc::invalid_input, where + ": field 'files': the path " + shown(path) + " " + why);
+    }
+    if (path == k_manifest || path == k_signature || path == k_build_log) {
+      return fail(Errc::invalid_input, where + ": field 'files' lists " + path + ", which a manifest never lists");
+    }
+    if (auto [it, fresh] = folded.emplace(fold_case(path), path); !fresh) {
+      return fail(Errc::invalid_input, where + ": field 'files': " + shown(path) + " and " + shown(it->second) +
+                                           " are the same file on a FAT boot partition (case-insensitive)");
     }
     if (!e.is_object() || !e.contains("sha256") || !e.contains("size") || !e.at("sha256").is_string() ||
         !e.at("size").is_number_unsigned()) {
       return fail(Errc::invalid_input, where + ": files['" + path + "'] needs sha256 (string) and size (integer)");
     }
-    m.files[path] = FileEntry{e.at("sha256").get<std::string>(), e.at("size").get<std::uint64_t>()};
+    FileEntry fe{e.at("sha256").get<std::string>(), e.at("size").get<std::uint64_t>()};
+    if (!is_sha256_hex(fe.sha256)) {
+      return fail(Errc::invalid_input, where + ": files['" + path + "'].sha256 must be 64 lowercase hex digits");
+    }
+    if (fe.size > k_max_file_size) {
+      return fail(Errc::invalid_input, where + ": files['" + path + "'].size " + std::to_string(fe.size) +
+                                           " is larger than any bundle file can be (1 TiB)");
+    }
+    m.files[path] = fe;
   }
   if (!m.files.contains(m.image)) {
     return fail(Errc::invalid_input, where + ": the image '" + m.image + "' is not among the files");
@@ -74,29 +189,52 @@ std::string manifest_to_json(const Manifest& m) {
   return j.dump(2) + "\n";
 }
 
-Result<void> hash_tree(const std::filesystem::path& dir, Manifest& m) {
-  m.files.clear();
+Result<std::vector<TreeFile>> list_tree(const stdfs::path& dir) {
+  std::vector<TreeFile> out;
   std::error_code ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    const auto& entry = *it;
-    std::string rel = std::filesystem::relative(entry.path(), dir).generic_string();
-    if (entry.is_symlink()) return fail(Errc::invalid_input, "bundle file " + rel + " is a symlink");
-    if (!entry.is_regular_file()) continue;
-    if (rel == k_manifest || rel == k_build_log || rel == k_signature) continue;
-    std::string sha = FLEET_TRY(hash::sha256_file(entry.path()));
-    m.files[rel] = FileEntry{sha, static_cast<std::uint64_t>(entry.file_size())};
+  struct ::stat top {};
+  if (::lstat(dir.c_str(), &top) != 0) return fail(Errc::not_found, dir.string() + ": no such bundle folder");
+  if (!S_ISDIR(top.st_mode)) return fail(Errc::invalid_input, dir.string() + " is not a folder");
+  // recursive_directory_iterator does not follow links to folders; each entry is lstat'ed.
+  for (auto it = stdfs::recursive_directory_iterator(dir, ec); !ec && it != stdfs::recursive_directory_iterator();
+       it.increment(ec)) {
+    // lexically: relative() resolves symlinks, and would name a link by its target.
+    const std::string rel = it->path().lexically_relative(dir).generic_string();
+    struct ::stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0) return fail(Errc::io, "cannot stat bundle file " + rel);
+    if (S_ISDIR(st.st_mode)) {
+      if (it.depth() >= 32) return fail(Errc::invalid_input, "bundle folder " + rel + " is more than 32 folders deep");
+      continue;
+    }
+    if (auto why = fs::irregular_file_reason(st); !why.empty()) {
+      return fail(Errc::invalid_input, "bundle file " + rel + " " + why + ": a bundle holds regular files only");
+    }
+    out.push_back(TreeFile{rel, static_cast<std::uint64_t>(st.st_size)});
   }
   if (ec) return fail(Errc::io, "cannot list " + dir.string() + ": " + ec.message());
+  std::sort(out.begin(), out.end(), [](const TreeFile& a, const TreeFile& b) { return a.path < b.path; });
+  return out;
+}
+
+Result<void> hash_tree(const stdfs::path& dir, Manifest& m) {
+  m.files.clear();
+  for (const auto& f : FLEET_TRY(list_tree(dir))) {
+    if (f.path == k_manifest || f.path == k_build_log || f.path == k_signature) continue;
+    // Read as opened (O_NOFOLLOW, fstat): a file swapped for a FIFO after the walk is refused.
+    const std::string data = FLEET_TRY(fs::read_regular_file(dir / f.path));
+    m.files[f.path] = FileEntry{hash::sha256_hex(data), static_cast<std::uint64_t>(data.size())};
+  }
   return {};
 }
 
 Result<Manifest> verify(const std::filesystem::path& dir) {
   auto manifest_path = dir / k_manifest;
-  std::string text = FLEET_TRY(fs::read_file(manifest_path));
+  // The walk first: a FIFO or device anywhere is refused before any file is opened.
+  FLEET_TRY(with_context(list_tree(dir), dir.string()));
+  std::string text = FLEET_TRY(fs::read_regular_file(manifest_path));
   Manifest m = FLEET_TRY(parse_manifest(text, manifest_path.string()));
   Manifest actual = m;
-  FLEET_TRY(hash_tree(dir, actual));
+  FLEET_TRY(with_context(hash_tree(dir, actual), dir.string()));
   for (const auto& [path, want] : m.files) {
     auto it = actual.files.find(path);
     if (it == actual.files.end()) return fail(Errc::not_found, dir.string() + ": bundle file " + path + " is missing");
@@ -144,7 +282,7 @@ std::string signature_to_json(const Signature& s) {
 
 Result<std::string> sign(const std::filesystem::path& dir, std::string_view private_pem, std::string_view key_source) {
   FLEET_TRY(verify(dir));
-  const std::string text = FLEET_TRY(fs::read_file(dir / k_manifest));
+  const std::string text = FLEET_TRY(fs::read_regular_file(dir / k_manifest));
   Signature s;
   s.key_id = FLEET_TRY(signing::private_key_id(private_pem, key_source));
   s.signature = FLEET_TRY(signing::sign(private_pem, key_source, text));
@@ -161,11 +299,11 @@ Result<std::string> check_signature(const std::filesystem::path& dir, const std:
                                         ") and only bundles signed by key " + ids +
                                         " are accepted; sign it with fleetctl bundle sign");
   }
-  const std::string sig_text = FLEET_TRY(fs::read_file(sig_path));
+  const std::string sig_text = FLEET_TRY(fs::read_regular_file(sig_path));
   const auto sig = FLEET_TRY(parse_signature(sig_text, sig_path.string()));
   for (const auto& k : trusted) {
     if (k.id != sig.key_id) continue;
-    const std::string text = FLEET_TRY(fs::read_file(dir / k_manifest));
+    const std::string text = FLEET_TRY(fs::read_regular_file(dir / k_manifest));
     auto ok = signing::verify(k, text, sig.signature);
     if (!ok) {
       return fail(Errc::mismatch, dir.string() + ": the signature of " + k_manifest + " by key " + k.id +

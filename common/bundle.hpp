@@ -38,11 +38,42 @@ struct Manifest {
   std::map<std::string, FileEntry> files;  // relative path -> hash (manifest and build.log excluded)
 };
 
+// Every manifest field is checked where the manifest is parsed, before it becomes a path on
+// a board or a word of a command line; the board checks names again wherever it joins one
+// into a path (its state file can be corrupt too). Each is pure.
+//   build_key       exactly 64 lowercase hex digits (a sha256)
+//   kernel_release  letters, digits, '.', '_', '+', '-'; 1 to 64 characters; not "." or ".."
+//   profile         letters, digits, '.', '_', '-'; 1 to 64 characters; not "." or ".."
+//   file paths      relative, '/'-separated names of [A-Za-z0-9._+,=@~-], no "." or ".."
+//                   component, at most 32 deep and 1024 long; unique on FAT (case-folded)
+//   cmdline_extra   one word each: printable ASCII, no space, no control character
+bool is_build_key(std::string_view s);
+bool is_sha256_hex(std::string_view s);
+bool is_kernel_release(std::string_view s);
+bool is_profile_name(std::string_view s);
+// "" if `path` is a plain relative path inside a bundle, else why not.
+std::string bundle_path_problem(std::string_view path);
+// "" if `word` can be one word of a kernel command line (or of an argv), else why not.
+std::string command_word_problem(std::string_view word);
+// A file's size in the manifest is refused above this: sums of sizes cannot overflow.
+inline constexpr std::uint64_t k_max_file_size = std::uint64_t{1} << 40;
+
 Result<Manifest> parse_manifest(std::string_view json_text, std::string_view source);
 std::string manifest_to_json(const Manifest& m);
 
-// Hashes every regular file under dir (but manifest.json and build.log) into m.files.
-// Symlinks are refused: a bundle is copied to FAT boot partitions, which have none.
+// What a bundle folder holds, walked without following links (lstat). A bundle is regular
+// files and folders only: a symlink (FAT has none), FIFO, device, socket, a file with more
+// than one link or with the setuid/setgid bit is refused, naming it, before anything reads
+// it. Hashing, verifying and installing all go through this one list, so the signature
+// (over the manifest, which lists every file's sha256) covers exactly what is installed.
+struct TreeFile {
+  std::string path;  // relative, '/'-separated
+  std::uint64_t size = 0;
+};
+Result<std::vector<TreeFile>> list_tree(const std::filesystem::path& dir);
+
+// Hashes every file list_tree finds (but manifest.json, manifest.sig and build.log) into
+// m.files.
 Result<void> hash_tree(const std::filesystem::path& dir, Manifest& m);
 
 // Reads dir/manifest.json and checks that every listed file exists with its size and

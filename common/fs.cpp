@@ -53,7 +53,7 @@ Result<void> fsync_dir(const std::filesystem::path& dir) {
   return {};
 }
 
-Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data) {
+Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data, FileMode mode) {
   auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
   std::string tmpl = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
   std::vector<char> name(tmpl.begin(), tmpl.end());
@@ -66,6 +66,8 @@ Result<void> write_file_atomic(const std::filesystem::path& path, std::string_vi
     ::unlink(tmp.c_str());
     return std::unexpected(e);
   };
+  // Before the first byte: mkstemp made it 0600, a public file is widened now.
+  if (::fchmod(fd.get(), mode == FileMode::owner_only ? 0600 : 0644) != 0) return cleanup_fail("cannot chmod");
   const char* p = data.data();
   size_t left = data.size();
   while (left > 0) {
@@ -77,11 +79,49 @@ Result<void> write_file_atomic(const std::filesystem::path& path, std::string_vi
     p += n;
     left -= static_cast<size_t>(n);
   }
-  if (::fchmod(fd.get(), 0644) != 0) return cleanup_fail("cannot chmod");
   if (::fsync(fd.get()) != 0) return cleanup_fail("cannot fsync");
   if (::close(fd.release()) != 0) return cleanup_fail("cannot close");
   if (::rename(tmp.c_str(), path.c_str()) != 0) return cleanup_fail("cannot rename to " + path.string() + ":");
   return fsync_dir(dir);
+}
+
+std::string irregular_file_reason(const struct ::stat& st) {
+  if (S_ISLNK(st.st_mode)) return "is a symlink";
+  if (S_ISFIFO(st.st_mode)) return "is a FIFO";
+  if (S_ISCHR(st.st_mode)) return "is a character device";
+  if (S_ISBLK(st.st_mode)) return "is a block device";
+  if (S_ISSOCK(st.st_mode)) return "is a socket";
+  if (!S_ISREG(st.st_mode)) return "is not a regular file";
+  if (st.st_nlink > 1) return "has " + std::to_string(st.st_nlink) + " hard links";
+  if (st.st_mode & (S_ISUID | S_ISGID)) return "has the setuid or setgid bit";
+  return "";
+}
+
+Result<std::string> read_regular_file(const std::filesystem::path& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  if (fd.get() < 0) {
+    if (errno == ELOOP) return fail(Errc::invalid_input, path.string() + " is a symlink");
+    if (errno == ENOENT) return fail(Errc::not_found, path.string() + ": no such file");
+    return std::unexpected(os_error("cannot open", path));
+  }
+  struct ::stat st {};
+  if (::fstat(fd.get(), &st) != 0) return std::unexpected(os_error("cannot stat", path));
+  if (auto why = irregular_file_reason(st); !why.empty()) return fail(Errc::invalid_input, path.string() + " " + why);
+  std::string out;
+  out.resize(static_cast<size_t>(st.st_size));
+  size_t got = 0;
+  while (true) {
+    if (got == out.size()) out.resize(out.size() + 65536);
+    ssize_t n = ::read(fd.get(), out.data() + got, out.size() - got);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return std::unexpected(os_error("cannot read", path));
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  out.resize(got);
+  return out;
 }
 
 Result<std::filesystem::path> make_temp_dir(std::string_view prefix) {

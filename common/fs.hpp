@@ -5,12 +5,27 @@
 #include <string>
 #include <string_view>
 
+#include <sys/stat.h>
+
 #include "common/error.hpp"
 
 namespace fleet::fs {
 
 Result<std::string> read_file(const std::filesystem::path& path);
-Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data);
+
+// Who may read what write_file_atomic writes. The mode is that of the temporary from its
+// first byte (mkstemp creates it 0600, fchmod widens it before any write), so a secret
+// written owner_only is never readable by others, not even between write and chmod.
+enum class FileMode { world_readable, owner_only };
+Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data,
+                               FileMode mode = FileMode::world_readable);
+
+// Reads `path` only if it is a plain regular file: not a symlink (O_NOFOLLOW), FIFO, device
+// or socket (checked with fstat on what was opened, and opened O_NONBLOCK so a FIFO cannot
+// block the open), one link only, no setuid/setgid bit. What a bundle may hold.
+Result<std::string> read_regular_file(const std::filesystem::path& path);
+// The same refusal for an lstat result: "" if `st` is a plain regular file, else why not.
+std::string irregular_file_reason(const struct ::stat& st);
 Result<void> fsync_dir(const std::filesystem::path& dir);
 // Creates a fresh directory under the system temp dir (mkdtemp); the caller removes it.
 Result<std::filesystem::path> make_temp_dir(std::string_view prefix);

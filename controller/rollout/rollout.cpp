@@ -48,6 +48,8 @@ std::string random_hex(size_t bytes) {
 // The bundle as one tar, made once per build key (sorted, fixed times: the same bytes
 // every time, so an interrupted upload resumes into the same file).
 Result<stdfs::path> bundle_tar(const stdfs::path& bundle, const std::string& key, const stdfs::path& work) {
+  // The key names a file in the cache: checked again here, not only by the manifest's parser.
+  if (!bundle::is_build_key(key)) return fail(Errc::invalid_input, "bundle build key '" + key + "' is not 64 hex digits");
   // A signature added later makes another tar: the name carries the signature's hash too.
   std::string name = key;
   if (auto sig = fs::read_file(bundle / bundle::k_signature)) name += "-" + hash::sha256_hex(*sig).substr(0, 12);

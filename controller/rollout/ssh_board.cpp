@@ -1,5 +1,7 @@
 #include "controller/rollout/ssh_board.hpp"
 
+#include "common/bundle.hpp"
+
 #include <nlohmann/json.hpp>
 
 namespace fleet::rollout {
@@ -75,6 +77,11 @@ Result<void> SshBoard::push_agent(const std::string& token) {
 }
 
 Result<void> SshBoard::push_bundle() {
+  // The key names a folder that is `rm -rf`ed on the board: checked here again, whatever
+  // the manifest's parser let through.
+  if (!bundle::is_build_key(payload_.build_key)) {
+    return fail(Errc::invalid_input, "bundle build key '" + payload_.build_key + "' is not 64 lowercase hex digits");
+  }
   auto* s = FLEET_TRY(session());
   const std::string incoming = "/var/lib/fleet-agent/incoming";
   const std::string tar = incoming + "/" + payload_.build_key + ".tar";
@@ -87,12 +94,18 @@ Result<void> SshBoard::push_bundle() {
   }
   FLEET_TRY(s->check({"rm", "-rf", dir}, 60s));
   FLEET_TRY(s->check({"mkdir", "-p", dir}, 30s));
-  FLEET_TRY(s->check({"tar", "-xf", tar, "-C", dir}, 300s));
+  // Not the archive's owners and modes (GNU tar drops setuid bits with these; busybox tar
+  // keeps them): the agent refuses a bundle holding anything but plain files and folders,
+  // whatever tar made of it.
+  FLEET_TRY(s->check({"tar", "-x", "-o", "--no-same-permissions", "-f", tar, "-C", dir}, 300s));
   FLEET_TRY(s->check({"rm", "-f", tar}, 30s));
   return {};
 }
 
 Result<void> SshBoard::install(const std::string& rollout_id) {
+  if (!bundle::is_build_key(payload_.build_key)) {
+    return fail(Errc::invalid_input, "bundle build key '" + payload_.build_key + "' is not 64 lowercase hex digits");
+  }
   auto* s = FLEET_TRY(session());
   std::vector<std::string> argv = {k_remote_agent, "install", "--bundle",
                                    std::string(k_remote_bundles) + "/" + payload_.build_key, "--rollout", rollout_id};

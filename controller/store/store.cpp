@@ -1,9 +1,15 @@
 #include "controller/store/store.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <mutex>
 
 namespace fleet::store {
@@ -62,6 +68,30 @@ std::mutex g_mu;  // one writer at a time from this process's threads
 
 }  // namespace
 
+// Creates `file` 0600 if it is new; tightens a wider mode with a warning.
+static Result<void> secure_db_file(const std::filesystem::path& file) {
+  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0) {
+    ::close(fd);
+    return {};
+  }
+  if (errno != EEXIST) {
+    return fail(Errc::io, "cannot create the state database " + file.string() + ": " + std::strerror(errno));
+  }
+  struct ::stat st {};
+  if (::stat(file.c_str(), &st) != 0) return fail(Errc::io, "cannot stat " + file.string() + ": " + std::strerror(errno));
+  if ((st.st_mode & 077) != 0) {
+    if (::chmod(file.c_str(), 0600) != 0) {
+      return fail(Errc::io, "the state database " + file.string() + " is readable by others (it holds board tokens) "
+                            "and cannot be made 0600: " + std::strerror(errno));
+    }
+    // A warning, not an error: the file is safe now, and the operator should know it was not.
+    std::fprintf(stderr, "fleetctl: warning: the state database %s was mode %04o, readable by others, and it holds "
+                         "board tokens: now 0600\n", file.c_str(), static_cast<unsigned>(st.st_mode & 07777));
+  }
+  return {};
+}
+
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -72,6 +102,9 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& file) {
   s->file_ = file;
   std::error_code ec;
   if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ec);
+  // The database holds every board's report token: 0600 from its first byte (SQLite gives
+  // its journal and WAL files the database's mode), and tightened if found wider.
+  FLEET_TRY(secure_db_file(file));
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                            nullptr);

@@ -189,16 +189,25 @@ int lifecycle_command(const std::string& cmd, const std::vector<std::string>& ar
            "cmdline.txt into a new slot folder of /boot/firmware, the modules into /lib/modules/RELEASE,\n"
            "and writes tryboot.txt (config.txt with os_prefix=SLOT/). config.txt is not touched.\n"
            "With --bench, --model or --min-tokens-per-s, boot-check measures tokens/s once the trial\n"
-           "kernel passes its contract (see 'fleet-agent bench') and adds a tokens_per_s check.";
+           "kernel passes its contract (see 'fleet-agent bench') and adds a tokens_per_s check.\n"
+           "\n"
+           "Refused, naming the field or file, with nothing changed: a build_key that is not 64 lowercase\n"
+           "hex digits, a kernel_release outside [A-Za-z0-9._+-] (or '.', '..', over 64 characters), a file\n"
+           "path that is absolute or has '..', a cmdline word with a space or control character, and\n"
+           "anything in the bundle but regular files and folders (symlinks, FIFOs, devices, sockets,\n"
+           "hard links, setuid/setgid files): these names become paths on the board and words of\n"
+           "cmdline.txt. Exactly the manifest's files are copied, each hashed again as it is read.";
   } else if (cmd == "tryboot") {
     what = "Reboots once into the installed slot with reboot(LINUX_REBOOT_CMD_RESTART2, \"0 tryboot\").\n"
-           "A crash or reset of the trial kernel lands on the committed kernel again.";
+           "A crash or reset of the trial kernel lands on the committed kernel again. Refused with a\n"
+           "--root other than /: it would reboot this machine, not the board whose files are there.";
   } else if (cmd == "boot-check") {
     what = "Runs at every boot (the fleet-agent-boot-check unit). After a trial boot it checks the running\n"
            "kernel against the slot's contract (kernel release first) and commits the slot, or reboots\n"
            "into the committed kernel and records why. Reports go to the outbox (send-reports).";
   } else if (cmd == "rollback") {
-    what = "Points config.txt back at the previous committed slot and reboots.";
+    what = "Points config.txt back at the previous committed slot and reboots. Refused with a --root\n"
+           "other than / (it would reboot this machine).";
   } else if (cmd == "status") {
     options.push_back({"json", args::Takes::nothing, "", "print the state as JSON"});
     what = "Shows the committed and previous kernels, the update in progress and the last outcome.";
@@ -207,6 +216,17 @@ int lifecycle_command(const std::string& cmd, const std::vector<std::string>& ar
   auto a = parse(argv, options, synopsis, what, out, err, code);
   if (!a) return code;
   const auto root = root_of(*a);
+  if ((cmd == "tryboot" || cmd == "rollback") && a->value("root")) {
+    std::error_code ec;
+    if (std::filesystem::weakly_canonical(root, ec) != std::filesystem::path("/")) {
+      // Checked before anything changes: the reboot would restart this machine, not the
+      // board whose files are under DIR.
+      err << "fleet-agent " << cmd << ": refusing with --root " << root.string()
+          << ": " << cmd << " reboots, and a reboot here would restart this machine, not that board; "
+          << "nothing was changed\n";
+      return k_exit_usage;
+    }
+  }
   RealDisk disk;
   RealSystem system(root);
   std::vector<signing::PublicKey> trusted;
@@ -389,8 +409,8 @@ int setup(const std::vector<std::string>& argv, std::ostream& out, std::ostream&
   std::error_code ec;
   std::filesystem::create_directories(root / "etc/fleet-agent", ec);
   std::filesystem::create_directories(root / "etc/systemd/system/multi-user.target.wants", ec);
-  auto w = fs::write_file_atomic(root / k_agent_config, j.dump(2) + "\n");
-  if (w) std::filesystem::permissions(root / k_agent_config, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write, ec);
+  // The token's file is 0600 from its first byte (never 0644 between write and chmod).
+  auto w = fs::write_file_atomic(root / k_agent_config, j.dump(2) + "\n", fs::FileMode::owner_only);
   const std::string boot_unit =
       "[Unit]\nDescription=fleetctl: verify a trial kernel, commit or fall back\nDefaultDependencies=no\n"
       "After=local-fs.target\nBefore=network-online.target\n\n[Service]\nType=oneshot\nExecStart=" + agent +

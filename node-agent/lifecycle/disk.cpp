@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "common/fs.hpp"
+#include "common/hash.hpp"
 
 namespace fleet::agent {
 namespace stdfs = std::filesystem;
@@ -16,14 +17,15 @@ Result<void> RealDisk::write_atomic(const stdfs::path& path, std::string_view da
   return fs::write_file_atomic(path, data);
 }
 
-Result<void> RealDisk::copy_file(const stdfs::path& from, const stdfs::path& to) {
-  std::string data = FLEET_TRY(fs::read_file(from));
+Result<void> RealDisk::copy_file(const stdfs::path& from, const stdfs::path& to, std::string_view sha256) {
+  std::string data = FLEET_TRY(fs::read_regular_file(from));
+  if (hash::sha256_hex(data) != sha256) {
+    return fail(Errc::mismatch, from.string() + " changed after the bundle was verified (its sha256 is not the "
+                                                "manifest's); nothing of it was installed");
+  }
   // Through a temporary and a rename: a cut never leaves a half file under the real name.
-  FLEET_TRY(fs::write_file_atomic(to, data));
-  std::error_code ec;
-  auto perms = stdfs::status(from, ec).permissions();
-  if (!ec) stdfs::permissions(to, perms, ec);
-  return {};
+  // Bundle files are data (kernel, dtbs, modules): 0644, whatever mode they came with.
+  return fs::write_file_atomic(to, data);
 }
 
 Result<void> RealDisk::rename(const stdfs::path& from, const stdfs::path& to) {
@@ -74,8 +76,8 @@ Result<void> CrashingDisk::count(F&& op) {
 Result<void> CrashingDisk::write_atomic(const stdfs::path& p, std::string_view d) {
   return count([&] { return RealDisk::write_atomic(p, d); });
 }
-Result<void> CrashingDisk::copy_file(const stdfs::path& f, const stdfs::path& t) {
-  return count([&] { return RealDisk::copy_file(f, t); });
+Result<void> CrashingDisk::copy_file(const stdfs::path& f, const stdfs::path& t, std::string_view sha) {
+  return count([&] { return RealDisk::copy_file(f, t, sha); });
 }
 Result<void> CrashingDisk::rename(const stdfs::path& f, const stdfs::path& t) {
   return count([&] { return RealDisk::rename(f, t); });

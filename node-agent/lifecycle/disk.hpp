@@ -18,7 +18,11 @@ class Disk {
   virtual ~Disk() = default;
   // Mutating calls: each one is one "write" for crash injection.
   virtual Result<void> write_atomic(const std::filesystem::path& path, std::string_view data) = 0;
-  virtual Result<void> copy_file(const std::filesystem::path& from, const std::filesystem::path& to) = 0;
+  // Copies a plain regular file (a symlink, FIFO, device or hard-linked file is refused, as
+  // opened) whose bytes must hash to `sha256` (its manifest entry): what is installed is
+  // what was verified and signed, even if the bundle changed after the check.
+  virtual Result<void> copy_file(const std::filesystem::path& from, const std::filesystem::path& to,
+                                 std::string_view sha256) = 0;
   virtual Result<void> rename(const std::filesystem::path& from, const std::filesystem::path& to) = 0;
   virtual Result<void> remove_all(const std::filesystem::path& path) = 0;
   virtual Result<void> mkdirs(const std::filesystem::path& path) = 0;
@@ -30,7 +34,8 @@ class Disk {
 class RealDisk : public Disk {
  public:
   Result<void> write_atomic(const std::filesystem::path& path, std::string_view data) override;
-  Result<void> copy_file(const std::filesystem::path& from, const std::filesystem::path& to) override;
+  Result<void> copy_file(const std::filesystem::path& from, const std::filesystem::path& to,
+                         std::string_view sha256) override;
   Result<void> rename(const std::filesystem::path& from, const std::filesystem::path& to) override;
   Result<void> remove_all(const std::filesystem::path& path) override;
   Result<void> mkdirs(const std::filesystem::path& path) override;
@@ -52,7 +57,8 @@ class CrashingDisk : public RealDisk {
   int writes() const { return writes_; }
 
   Result<void> write_atomic(const std::filesystem::path& path, std::string_view data) override;
-  Result<void> copy_file(const std::filesystem::path& from, const std::filesystem::path& to) override;
+  Result<void> copy_file(const std::filesystem::path& from, const std::filesystem::path& to,
+                         std::string_view sha256) override;
   Result<void> rename(const std::filesystem::path& from, const std::filesystem::path& to) override;
   Result<void> remove_all(const std::filesystem::path& path) override;
   Result<void> mkdirs(const std::filesystem::path& path) override;

@@ -1,10 +1,12 @@
 #include "node-agent/lifecycle/lifecycle.hpp"
 
 #include <algorithm>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "common/bundle.hpp"
 #include "common/contract.hpp"
+#include "common/fs.hpp"
 #include "common/text.hpp"
 #include "node-agent/bench/gguf.hpp"
 #include "node-agent/bench/health.hpp"
@@ -118,6 +120,10 @@ Result<AgentState> Agent::load() {
   if (!config) return fail(Errc::not_found, "no " + (ctx_.paths.boot() / "config.txt").string() + ": not a Pi boot partition");
   st_ = AgentState{};
   st_.committed = Slot{prefix_of(*config), ctx_.system.running_release()};
+  if (!is_slot_folder(st_.committed.name)) {
+    return fail(Errc::invalid_input, (ctx_.paths.boot() / "config.txt").string() + ": os_prefix '" +
+                                         st_.committed.name + "' is not a folder of the boot partition");
+  }
   return st_;
 }
 
@@ -292,44 +298,66 @@ Result<void> Agent::conclude(Action action) {
   return save();
 }
 
+Result<stdfs::path> Agent::slot_dir(const std::string& name, std::string_view suffix) const {
+  // Only names the agent makes itself: a corrupt state file must not name /etc or "..".
+  if (!is_slot_name(name)) {
+    return fail(Errc::invalid_input, "'" + name + "' is not a slot name fleet-agent makes (fleet-<12 hex digits>); "
+                                     "not touching it");
+  }
+  return ctx_.paths.boot() / (name + std::string(suffix));
+}
+
+Result<stdfs::path> Agent::modules_dir(const std::string& release, std::string_view suffix) const {
+  if (!bundle::is_kernel_release(release)) {
+    return fail(Errc::invalid_input, "'" + release + "' is not a kernel release; not touching /lib/modules for it");
+  }
+  return ctx_.paths.modules() / (release + std::string(suffix));
+}
+
 Result<Event> Agent::copy_bundle() {
   const auto& t = *st_.target;
   const stdfs::path boot = ctx_.paths.boot();
-  const stdfs::path partial = boot / (t.slot.name + ".partial");
+  const stdfs::path partial = FLEET_TRY(slot_dir(t.slot.name, ".partial"));
+  const stdfs::path slot = FLEET_TRY(slot_dir(t.slot.name));
   FLEET_TRY(ctx_.disk.remove_all(partial));
   FLEET_TRY(ctx_.disk.mkdirs(partial));
-  std::error_code ec;
-  const stdfs::path src = bundle_ / "boot";
-  for (auto it = stdfs::recursive_directory_iterator(src, ec); !ec && it != stdfs::recursive_directory_iterator();
-       it.increment(ec)) {
-    auto rel = stdfs::relative(it->path(), src);
-    if (it->is_directory()) FLEET_TRY(ctx_.disk.mkdirs(partial / rel));
-    else FLEET_TRY(ctx_.disk.copy_file(it->path(), partial / rel));
+  // Exactly the files the manifest lists (checked and, when keys are trusted, signed), each
+  // hashed again as it is copied: nothing else in the bundle folder reaches the board.
+  const std::string boot_prefix = "boot/";
+  const std::string modules_prefix = "modules/lib/modules/" + t.slot.release + "/";
+  std::set<stdfs::path> made;  // one mkdirs (and its fsync) per folder, not per file
+  auto copy_to = [&](const stdfs::path& top, const std::string& rel, const std::string& path,
+                     const bundle::FileEntry& e) -> Result<void> {
+    const stdfs::path dst = top / rel;
+    if (dst.parent_path() != top && made.insert(dst.parent_path()).second) FLEET_TRY(ctx_.disk.mkdirs(dst.parent_path()));
+    return ctx_.disk.copy_file(bundle_ / path, dst, e.sha256);
+  };
+  for (const auto& [path, e] : manifest_.files) {
+    if (path.starts_with(boot_prefix)) FLEET_TRY(copy_to(partial, path.substr(boot_prefix.size()), path, e));
   }
-  if (ec) return fail(Errc::io, "cannot list " + src.string() + ": " + ec.message());
-  auto manifest = FLEET_TRY(bundle::verify(bundle_));
   // The command line of the committed kernel, with the bundle's words.
-  const stdfs::path committed_dir = st_.committed.name.empty() ? boot : boot / st_.committed.name;
+  // (A committed prefix may be the user's own os_prefix: read from, never removed.)
+  const stdfs::path committed_dir = boot / st_.committed.name;
   std::string base = ctx_.disk.read(committed_dir / "cmdline.txt").value_or(ctx_.disk.read(boot / "cmdline.txt").value_or(""));
-  FLEET_TRY(ctx_.disk.write_atomic(partial / "cmdline.txt", merge_cmdline(base, manifest.cmdline_extra)));
-  FLEET_TRY(ctx_.disk.copy_file(bundle_ / bundle::k_contract, partial / k_slot_contract));
+  FLEET_TRY(ctx_.disk.write_atomic(partial / "cmdline.txt", merge_cmdline(base, manifest_.cmdline_extra)));
+  FLEET_TRY(ctx_.disk.copy_file(bundle_ / bundle::k_contract, partial / k_slot_contract,
+                                manifest_.files.at(bundle::k_contract).sha256));
 
-  const stdfs::path modules_src = bundle_ / "modules/lib/modules" / t.slot.release;
-  if (stdfs::is_directory(modules_src)) {
-    const stdfs::path mdst = ctx_.paths.modules() / (t.slot.release + ".partial");
+  bool has_modules = false;
+  for (const auto& [path, e] : manifest_.files) has_modules = has_modules || path.starts_with(modules_prefix);
+  if (has_modules) {
+    const stdfs::path mdst = FLEET_TRY(modules_dir(t.slot.release, ".partial"));
+    const stdfs::path mfinal = FLEET_TRY(modules_dir(t.slot.release));
     FLEET_TRY(ctx_.disk.remove_all(mdst));
     FLEET_TRY(ctx_.disk.mkdirs(mdst));
-    for (auto it = stdfs::recursive_directory_iterator(modules_src, ec);
-         !ec && it != stdfs::recursive_directory_iterator(); it.increment(ec)) {
-      auto rel = stdfs::relative(it->path(), modules_src);
-      if (it->is_directory()) FLEET_TRY(ctx_.disk.mkdirs(mdst / rel));
-      else FLEET_TRY(ctx_.disk.copy_file(it->path(), mdst / rel));
+    for (const auto& [path, e] : manifest_.files) {
+      if (path.starts_with(modules_prefix)) FLEET_TRY(copy_to(mdst, path.substr(modules_prefix.size()), path, e));
     }
-    FLEET_TRY(ctx_.disk.remove_all(ctx_.paths.modules() / t.slot.release));
-    FLEET_TRY(ctx_.disk.rename(mdst, ctx_.paths.modules() / t.slot.release));
+    FLEET_TRY(ctx_.disk.remove_all(mfinal));
+    FLEET_TRY(ctx_.disk.rename(mdst, mfinal));
   }
-  FLEET_TRY(ctx_.disk.remove_all(boot / t.slot.name));
-  FLEET_TRY(ctx_.disk.rename(partial, boot / t.slot.name));
+  FLEET_TRY(ctx_.disk.remove_all(slot));
+  FLEET_TRY(ctx_.disk.rename(partial, slot));
   // tryboot.txt: a whole copy of config.txt pointing at the slot, so the trial boot needs
   // nothing else and config.txt is never edited in place.
   std::string config = ctx_.disk.read(boot / "config.txt").value_or("");
@@ -339,8 +367,10 @@ Result<Event> Agent::copy_bundle() {
 
 Result<void> Agent::abort_install() {
   if (st_.target) {
-    FLEET_TRY(ctx_.disk.remove_all(ctx_.paths.boot() / (st_.target->slot.name + ".partial")));
-    FLEET_TRY(ctx_.disk.remove_all(ctx_.paths.modules() / (st_.target->slot.release + ".partial")));
+    const stdfs::path partial = FLEET_TRY(slot_dir(st_.target->slot.name, ".partial"));
+    const stdfs::path modules_partial = FLEET_TRY(modules_dir(st_.target->slot.release, ".partial"));
+    FLEET_TRY(ctx_.disk.remove_all(partial));
+    FLEET_TRY(ctx_.disk.remove_all(modules_partial));
     FLEET_TRY(remove_target_slot());
   }
   return ctx_.disk.remove_all(ctx_.paths.boot() / "tryboot.txt");
@@ -367,15 +397,22 @@ Result<void> Agent::remove_target_slot() {
   if (slot.name.empty() || slot.name == st_.committed.name || (st_.previous && slot.name == st_.previous->name)) {
     return {};
   }
-  FLEET_TRY(ctx_.disk.remove_all(ctx_.paths.boot() / slot.name));
+  const stdfs::path dir = FLEET_TRY(slot_dir(slot.name));
+  FLEET_TRY(ctx_.disk.remove_all(dir));
   if (slot.release != st_.committed.release && (!st_.previous || slot.release != st_.previous->release)) {
-    FLEET_TRY(ctx_.disk.remove_all(ctx_.paths.modules() / slot.release));
+    const stdfs::path modules = FLEET_TRY(modules_dir(slot.release));
+    FLEET_TRY(ctx_.disk.remove_all(modules));
   }
   return {};
 }
 
 Result<Event> Agent::run_checks() {
-  auto text = ctx_.disk.read(ctx_.paths.boot() / st_.target->slot.name / k_slot_contract);
+  auto dir = slot_dir(st_.target->slot.name);
+  if (!dir) {
+    st_.note = dir.error().message;
+    return Event::checks_failed;
+  }
+  auto text = ctx_.disk.read(*dir / k_slot_contract);
   if (!text) {
     st_.note = "the slot's contract is missing";
     return Event::checks_failed;
@@ -443,8 +480,11 @@ Result<void> Agent::install(const stdfs::path& bundle_dir, const std::string& ro
     if (!signed_by) return fail(signed_by.error().code, signed_by.error().message + "; nothing was changed");
     signer = *signed_by;
   }
-  auto contract_text = ctx_.disk.read(bundle_dir / bundle::k_contract);
-  if (!contract_text) return fail(Errc::invalid_input, bundle_dir.string() + ": the bundle has no contract.json");
+  if (!manifest.files.contains(bundle::k_contract)) {
+    return fail(Errc::invalid_input, bundle_dir.string() + ": the bundle has no contract.json; nothing was changed");
+  }
+  auto contract_text = fs::read_regular_file(bundle_dir / bundle::k_contract);
+  if (!contract_text) return fail(Errc::invalid_input, contract_text.error().message + "; nothing was changed");
   FLEET_TRY(parse_contract(*contract_text, (bundle_dir / bundle::k_contract).string()));
   Slot slot{std::string(k_slot_prefix) + manifest.build_key.substr(0, 12), manifest.kernel_release};
   if (slot.name == st_.committed.name) {
@@ -498,6 +538,7 @@ Result<void> Agent::install(const stdfs::path& bundle_dir, const std::string& ro
     return fail(Errc::invalid_input, std::string("an update is in progress (state ") + state_name(st_.state) + ")");
   }
   bundle_ = bundle_dir;
+  manifest_ = manifest;
   signer_ = signer;
   reason_.clear();
   st_.target = Target{slot, manifest.build_key, rollout_id, bench};

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/bundle.hpp"
 #include "common/error.hpp"
 #include "common/signing.hpp"
 #include "node-agent/lifecycle/disk.hpp"
@@ -125,10 +126,15 @@ class Agent {
   Result<void> write_config_for(const Slot& slot);
   Result<void> remove_old_slots(const AgentState& next);
   Result<void> remove_target_slot();
+  // boot/firmware/NAME[suffix] and lib/modules/RELEASE[suffix], refused for a name the
+  // agent would not make: every path the agent removes or writes is built by these.
+  Result<std::filesystem::path> slot_dir(const std::string& name, std::string_view suffix = "") const;
+  Result<std::filesystem::path> modules_dir(const std::string& release, std::string_view suffix = "") const;
 
   Context ctx_;
   AgentState st_;
   std::filesystem::path bundle_;   // during install
+  bundle::Manifest manifest_;      // during install: the verified manifest of bundle_
   std::string reason_;             // why the last action failed
   std::string signer_;             // during install: the key that signed the bundle, if any
   Report last_report_;

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/bundle.hpp"
+
 namespace fleet::agent {
 namespace {
 
@@ -22,15 +24,39 @@ constexpr std::pair<Phase, const char*> k_phases[] = {
 
 json slot_json(const Slot& s) { return {{"name", s.name}, {"release", s.release}}; }
 
-Result<Slot> slot_from(const json& j, const std::string& where) {
+enum class SlotKind { any_folder, made_by_agent };
+
+// A state file is outside input too (a bad disk, an older agent, a hand edit): its names
+// become paths that boot-check removes, so they are checked as a manifest's are.
+Result<Slot> slot_from(const json& j, const std::string& where, SlotKind kind) {
   if (!j.is_object() || !j.contains("name") || !j.contains("release") || !j["name"].is_string() ||
       !j["release"].is_string()) {
     return fail(Errc::parse, where + ": a slot needs name and release strings");
   }
-  return Slot{j["name"].get<std::string>(), j["release"].get<std::string>()};
+  Slot s{j["name"].get<std::string>(), j["release"].get<std::string>()};
+  if (kind == SlotKind::made_by_agent ? !is_slot_name(s.name) : !is_slot_folder(s.name)) {
+    return fail(Errc::parse, where + ": slot name '" + s.name + "' is not a slot folder of the boot partition");
+  }
+  // The stock kernel's release may be unknown (""), never a path.
+  if (!s.release.empty() && !bundle::is_kernel_release(s.release)) {
+    return fail(Errc::parse, where + ": release '" + s.release + "' is not a kernel release");
+  }
+  return s;
 }
 
 }  // namespace
+
+bool is_slot_name(std::string_view name) {
+  constexpr std::string_view prefix = "fleet-";
+  if (name.size() != prefix.size() + 12 || !name.starts_with(prefix)) return false;
+  for (char c : name.substr(prefix.size()))
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+bool is_slot_folder(std::string_view name) {
+  return name.empty() || is_slot_name(name) || (bundle::bundle_path_problem(name).empty() && name.find('/') == std::string_view::npos);
+}
 
 const char* state_name(State s) {
   for (const auto& [v, n] : k_states)
@@ -88,12 +114,20 @@ Result<AgentState> parse_state(std::string_view text, std::string_view source) {
     auto st = state_from_name(j.at("state").get<std::string>());
     if (!st) return fail(Errc::parse, where + ": unknown state '" + j.at("state").get<std::string>() + "'");
     s.state = *st;
-    s.committed = FLEET_TRY(slot_from(j.at("committed"), where + ": committed"));
-    if (j.contains("previous")) s.previous = FLEET_TRY(slot_from(j["previous"], where + ": previous"));
+    s.committed = FLEET_TRY(slot_from(j.at("committed"), where + ": committed", SlotKind::any_folder));
+    if (j.contains("previous")) s.previous = FLEET_TRY(slot_from(j["previous"], where + ": previous", SlotKind::any_folder));
     if (j.contains("target")) {
       const json& t = j["target"];
-      s.target = Target{FLEET_TRY(slot_from(t.at("slot"), where + ": target")), t.at("build_key").get<std::string>(),
-                        t.at("rollout_id").get<std::string>(), std::nullopt};
+      // A rollback's target is the previous slot (any folder, no build key); an update's is
+      // a slot the agent made, of a valid build.
+      const std::string key = t.at("build_key").get<std::string>();
+      s.target = Target{FLEET_TRY(slot_from(t.at("slot"), where + ": target",
+                                            key.empty() ? SlotKind::any_folder : SlotKind::made_by_agent)),
+                        key, t.at("rollout_id").get<std::string>(), std::nullopt};
+      if (!key.empty() && !bundle::is_build_key(key)) {
+        return fail(Errc::parse, where + ": target build_key '" + key + "' is not 64 lowercase hex digits");
+      }
+      if (!key.empty() && s.target->slot.release.empty()) return fail(Errc::parse, where + ": target has no release");
       if (t.contains("bench")) {
         const json& b = t["bench"];
         s.target->bench = BenchSpec{b.at("shape").get<std::string>(), b.value("model", std::string()),

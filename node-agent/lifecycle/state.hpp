@@ -29,6 +29,13 @@ enum class Phase { installed, tryboot, committed, verify_failed, rolled_back, bo
 const char* phase_name(Phase p);
 std::optional<Phase> phase_from_name(std::string_view name);
 
+// A slot folder the agent makes: "fleet-" and the first 12 hex digits of the build key.
+// Only such folders are ever removed. Pure.
+bool is_slot_name(std::string_view name);
+// What config.txt's os_prefix may name: "" (the unprefixed files), a slot, or a plain
+// relative folder of the user's own (read, never removed). Pure.
+bool is_slot_folder(std::string_view name);
+
 struct Slot {
   std::string name;     // folder under /boot/firmware; "" = the unprefixed (stock) files
   std::string release;  // uname -r of its kernel

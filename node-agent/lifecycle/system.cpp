@@ -51,6 +51,16 @@ Result<Throughput> RealSystem::measure(const BenchSpec& spec) {
 }
 
 Result<void> RealSystem::reboot(RebootMode mode) {
+  // --root DIR is a board's files in a folder (tests, rescue of a mounted card): rebooting
+  // would reboot the machine the agent runs on, not that board. Tests and the virtual
+  // boards reboot through their own System.
+  std::error_code ec;
+  const auto root = std::filesystem::weakly_canonical(root_, ec);
+  if (ec || root != std::filesystem::path("/")) {
+    return fail(Errc::unsupported, std::string("not rebooting: the board's root is ") + root_.string() +
+                                       ", not /; a reboot would restart this machine, not that board. The state is "
+                                       "saved: boot that board and boot-check carries on");
+  }
   ::sync();
   long rc = 0;
   if (mode == RebootMode::tryboot) {

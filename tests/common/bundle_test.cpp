@@ -1,5 +1,9 @@
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "common/bundle.hpp"
 #include "common/fs.hpp"
@@ -18,7 +22,7 @@ bundle::Manifest make_bundle(const test::TempDir& dir) {
   bundle::Manifest m;
   m.profile = "qemu-virt";
   m.kernel_release = "6.1-x";
-  m.build_key = "k";
+  m.build_key = std::string(64, 'a');
   m.image = "boot/kernel_2712.img";
   m.cmdline_extra = {"console=ttyAMA0"};
   REQUIRE(bundle::hash_tree(dir.path(), m));
@@ -66,18 +70,63 @@ TEST_CASE("bundle: a changed, missing or extra file is named") {
   }
 }
 
+namespace {
+// A manifest whose fields are right but for the one a case changes.
+std::string manifest_with(const std::string& field, const nlohmann::json& value) {
+  nlohmann::json j = {{"format", 1},
+                      {"profile", "qemu-virt"},
+                      {"kernel_release", "6.1.192-fleet-qemu"},
+                      {"build_key", std::string(64, 'a')},
+                      {"image", "boot/kernel_2712.img"},
+                      {"cmdline_extra", {"numa=fake=2"}},
+                      {"files", {{"boot/kernel_2712.img", {{"sha256", std::string(64, 'b')}, {"size", 1}}}}}};
+  if (field.starts_with("files.")) {
+    j["files"][field.substr(6)] = value;
+  } else {
+    j[field] = value;
+  }
+  return j.dump();
+}
+}  // namespace
+
 TEST_CASE("bundle: manifest fields are checked") {
   struct Case {
-    const char* json;
+    std::string json;
     const char* expect;
   } cases[] = {
       {R"({"format":2})", "bundle format 2"},
-      {R"({"format":1,"profile":"p","kernel_release":"r","build_key":"k","image":"i"})", "missing field 'files'"},
-      {R"({"format":1,"profile":"","kernel_release":"r","build_key":"k","image":"i","files":{}})", "'profile'"},
-      {R"({"format":1,"profile":"p","kernel_release":"r","build_key":"k","image":"i","files":{"../x":{"sha256":"a","size":1}}})",
-       "unsafe path '../x'"},
-      {R"({"format":1,"profile":"p","kernel_release":"r","build_key":"k","image":"i","files":{}})",
-       "image 'i' is not among the files"},
+      {R"({"format":1,"profile":"p","kernel_release":"r","build_key":")" + std::string(64, 'a') + R"(","image":"boot/i"})",
+       "missing field 'files'"},
+      {manifest_with("profile", ""), "'profile'"},
+      {manifest_with("profile", "../p"), "field 'profile'"},
+      // Seen: a build_key of "/../././." emptied the boot partition when the failed install
+      // removed its "slot".
+      {manifest_with("build_key", "/../././././././././././././././././././././././././././././././"), "field 'build_key'"},
+      {manifest_with("build_key", std::string(64, 'A')), "64 lowercase hex"},
+      {manifest_with("build_key", std::string(63, 'a')), "field 'build_key'"},
+      // Seen: "../../etc" replaced the board's /etc by the bundle's modules.
+      {manifest_with("kernel_release", "../../etc"), "field 'kernel_release'"},
+      // Seen: boot-check removed an absolute path after a failed trial boot.
+      {manifest_with("kernel_release", "/some/abs/path"), "field 'kernel_release'"},
+      {manifest_with("kernel_release", ".."), "field 'kernel_release'"},
+      {manifest_with("kernel_release", std::string(65, 'x')), "field 'kernel_release'"},
+      {manifest_with("kernel_release", "6.1\n"), "field 'kernel_release'"},
+      {manifest_with("image", "kernel_2712.img"), "is not under boot/"},
+      {manifest_with("image", "boot/../../x"), "field 'image'"},
+      {manifest_with("image", "boot/other.img"), "image 'boot/other.img' is not among the files"},
+      // Seen: a newline in a word made cmdline.txt two lines.
+      {manifest_with("cmdline_extra", {"quiet\ninit=/bin/sh"}), "control character"},
+      {manifest_with("cmdline_extra", {"a b"}), "holds a space"},
+      {manifest_with("cmdline_extra", {""}), "is empty"},
+      {manifest_with("files.../x", {{"sha256", std::string(64, 'b')}, {"size", 1}}), "has a '..' component"},
+      {manifest_with("files./etc/passwd", {{"sha256", std::string(64, 'b')}, {"size", 1}}), "is absolute"},
+      {manifest_with("files.boot//x", {{"sha256", std::string(64, 'b')}, {"size", 1}}), "empty component"},
+      {manifest_with("files.boot/a:b", {{"sha256", std::string(64, 'b')}, {"size", 1}}), "character outside"},
+      {manifest_with("files.BOOT/kernel_2712.img", {{"sha256", std::string(64, 'b')}, {"size", 1}}),
+       "case-insensitive"},
+      {manifest_with("files.manifest.sig", {{"sha256", std::string(64, 'b')}, {"size", 1}}), "never lists"},
+      {manifest_with("files.boot/x", {{"sha256", "zz"}, {"size", 1}}), "64 lowercase hex"},
+      {manifest_with("files.boot/x", {{"sha256", std::string(64, 'b')}, {"size", 1ull << 50}}), "1 TiB"},
   };
   for (const auto& c : cases) {
     INFO(c.json);
@@ -85,7 +134,75 @@ TEST_CASE("bundle: manifest fields are checked") {
     REQUIRE_FALSE(m);
     CHECK(m.error().message.find("b/manifest.json") != std::string::npos);
     CHECK(m.error().message.find(c.expect) != std::string::npos);
+    // A message stays on one line whatever the field held.
+    CHECK(m.error().message.find('\n') == std::string::npos);
   }
+  CHECK(bundle::parse_manifest(manifest_with("format", 1), "ok"));
+}
+
+TEST_CASE("bundle: name checks") {
+  CHECK(bundle::is_kernel_release("6.12.48+rpt-rpi-2712"));
+  CHECK(bundle::is_kernel_release("6.1.192-fleet-qemu_1"));
+  CHECK_FALSE(bundle::is_kernel_release("."));
+  CHECK_FALSE(bundle::is_kernel_release("a/b"));
+  CHECK_FALSE(bundle::is_kernel_release(""));
+  CHECK(bundle::bundle_path_problem("modules/lib/modules/6.1/kernel/drivers/net/dummy.ko").empty());
+  CHECK(bundle::bundle_path_problem("boot/overlays/vc4-kms-v3d-pi5.dtbo").empty());
+  CHECK_FALSE(bundle::bundle_path_problem("boot/").empty());
+  CHECK_FALSE(bundle::bundle_path_problem("boot/./x").empty());
+  CHECK(bundle::command_word_problem("numa_policy=interleave").empty());
+  CHECK_FALSE(bundle::command_word_problem("a\tb").empty());
+  CHECK_FALSE(bundle::command_word_problem("\x7f").empty());
+}
+
+TEST_CASE("bundle: anything but regular files and folders is refused before it is read") {
+  test::TempDir dir;
+  make_bundle(dir);
+  SECTION("a FIFO does not block the walk") {
+    REQUIRE(::mkfifo((dir / "boot/fifo").c_str(), 0644) == 0);
+    auto v = bundle::verify(dir.path());
+    REQUIRE_FALSE(v);
+    CHECK(v.error().message.find("boot/fifo is a FIFO") != std::string::npos);
+  }
+  SECTION("a hard link") {
+    REQUIRE(::link((dir / "boot/kernel_2712.img").c_str(), (dir / "boot/linked").c_str()) == 0);
+    auto v = bundle::verify(dir.path());
+    REQUIRE_FALSE(v);
+    CHECK(v.error().message.find("hard links") != std::string::npos);
+  }
+  SECTION("a setuid file") {
+    REQUIRE(::chmod((dir / "boot/kernel_2712.img").c_str(), 04755) == 0);
+    auto v = bundle::verify(dir.path());
+    REQUIRE_FALSE(v);
+    CHECK(v.error().message.find("setuid") != std::string::npos);
+  }
+  SECTION("a symlink") {
+    std::filesystem::create_symlink("/etc/passwd", dir / "boot/link");
+    auto v = bundle::verify(dir.path());
+    REQUIRE_FALSE(v);
+    INFO(v.error().message);
+    CHECK(v.error().message.find("boot/link is a symlink") != std::string::npos);
+  }
+  SECTION("a manifest.json that is a FIFO") {
+    std::filesystem::remove(dir / bundle::k_manifest);
+    REQUIRE(::mkfifo((dir / bundle::k_manifest).c_str(), 0644) == 0);
+    auto v = bundle::verify(dir.path());
+    REQUIRE_FALSE(v);
+    CHECK(v.error().message.find("FIFO") != std::string::npos);
+  }
+}
+
+TEST_CASE("fs::read_regular_file refuses what is not a plain file, as opened") {
+  test::TempDir dir;
+  dir.write("f", "data");
+  CHECK(fs::read_regular_file(dir / "f") == "data");
+  REQUIRE(::mkfifo((dir / "fifo").c_str(), 0644) == 0);
+  auto r = fs::read_regular_file(dir / "fifo");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message.find("is a FIFO") != std::string::npos);
+  CHECK_FALSE(fs::read_regular_file("/dev/zero"));
+  std::filesystem::create_symlink(dir / "f", dir / "l");
+  CHECK_FALSE(fs::read_regular_file(dir / "l"));
 }
 
 TEST_CASE("bundle: a signed bundle names its key, and is refused unsigned, by another key or changed") {

@@ -23,7 +23,7 @@ std::string make_bundle(const test::TempDir& dir) {
   bundle::Manifest m;
   m.profile = "qemu-virt";
   m.kernel_release = "6.1-x";
-  m.build_key = "k";
+  m.build_key = std::string(64, 'a');
   m.image = "boot/Image";
   REQUIRE(bundle::hash_tree(dir / "b", m));
   REQUIRE(fs::write_file_atomic(dir / "b" / bundle::k_manifest, bundle::manifest_to_json(m)));

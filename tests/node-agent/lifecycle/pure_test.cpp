@@ -29,8 +29,8 @@ TEST_CASE("state round-trips through JSON, bad state files are named") {
   AgentState s;
   s.state = State::verify_failed;
   s.committed = {"", "6.1-old"};
-  s.previous = Slot{"fleet-a", "6.1-a"};
-  s.target = Target{{"fleet-b", "6.1-b"}, "bbbb", "r7", BenchSpec{"3b", "/models/m.gguf", 4, 2.5}};
+  s.previous = Slot{"fleet-aaaaaaaaaaaa", "6.1-a"};
+  s.target = Target{{"fleet-bbbbbbbbbbbb", "6.1-b"}, std::string(64, 'b'), "r7", BenchSpec{"3b", "/models/m.gguf", 4, 2.5}};
   s.boots_in_state = 2;
   s.note = "thp expected madvise, got never";
   s.last = Outcome{Phase::committed, "6.1-a", "ok", 5};
@@ -50,4 +50,39 @@ TEST_CASE("state round-trips through JSON, bad state files are named") {
   auto bad = parse_state(R"({"state":"dancing","committed":{"name":"","release":"x"}})", "/var/lib/fleet-agent/state.json");
   REQUIRE_FALSE(bad);
   CHECK(bad.error().message.find("/var/lib/fleet-agent/state.json: unknown state 'dancing'") != std::string::npos);
+}
+
+TEST_CASE("a state file whose names would become paths outside the board's slots is refused") {
+  // A corrupt state file must not make boot-check remove /etc, "..", or an absolute path.
+  const std::string key(64, 'c');
+  struct Case {
+    std::string json;
+    const char* expect;
+  } cases[] = {
+      {R"({"state":"idle","committed":{"name":"../..","release":"6.1"}})", "slot name '../..'"},
+      {R"({"state":"idle","committed":{"name":"","release":"../../etc"}})", "release '../../etc'"},
+      {R"({"state":"idle","committed":{"name":"","release":"6.1"},"previous":{"name":"/boot","release":"6.1"}})",
+       "slot name '/boot'"},
+      {R"({"state":"tryboot","committed":{"name":"","release":"6.1"},"target":{"slot":{"name":"fleet-../../x","release":"6.2"},"build_key":")" +
+           key + R"(","rollout_id":"r"}})",
+       "slot name 'fleet-../../x'"},
+      {R"({"state":"tryboot","committed":{"name":"","release":"6.1"},"target":{"slot":{"name":"mine","release":"6.2"},"build_key":")" +
+           key + R"(","rollout_id":"r"}})",
+       "slot name 'mine'"},
+      {R"({"state":"tryboot","committed":{"name":"","release":"6.1"},"target":{"slot":{"name":"fleet-cccccccccccc","release":"/some/abs/path"},"build_key":")" +
+           key + R"(","rollout_id":"r"}})",
+       "release '/some/abs/path'"},
+      {R"({"state":"tryboot","committed":{"name":"","release":"6.1"},"target":{"slot":{"name":"fleet-cccccccccccc","release":"6.2"},"build_key":"/../x","rollout_id":"r"}})",
+       "build_key '/../x'"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.json);
+    auto r = parse_state(c.json, "state.json");
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message.find(c.expect) != std::string::npos);
+  }
+  CHECK(is_slot_name("fleet-0123456789ab"));
+  CHECK_FALSE(is_slot_name("fleet-0123456789AB"));
+  CHECK(is_slot_folder("my-slot"));
+  CHECK_FALSE(is_slot_folder("a/b"));
 }
