@@ -1,6 +1,7 @@
 // Peak memory of fleet-agent doing its everyday work on a board, measured with wait4(2):
 //   verify        read /proc and /sys, check a contract
-//   send-reports  deliver an outbox report over gRPC to a real ReportService (in this process)
+//   send-reports  deliver an outbox report over gRPC with TLS to a real ReportService (in this
+//                 process, with a certificate from a CA made for the run)
 //   bench         the throughput probe, whose weight buffers are reported apart
 // Usage: agent_rss AGENT   (prints a table; exit 1 if a step fails)
 #include <sys/resource.h>
@@ -17,6 +18,7 @@
 
 #include "common/fs.hpp"
 #include "controller/reports/report_server.hpp"
+#include "controller/tls/authority.hpp"
 
 namespace {
 
@@ -82,13 +84,22 @@ int main(int argc, char** argv) {
         R"({"kernel_release":"6.1.192-fleet-qemu","page_size":16384,"thp":"madvise","numa_nodes":8,"hz":100,"tick":"NO_HZ_IDLE","headless":true})");
 
   int received = 0;
-  auto server = fleet::controller::ReportServer::start(
-      "127.0.0.1:0", [](const std::string&, const std::string&, const std::string& t) { return t == "tok"; },
-      [&](const fleet::v1::PhaseReport&) { ++received; });
+  auto ca = fleet::tls::Authority::open_or_create(root / "controller/tls");
+  auto identity = ca ? ca->issue_server() : fleet::Result<fleet::tls::ServerIdentity>(std::unexpected(ca.error()));
+  auto store = fleet::store::Store::open(root / "controller/fleet.db");
+  if (!identity || !store) {
+    std::cerr << (identity ? store.error().message : identity.error().message) << "\n";
+    return 1;
+  }
+  fleet::controller::TokenBook tokens;
+  tokens.add("pi-1", "r1", "tok");
+  auto server = fleet::controller::ReportServer::start({"127.0.0.1:0", *identity}, tokens, **store,
+                                                       [&](const fleet::v1::PhaseReport&) { ++received; });
   if (!server) {
     std::cerr << server.error().message << "\n";
     return 1;
   }
+  write(root / "etc/fleet-agent/ca.pem", ca->certificate().pem);
   write(root / "etc/fleet-agent/agent.json",
         nlohmann::json{{"board_id", "pi-1"}, {"controller", "127.0.0.1:" + std::to_string((*server)->port())}, {"token", "tok"}}
             .dump());
@@ -113,7 +124,7 @@ int main(int argc, char** argv) {
                   WEXITSTATUS(bench.status) == 0;
   std::printf("fleet-agent peak RSS (%s)\n", agent.c_str());
   std::printf("  verify                 %6.1f MB\n", double(verify.max_rss_kb) / 1024);
-  std::printf("  send-reports (gRPC)    %6.1f MB   report delivered: %s\n", double(send.max_rss_kb) / 1024,
+  std::printf("  send-reports (gRPC+TLS)%6.1f MB   report delivered: %s\n", double(send.max_rss_kb) / 1024,
               received == 1 ? "yes" : "NO");
   std::printf("  bench 15m probe        %6.1f MB   of which weight buffers %.1f MB -> %.1f MB beside them\n",
               double(bench.max_rss_kb) / 1024, double(probe_kb) / 1024, double(bench.max_rss_kb - probe_kb) / 1024);

@@ -21,6 +21,10 @@
 #include "controller/inventory/inventory.hpp"
 #include "controller/rollout/rollout.hpp"
 #include "controller/status/status_service.hpp"
+#include "controller/tls/authority.hpp"
+#include "controller/tls/secret.hpp"
+#include "common/rpc/rpc.hpp"
+#include "proto/fleet.grpc.pb.h"
 #include "controller/store/store.hpp"
 #include "controller/kernel/build.hpp"
 #include "controller/kernel/config_check.hpp"
@@ -360,7 +364,9 @@ int rollout_cmd(const std::vector<std::string>& argv, std::ostream& out, std::os
       args::Option{"dry-run", args::Takes::nothing, "", "show per board what would change; change nothing"},
       args::Option{"resume", args::Takes::value, "ID", "continue a rollout a killed controller left"},
       args::Option{"agent", args::Takes::value, "FILE", "the aarch64 fleet-agent to push (default build/aarch64/...)"},
-      args::Option{"listen", args::Takes::value, "ADDR", "where the report service listens (default 0.0.0.0:50051)"},
+      args::Option{"listen", args::Takes::value, "ADDR",
+                   "where the report service listens (default 0.0.0.0:50051: every interface, as boards on the "
+                   "LAN must reach it; TLS and per-board tokens guard it)"},
       args::Option{"report-address", args::Takes::value, "HOST:PORT", "what boards dial to report (default: this host)"},
       args::Option{"accept-new-host-keys", args::Takes::nothing, "", "add unknown boards to known_hosts (a changed key is still refused)"},
       args::Option{"known-hosts", args::Takes::value, "FILE", "known_hosts file (default ~/.ssh/known_hosts)"},
@@ -380,7 +386,10 @@ int rollout_cmd(const std::vector<std::string>& argv, std::ostream& out, std::os
        "the board itself. When a wave's failures exceed --max-fail the remaining waves do not start. Boards\n"
        "already on the bundle are skipped. State is kept in SQLite: --resume ID continues after a kill.\n"
        "--trust-key KEY.pub: the bundle must carry KEY's signature (fleetctl bundle sign); each board is set\n"
-       "up to trust KEY and from then on installs only bundles signed by a key it trusts."},
+       "up to trust KEY and from then on installs only bundles signed by a key it trusts.\n"
+       "Reports come over TLS only: each board is set up with the controller's CA (tls/ca.pem beside the\n"
+       "state, made on first use) and a token for itself and this rollout; the line 'reports: listening on'\n"
+       "says where the service listens and what boards dial."},
       out, err, code);
   if (!a) return code;
   rollout::RolloutOptions o;
@@ -502,27 +511,138 @@ std::string throughput_cell(const nlohmann::json& t) {
   return cell;
 }
 
+nlohmann::json rollout_json(const fleet::v1::RolloutStatus& r) {
+  return {{"id", r.id()},         {"kernel_release", r.kernel_release()}, {"state", r.state()}, {"message", r.message()},
+          {"serial", r.serial()}, {"max_fail", r.max_fail()},             {"signed_by", r.signed_by()}};
+}
+
+// What `fleetctl status` shows, from the state database or from a running `fleetctl serve`.
+class StatusSource {
+ public:
+  virtual ~StatusSource() = default;
+  virtual Result<std::pair<nlohmann::json, nlohmann::json>> read() = 0;  // boards, rollouts
+};
+
+class DatabaseSource final : public StatusSource {
+ public:
+  explicit DatabaseSource(std::unique_ptr<store::Store> st) : st_(std::move(st)) {}
+  Result<std::pair<nlohmann::json, nlohmann::json>> read() override {
+    auto boards = st_->latest_boards();
+    auto rollouts = st_->rollouts(10);
+    if (!boards || !rollouts) return fail(Errc::io, "cannot read " + st_->file().string());
+    nlohmann::json jb = nlohmann::json::array();
+    for (const auto& b : *boards) jb.push_back(board_json(controller::board_status(*st_, b)));
+    nlohmann::json jr = nlohmann::json::array();
+    for (const auto& r : *rollouts) {
+      fleet::v1::RolloutStatus s;
+      s.set_id(r.id);
+      s.set_kernel_release(r.kernel_release);
+      s.set_state(r.state);
+      s.set_message(r.message);
+      s.set_serial(r.serial);
+      s.set_max_fail(r.max_fail);
+      s.set_signed_by(r.signed_by);
+      jr.push_back(rollout_json(s));
+    }
+    return std::pair{jb, jr};
+  }
+
+ private:
+  std::unique_ptr<store::Store> st_;
+};
+
+// The StatusService over TLS, checked against the controller's CA, with the service's token.
+class ServiceSource final : public StatusSource {
+ public:
+  ServiceSource(std::string address, std::shared_ptr<grpc::Channel> channel, std::string token)
+      : address_(std::move(address)), stub_(fleet::v1::StatusService::NewStub(channel)), token_(std::move(token)) {}
+  Result<std::pair<nlohmann::json, nlohmann::json>> read() override {
+    auto call = [&](auto method, const auto& request, auto& response) -> Result<void> {
+      grpc::ClientContext ctx;
+      ctx.AddMetadata(rpc::k_auth_key, std::string(rpc::k_bearer) + token_);
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      grpc::Status st = ((*stub_).*method)(&ctx, request, &response);
+      if (st.ok()) return {};
+      const Errc code = st.error_code() == grpc::StatusCode::UNAUTHENTICATED ? Errc::auth_refused
+                        : rpc::is_handshake_failure(st)                      ? Errc::mismatch
+                                                                              : Errc::unreachable;
+      return fail(code, "the status service at " + address_ + ": " + st.error_message());
+    };
+    fleet::v1::ListBoardsResponse boards;
+    FLEET_TRY(call(&fleet::v1::StatusService::Stub::ListBoards, fleet::v1::ListBoardsRequest{}, boards));
+    fleet::v1::ListRolloutsRequest req;
+    req.set_limit(10);
+    fleet::v1::ListRolloutsResponse rollouts;
+    FLEET_TRY(call(&fleet::v1::StatusService::Stub::ListRollouts, req, rollouts));
+    nlohmann::json jb = nlohmann::json::array();
+    for (const auto& b : boards.boards()) jb.push_back(board_json(b));
+    nlohmann::json jr = nlohmann::json::array();
+    for (const auto& r : rollouts.rollouts()) jr.push_back(rollout_json(r));
+    return std::pair{jb, jr};
+  }
+
+ private:
+  std::string address_;
+  std::unique_ptr<fleet::v1::StatusService::Stub> stub_;
+  std::string token_;
+};
+
+// --server ADDR: the service's CA and token, from the state folder unless given.
+Result<std::unique_ptr<StatusSource>> service_source(const args::Parsed& a, const std::filesystem::path& state_db) {
+  const std::string address = *a.value("server");
+  const std::filesystem::path ca_file =
+      a.value("ca") ? std::filesystem::path(*a.value("ca")) : tls::authority_dir(state_db) / "ca.pem";
+  const std::filesystem::path token_file =
+      a.value("token-file") ? std::filesystem::path(*a.value("token-file")) : tls::status_token_file(state_db);
+  auto ca_text = FLEET_TRY(with_context(fs::read_file(ca_file), "the controller's CA (--ca)"));
+  auto ca = FLEET_TRY(tls::parse_ca_certificate(ca_text, ca_file.string()));
+  FLEET_TRY(with_context(tls::check_private_file(token_file), "the status token (--token-file)"));
+  std::string token = FLEET_TRY(fs::read_file(token_file));
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  auto channel = FLEET_TRY(rpc::controller_channel(address, ca.pem));
+  return std::unique_ptr<StatusSource>(std::make_unique<ServiceSource>(address, channel, token));
+}
+
 int status_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
   const std::array options = {
       k_opt_state, k_opt_json,
       args::Option{"watch", args::Takes::nothing, "", "redraw every 2 s until interrupted"},
-      args::Option{"count", args::Takes::value, "N", "with --watch: stop after N redraws"}, k_opt_help};
+      args::Option{"count", args::Takes::value, "N", "with --watch: stop after N redraws"},
+      args::Option{"server", args::Takes::value, "HOST:PORT",
+                   "ask a running fleetctl serve instead of reading the state database (TLS and its token)"},
+      args::Option{"ca", args::Takes::value, "FILE", "with --server: the controller's CA (default: tls/ca.pem beside the state)"},
+      args::Option{"token-file", args::Takes::value, "FILE",
+                   "with --server: the service's token (default: status.token beside the state)"},
+      k_opt_help};
   int code = 0;
   auto a = parse_or_help(argv, options,
-                         {"fleetctl", "fleetctl status [--state FILE] [--json] [--watch [--count N]]",
+                         {"fleetctl", "fleetctl status [--state FILE] [--json] [--watch [--count N]] [--server HOST:PORT]",
                           "Per board: its kernel, the outcome of its last rollout and the verification its agent\n"
-                          "reported. Per rollout: kernel, state, and why it stopped."},
+                          "reported. Per rollout: kernel, state, and why it stopped. With --server, the same from a\n"
+                          "fleetctl serve (on this or another machine), over TLS checked against the controller's CA,\n"
+                          "with the token whose file fleetctl serve names at start."},
                          out, err, code);
   if (!a) return code;
   auto path = a->value("state") ? std::filesystem::path(*a->value("state")) : default_state_db();
-  if (!std::filesystem::exists(path)) {
-    err << "fleetctl status: no state database at " << path.string() << " (no rollout yet?)\n";
-    return k_exit_usage;
-  }
-  auto st = store::Store::open(path);
-  if (!st) {
-    err << "fleetctl status: " << st.error().message << "\n";
-    return k_exit_failed;
+  std::unique_ptr<StatusSource> source;
+  if (a->value("server")) {
+    auto s = service_source(*a, path);
+    if (!s) {
+      err << "fleetctl status: " << s.error().message << "\n";
+      return s.error().code == Errc::not_found || s.error().code == Errc::invalid_input ? k_exit_usage : k_exit_failed;
+    }
+    source = std::move(*s);
+  } else {
+    if (!std::filesystem::exists(path)) {
+      err << "fleetctl status: no state database at " << path.string() << " (no rollout yet?)\n";
+      return k_exit_usage;
+    }
+    auto st = store::Store::open(path);
+    if (!st) {
+      err << "fleetctl status: " << st.error().message << "\n";
+      return k_exit_failed;
+    }
+    source = std::make_unique<DatabaseSource>(std::move(*st));
   }
   int count = 0;
   try {
@@ -535,19 +655,12 @@ int status_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ost
   ::signal(SIGINT, on_stop_signal);
   ::signal(SIGTERM, on_stop_signal);
   for (int round = 0; !g_stop; ++round) {
-    auto boards = (*st)->latest_boards();
-    auto rollouts = (*st)->rollouts(10);
-    if (!boards || !rollouts) {
-      err << "fleetctl status: cannot read " << path.string() << "\n";
+    auto read = source->read();
+    if (!read) {
+      err << "fleetctl status: " << read.error().message << "\n";
       return k_exit_failed;
     }
-    nlohmann::json jb = nlohmann::json::array();
-    for (const auto& b : *boards) jb.push_back(board_json(controller::board_status(**st, b)));
-    nlohmann::json jr = nlohmann::json::array();
-    for (const auto& r : *rollouts) {
-      jr.push_back({{"id", r.id}, {"kernel_release", r.kernel_release}, {"state", r.state}, {"message", r.message},
-                    {"serial", r.serial}, {"max_fail", r.max_fail}, {"signed_by", r.signed_by}});
-    }
+    auto [jb, jr] = std::move(*read);
     if (a->flag("json")) {
       out << nlohmann::json{{"boards", jb}, {"rollouts", jr}}.dump() << "\n";
     } else {
@@ -582,25 +695,58 @@ int status_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ost
   return k_exit_ok;
 }
 
+// True for an address only this machine can reach: 127.0.0.0/8, [::1], localhost.
+bool is_loopback(const std::string& address) {
+  const auto colon = address.rfind(':');
+  std::string host = colon == std::string::npos ? address : address.substr(0, colon);
+  if (host.starts_with("[") && host.ends_with("]")) host = host.substr(1, host.size() - 2);
+  return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
+
 int serve_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
   const std::array options = {
       k_opt_state,
-      args::Option{"listen", args::Takes::value, "ADDR", "where the StatusService listens (default 127.0.0.1:50052)"},
+      args::Option{"listen", args::Takes::value, "ADDR",
+                   "where the StatusService listens (default 127.0.0.1:50052: this machine only)"},
       k_opt_help};
   int code = 0;
   auto a = parse_or_help(argv, options,
                          {"fleetctl", "fleetctl serve [--listen ADDR] [--state FILE]",
                           "Serves the StatusService (proto/fleet.proto) for dashboards: boards, rollouts, and a\n"
-                          "stream of board changes, read from the state database while rollouts write it."},
+                          "stream of board changes, read from the state database while rollouts write it.\n"
+                          "TLS only, with a certificate from the controller's CA (tls/ca.pem beside the state,\n"
+                          "made on first use), and every call needs the token in status.token beside the state\n"
+                          "(mode 0600, made on first use) as \"authorization: Bearer TOKEN\"; fleetctl status\n"
+                          "--server reads both. Listens on loopback unless --listen says otherwise."},
                          out, err, code);
   if (!a) return code;
   auto path = a->value("state") ? std::filesystem::path(*a->value("state")) : default_state_db();
-  auto server = controller::StatusServer::start(a->value("listen").value_or("127.0.0.1:50052"), path);
+  const std::string listen = a->value("listen").value_or("127.0.0.1:50052");
+  auto authority = tls::Authority::open_or_create(tls::authority_dir(path));
+  if (!authority) {
+    err << "fleetctl serve: " << authority.error().message << "\n";
+    return k_exit_failed;
+  }
+  bool token_made = false;
+  const auto token_file = tls::status_token_file(path);
+  auto token = tls::read_or_create_token(token_file, &token_made);
+  auto identity = token ? authority->issue_server() : Result<tls::ServerIdentity>(std::unexpected(token.error()));
+  if (!identity) {
+    err << "fleetctl serve: " << identity.error().message << "\n";
+    return k_exit_failed;
+  }
+  auto server = controller::StatusServer::start({listen, *identity, *token}, path);
   if (!server) {
     err << "fleetctl serve: " << server.error().message << "\n";
     return k_exit_failed;
   }
-  out << "status service on port " << (*server)->port() << " (state " << path.string() << ")\n" << std::flush;
+  out << "status service on " << listen.substr(0, listen.rfind(':') + 1) << (*server)->port() << " over TLS ("
+      << authority->certificate().subject << ", " << authority->certificate_file().string() << ")\n"
+      << "token: " << token_file.string() << (token_made ? " (made now)" : "")
+      << "; callers send \"authorization: Bearer TOKEN\" (fleetctl status --server reads it)\n"
+      << "state: " << path.string() << "\n";
+  if (!is_loopback(listen)) out << "note: --listen " << listen << " reaches beyond this machine; the token guards it\n";
+  out << std::flush;
   ::signal(SIGINT, on_stop_signal);
   ::signal(SIGTERM, on_stop_signal);
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(200));

@@ -1,39 +1,97 @@
 #include "controller/reports/report_server.hpp"
 
+#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "common/rpc/rpc.hpp"
+#include "controller/tls/secret.hpp"
 #include "proto/fleet.grpc.pb.h"
 
 namespace fleet::controller {
 
+const char* token_check_name(TokenCheck c) {
+  switch (c) {
+    case TokenCheck::accepted: return "accepted";
+    case TokenCheck::unknown_board: return "no token for this board in this rollout";
+    case TokenCheck::wrong_token: return "wrong or missing token";
+    case TokenCheck::other_rollout: return "the board's token, on a report of another rollout";
+  }
+  return "?";
+}
+
+void TokenBook::add(const std::string& board, const std::string& rollout_id, const std::string& token) {
+  entries_[board][rollout_id] = token;
+}
+
+TokenCheck TokenBook::check(std::string_view board, std::string_view rollout_id, std::string_view token) const {
+  auto it = entries_.find(board);
+  if (it == entries_.end()) return TokenCheck::unknown_board;
+  auto own = it->second.find(rollout_id);
+  if (own != it->second.end()) return tls::same_secret(token, own->second) ? TokenCheck::accepted : TokenCheck::wrong_token;
+  for (const auto& [rollout, t] : it->second) {
+    if (tls::same_secret(token, t)) return TokenCheck::other_rollout;
+  }
+  return TokenCheck::wrong_token;
+}
+
+store::ReportRow report_row(const fleet::v1::PhaseReport& r, std::int64_t at_ms) {
+  nlohmann::json checks = nlohmann::json::array();
+  for (const auto& c : r.checks()) {
+    checks.push_back({{"property", c.property()}, {"expected", c.expected()}, {"actual", c.actual()},
+                      {"pass", c.pass()}, {"detail", c.detail()}});
+  }
+  std::string throughput;
+  if (r.has_throughput()) {
+    google::protobuf::util::JsonPrintOptions json;
+    json.preserve_proto_field_names = true;
+    // A message protobuf made itself always prints; an empty string is the fallback.
+    if (!google::protobuf::util::MessageToJsonString(r.throughput(), &throughput, json).ok()) throughput.clear();
+  }
+  return {r.board_id(), r.rollout_id(), r.sequence(), fleet::v1::Phase_Name(r.phase()), r.running_release(),
+          r.message(), checks.dump(), at_ms, throughput};
+}
+
 class ReportServer::Impl final : public fleet::v1::ReportService::Service {
  public:
-  Impl(Authorizer authorize, Sink sink) : authorize_(std::move(authorize)), sink_(std::move(sink)) {}
+  Impl(TokenBook tokens, store::Store& store, Observer observer)
+      : tokens_(std::move(tokens)), store_(store), observer_(std::move(observer)) {}
 
   grpc::Status Report(grpc::ServerContext* ctx, const fleet::v1::PhaseReport* report,
                       fleet::v1::ReportAck* ack) override {
     const std::string who = "board '" + report->board_id() + "' (rollout '" + report->rollout_id() + "')";
     std::string token;
-    auto md = ctx->client_metadata().find("authorization");
+    auto md = ctx->client_metadata().find(rpc::k_auth_key);
     if (md != ctx->client_metadata().end()) {
-      std::string value(md->second.data(), md->second.size());
-      if (value.starts_with("Bearer ")) token = value.substr(7);
+      std::string_view value(md->second.data(), md->second.size());
+      if (value.starts_with(rpc::k_bearer)) token = value.substr(rpc::k_bearer.size());
     }
     if (report->board_id().empty()) return refuse("a report without a board id from " + ctx->peer(), grpc::StatusCode::INVALID_ARGUMENT);
-    if (token.empty() || !authorize_(report->board_id(), report->rollout_id(), token)) {
-      return refuse(who + ": bad or missing token, from " + ctx->peer(), grpc::StatusCode::UNAUTHENTICATED);
+    const TokenCheck check = tokens_.check(report->board_id(), report->rollout_id(), token);
+    if (check == TokenCheck::other_rollout) {
+      // The agent sets such a report aside (FAILED_PRECONDITION) and goes on with the rest.
+      return refuse(who + ": " + token_check_name(check) + ", from " + ctx->peer(), grpc::StatusCode::FAILED_PRECONDITION);
     }
-    {
-      std::lock_guard lock(mu_);
-      auto& last = last_sequence_[report->board_id()];
-      if (report->sequence() <= last) {
-        ack->set_accepted(true);
-        ack->set_reason("replay of sequence " + std::to_string(report->sequence()) + " ignored");
-        return grpc::Status::OK;
+    if (check != TokenCheck::accepted) {
+      return refuse(who + ": " + token_check_name(check) + ", from " + ctx->peer(), grpc::StatusCode::UNAUTHENTICATED);
+    }
+    if (report->sequence() == 0) return refuse(who + ": a report without a sequence number", grpc::StatusCode::INVALID_ARGUMENT);
+    auto accepted = store_.accept_report(report_row(*report, store::now_ms()));
+    if (!accepted) {
+      if (accepted.error().code == Errc::invalid_input) {
+        return refuse(who + ": " + accepted.error().message, grpc::StatusCode::INVALID_ARGUMENT);
       }
-      last = report->sequence();
+      // The agent retries later; the report stays in its outbox.
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "cannot record the report: " + accepted.error().message);
     }
-    sink_(*report);
+    if (!*accepted) {
+      return refuse(who + ": replay of sequence " + std::to_string(report->sequence()) +
+                        " (already accepted): ignored",
+                    grpc::StatusCode::ALREADY_EXISTS);
+    }
+    if (observer_) observer_(*report);
     ack->set_accepted(true);
     return grpc::Status::OK;
   }
@@ -50,21 +108,27 @@ class ReportServer::Impl final : public fleet::v1::ReportService::Service {
     return grpc::Status(code, why);
   }
 
-  Authorizer authorize_;
-  Sink sink_;
+  const TokenBook tokens_;
+  store::Store& store_;
+  Observer observer_;
   mutable std::mutex mu_;
-  std::map<std::string, std::uint64_t> last_sequence_;
   std::vector<std::string> refusals_;
 };
 
-Result<std::unique_ptr<ReportServer>> ReportServer::start(const std::string& address, Authorizer authorize, Sink sink) {
+Result<std::unique_ptr<ReportServer>> ReportServer::start(const ReportServerOptions& options, TokenBook tokens,
+                                                          store::Store& store, Observer on_accepted) {
+  if (options.identity.cert_pem.empty() || options.identity.key_pem.empty()) {
+    return fail(Errc::invalid_input, "the report service needs a certificate from the controller's CA (no plaintext)");
+  }
   std::unique_ptr<ReportServer> s(new ReportServer());
-  s->impl_ = std::make_unique<Impl>(std::move(authorize), std::move(sink));
+  s->impl_ = std::make_unique<Impl>(std::move(tokens), store, std::move(on_accepted));
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &s->port_);
+  builder.AddListeningPort(options.address, rpc::server_credentials(options.identity), &s->port_);
   builder.RegisterService(s->impl_.get());
   s->server_ = builder.BuildAndStart();
-  if (!s->server_ || s->port_ == 0) return fail(Errc::io, "cannot listen on " + address + " for board reports");
+  if (!s->server_ || s->port_ == 0) {
+    return fail(Errc::io, "cannot listen on " + options.address + " for board reports (in use? see --listen)");
+  }
   return s;
 }
 

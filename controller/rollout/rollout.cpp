@@ -7,8 +7,6 @@
 #include <iomanip>
 #include <map>
 #include <mutex>
-#include <google/protobuf/util/json_util.h>
-#include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
 #include <thread>
@@ -22,12 +20,15 @@
 #include "controller/rollout/bench_vars.hpp"
 #include "controller/rollout/ssh_board.hpp"
 #include "controller/store/store.hpp"
+#include "controller/tls/authority.hpp"
+#include "controller/tls/secret.hpp"
 
 namespace fleet::rollout {
 namespace stdfs = std::filesystem;
 
 namespace {
 
+// For rollout ids, which only need to differ; tokens come from tls::random_token.
 std::string random_hex(size_t bytes) {
   std::string raw(bytes, '\0');
   int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
@@ -221,7 +222,7 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
         b.board = hosts[i]->name;
         b.wave = static_cast<int>(w);
         b.state = "pending";
-        b.token = random_hex(16);
+        if (!o.dry_run) b.token = FLEET_TRY(tls::random_token());
         rows.push_back(b);
       }
     }
@@ -279,30 +280,18 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
 
   payload.bundle_tar = FLEET_TRY(bundle_tar(o.bundle, manifest.build_key, o.work_dir));
 
-  // Reports: each board's token for this rollout, nothing else.
-  std::map<std::string, std::string> tokens;
-  for (const auto& b : rows) tokens[b.board] = b.token;
-  auto server = FLEET_TRY(controller::ReportServer::start(
-      o.listen,
-      [&](const std::string& board, const std::string&, const std::string& token) {
-        auto it = tokens.find(board);
-        return it != tokens.end() && it->second == token;
-      },
-      [&](const fleet::v1::PhaseReport& r) {
-        nlohmann::json checks = nlohmann::json::array();
-        for (const auto& c : r.checks()) {
-          checks.push_back({{"property", c.property()}, {"expected", c.expected()}, {"actual", c.actual()},
-                            {"pass", c.pass()}, {"detail", c.detail()}});
-        }
-        std::string throughput;
-        if (r.has_throughput()) {
-          google::protobuf::util::JsonPrintOptions json;
-          json.preserve_proto_field_names = true;
-          (void)google::protobuf::util::MessageToJsonString(r.throughput(), &throughput, json);
-        }
-        (void)store->add_report({r.board_id(), r.rollout_id(), r.sequence(), fleet::v1::Phase_Name(r.phase()),
-                                 r.running_release(), r.message(), checks.dump(), store::now_ms(), throughput});
-      }));
+  // Reports: over TLS with a certificate from the controller's CA (made on first use),
+  // each board's token for this rollout, nothing else.
+  auto authority = FLEET_TRY(tls::Authority::open_or_create(tls::authority_dir(o.state_db)));
+  if (authority.created_now()) {
+    out << "made the controller's CA " << authority.certificate_file().string() << " (" << authority.certificate().subject
+        << "); boards are set up to trust it\n";
+  }
+  controller::TokenBook tokens;
+  for (const auto& b : rows) tokens.add(b.board, ro.id, b.token);
+  controller::ReportServerOptions server_options{o.listen, FLEET_TRY(authority.issue_server())};
+  auto server = FLEET_TRY(controller::ReportServer::start(server_options, std::move(tokens), *store));
+  payload.ca_cert = authority.certificate_file();
   payload.report_address = o.report_address.empty()
                                ? "127.0.0.1:" + std::to_string(server->port())
                                : o.report_address;
@@ -310,6 +299,10 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
     payload.report_address.resize(payload.report_address.size() - 1);
     payload.report_address += std::to_string(server->port());
   }
+  std::string bound = o.listen;
+  if (bound.ends_with(":0")) bound = bound.substr(0, bound.size() - 1) + std::to_string(server->port());
+  out << "reports: listening on " << bound << " (--listen), TLS with " << authority.certificate().subject
+      << "; boards dial " << payload.report_address << "\n";
 
   std::mutex out_mu;
   RealClock clock;

@@ -54,16 +54,24 @@ Result<void> SshBoard::push_agent(const std::string& token) {
     FLEET_TRY(s->upload(payload_.agent, k_remote_agent));
     FLEET_TRY(s->check({"chmod", "0755", k_remote_agent}, 30s));
   }
+  if (payload_.ca_cert.empty()) {
+    return fail(Errc::invalid_input, "board " + endpoint_.name + ": no CA certificate to set the agent up with");
+  }
+  // The CA certificate is public: it goes through the same incoming folder as a trusted key.
+  const std::string incoming = "/var/lib/fleet-agent/incoming";
+  const std::string ca_file = incoming + "/controller-ca.pem";
+  FLEET_TRY(s->check({"mkdir", "-p", incoming}, 30s));
+  FLEET_TRY(s->upload(payload_.ca_cert, ca_file));
   std::vector<std::string> setup = {k_remote_agent, "setup", "--board-id", endpoint_.name, "--controller",
-                                    payload_.report_address, "--token", token};
+                                    payload_.report_address, "--token", token, "--ca", ca_file};
   std::string key_file;
   if (!payload_.trust_key.empty()) {
-    key_file = "/var/lib/fleet-agent/incoming/trust-" + payload_.trust_key_id + ".pem";
-    FLEET_TRY(s->check({"mkdir", "-p", "/var/lib/fleet-agent/incoming"}, 30s));
+    key_file = incoming + "/trust-" + payload_.trust_key_id + ".pem";
     FLEET_TRY(s->upload(payload_.trust_key, key_file));
     setup.insert(setup.end(), {"--trust-key", key_file});
   }
   FLEET_TRY(s->check(setup, 30s));
+  FLEET_TRY(s->check({"rm", "-f", ca_file}, 30s));
   if (!key_file.empty()) FLEET_TRY(s->check({"rm", "-f", key_file}, 30s));
   return {};
 }

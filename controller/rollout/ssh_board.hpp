@@ -16,6 +16,7 @@ struct Payload {
   std::filesystem::path bundle_tar;    // the bundle as one tar file
   std::string build_key;
   std::string report_address;          // HOST:PORT the board's agent reports to
+  std::filesystem::path ca_cert;       // the controller's CA certificate (fleet-agent setup --ca)
   std::filesystem::path trust_key;     // a public key the board's agent is set up to trust (empty: none)
   std::string trust_key_id;
 };

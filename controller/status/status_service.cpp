@@ -7,6 +7,8 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "common/rpc/rpc.hpp"
+#include "controller/tls/secret.hpp"
 #include "proto/fleet.grpc.pb.h"
 
 namespace fleet::controller {
@@ -62,6 +64,31 @@ void fill_rollout(store::Store& st, const store::RolloutRow& r, fleet::v1::Rollo
 }
 
 grpc::Status io_error(const Error& e) { return grpc::Status(grpc::StatusCode::UNAVAILABLE, e.message); }
+
+// Runs for every call before its handler, whatever the method: a method added later cannot
+// forget the check.
+class TokenProcessor final : public grpc::AuthMetadataProcessor {
+ public:
+  explicit TokenProcessor(std::string token) : token_(std::move(token)) {}
+  bool IsBlocking() const override { return false; }  // a comparison: no need for a thread
+  grpc::Status Process(const InputMetadata& md, grpc::AuthContext*, OutputMetadata* consumed,
+                       OutputMetadata*) override {
+    auto it = md.find(rpc::k_auth_key);
+    if (it != md.end()) {
+      std::string_view value(it->second.data(), it->second.size());
+      if (value.starts_with(rpc::k_bearer) && tls::same_secret(value.substr(rpc::k_bearer.size()), token_)) {
+        consumed->insert({rpc::k_auth_key, std::string(value)});  // handlers never see the token
+        return grpc::Status::OK;
+      }
+    }
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "the status service needs its token (authorization: Bearer TOKEN; fleetctl serve prints "
+                        "where the token file is)");
+  }
+
+ private:
+  const std::string token_;
+};
 
 }  // namespace
 
@@ -119,16 +146,24 @@ class StatusServer::Impl final : public fleet::v1::StatusService::Service {
   std::unique_ptr<store::Store> store_;
 };
 
-Result<std::unique_ptr<StatusServer>> StatusServer::start(const std::string& address,
+Result<std::unique_ptr<StatusServer>> StatusServer::start(const StatusServerOptions& options,
                                                           const std::filesystem::path& state_db) {
+  if (options.token.empty()) return fail(Errc::invalid_input, "the status service needs a token");
+  if (options.identity.cert_pem.empty() || options.identity.key_pem.empty()) {
+    return fail(Errc::invalid_input, "the status service needs a certificate from the controller's CA (no plaintext)");
+  }
   auto st = FLEET_TRY(store::Store::open(state_db));
   std::unique_ptr<StatusServer> s(new StatusServer());
   s->impl_ = std::make_unique<Impl>(std::move(st));
+  auto creds = rpc::server_credentials(options.identity);
+  creds->SetAuthMetadataProcessor(std::make_shared<TokenProcessor>(options.token));
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &s->port_);
+  builder.AddListeningPort(options.address, creds, &s->port_);
   builder.RegisterService(s->impl_.get());
   s->server_ = builder.BuildAndStart();
-  if (!s->server_ || s->port_ == 0) return fail(Errc::io, "cannot listen on " + address + " for status");
+  if (!s->server_ || s->port_ == 0) {
+    return fail(Errc::io, "cannot listen on " + options.address + " for status (in use? see --listen)");
+  }
   return s;
 }
 

@@ -1,12 +1,15 @@
 #pragma once
 // The StatusService (proto/fleet.proto) over the state database: what `fleetctl status`
 // shows, for dashboards. Watch follows the database, so it sees rollouts run by any
-// fleetctl process on this machine.
+// fleetctl process on this machine. TLS only (a certificate from fleetctl's CA), and every
+// call, of every method this service has or will have, must carry the service's token
+// ("authorization: Bearer TOKEN"): it is checked in gRPC's auth layer, before any handler.
 #include <filesystem>
 #include <memory>
 #include <string>
 
 #include "common/error.hpp"
+#include "common/tls.hpp"
 #include "controller/store/store.hpp"
 #include "proto/fleet.pb.h"
 
@@ -19,9 +22,16 @@ namespace fleet::controller {
 // A board row with the checks of its latest verification report.
 fleet::v1::BoardStatus board_status(store::Store& store, const store::BoardRow& row);
 
+struct StatusServerOptions {
+  std::string address;           // HOST:PORT; `fleetctl serve` defaults to loopback
+  tls::ServerIdentity identity;  // from tls::Authority::issue_server()
+  std::string token;             // what every caller must present
+};
+
 class StatusServer {
  public:
-  static Result<std::unique_ptr<StatusServer>> start(const std::string& address, const std::filesystem::path& state_db);
+  static Result<std::unique_ptr<StatusServer>> start(const StatusServerOptions& options,
+                                                     const std::filesystem::path& state_db);
   ~StatusServer();
   int port() const { return port_; }
   void wait();  // until shutdown

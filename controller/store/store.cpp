@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -59,6 +60,8 @@ CREATE TABLE IF NOT EXISTS boards (
 CREATE TABLE IF NOT EXISTS reports (
   board TEXT, rollout_id TEXT, sequence INTEGER, phase TEXT, running_release TEXT, message TEXT,
   checks_json TEXT, at_ms INTEGER, PRIMARY KEY (board, sequence));
+CREATE TABLE IF NOT EXISTS report_sequences (
+  board TEXT, rollout_id TEXT, sequence INTEGER, PRIMARY KEY (board, rollout_id));
 )";
 
 std::mutex g_mu;  // one writer at a time from this process's threads
@@ -274,6 +277,55 @@ Result<void> Store::add_report(const ReportRow& r) {
   st.bind(9, r.throughput_json);
   if (st.step() != SQLITE_DONE) return fail(Errc::io, file_.string() + ": " + st.error());
   return {};
+}
+
+namespace {
+
+// The replay guard's one statement (the caller holds g_mu): the check and the write cannot
+// be split by another process's write. True if `sequence` is higher than the last one.
+Result<bool> advance_unlocked(sqlite3* db, const std::filesystem::path& file, const std::string& board,
+                              const std::string& rollout_id, std::uint64_t sequence) {
+  if (sequence > static_cast<std::uint64_t>(INT64_MAX)) {
+    return fail(Errc::invalid_input, "report sequence " + std::to_string(sequence) + " of board " + board + " is out of range");
+  }
+  Stmt st(db, "INSERT INTO report_sequences (board,rollout_id,sequence) VALUES (?,?,?) "
+              "ON CONFLICT(board,rollout_id) DO UPDATE SET sequence=excluded.sequence "
+              "WHERE excluded.sequence > report_sequences.sequence");
+  if (!st.ok()) return fail(Errc::io, file.string() + ": " + st.error());
+  st.bind(1, board).bind(2, rollout_id).bind(3, static_cast<std::int64_t>(sequence));
+  if (st.step() != SQLITE_DONE) return fail(Errc::io, file.string() + ": " + st.error());
+  return sqlite3_changes(db) == 1;
+}
+
+}  // namespace
+
+Result<bool> Store::advance_report_sequence(const std::string& board, const std::string& rollout_id,
+                                           std::uint64_t sequence) {
+  std::lock_guard lock(g_mu);
+  return advance_unlocked(D(db_), file_, board, rollout_id, sequence);
+}
+
+Result<bool> Store::accept_report(const ReportRow& r) {
+  std::lock_guard lock(g_mu);
+  FLEET_TRY(exec("BEGIN IMMEDIATE"));
+  auto done = [&]() -> Result<bool> {
+    if (!FLEET_TRY(advance_unlocked(D(db_), file_, r.board, r.rollout_id, r.sequence))) return false;
+    Stmt st(D(db_), "INSERT OR IGNORE INTO reports (board,rollout_id,sequence,phase,running_release,message,checks_json,"
+                    "at_ms,throughput_json) VALUES (?,?,?,?,?,?,?,?,?)");
+    st.bind(1, r.board).bind(2, r.rollout_id).bind(3, static_cast<std::int64_t>(r.sequence)).bind(4, r.phase);
+    st.bind(5, r.running_release).bind(6, r.message).bind(7, r.checks_json).bind(8, r.at_ms);
+    st.bind(9, r.throughput_json);
+    if (st.step() != SQLITE_DONE) return fail(Errc::io, file_.string() + ": " + st.error());
+    return true;
+  }();
+  if (!done) {
+    if (auto undone = exec("ROLLBACK"); !undone) {
+      return fail(Errc::io, done.error().message + "; the rollback failed too: " + undone.error().message);
+    }
+    return done;
+  }
+  FLEET_TRY(exec("COMMIT"));
+  return done;
 }
 
 Result<std::vector<ReportRow>> Store::reports(const std::string& board, int limit) {

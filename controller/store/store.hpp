@@ -78,6 +78,17 @@ class Store {
   Result<void> add_report(const ReportRow& r);
   Result<std::vector<ReportRow>> reports(const std::string& board, int limit = 50);
 
+  // The replay guard of the report service: records `sequence` as the last accepted report
+  // of `board` in `rollout_id` and returns true if it is higher than the last one recorded;
+  // returns false and writes nothing for a replay (equal or lower). Kept in the file, so a
+  // restarted controller (--resume) refuses what it had accepted before. Per rollout, not
+  // per board alone: a board whose agent state was wiped starts again at 1 in its next
+  // rollout, and a report of another rollout never gets this far (its token is refused).
+  Result<bool> advance_report_sequence(const std::string& board, const std::string& rollout_id, std::uint64_t sequence);
+  // A report as the report service takes it: advances the sequence and adds the row in one
+  // transaction, or (a replay) does neither and returns false.
+  Result<bool> accept_report(const ReportRow& r);
+
   const std::filesystem::path& file() const { return file_; }
 
  private:

@@ -15,6 +15,7 @@
 #include "common/args.hpp"
 #include "common/bundle.hpp"
 #include "common/fs.hpp"
+#include "common/tls.hpp"
 #include "node-agent/bench/bench.hpp"
 #include "node-agent/lifecycle/lifecycle.hpp"
 #include "node-agent/report/sender.hpp"
@@ -318,16 +319,14 @@ int send_reports(const std::vector<std::string>& argv, std::ostream& out, std::o
   int code = 0;
   auto a = parse(argv, options, "fleet-agent send-reports [--give-up-after SECONDS] [--root DIR]",
                  "Sends the outbox to the controller named in /etc/fleet-agent/agent.json, oldest first,\n"
-                 "retrying an unreachable controller with exponential backoff (1 s to 60 s).",
+                 "over TLS: the controller must show a certificate from /etc/fleet-agent/ca.pem (nothing\n"
+                 "else is trusted, and nothing is sent in plaintext). Retries an unreachable controller with\n"
+                 "exponential backoff (1 s to 60 s); stops at once on a refused token or a wrong certificate.",
                  out, err, code);
   if (!a) return code;
   const auto root = root_of(*a);
-  auto text = fs::read_file(root / k_agent_config);
-  if (!text) {
-    err << "fleet-agent send-reports: " << text.error().message << " (run fleet-agent setup)\n";
-    return k_exit_usage;
-  }
-  auto config = parse_agent_config(*text, (root / k_agent_config).string());
+  RealDisk disk;
+  auto config = load_agent_config(root, disk);
   if (!config) {
     err << "fleet-agent send-reports: " << config.error().message << "\n";
     return k_exit_usage;
@@ -341,13 +340,14 @@ int send_reports(const std::vector<std::string>& argv, std::ostream& out, std::o
       return k_exit_usage;
     }
   }
-  RealDisk disk;
   auto r = send_outbox(BoardPaths{root}, disk, *config, opt);
   if (!r) {
     err << "fleet-agent send-reports: " << r.error().message << "\n";
     return k_exit_check_failed;
   }
-  out << "sent " << r->sent << " reports\n";
+  out << "sent " << r->sent << " reports";
+  if (r->set_aside > 0) out << "; " << r->set_aside << " of another rollout set aside (*.json.stale)";
+  out << "\n";
   return k_exit_ok;
 }
 
@@ -357,23 +357,43 @@ int setup(const std::vector<std::string>& argv, std::ostream& out, std::ostream&
       args::Option{"board-id", args::Takes::value, "ID", "the board's name in the inventory (required)"},
       args::Option{"controller", args::Takes::value, "HOST:PORT", "fleetctl's report service (required)"},
       args::Option{"token", args::Takes::value, "TOKEN", "the board's secret for reports (required)"},
+      args::Option{"ca", args::Takes::value, "FILE",
+                   "the controller's CA certificate (fleetctl's tls/ca.pem; required): reports go only to a "
+                   "controller with a certificate from it"},
       args::Option{"agent-path", args::Takes::value, "FILE", "where the agent binary lives (default /usr/local/bin/fleet-agent)"},
       args::Option{"trust-key", args::Takes::value, "FILE",
                    "an Ed25519 public key (PEM): from now on install takes only bundles it (or another trusted key) signed"},
       k_help_option};
   int code = 0;
-  auto a = parse(argv, options, "fleet-agent setup --board-id ID --controller HOST:PORT --token TOKEN [--trust-key FILE] [--root DIR]",
-                 "Writes /etc/fleet-agent/agent.json (mode 0600) and the systemd units that run boot-check\n"
-                 "and send-reports at every boot, enabled for multi-user.target. --trust-key adds a key to\n"
+  auto a = parse(argv, options,
+                 "fleet-agent setup --board-id ID --controller HOST:PORT --token TOKEN --ca FILE [--trust-key FILE] "
+                 "[--root DIR]",
+                 "Writes /etc/fleet-agent/agent.json (mode 0600), the controller's CA certificate to\n"
+                 "/etc/fleet-agent/ca.pem (replacing the one there: a board reports to one controller) and\n"
+                 "the systemd units that run boot-check and send-reports at every boot, enabled for\n"
+                 "multi-user.target. --ca must be one self-signed CA certificate; a server certificate, a key\n"
+                 "or several certificates are refused before anything is written. --trust-key adds a key to\n"
                  "/etc/fleet-agent/trusted-keys/ID.pem; keys are only added, never removed by setup (delete\n"
                  "the file to stop trusting one). With no trusted key, install takes unsigned bundles.",
                  out, err, code);
   if (!a) return code;
-  if (!a->value("board-id") || !a->value("controller") || !a->value("token")) {
-    err << "fleet-agent setup: --board-id, --controller and --token are required\n";
+  if (!a->value("board-id") || !a->value("controller") || !a->value("token") || !a->value("ca")) {
+    err << "fleet-agent setup: --board-id, --controller, --token and --ca are required\n";
     return k_exit_usage;
   }
   const auto root = root_of(*a);
+  // The CA is checked before anything is written: a board set up with a wrong file would
+  // refuse every controller, silently, at its next boot.
+  auto ca_text = fs::read_file(*a->value("ca"));
+  if (!ca_text) {
+    err << "fleet-agent setup: --ca: " << ca_text.error().message << "\n";
+    return k_exit_usage;
+  }
+  auto ca = tls::parse_ca_certificate(*ca_text, *a->value("ca"));
+  if (!ca) {
+    err << "fleet-agent setup: --ca: " << ca.error().message << "\n";
+    return k_exit_usage;
+  }
   std::optional<signing::PublicKey> trust;
   if (auto f = a->value("trust-key")) {
     auto key = signing::read_public(*f);
@@ -399,6 +419,7 @@ int setup(const std::vector<std::string>& argv, std::ostream& out, std::ostream&
       "[Unit]\nDescription=fleetctl: deliver the agent's reports\nAfter=network-online.target "
       "fleet-agent-boot-check.service\nWants=network-online.target\n\n[Service]\nType=oneshot\nExecStart=" + agent +
       " send-reports\n\n[Install]\nWantedBy=multi-user.target\n";
+  if (w) w = fs::write_file_atomic(root / k_agent_ca, ca->pem);
   for (auto [name, text] : {std::pair{"fleet-agent-boot-check.service", boot_unit},
                             std::pair{"fleet-agent-reports.service", report_unit}}) {
     if (w) w = fs::write_file_atomic(root / "etc/systemd/system" / name, text);
@@ -415,7 +436,8 @@ int setup(const std::vector<std::string>& argv, std::ostream& out, std::ostream&
     err << "fleet-agent setup: " << w.error().message << "\n";
     return k_exit_check_failed;
   }
-  out << "board " << *a->value("board-id") << " set up: reports go to " << *a->value("controller") << "\n";
+  out << "board " << *a->value("board-id") << " set up: reports go to " << *a->value("controller")
+      << " over TLS, checked against " << ca->subject << " (sha256 " << ca->fingerprint.substr(0, 16) << ")\n";
   if (trust) out << "trusted key " << trust->id << ": install takes bundles it signed\n";
   return k_exit_ok;
 }

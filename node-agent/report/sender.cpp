@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/rpc/rpc.hpp"
+#include "common/tls.hpp"
 #include "proto/fleet.grpc.pb.h"
 
 namespace fleet::agent {
@@ -34,6 +36,22 @@ Result<AgentConfig> parse_agent_config(std::string_view text, std::string_view s
     *dest = j[key].get<std::string>();
   }
   return c;
+}
+
+Result<AgentConfig> load_agent_config(const std::filesystem::path& root, Disk& disk) {
+  const auto file = root / k_agent_config;
+  auto text = disk.read(file);
+  if (!text) return fail(Errc::not_found, file.string() + ": no such file (run fleet-agent setup)");
+  auto config = FLEET_TRY(parse_agent_config(*text, file.string()));
+  const auto ca_file = root / k_agent_ca;
+  auto ca = disk.read(ca_file);
+  if (!ca) {
+    return fail(Errc::not_found, ca_file.string() +
+                                     ": no such file; the agent reports only to a controller it can check "
+                                     "(run fleet-agent setup --ca with fleetctl's tls/ca.pem)");
+  }
+  config.ca_pem = FLEET_TRY(tls::parse_ca_certificate(*ca, ca_file.string())).pem;
+  return config;
 }
 
 Result<fleet::v1::PhaseReport> report_from_json(std::string_view text, std::string_view source) {
@@ -103,7 +121,7 @@ Result<SendResult> send_outbox(const BoardPaths& paths, Disk& disk, const AgentC
   result.left = static_cast<int>(files.size());
   if (files.empty()) return result;
 
-  auto channel = grpc::CreateChannel(config.controller, grpc::InsecureChannelCredentials());
+  auto channel = FLEET_TRY(rpc::controller_channel(config.controller, config.ca_pem));
   auto stub = fleet::v1::ReportService::NewStub(channel);
   const auto deadline = std::chrono::steady_clock::now() + options.give_up_after;
   auto backoff = options.first_backoff;
@@ -120,14 +138,26 @@ Result<SendResult> send_outbox(const BoardPaths& paths, Disk& disk, const AgentC
     report->set_sent_unix_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
                                   std::chrono::system_clock::now().time_since_epoch())
                                   .count());
+    bool stale = false;
     for (;;) {
       ++result.attempts;
       grpc::ClientContext ctx;
-      ctx.AddMetadata("authorization", "Bearer " + config.token);
+      ctx.AddMetadata(rpc::k_auth_key, std::string(rpc::k_bearer) + config.token);
       ctx.set_deadline(std::chrono::system_clock::now() + options.rpc_timeout);
       fleet::v1::ReportAck ack;
       grpc::Status status = stub->Report(&ctx, *report, &ack);
       if (status.ok() && ack.accepted()) break;
+      if (status.error_code() == grpc::StatusCode::ALREADY_EXISTS) break;  // the controller has it
+      if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+        stale = true;
+        break;
+      }
+      if (rpc::is_handshake_failure(status)) {
+        return fail(Errc::mismatch, "the controller at " + config.controller +
+                                        " did not prove itself with a certificate from this board's CA (" +
+                                        "/" + std::string(k_agent_ca) + "): " + status.error_message() +
+                                        "; nothing was sent (is it fleetctl, and was the board set up by it?)");
+      }
       if (status.ok() || status.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
           status.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
           status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
@@ -142,6 +172,13 @@ Result<SendResult> send_outbox(const BoardPaths& paths, Disk& disk, const AgentC
       }
       std::this_thread::sleep_for(backoff);
       backoff = std::min(backoff * 2, options.max_backoff);
+    }
+    if (stale) {
+      FLEET_TRY(disk.rename(file, file.string() + ".stale"));
+      ++result.set_aside;
+      --result.left;
+      backoff = options.first_backoff;
+      continue;
     }
     FLEET_TRY(disk.write_atomic(paths.outbox() / k_sent_marker, std::to_string(report->sequence())));
     FLEET_TRY(disk.remove_all(file));

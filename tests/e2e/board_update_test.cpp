@@ -11,7 +11,9 @@
 #include "common/fs.hpp"
 #include "common/process.hpp"
 #include "controller/reports/report_server.hpp"
+#include "controller/tls/authority.hpp"
 #include "sim/board.hpp"
+#include "tests/support/sshd.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace fleet;
@@ -24,31 +26,29 @@ const std::filesystem::path k_bundles = FLEET_E2E_BUNDLES;
 // for the hang case to end soon.
 constexpr auto k_watchdog = std::chrono::seconds(60);
 
-int free_port() {
-  // Let the kernel pick a free loopback port for the board's SSH forward.
-  auto s = controller::ReportServer::start("127.0.0.1:0", [](auto&, auto&, auto&) { return false; }, [](auto&) {});
-  REQUIRE(s);
-  return (*s)->port();
-}
-
 struct Rack {
   test::TempDir dir{"fleet-rack"};
   sim::BoardFiles board{dir / "pi-1"};
-  int ssh_port = free_port();
+  int ssh_port = test::free_port();
   std::atomic<bool> stop{false};
   std::thread runner;
   std::mutex mu;
   std::vector<fleet::v1::PhaseReport> reports;
+  tls::Authority ca = tls::Authority::open_or_create(dir / "tls").value();
+  std::unique_ptr<store::Store> store = store::Store::open(dir / "fleet.db").value();
   std::unique_ptr<controller::ReportServer> server;
 
   Rack() {
-    auto s = controller::ReportServer::start(
-        "127.0.0.1:0",
-        [](const std::string& b, const std::string&, const std::string& t) { return b == "pi-1" && t == "tok-1"; },
-        [this](const fleet::v1::PhaseReport& r) {
-          std::lock_guard lock(mu);
-          reports.push_back(r);
-        });
+    // The board's token, for each update's rollout id (r-BUNDLE, see update()).
+    controller::TokenBook tokens;
+    for (const char* b : {"qemu-virt", "qemu-virt-thp-never", "qemu-virt-panic", "qemu-virt-hang", "qemu-virt-stock"}) {
+      tokens.add("pi-1", std::string("r-") + b, "tok-1");
+    }
+    auto s = controller::ReportServer::start({"127.0.0.1:0", ca.issue_server().value()}, tokens, *store,
+                                             [this](const fleet::v1::PhaseReport& r) {
+                                               std::lock_guard lock(mu);
+                                               reports.push_back(r);
+                                             });
     REQUIRE(s);
     server = std::move(*s);
     REQUIRE(process::capture({{"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", (dir / "id").string()}, {}, {}, 30s}));
@@ -64,7 +64,8 @@ struct Rack {
     if (!created) FAIL(created.error().message);
     // The agent's identity, written with the agent's own command (the host build).
     REQUIRE(process::capture({{FLEET_HOST_AGENT, "setup", "--root", board.root().string(), "--board-id", "pi-1",
-                               "--controller", "10.0.2.2:" + std::to_string(server->port()), "--token", "tok-1"},
+                               "--controller", "10.0.2.2:" + std::to_string(server->port()), "--token", "tok-1",
+                               "--ca", ca.certificate_file().string()},
                               {}, {}, 30s}));
     runner = std::thread([this] {
       sim::RunOptions o;

@@ -1,5 +1,5 @@
 // fleetctl rollout on a rack of three virtual Pi 5 boards, driven through the real CLI:
-// SSH (libssh) to real sshd on the boards, gRPC reports, SQLite state.
+// SSH (libssh) to real sshd on the boards, gRPC reports over TLS, SQLite state.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -174,6 +174,20 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
     REQUIRE(table);
     CHECK_THAT(*table, Catch::Contains(" t/s 15m"));
     for (const char* n : {"pi-1", "pi-2", "pi-3"}) CHECK(rack.release(n).ends_with("-fleet-qemu"));
+
+    // Those reports came over TLS: the controller made its CA beside the state, said where
+    // it listens, and set every board up to trust that CA alone.
+    CHECK_THAT(out, Catch::Contains("reports: listening on 127.0.0.1:" + std::to_string(rack.report_port) +
+                                    " (--listen), TLS with CN=fleetctl CA "));
+    CHECK_THAT(out, Catch::Contains("boards dial 10.0.2.2:" + std::to_string(rack.report_port)));
+    const auto ca = fs::read_file(rack.dir / "tls/ca.pem");
+    REQUIRE(ca);
+    CHECK((std::filesystem::status(rack.dir / "tls/ca.key").permissions() & std::filesystem::perms::all) ==
+          (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+    for (const char* n : {"pi-1", "pi-2", "pi-3"}) {
+      INFO(n);
+      CHECK(fs::read_file(sim::BoardFiles{rack.dir / n}.root() / "etc/fleet-agent/ca.pem").value_or("") == *ca);
+    }
   }
   {
     INFO("a rerun skips boards already on the bundle");

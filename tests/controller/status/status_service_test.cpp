@@ -3,7 +3,9 @@
 #include <catch2/catch.hpp>
 #include <thread>
 
+#include "common/rpc/rpc.hpp"
 #include "controller/status/status_service.hpp"
+#include "controller/tls/authority.hpp"
 #include "proto/fleet.grpc.pb.h"
 #include "tests/support/temp_dir.hpp"
 
@@ -44,13 +46,19 @@ TEST_CASE("the status service lists boards and rollouts, and streams board chang
   auto st = store::Store::open(db);
   REQUIRE(st);
   seed(**st);
-  auto server = controller::StatusServer::start("127.0.0.1:0", db);
+  auto ca = tls::Authority::open_or_create(dir / "tls").value();
+  const std::string token = "00112233445566778899aabbccddeeff";
+  auto server = controller::StatusServer::start({"127.0.0.1:0", ca.issue_server().value(), token}, db);
   REQUIRE(server);
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string((*server)->port()), grpc::InsecureChannelCredentials());
+  auto channel = rpc::controller_channel("127.0.0.1:" + std::to_string((*server)->port()), ca.certificate().pem).value();
   auto stub = fleet::v1::StatusService::NewStub(channel);
+  // Every call carries the token (tests/controller/reports/tls_test.cpp: without it, refused).
+  struct Authorized : grpc::ClientContext {
+    explicit Authorized(const std::string& t) { AddMetadata("authorization", "Bearer " + t); }
+  };
 
   {
-    grpc::ClientContext ctx;
+    Authorized ctx(token);
     fleet::v1::ListBoardsResponse resp;
     REQUIRE(stub->ListBoards(&ctx, {}, &resp).ok());
     REQUIRE(resp.boards_size() == 2);
@@ -65,19 +73,19 @@ TEST_CASE("the status service lists boards and rollouts, and streams board chang
     CHECK_FALSE(resp.boards(1).has_throughput());
   }
   {
-    grpc::ClientContext ctx;
+    Authorized ctx(token);
     fleet::v1::GetRolloutRequest req;
     req.set_id("r1");
     fleet::v1::RolloutStatus resp;
     REQUIRE(stub->GetRollout(&ctx, req, &resp).ok());
     CHECK(resp.state() == "stopped");
     CHECK(resp.boards_size() == 2);
-    grpc::ClientContext ctx2;
+    Authorized ctx2(token);
     req.set_id("nope");
     CHECK(stub->GetRollout(&ctx2, req, &resp).error_code() == grpc::StatusCode::NOT_FOUND);
   }
   {
-    grpc::ClientContext ctx;
+    Authorized ctx(token);
     fleet::v1::ListRolloutsRequest req;
     fleet::v1::ListRolloutsResponse resp;
     REQUIRE(stub->ListRollouts(&ctx, req, &resp).ok());
@@ -86,7 +94,7 @@ TEST_CASE("the status service lists boards and rollouts, and streams board chang
   }
   {
     // Another writer (a rollout in another process) changes a board; the watcher sees it.
-    grpc::ClientContext ctx;
+    Authorized ctx(token);
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
     fleet::v1::WatchRequest req;
     auto reader = stub->Watch(&ctx, req);

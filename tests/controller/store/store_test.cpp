@@ -105,3 +105,51 @@ TEST_CASE("a state file from before signed rollouts gains their columns, keeping
   REQUIRE(all);
   CHECK(all->size() == 2);
 }
+
+TEST_CASE("the last accepted report sequence of a board is kept in the file: a replay stays a replay after reopening") {
+  test::TempDir dir;
+  const auto file = dir / "fleet.db";
+  {
+    // A file made before the table existed gains it on open (CREATE TABLE IF NOT EXISTS).
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "CREATE TABLE rollouts (id TEXT PRIMARY KEY, bundle TEXT, build_key TEXT, "
+                             "kernel_release TEXT, inventory TEXT, lim TEXT, serial TEXT, max_fail TEXT, state TEXT, "
+                             "message TEXT, started_ms INTEGER, updated_ms INTEGER);",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  {
+    auto st = store::Store::open(file);
+    REQUIRE(st);
+    CHECK((*st)->advance_report_sequence("pi-1", "r1", 3).value());
+    CHECK_FALSE((*st)->advance_report_sequence("pi-1", "r1", 3).value());  // the same again
+    CHECK_FALSE((*st)->advance_report_sequence("pi-1", "r1", 2).value());  // an older one
+    CHECK((*st)->advance_report_sequence("pi-1", "r1", 5).value());        // a gap is fine
+    CHECK((*st)->advance_report_sequence("pi-2", "r1", 1).value());        // another board: its own count
+    CHECK((*st)->advance_report_sequence("pi-1", "r2", 1).value());        // another rollout: its own count
+    auto huge = (*st)->advance_report_sequence("pi-1", "r1", std::uint64_t{1} << 63);
+    REQUIRE_FALSE(huge);
+    CHECK(huge.error().code == Errc::invalid_input);
+  }
+  auto st = store::Store::open(file);
+  REQUIRE(st);
+  CHECK_FALSE((*st)->advance_report_sequence("pi-1", "r1", 5).value());
+  CHECK_FALSE((*st)->advance_report_sequence("pi-1", "r1", 4).value());
+  CHECK((*st)->advance_report_sequence("pi-1", "r1", 6).value());
+}
+
+TEST_CASE("a report is accepted once: its row and its sequence are written together, a replay writes neither") {
+  test::TempDir dir;
+  auto st = store::Store::open(dir / "fleet.db");
+  REQUIRE(st);
+  store::ReportRow r{"pi-1", "r1", 4, "COMMITTED", "6.1-new", "first", "[]", 10, ""};
+  CHECK((*st)->accept_report(r).value());
+  r.message = "replayed";
+  CHECK_FALSE((*st)->accept_report(r).value());
+  auto reports = (*st)->reports("pi-1");
+  REQUIRE(reports);
+  REQUIRE(reports->size() == 1);
+  CHECK((*reports)[0].message == "first");
+  CHECK_FALSE((*st)->advance_report_sequence("pi-1", "r1", 4).value());
+}

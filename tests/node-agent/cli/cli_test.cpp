@@ -3,6 +3,7 @@
 #include "common/bundle.hpp"
 #include "common/fs.hpp"
 #include "common/signing.hpp"
+#include "controller/tls/authority.hpp"
 #include "node-agent/cli/cli.hpp"
 #include "tests/support/cli.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -43,16 +44,18 @@ TEST_CASE("fleet-agent setup --trust-key: install then takes only bundles that k
   REQUIRE(release);
   const auto pub = work.write("release.pub", release->public_pem);
   const auto b = write_bundle(work);
-  const std::vector<std::string> ids = {"--board-id", "pi-1", "--controller", "10.0.2.2:50051", "--token", "t"};
+  const auto ca = tls::Authority::open_or_create(work / "tls").value();
+  const std::vector<std::string> ids = {"--board-id", "pi-1", "--controller", "10.0.2.2:50051", "--token", "t",
+                                        "--ca", ca.certificate_file().string()};
 
   auto bad = fleet_agent({"setup", "--root", root.path().string(), ids[0], ids[1], ids[2], ids[3], ids[4], ids[5],
-                    "--trust-key", work.write("release.pem", release->private_pem).string()});
+                    ids[6], ids[7], "--trust-key", work.write("release.pem", release->private_pem).string()});
   CHECK(bad.code == 2);
   CHECK_THAT(bad.err, Catch::Contains("release.pem"));
   CHECK_THAT(bad.err, Catch::Contains("private key"));
 
   auto setup = fleet_agent({"setup", "--root", root.path().string(), ids[0], ids[1], ids[2], ids[3], ids[4], ids[5],
-                      "--trust-key", pub.string()});
+                      ids[6], ids[7], "--trust-key", pub.string()});
   INFO(setup.err);
   REQUIRE(setup.code == 0);
   CHECK_THAT(setup.out, Catch::Contains("trusted key " + release->id));
@@ -83,4 +86,49 @@ TEST_CASE("fleet-agent install names a damaged trusted key instead of installing
   CHECK(r.code != 0);
   CHECK_THAT(r.err, Catch::Contains("trusted-keys/old.pem"));
   CHECK_FALSE(std::filesystem::exists(root / "boot/firmware/tryboot.txt"));
+}
+
+TEST_CASE("fleet-agent setup --ca installs the controller's CA, and refuses anything but one CA certificate before writing") {
+  test::TempDir root{"fleet-board"}, work;
+  write_board(root);
+  const auto ca = tls::Authority::open_or_create(work / "tls").value();
+  const auto server_cert = work.write("server.pem", ca.issue_server().value().cert_pem);
+  const std::vector<std::string> base = {"setup", "--root", root.path().string(), "--board-id", "pi-1",
+                                         "--controller", "10.0.2.2:50051", "--token", "t"};
+  auto with = [&](std::vector<std::string> more) {
+    auto argv = base;
+    argv.insert(argv.end(), more.begin(), more.end());
+    return fleet_agent(argv);
+  };
+  struct Row {
+    std::vector<std::string> args;
+    const char* message;
+  };
+  const std::vector<Row> rows = {
+      {{}, "--ca are required"},
+      {{"--ca", server_cert.string()}, "not a CA certificate"},
+      {{"--ca", (work / "tls/ca.key").string()}, "not a PEM certificate"},
+      {{"--ca", (work / "missing.pem").string()}, "missing.pem"},
+  };
+  for (const auto& row : rows) {
+    auto r = with(row.args);
+    INFO(r.err);
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Catch::Contains(row.message));
+    CHECK_FALSE(std::filesystem::exists(root / "etc/fleet-agent"));
+  }
+  // Without a CA on the board the agent sends nothing, and says why.
+  auto unset = fleet_agent({"send-reports", "--root", root.path().string()});
+  CHECK(unset.code == 2);
+
+  auto ok = with({"--ca", ca.certificate_file().string()});
+  INFO(ok.err);
+  REQUIRE(ok.code == 0);
+  CHECK_THAT(ok.out, Catch::Contains("over TLS") && Catch::Contains(ca.certificate().subject));
+  CHECK(fs::read_file(root / "etc/fleet-agent/ca.pem").value() == ca.certificate().pem);
+
+  std::filesystem::remove(root / "etc/fleet-agent/ca.pem");
+  auto no_ca = fleet_agent({"send-reports", "--root", root.path().string()});
+  CHECK(no_ca.code == 2);
+  CHECK_THAT(no_ca.err, Catch::Contains("ca.pem: no such file") && Catch::Contains("setup --ca"));
 }

@@ -16,6 +16,7 @@
 #include "common/hash.hpp"
 #include "common/process.hpp"
 #include "common/signing.hpp"
+#include "controller/tls/authority.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace fleet;
@@ -236,8 +237,11 @@ TEST_CASE("fleet-agent setup writes agent.json 0600") {
   test::TempDir board{"fleet-board"};
   write_board(board);
   std::string output;
+  test::TempDir controller;
+  const auto ca = tls::Authority::open_or_create(controller / "tls").value();
   auto r = process::run({{FLEET_HOST_AGENT, "setup", "--root", board.path().string(), "--board-id", "pi-1",
-                          "--controller", "10.0.2.2:50051", "--token", "secret"},
+                          "--controller", "10.0.2.2:50051", "--token", "secret", "--ca",
+                          ca.certificate_file().string()},
                          {}, {}, std::chrono::seconds(20)},
                         [&](std::string_view l) { output += std::string(l) + "\n"; });
   REQUIRE(r);

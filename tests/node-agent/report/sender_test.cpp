@@ -2,6 +2,7 @@
 #include <mutex>
 
 #include "controller/reports/report_server.hpp"
+#include "controller/tls/authority.hpp"
 #include "node-agent/report/sender.hpp"
 #include "tests/node-agent/lifecycle/board.hpp"
 
@@ -19,15 +20,26 @@ struct Received {
   }
 };
 
-std::unique_ptr<controller::ReportServer> start_server(Received& received) {
-  auto s = controller::ReportServer::start(
-      "127.0.0.1:0",
-      [](const std::string& board, const std::string&, const std::string& token) {
-        return board == "board-1" && token == "s3cret";
-      },
-      [&](const fleet::v1::PhaseReport& r) { received.add(r); });
+// The controller's side: its CA, its state database, a report server with board-1's token
+// for rollout-7.
+struct Controller {
+  test::TempDir dir;
+  tls::Authority ca = tls::Authority::open_or_create(dir / "tls").value();
+  std::unique_ptr<store::Store> store = store::Store::open(dir / "fleet.db").value();
+  std::unique_ptr<controller::ReportServer> server;
+  std::string address() const { return "127.0.0.1:" + std::to_string(server->port()); }
+  AgentConfig config(const std::string& token) const {
+    return {"board-1", address(), token, ca.certificate().pem};
+  }
+};
+
+void start_server(Controller& c, Received& received) {
+  controller::TokenBook tokens;
+  tokens.add("board-1", "rollout-7", "s3cret");
+  auto s = controller::ReportServer::start({"127.0.0.1:0", c.ca.issue_server().value()}, tokens, *c.store,
+                                           [&](const fleet::v1::PhaseReport& r) { received.add(r); });
   REQUIRE(s);
-  return std::move(*s);
+  c.server = std::move(*s);
 }
 
 SendOptions quick() {
@@ -54,12 +66,13 @@ void update_board(test::SimBoard& board, const test::TempDir& bundles) {
 
 TEST_CASE("the outbox reaches the controller in order, with the checks, and is emptied") {
   Received received;
-  auto server = start_server(received);
+  Controller controller;
+  start_server(controller, received);
   test::SimBoard board;
   test::TempDir bundles;
   update_board(board, bundles);
   RealDisk disk;
-  AgentConfig cfg{"board-1", "127.0.0.1:" + std::to_string(server->port()), "s3cret"};
+  AgentConfig cfg = controller.config("s3cret");
   auto r = send_outbox(board.paths, disk, cfg, quick());
   REQUIRE(r);
   CHECK(r->sent == 3);
@@ -77,26 +90,58 @@ TEST_CASE("the outbox reaches the controller in order, with the checks, and is e
   CHECK(board.outbox_phases().empty());
   CHECK(fs::read_file(board.paths.outbox() / k_sent_marker).value() == std::to_string(committed.sequence()));
 
-  // Sending again sends nothing; a replayed report is acknowledged and dropped.
+  // The controller keeps them in its state database.
+  auto stored = controller.store->reports("board-1");
+  REQUIRE(stored);
+  CHECK(stored->size() == 3);
+
+  // Sending again sends nothing; a replayed report is refused as one (ALREADY_EXISTS),
+  // which the agent takes as delivered, and dropped.
   auto again = send_outbox(board.paths, disk, cfg, quick());
   REQUIRE(again);
   CHECK(again->sent == 0);
   board.dir.write("var/lib/fleet-agent/outbox/000000000001.json",
-                  R"({"board_id":"board-1","phase":"INSTALLED","sequence":1})");
+                  R"({"board_id":"board-1","rollout_id":"rollout-7","phase":"INSTALLED","sequence":1})");
   auto replay = send_outbox(board.paths, disk, cfg, quick());
   REQUIRE(replay);
   CHECK(replay->sent == 1);
   CHECK(received.reports.size() == 3);
+  CHECK(board.outbox_phases().empty());
+  REQUIRE_FALSE(controller.server->refusals().empty());
+  CHECK_THAT(controller.server->refusals().back(), Catch::Contains("replay of sequence 1"));
+}
+
+TEST_CASE("a leftover report of another rollout is set aside, and the reports behind it still go") {
+  Received received;
+  Controller controller;
+  start_server(controller, received);
+  test::SimBoard board;
+  test::TempDir bundles;
+  update_board(board, bundles);
+  // Older than the rest (a lower number): a report of rollout-6 whose controller had gone.
+  board.dir.write("var/lib/fleet-agent/outbox/000000000000.json",
+                  R"({"board_id":"board-1","rollout_id":"rollout-6","phase":"COMMITTED","sequence":1})");
+  RealDisk disk;
+  auto r = send_outbox(board.paths, disk, controller.config("s3cret"), quick());
+  REQUIRE(r);
+  CHECK(r->set_aside == 1);
+  CHECK(r->sent == 3);
+  CHECK(received.reports.size() == 3);
+  CHECK(std::filesystem::exists(board.paths.outbox() / "000000000000.json.stale"));
+  REQUIRE_FALSE(controller.server->refusals().empty());
+  CHECK_THAT(controller.server->refusals().front(), Catch::Contains("another rollout"));
 }
 
 TEST_CASE("a wrong token is refused and logged, the reports stay queued") {
   Received received;
-  auto server = start_server(received);
+  Controller controller;
+  start_server(controller, received);
+  auto& server = controller.server;
   test::SimBoard board;
   test::TempDir bundles;
   update_board(board, bundles);
   RealDisk disk;
-  AgentConfig cfg{"board-1", "127.0.0.1:" + std::to_string(server->port()), "guess"};
+  AgentConfig cfg = controller.config("guess");
   auto r = send_outbox(board.paths, disk, cfg, quick());
   REQUIRE_FALSE(r);
   CHECK(r.error().code == Errc::invalid_input);
@@ -104,23 +149,24 @@ TEST_CASE("a wrong token is refused and logged, the reports stay queued") {
   CHECK(received.reports.empty());
   REQUIRE(server->refusals().size() == 1);
   CHECK_THAT(server->refusals()[0], Catch::Contains("board 'board-1'"));
-  CHECK_THAT(server->refusals()[0], Catch::Contains("bad or missing token"));
+  CHECK_THAT(server->refusals()[0], Catch::Contains("wrong or missing token"));
   CHECK(board.outbox_phases().size() == 3);
 }
 
 TEST_CASE("an unreachable controller is retried with backoff, then the agent gives up, keeping the reports") {
   // A port with nothing behind it: bind a server, note its port, stop it.
-  int port = 0;
+  Controller controller;
+  AgentConfig cfg;
   {
     Received unused;
-    auto s = start_server(unused);
-    port = s->port();
+    start_server(controller, unused);
+    cfg = controller.config("s3cret");
+    controller.server.reset();
   }
   test::SimBoard board;
   test::TempDir bundles;
   update_board(board, bundles);
   RealDisk disk;
-  AgentConfig cfg{"board-1", "127.0.0.1:" + std::to_string(port), "s3cret"};
   auto started = std::chrono::steady_clock::now();
   auto r = send_outbox(board.paths, disk, cfg, quick());
   auto took = std::chrono::steady_clock::now() - started;
