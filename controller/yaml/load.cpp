@@ -128,7 +128,16 @@ class Scan final : public YAML::EventHandler {
 
   // A node ends; a mapping above it now waits for the other half of the pair.
   void end_node(YAML::anchor_t anchor, std::size_t nodes, int height, const std::optional<std::string>& scalar) {
-    if (anchor != 0) anchors_[anchor] = Anchored{true, nodes, height, scalar};
+    if (anchor != 0) {
+      // Field by field: GCC 12 at -O3 reports a bogus -Wmaybe-uninitialized for a temporary
+      // Anchored{...} holding an empty optional<string> (GCC bug 80635).
+      Anchored& a = anchors_[anchor];
+      a.closed = true;
+      a.nodes = nodes;
+      a.height = height;
+      a.scalar = scalar;
+      a.container = false;
+    }
     if (!stack_.empty() && stack_.back().is_map) stack_.back().next_is_key = !stack_.back().next_is_key;
   }
 
