@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -76,7 +77,10 @@ Result<void> hash_tree(const std::filesystem::path& dir, Manifest& m);
 
 // Reads dir/manifest.json and checks that every listed file exists with its size and
 // sha256, and that no unlisted file is present. The error names the first bad file.
-Result<Manifest> verify(const std::filesystem::path& dir);
+// `manifest_text`, when given, receives the exact bytes that were parsed and checked: the
+// signature is then checked over those (check_signature's third argument), not over a
+// second read that could find another file.
+Result<Manifest> verify(const std::filesystem::path& dir, std::string* manifest_text = nullptr);
 
 struct Signature {
   std::string algorithm = "ed25519";
@@ -94,7 +98,8 @@ Result<std::string> sign(const std::filesystem::path& dir, std::string_view priv
 // Whose signature dir/manifest.json carries, among `trusted`: the key's id. Errors name the
 // bundle and say which of: not signed, signed by a key not trusted, signature wrong.
 // Checks the signature only; verify() checks the files against the manifest.
-Result<std::string> check_signature(const std::filesystem::path& dir, const std::vector<signing::PublicKey>& trusted);
+Result<std::string> check_signature(const std::filesystem::path& dir, const std::vector<signing::PublicKey>& trusted,
+                                    std::optional<std::string_view> manifest_text = std::nullopt);
 
 // Every *.pem in `dir` as a trusted public key (none if dir does not exist); an unreadable
 // or non-Ed25519 file is an error naming it.

@@ -97,7 +97,8 @@ std::string irregular_file_reason(const struct ::stat& st) {
   return "";
 }
 
-Result<std::string> read_regular_file(const std::filesystem::path& path) {
+Result<std::uint64_t> read_regular_chunks(const std::filesystem::path& path,
+                                          const std::function<void(std::string_view)>& chunk) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
   if (fd.get() < 0) {
     if (errno == ELOOP) return fail(Errc::invalid_input, path.string() + " is a symlink");
@@ -107,20 +108,24 @@ Result<std::string> read_regular_file(const std::filesystem::path& path) {
   struct ::stat st {};
   if (::fstat(fd.get(), &st) != 0) return std::unexpected(os_error("cannot stat", path));
   if (auto why = irregular_file_reason(st); !why.empty()) return fail(Errc::invalid_input, path.string() + " " + why);
-  std::string out;
-  out.resize(static_cast<size_t>(st.st_size));
-  size_t got = 0;
+  std::vector<char> buf(65536);
+  std::uint64_t total = 0;
   while (true) {
-    if (got == out.size()) out.resize(out.size() + 65536);
-    ssize_t n = ::read(fd.get(), out.data() + got, out.size() - got);
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;
       return std::unexpected(os_error("cannot read", path));
     }
     if (n == 0) break;
-    got += static_cast<size_t>(n);
+    chunk(std::string_view(buf.data(), static_cast<size_t>(n)));
+    total += static_cast<std::uint64_t>(n);
   }
-  out.resize(got);
+  return total;
+}
+
+Result<std::string> read_regular_file(const std::filesystem::path& path) {
+  std::string out;
+  FLEET_TRY(read_regular_chunks(path, [&](std::string_view c) { out.append(c); }));
   return out;
 }
 

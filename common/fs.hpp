@@ -1,7 +1,9 @@
 #pragma once
 // Files at the edge: whole-file reads, and writes that never leave a half-written file
 // (write a temporary, fsync it, rename over the target, fsync the folder).
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -24,6 +26,10 @@ Result<void> write_file_atomic(const std::filesystem::path& path, std::string_vi
 // or socket (checked with fstat on what was opened, and opened O_NONBLOCK so a FIFO cannot
 // block the open), one link only, no setuid/setgid bit. What a bundle may hold.
 Result<std::string> read_regular_file(const std::filesystem::path& path);
+// The same, handing the bytes over in chunks of 64 KiB (hashing a kernel or a module without
+// holding it); returns how many bytes were read.
+Result<std::uint64_t> read_regular_chunks(const std::filesystem::path& path,
+                                          const std::function<void(std::string_view)>& chunk);
 // The same refusal for an lstat result: "" if `st` is a plain regular file, else why not.
 std::string irregular_file_reason(const struct ::stat& st);
 Result<void> fsync_dir(const std::filesystem::path& dir);

@@ -28,7 +28,9 @@ bool is_handshake_failure(const grpc::Status& status) {
   const std::string& m = status.error_message();
   // gRPC 1.51 (Debian 12): "... Ssl handshake failed: SSL_ERROR_SSL: error:0A000086:SSL
   // routines::certificate verify failed"; a plaintext server: "... WRONG_VERSION_NUMBER".
-  for (const char* sign : {"handshake failed", "certificate verify failed", "WRONG_VERSION_NUMBER"}) {
+  // Not "handshake failed" alone: a connection reset mid-handshake (SSL_ERROR_SYSCALL) says
+  // that too, and is worth retrying; these two are answers that will not change.
+  for (const char* sign : {"certificate verify failed", "WRONG_VERSION_NUMBER", "wrong version number"}) {
     if (m.find(sign) != std::string::npos) return true;
   }
   return false;

@@ -1,5 +1,7 @@
 #include "controller/reports/report_server.hpp"
 
+#include "common/text.hpp"
+
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
@@ -61,7 +63,8 @@ class ReportServer::Impl final : public fleet::v1::ReportService::Service {
 
   grpc::Status Report(grpc::ServerContext* ctx, const fleet::v1::PhaseReport* report,
                       fleet::v1::ReportAck* ack) override {
-    const std::string who = "board '" + report->board_id() + "' (rollout '" + report->rollout_id() + "')";
+    // Quoted: what an unauthenticated caller sent stays one line in the log.
+    const std::string who = "board " + text::quoted(report->board_id()) + " (rollout " + text::quoted(report->rollout_id()) + ")";
     std::string token;
     auto md = ctx->client_metadata().find(rpc::k_auth_key);
     if (md != ctx->client_metadata().end()) {
@@ -104,6 +107,8 @@ class ReportServer::Impl final : public fleet::v1::ReportService::Service {
  private:
   grpc::Status refuse(const std::string& why, grpc::StatusCode code) {
     std::lock_guard lock(mu_);
+    // Anyone who reaches the port can be refused: the log is bounded and keeps the newest.
+    if (refusals_.size() >= k_max_refusals) refusals_.erase(refusals_.begin(), refusals_.begin() + k_max_refusals / 2);
     refusals_.push_back(why);
     return grpc::Status(code, why);
   }
@@ -112,6 +117,7 @@ class ReportServer::Impl final : public fleet::v1::ReportService::Service {
   store::Store& store_;
   Observer observer_;
   mutable std::mutex mu_;
+  static constexpr std::size_t k_max_refusals = 1000;
   std::vector<std::string> refusals_;
 };
 

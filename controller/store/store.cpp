@@ -78,6 +78,12 @@ static Result<void> secure_db_file(const std::filesystem::path& file) {
   if (errno != EEXIST) {
     return fail(Errc::io, "cannot create the state database " + file.string() + ": " + std::strerror(errno));
   }
+  // A journal or WAL left by a crash holds recent rows too: same mode as the database.
+  for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+    const auto side = file.string() + suffix;
+    struct ::stat sst {};
+    if (::lstat(side.c_str(), &sst) == 0 && S_ISREG(sst.st_mode) && (sst.st_mode & 077) != 0) ::chmod(side.c_str(), 0600);
+  }
   struct ::stat st {};
   if (::stat(file.c_str(), &st) != 0) return fail(Errc::io, "cannot stat " + file.string() + ": " + std::strerror(errno));
   if ((st.st_mode & 077) != 0) {
@@ -310,7 +316,10 @@ Result<bool> Store::accept_report(const ReportRow& r) {
   FLEET_TRY(exec("BEGIN IMMEDIATE"));
   auto done = [&]() -> Result<bool> {
     if (!FLEET_TRY(advance_unlocked(D(db_), file_, r.board, r.rollout_id, r.sequence))) return false;
-    Stmt st(D(db_), "INSERT OR IGNORE INTO reports (board,rollout_id,sequence,phase,running_release,message,checks_json,"
+    // REPLACE: a board whose agent state was wiped numbers from 1 again, in a new rollout;
+    // its new report (accepted above, acknowledged to the board, which then deletes it) must
+    // not be dropped for an old row of the same (board, sequence).
+    Stmt st(D(db_), "INSERT OR REPLACE INTO reports (board,rollout_id,sequence,phase,running_release,message,checks_json,"
                     "at_ms,throughput_json) VALUES (?,?,?,?,?,?,?,?,?)");
     st.bind(1, r.board).bind(2, r.rollout_id).bind(3, static_cast<std::int64_t>(r.sequence)).bind(4, r.phase);
     st.bind(5, r.running_release).bind(6, r.message).bind(7, r.checks_json).bind(8, r.at_ms);

@@ -119,7 +119,9 @@ Result<AgentState> Agent::load() {
   auto config = ctx_.disk.read(ctx_.paths.boot() / "config.txt");
   if (!config) return fail(Errc::not_found, "no " + (ctx_.paths.boot() / "config.txt").string() + ": not a Pi boot partition");
   st_ = AgentState{};
-  st_.committed = Slot{prefix_of(*config), ctx_.system.running_release()};
+  // A running release that is not a kernel release (a damaged /proc?) is unknown, not a path.
+  auto running = ctx_.system.running_release();
+  st_.committed = Slot{prefix_of(*config), bundle::is_kernel_release(running) ? running : ""};
   if (!is_slot_folder(st_.committed.name)) {
     return fail(Errc::invalid_input, (ctx_.paths.boot() / "config.txt").string() + ": os_prefix '" +
                                          st_.committed.name + "' is not a folder of the boot partition");
@@ -473,10 +475,13 @@ Result<void> Agent::install(const stdfs::path& bundle_dir, const std::string& ro
                             const std::optional<BenchSpec>& bench) {
   FLEET_TRY(load());
   // Everything is checked before anything is written.
-  auto manifest = FLEET_TRY(bundle::verify(bundle_dir));
+  // One read of manifest.json: the signature is checked over the very bytes whose file list
+  // (and sha256s) is verified and then installed.
+  std::string manifest_text;
+  auto manifest = FLEET_TRY(bundle::verify(bundle_dir, &manifest_text));
   std::string signer;
   if (!ctx_.trusted_keys.empty()) {
-    auto signed_by = bundle::check_signature(bundle_dir, ctx_.trusted_keys);
+    auto signed_by = bundle::check_signature(bundle_dir, ctx_.trusted_keys, manifest_text);
     if (!signed_by) return fail(signed_by.error().code, signed_by.error().message + "; nothing was changed");
     signer = *signed_by;
   }

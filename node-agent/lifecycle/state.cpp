@@ -55,7 +55,8 @@ bool is_slot_name(std::string_view name) {
 }
 
 bool is_slot_folder(std::string_view name) {
-  return name.empty() || is_slot_name(name) || (bundle::bundle_path_problem(name).empty() && name.find('/') == std::string_view::npos);
+  // A user's own prefix may be nested (os_prefix=kernels/test/): read from, never removed.
+  return name.empty() || is_slot_name(name) || bundle::bundle_path_problem(name).empty();
 }
 
 const char* state_name(State s) {

@@ -33,7 +33,7 @@ std::optional<Phase> phase_from_name(std::string_view name);
 // Only such folders are ever removed. Pure.
 bool is_slot_name(std::string_view name);
 // What config.txt's os_prefix may name: "" (the unprefixed files), a slot, or a plain
-// relative folder of the user's own (read, never removed). Pure.
+// relative folder of the user's own, nested or not (read, never removed). Pure.
 bool is_slot_folder(std::string_view name);
 
 struct Slot {

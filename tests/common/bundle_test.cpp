@@ -124,8 +124,10 @@ TEST_CASE("bundle: manifest fields are checked") {
       {manifest_with("files./etc/passwd", {{"sha256", std::string(64, 'b')}, {"size", 1}}), "is absolute"},
       {manifest_with("files.boot//x", {{"sha256", std::string(64, 'b')}, {"size", 1}}), "empty component"},
       {manifest_with("files.boot/a:b", {{"sha256", std::string(64, 'b')}, {"size", 1}}), "character outside"},
-      {manifest_with("files.BOOT/kernel_2712.img", {{"sha256", std::string(64, 'b')}, {"size", 1}}),
+      {manifest_with("files.boot/Kernel_2712.img", {{"sha256", std::string(64, 'b')}, {"size", 1}}),
        "case-insensitive"},
+      {manifest_with("files.modules/lib/modules/6.0-other/x.ko", {{"sha256", std::string(64, 'b')}, {"size", 1}}),
+       "would never be installed"},
       {manifest_with("files.manifest.sig", {{"sha256", std::string(64, 'b')}, {"size", 1}}), "never lists"},
       {manifest_with("files.boot/x", {{"sha256", "zz"}, {"size", 1}}), "64 lowercase hex"},
       {manifest_with("files.boot/x", {{"sha256", std::string(64, 'b')}, {"size", 1ull << 50}}), "1 TiB"},
@@ -140,6 +142,13 @@ TEST_CASE("bundle: manifest fields are checked") {
     CHECK(m.error().message.find('\n') == std::string::npos);
   }
   CHECK(bundle::parse_manifest(manifest_with("format", 1), "ok"));
+  // Modules land on ext4: bcm2712_defconfig builds both xt_DSCP.ko and xt_dscp.ko.
+  auto j = nlohmann::json::parse(manifest_with("format", 1));
+  for (const char* name : {"xt_DSCP.ko.xz", "xt_dscp.ko.xz"}) {
+    j["files"]["modules/lib/modules/6.1.192-fleet-qemu/kernel/net/netfilter/" + std::string(name)] = {
+        {"sha256", std::string(64, 'c')}, {"size", 1}};
+  }
+  CHECK(bundle::parse_manifest(j.dump(), "modules"));
 }
 
 TEST_CASE("bundle: name checks") {

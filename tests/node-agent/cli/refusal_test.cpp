@@ -160,6 +160,13 @@ TEST_CASE("fleet-agent refuses what would brick a board and leaves the board fol
          return mknod_char(b / "modules/lib/modules/6.1-new/kernel/zero", skip);
        },
        install, 2, "is a character device"},
+      {"a FIFO added to a signed bundle (needs no privilege: the same path as a device)",
+       [&](auto& b, auto& board, auto&) {
+         REQUIRE(bundle::sign(b, key->private_pem, "release.pem"));
+         board.write("etc/fleet-agent/trusted-keys/" + key->id + ".pem", key->public_pem);
+         return ::mkfifo((b / "boot/overlays/fifo").c_str(), 0644) == 0;
+       },
+       install, 2, "boot/overlays/fifo is a FIFO"},
       {"a symlink in boot/",
        [](auto& b, auto&, auto&) {
          stdfs::create_symlink("/etc/shadow", b / "boot/link");
@@ -178,10 +185,16 @@ TEST_CASE("fleet-agent refuses what would brick a board and leaves the board fol
        install, 2, "setuid"},
       {"a file changed after the manifest",
        [](auto& b, auto&, auto&) {
-         REQUIRE(fs::write_file_atomic(b / "boot/kernel_2712.img", "another kernel"));
+         REQUIRE(fs::write_file_atomic(b / "boot/kernel_2712.img", "kernek"));  // same size: the sha256 tells
          return true;
        },
        install, 1, "boot/kernel_2712.img does not match its sha256"},
+      {"a file grown after the manifest (refused by its size, before it is read)",
+       [](auto& b, auto&, auto&) {
+         REQUIRE(fs::write_file_atomic(b / "boot/kernel_2712.img", std::string(1 << 20, 'k')));
+         return true;
+       },
+       install, 1, "boot/kernel_2712.img is 1048576 bytes, the manifest says 6"},
       {"tryboot with --root (called the machine's reboot(2))", [](auto&, auto&, auto&) { return true; },
        {"tryboot", "--root", "ROOT"}, 2, "a reboot here would restart this machine"},
       {"rollback with --root", [](auto&, auto&, auto&) { return true; }, {"rollback", "--root", "ROOT"}, 2,

@@ -84,5 +84,7 @@ TEST_CASE("a state file whose names would become paths outside the board's slots
   CHECK(is_slot_name("fleet-0123456789ab"));
   CHECK_FALSE(is_slot_name("fleet-0123456789AB"));
   CHECK(is_slot_folder("my-slot"));
-  CHECK_FALSE(is_slot_folder("a/b"));
+  CHECK(is_slot_folder("kernels/test"));  // a user's nested os_prefix
+  CHECK_FALSE(is_slot_folder("../b"));
+  CHECK_FALSE(is_slot_folder("/boot"));
 }
