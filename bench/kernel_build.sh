@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 fleetctl=build/host/controller/fleetctl
 sim=build/host/sim/fleet-sim
+echo "fleetctl from build/host: $(grep -m1 '^CMAKE_BUILD_TYPE' build/host/CMakeCache.txt 2>/dev/null || echo 'not configured')"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export FLEETCTL_CACHE=$work/cache

@@ -16,6 +16,8 @@ cmake --preset x86-static-agent >/dev/null
 cmake --build --preset x86-static-agent --target fleet-agent >/dev/null
 cmake --build build/host --target agent_rss dot_throughput phase_barrier >/dev/null
 static_agent=build/x86-static/node-agent/fleet-agent
+# Which build the figures come from: the dev tree is Release (-O3), the static agent MinSizeRel.
+echo "builds: $(grep -m1 '^CMAKE_BUILD_TYPE' build/host/CMakeCache.txt) $(grep -m1 '^CMAKE_CXX_FLAGS_RELEASE' build/host/CMakeCache.txt) (build/host); static agent $(grep -m1 '^CMAKE_BUILD_TYPE' build/x86-static/CMakeCache.txt)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
