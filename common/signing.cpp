@@ -10,6 +10,7 @@
 
 #include "common/fs.hpp"
 #include "common/hash.hpp"
+#include "common/openssl_error.hpp"
 
 namespace fleet::signing {
 
@@ -19,14 +20,6 @@ using Pkey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 using Bio = std::unique_ptr<BIO, decltype(&BIO_free)>;
 using MdCtx = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
 
-std::string openssl_error() {
-  unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  if (e == 0) return "no detail";
-  std::array<char, 256> buf{};
-  ERR_error_string_n(e, buf.data(), buf.size());
-  return buf.data();
-}
 
 Bio bio_of(std::string_view text) {
   return Bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())), &BIO_free);

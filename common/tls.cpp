@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "common/hash.hpp"
+#include "common/openssl_error.hpp"
 
 namespace fleet::tls {
 namespace {
@@ -18,14 +19,6 @@ using Bio = std::unique_ptr<BIO, decltype(&BIO_free)>;
 using X509Ptr = std::unique_ptr<X509, decltype(&X509_free)>;
 using Pkey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 
-std::string openssl_error() {
-  unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  if (e == 0) return "no detail";
-  std::array<char, 256> buf{};
-  ERR_error_string_n(e, buf.data(), buf.size());
-  return buf.data();
-}
 
 }  // namespace
 

@@ -535,13 +535,7 @@ class DatabaseSource final : public StatusSource {
     nlohmann::json jr = nlohmann::json::array();
     for (const auto& r : *rollouts) {
       fleet::v1::RolloutStatus s;
-      s.set_id(r.id);
-      s.set_kernel_release(r.kernel_release);
-      s.set_state(r.state);
-      s.set_message(r.message);
-      s.set_serial(r.serial);
-      s.set_max_fail(r.max_fail);
-      s.set_signed_by(r.signed_by);
+      controller::fill_rollout(*st_, r, &s, false);
       jr.push_back(rollout_json(s));
     }
     return std::pair{jb, jr};

@@ -45,8 +45,6 @@ fleet::v1::BoardStatus board_status(store::Store& store, const store::BoardRow& 
   return s;
 }
 
-namespace {
-
 void fill_rollout(store::Store& st, const store::RolloutRow& r, fleet::v1::RolloutStatus* out, bool boards) {
   out->set_id(r.id);
   out->set_kernel_release(r.kernel_release);
@@ -62,6 +60,8 @@ void fill_rollout(store::Store& st, const store::RolloutRow& r, fleet::v1::Rollo
     }
   }
 }
+
+namespace {
 
 grpc::Status io_error(const Error& e) { return grpc::Status(grpc::StatusCode::UNAVAILABLE, e.message); }
 

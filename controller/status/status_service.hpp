@@ -21,6 +21,8 @@ namespace fleet::controller {
 
 // A board row with the checks of its latest verification report.
 fleet::v1::BoardStatus board_status(store::Store& store, const store::BoardRow& row);
+// A rollout row as the StatusService sends it, with its boards when `boards` is set.
+void fill_rollout(store::Store& store, const store::RolloutRow& row, fleet::v1::RolloutStatus* out, bool boards);
 
 struct StatusServerOptions {
   std::string address;           // HOST:PORT; `fleetctl serve` defaults to loopback
