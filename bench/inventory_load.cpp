@@ -11,19 +11,11 @@
 #include <string>
 
 #include "controller/inventory/inventory.hpp"
+#include "tests/support/inventory_shapes.hpp"
 
 namespace {
 
-std::string alias_bomb(int levels) {
-  std::string t = "all:\n  hosts:\n    pi-1:\n  children:\n    l0: &l0\n      hosts:\n        pi-1:\n";
-  for (int i = 1; i <= levels; ++i) {
-    std::string n = std::to_string(i), prev = std::to_string(i - 1);
-    t += "    l" + n + ": &l" + n + "\n      children: {";
-    for (char c = 'a'; c < 'a' + 10; ++c) t += std::string(c == 'a' ? "" : ", ") + "l" + n + c + ": *l" + prev;
-    t += "}\n";
-  }
-  return t;
-}
+using fleet::test::alias_bomb;
 
 std::string diamond(int levels) {
   std::string t = "all:\n  children:\n";

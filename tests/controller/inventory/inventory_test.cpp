@@ -2,6 +2,7 @@
 
 #include "common/fs.hpp"
 #include "controller/inventory/inventory.hpp"
+#include "tests/support/inventory_shapes.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace fleet;
@@ -39,18 +40,7 @@ const char* k_ansible = R"(all:
         rack1:
 )";
 
-// A "billion laughs" inventory: each level's group holds ten aliases of the level below under
-// `children`, so the document a walk sees grows 10x per level and the text by one line.
-std::string alias_bomb(int levels) {
-  std::string t = "all:\n  hosts:\n    pi-1:\n  children:\n    l0: &l0\n      hosts:\n        pi-1:\n";
-  for (int i = 1; i <= levels; ++i) {
-    std::string n = std::to_string(i), prev = std::to_string(i - 1);
-    t += "    l" + n + ": &l" + n + "\n      children: {";
-    for (char c = 'a'; c < 'a' + 10; ++c) t += std::string(c == 'a' ? "" : ", ") + "l" + n + c + ": *l" + prev;
-    t += "}\n";
-  }
-  return t;
-}
+using fleet::test::alias_bomb;
 
 struct Case {
   std::string yaml;
