@@ -84,23 +84,59 @@ const args::Option k_opt_kernel_dir{"kernel-dir", args::Takes::value, "DIR",
 const args::Option k_opt_json{"json", args::Takes::nothing, "", "print JSON for programs instead of text"};
 const args::Option k_opt_help{"help", args::Takes::nothing, "", "show this help"};
 
+// --config-only's report: every requested symbol with the value the final .config gave it.
+void print_config_report(const kernel::Profile& profile, const kernel::BuildResult& r, bool json, std::ostream& out) {
+  if (json) {
+    nlohmann::json symbols = nlohmann::json::array();
+    for (const auto& c : r.config.symbols) {
+      symbols.push_back({{"symbol", c.wanted.symbol}, {"wanted", c.wanted.value}, {"actual", c.actual},
+                         {"origin", c.wanted.origin}, {"ok", c.ok}, {"optional_missing", c.optional_missing}});
+    }
+    out << nlohmann::json{{"profile", profile.name}, {"config", r.config_file.string()}, {"ok", r.config.ok()},
+                          {"symbols", symbols}, {"contract_conflicts", r.config.contract_conflicts},
+                          {"seconds", r.seconds}, {"notes", r.notes}}
+               .dump()
+        << "\n";
+    return;
+  }
+  int ok = 0;
+  for (const auto& c : r.config.symbols) {
+    const char* mark = c.ok ? "ok  " : c.optional_missing ? "note" : "FAIL";
+    out << "  " << mark << " CONFIG_" << c.wanted.symbol << "=" << c.wanted.value;
+    if (!c.ok) out << " (final .config: " << c.actual << ")";
+    out << "   " << c.wanted.origin << "\n";
+    ok += c.ok ? 1 : 0;
+  }
+  out << "config " << r.config_file.string() << ": " << ok << " of " << r.config.symbols.size()
+      << " requested symbols as asked; the contract (page size, THP, HZ, tick, NUMA, IKCONFIG) "
+      << (r.config.contract_conflicts.empty() ? "holds" : "does not hold") << "; " << static_cast<int>(r.seconds + 0.5)
+      << " s\n";
+}
+
 int kernel_build(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
   const std::array options = {
       args::Option{"profile", args::Takes::value, "NAME", "kernel profile: a name in kernel/profiles or a .yaml path (required)"},
-      args::Option{"source", args::Takes::value, "DIR", "build from this kernel tree (a clone of the profile's git source)"},
+      args::Option{"source", args::Takes::value, "DIR",
+                   "build from this kernel tree (a clone of the profile's git source; default: $FLEET_RPI_SOURCE for "
+                   "profiles that build from git)"},
       args::Option{"out", args::Takes::value, "DIR", "where the bundle goes (default: build/bundles/PROFILE)"},
+      args::Option{"config-only", args::Takes::nothing, "",
+                   "stop after the merged, checked .config: print every check, write OUT.config (seconds)"},
       args::Option{"jobs", args::Takes::value, "N", "parallel compile jobs (default: all cores)"},
       args::Option{"cache", args::Takes::value, "DIR", "cache for sources, build trees and bundles (default: ~/.cache/fleetctl)"},
       args::Option{"sign-key", args::Takes::value, "FILE", "sign the bundle with this private key (fleetctl bundle sign)"},
       k_opt_kernel_dir, k_opt_json, k_opt_help};
   const args::Usage usage{
-      "fleetctl", "fleetctl kernel build --profile NAME [--source DIR] [--out DIR] [--jobs N] [--sign-key FILE] [--json]",
+      "fleetctl", "fleetctl kernel build --profile NAME [--source DIR] [--out DIR] [--jobs N] [--config-only] [--sign-key FILE] [--json]",
       "Cross-compiles the profile's kernel for aarch64 with ccache, merges the profile's config\n"
       "fragments with the kernel's merge_config.sh, runs olddefconfig and checks every requested\n"
       "symbol in the final .config (a dropped option fails the build, naming its unmet\n"
       "dependencies). The bundle holds the image, dtbs and overlays, modules, the .config, the\n"
       "contract and a manifest with every file's sha256; build.log beside it has the full log.\n"
-      "The same inputs (source, profile, fragments, toolchain) reuse the previous bundle in seconds."};
+      "The same inputs (source, profile, fragments, toolchain) reuse the previous bundle in seconds.\n"
+      "--config-only stops after the check and prints it, for each requested symbol. Profiles of one\n"
+      "source tree and base config (rpi5 and rpi5-qemu) share a build tree, so switching between\n"
+      "them recompiles only what the differing symbols touch."};
   int code = 0;
   auto a = parse_or_help(argv, options, usage, out, err, code);
   if (!a) return code;
@@ -116,7 +152,12 @@ int kernel_build(const std::vector<std::string>& argv, std::ostream& out, std::o
   }
   kernel::BuildOptions opt;
   opt.kernel_dir = kernel_dir(*a);
-  if (auto s = a->value("source")) opt.source_dir = *s;
+  if (auto s = a->value("source")) {
+    opt.source_dir = *s;
+  } else if (const char* env = std::getenv("FLEET_RPI_SOURCE"); env && *env && !profile->source.git_url.empty()) {
+    opt.source_dir = env;  // the Raspberry Pi tree, named once for every command and test
+  }
+  if (a->flag("config-only")) opt.stop = kernel::BuildOptions::Stop::config;
   opt.out_dir = a->value("out").value_or("build/bundles/" + profile->name);
   opt.cache_dir = a->value("cache") ? std::filesystem::path(*a->value("cache")) : kernel::default_cache_dir();
   opt.jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -152,6 +193,10 @@ int kernel_build(const std::vector<std::string>& argv, std::ostream& out, std::o
     progress.step("failed");
     err << "fleetctl kernel build: " << result.error().message << "\n";
     return result.error().code == Errc::invalid_input ? k_exit_usage : k_exit_failed;
+  }
+  if (opt.stop == kernel::BuildOptions::Stop::config) {
+    print_config_report(*profile, *result, json, out);
+    return k_exit_ok;
   }
   std::string signer;
   if (!sign_pem.empty()) {

@@ -1,6 +1,13 @@
 #include "controller/kernel/build.hpp"
 
+#include <fcntl.h>
 #include <fnmatch.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
 
 #include <algorithm>
 #include <chrono>
@@ -193,7 +200,7 @@ Result<void> copy_bundle(const stdfs::path& from, const stdfs::path& to) {
   return {};
 }
 
-Result<void> configure(Job& job, bool use_ccache, const std::vector<std::pair<std::string, std::string>>& fragments) {
+Result<ConfigReport> configure(Job& job, bool use_ccache, const std::vector<std::pair<std::string, std::string>>& fragments) {
   const Profile& p = job.profile;
   job.progress.step("configuring: " + p.base_target + " + " + std::to_string(fragments.size()) + " fragments");
   auto argv = make_argv(job, use_ccache);
@@ -224,20 +231,64 @@ Result<void> configure(Job& job, bool use_ccache, const std::vector<std::pair<st
     job.progress.step("explaining " + std::to_string(findings.size()) + " differences from Kconfig");
     findings = check_config(wanted, config, optional, index_tree(job.src));
   }
+  ConfigReport report;
+  for (const auto& w : wanted) {
+    SymbolCheck c{w, "n", true, false};
+    if (auto it = config.find(w.symbol); it != config.end()) c.actual = it->second;
+    for (const auto& f : findings) {
+      if (f.wanted.symbol != w.symbol) continue;
+      c.ok = false;
+      c.optional_missing = f.optional_missing;
+    }
+    report.symbols.push_back(c);
+  }
+  report.contract_conflicts = contract_conflicts(p.contract, config);
   std::string errors;
   for (const auto& f : findings) {
     if (f.optional_missing) note(job, f.explanation);
     else errors += "  " + f.explanation + "\n";
   }
-  for (const auto& c : contract_conflicts(p.contract, config)) errors += "  " + c + "\n";
+  for (const auto& c : report.contract_conflicts) errors += "  " + c + "\n";
   if (!errors.empty()) {
     job.log << "config check failed:\n" << errors;
     return fail(Errc::mismatch, "profile " + p.name + ": the final .config does not give what the profile asks for:\n" +
                                     errors + "  (full log: " + (job.stage / bundle::k_build_log).string() + ")");
   }
   job.log << "config check: all " << wanted.size() << " requested symbols as asked\n";
-  return {};
+  return report;
 }
+
+// One build at a time in a build tree: two fleetctl processes (or ctest running the variant
+// builds side by side) would otherwise write the same .config and objects. The lock is
+// released when the process ends, however it ends.
+class TreeLock {
+ public:
+  static Result<TreeLock> take(const stdfs::path& tree, Progress& progress) {
+    stdfs::path file = tree.string() + ".lock";
+    int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return fail(Errc::io, "cannot open the build tree's lock " + file.string() + ": " + std::strerror(errno));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      progress.step("waiting for another build in " + tree.string());
+      while (::flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+          int e = errno;
+          ::close(fd);
+          return fail(Errc::io, "cannot lock " + file.string() + ": " + std::strerror(e));
+        }
+      }
+    }
+    return TreeLock(fd);
+  }
+  TreeLock(TreeLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  TreeLock& operator=(TreeLock&&) = delete;
+  ~TreeLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  explicit TreeLock(int fd) : fd_(fd) {}
+  int fd_;
+};
 
 Result<void> compile(Job& job, bool use_ccache) {
   stdfs::path count_file = job.kbuild / ".fleet-step-count";
@@ -336,6 +387,15 @@ Result<void> publish(const stdfs::path& stage, const stdfs::path& out) {
 
 }  // namespace
 
+bool ConfigReport::ok() const {
+  return contract_conflicts.empty() &&
+         std::all_of(symbols.begin(), symbols.end(), [](const SymbolCheck& c) { return c.ok || c.optional_missing; });
+}
+
+stdfs::path build_tree(const stdfs::path& cache_dir, std::string_view source_identity, std::string_view base_target) {
+  return cache_dir / "kbuild" / (std::string(base_target) + "-" + hash::sha256_hex(source_identity).substr(0, 12));
+}
+
 const char* how_name(How how) {
   switch (how) {
     case How::built: return "built";
@@ -401,7 +461,10 @@ Result<BuildResult> build(const Profile& p, const BuildOptions& opt, Progress& p
                     "    git clone --depth 1 --branch " + p.source.git_ref + " " + p.source.git_url + " linux-rpi\n"
                     "    fleetctl kernel build --profile " + p.name + " --source linux-rpi");
   }
-  std::string profile_text = FLEET_TRY(fs::read_file(p.file));
+  // A profile that extends another is named by both texts: a change to rpi5.yaml is a new
+  // rpi5-qemu build too.
+  std::string profile_text;
+  for (const auto& f : p.files) profile_text += FLEET_TRY(fs::read_file(f));
   auto fragments = FLEET_TRY(read_fragments(p));
   std::string toolchain = first_line(
       FLEET_TRY(process::capture({{opt.cross_compile + "gcc", "--version"}, {}, {}, std::chrono::seconds(30)})));
@@ -409,7 +472,8 @@ Result<BuildResult> build(const Profile& p, const BuildOptions& opt, Progress& p
 
   BuildResult result;
   result.bundle_dir = stdfs::absolute(opt.out_dir);
-  if (stdfs::exists(result.bundle_dir / bundle::k_manifest)) {
+  const bool config_only = opt.stop == BuildOptions::Stop::config;
+  if (!config_only && stdfs::exists(result.bundle_dir / bundle::k_manifest)) {
     if (auto m = bundle::verify(result.bundle_dir); m && m->build_key == key) {
       result.manifest = *m;
       result.how = How::up_to_date;
@@ -418,7 +482,7 @@ Result<BuildResult> build(const Profile& p, const BuildOptions& opt, Progress& p
     }
   }
   stdfs::path cached = opt.cache_dir / "bundles" / key;
-  if (stdfs::exists(cached / bundle::k_manifest)) {
+  if (!config_only && stdfs::exists(cached / bundle::k_manifest)) {
     if (auto m = bundle::verify(cached); m && m->build_key == key) {
       progress.step("same inputs as a cached build: copying " + cached.string());
       FLEET_TRY(copy_bundle(cached, result.bundle_dir));
@@ -429,20 +493,33 @@ Result<BuildResult> build(const Profile& p, const BuildOptions& opt, Progress& p
     }
   }
 
-  Job job{p, opt, progress, source.dir, opt.cache_dir / "kbuild" / p.name,
-          stdfs::path(result.bundle_dir.string() + ".new"), {}, {}};
+  Job job{p, opt, progress, source.dir, build_tree(opt.cache_dir, source.identity, p.base_target),
+          stdfs::path(result.bundle_dir.string() + (config_only ? ".config-check" : ".new")), {}, {}};
   stdfs::remove_all(job.stage, ec);
   stdfs::create_directories(job.stage, ec);
   stdfs::create_directories(job.kbuild, ec);
   if (ec) return fail(Errc::io, "cannot create " + job.stage.string() + ": " + ec.message());
+  TreeLock lock = FLEET_TRY(TreeLock::take(job.kbuild, progress));
   job.log.open(job.stage / bundle::k_build_log);
   job.log << "fleetctl kernel build: profile " << p.name << ", source " << source.dir.string() << " ("
-          << source.identity << "), key " << key << "\n";
+          << source.identity << "), key " << key << ", tree " << job.kbuild.string() << "\n";
   if (opt.source_dir) (void)user_source(p, stdfs::absolute(*opt.source_dir), &job);  // notes on the ref
   bool use_ccache = have_program("ccache");
   if (!use_ccache) note(job, "ccache not found: every build compiles from scratch (install ccache)");
 
-  FLEET_TRY(configure(job, use_ccache, fragments));
+  result.config = FLEET_TRY(configure(job, use_ccache, fragments));
+  if (config_only) {
+    result.config_file = result.bundle_dir.string() + ".config";
+    stdfs::create_directories(result.config_file.parent_path(), ec);
+    std::string text = FLEET_TRY(fs::read_file(job.kbuild / ".config"));
+    FLEET_TRY(fs::write_file_atomic(result.config_file, text));
+    job.log.close();
+    stdfs::remove_all(job.stage, ec);
+    result.how = How::built;
+    result.notes = job.notes;
+    result.seconds = seconds();
+    return result;
+  }
   FLEET_TRY(compile(job, use_ccache));
   result.manifest = FLEET_TRY(assemble(job, use_ccache, key));
   job.log << "built in " << seconds() << " s\n";

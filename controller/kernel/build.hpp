@@ -8,6 +8,7 @@
 
 #include "common/bundle.hpp"
 #include "common/error.hpp"
+#include "controller/kernel/config_check.hpp"
 #include "controller/kernel/profile.hpp"
 
 namespace fleet::kernel {
@@ -28,6 +29,24 @@ struct BuildOptions {
   std::filesystem::path cache_dir;                  // extracted sources, build trees, bundles
   int jobs = 1;
   std::string cross_compile = "aarch64-linux-gnu-";
+  // Stop after the merged, checked .config (seconds, not the hour a full rpi5 build takes):
+  // no compile, no bundle; the .config is written to <out_dir>.config.
+  enum class Stop { bundle, config } stop = Stop::bundle;
+};
+
+// One requested symbol as the final .config has it.
+struct SymbolCheck {
+  Requirement wanted;
+  std::string actual;             // "n" when absent
+  bool ok = false;
+  bool optional_missing = false;  // an optional symbol this tree does not define
+};
+
+// What the config step checked: every requested symbol, and the contract.
+struct ConfigReport {
+  std::vector<SymbolCheck> symbols;
+  std::vector<std::string> contract_conflicts;  // empty: the .config delivers the contract
+  bool ok() const;
 };
 
 enum class How { built, from_cache, up_to_date };
@@ -39,9 +58,18 @@ struct BuildResult {
   How how = How::built;
   double seconds = 0;
   std::vector<std::string> notes;
+  ConfigReport config;                  // filled when this run configured (not from a cache)
+  std::filesystem::path config_file;    // Stop::config: where the final .config was written
 };
 
 Result<BuildResult> build(const Profile& profile, const BuildOptions& options, Progress& progress);
+
+// The build tree a profile compiles in: one per source tree and base target, shared by the
+// profiles that differ only in fragments and release name (rpi5 and rpi5-qemu, the qemu-virt
+// variants), so switching between them recompiles what kbuild's per-symbol dependencies say
+// changed, not the whole kernel. Pure.
+std::filesystem::path build_tree(const std::filesystem::path& cache_dir, std::string_view source_identity,
+                                 std::string_view base_target);
 
 // The default cache: $FLEETCTL_CACHE, else $XDG_CACHE_HOME/fleetctl, else ~/.cache/fleetctl.
 std::filesystem::path default_cache_dir();

@@ -100,16 +100,23 @@ Result<Contract> get_contract(const Ctx& c, const YAML::Node& n) {
 }
 
 Result<Profile> parse_yaml(const Ctx& c, std::string_view yaml_text, const std::filesystem::path& file,
-                           const std::filesystem::path& kernel_dir) {
+                           const std::filesystem::path& kernel_dir, const Profile* parent) {
   YAML::Node root = FLEET_TRY(yaml::load(yaml_text, c, {.key_noun = "field"}));
   if (!root.IsMap()) return fail(Errc::invalid_input, c.file + ": a profile is a YAML map");
   FLEET_TRY(check_keys(c, root, {"name", "description", "source", "base", "fragments", "optional_symbols",
-                                 "settings", "build", "cmdline", "contract"}));
-  Profile p;
+                                 "settings", "build", "cmdline", "contract", "extends", "extra_fragments"}));
+  // A profile that extends another starts as a copy of it; each section it names replaces
+  // the parent's (settings key by key), and extra_fragments are added after the fragments.
+  Profile p = parent ? *parent : Profile{};
   p.file = file;
+  p.files.push_back(file);
   p.name = FLEET_TRY(get_string(c, root, "name", true));
-  p.description = FLEET_TRY(get_string(c, root, "description", false));
+  if (parent && p.name == parent->name) return bad(c, root["name"], "a profile cannot have the name of the one it extends");
+  if (root["extends"] && !parent) return bad(c, root["extends"], "'extends' is resolved by load_profile, which reads the other profile");
+  if (root["description"] || !parent) p.description = FLEET_TRY(get_string(c, root, "description", false));
 
+  if (root["source"] || !parent) {
+  p.source = {};
   YAML::Node src = root["source"];
   if (!src || !src.IsMap()) return bad(c, root, "missing map 'source' (tarball, or git and ref)");
   FLEET_TRY(check_keys(c, src, {"tarball", "git", "ref"}));
@@ -120,7 +127,10 @@ Result<Profile> parse_yaml(const Ctx& c, std::string_view yaml_text, const std::
     return bad(c, src, "source needs exactly one of 'tarball' or 'git'");
   }
   if (!p.source.git_url.empty() && p.source.git_ref.empty()) return bad(c, src, "a git source needs a pinned 'ref'");
+  }
 
+  if (root["base"] || !parent) {
+  p.base_fragments.clear();
   YAML::Node base = root["base"];
   if (!base || !base.IsMap()) return bad(c, root, "missing map 'base' (target, fragments)");
   FLEET_TRY(check_keys(c, base, {"target", "fragments"}));
@@ -129,26 +139,37 @@ Result<Profile> parse_yaml(const Ctx& c, std::string_view yaml_text, const std::
     return bad(c, base["target"], "base.target must be a config target such as allnoconfig or bcm2712_defconfig");
   }
   for (const auto& f : FLEET_TRY(get_list(c, base, "fragments"))) p.base_fragments.push_back(kernel_dir / f);
-
-  for (const auto& f : FLEET_TRY(get_list(c, root, "fragments"))) {
-    if (f.find('/') != std::string::npos) return bad(c, root["fragments"], "fragment names have no '/': " + f);
-    p.fragments.push_back(kernel_dir / "fragments" / (f + ".config"));
   }
-  p.optional_symbols = FLEET_TRY(get_list(c, root, "optional_symbols"));
+
+  for (const char* key : {"fragments", "extra_fragments"}) {
+    if (std::string_view(key) == "fragments" && (root[key] || !parent)) p.fragments.clear();
+    for (const auto& f : FLEET_TRY(get_list(c, root, key))) {
+      if (f.find('/') != std::string::npos) return bad(c, root[key], "fragment names have no '/': " + f);
+      p.fragments.push_back(kernel_dir / "fragments" / (f + ".config"));
+    }
+  }
+  if (root["optional_symbols"] || !parent) p.optional_symbols = FLEET_TRY(get_list(c, root, "optional_symbols"));
 
   YAML::Node settings = root["settings"];
+  if (settings || !parent) {
   if (!settings || !settings.IsMap()) return bad(c, root, "missing map 'settings' (thp_mode, localversion)");
   FLEET_TRY(check_keys(c, settings, {"thp_mode", "localversion"}));
-  p.thp_mode = FLEET_TRY(get_string(c, settings, "thp_mode", true));
+  if (settings["thp_mode"] || !parent) p.thp_mode = FLEET_TRY(get_string(c, settings, "thp_mode", true));
   if (p.thp_mode != "always" && p.thp_mode != "madvise") {
     return bad(c, settings["thp_mode"], "settings.thp_mode must be always or madvise");
   }
-  p.localversion = FLEET_TRY(get_string(c, settings, "localversion", true));
+  if (settings["localversion"] || !parent) p.localversion = FLEET_TRY(get_string(c, settings, "localversion", true));
   if (p.localversion.empty() || p.localversion.front() != '-' ||
       p.localversion.find_first_of(" \t\"'/\\") != std::string::npos) {
     return bad(c, settings["localversion"], "settings.localversion must start with '-' and hold no spaces, quotes or slashes");
   }
+  if (parent && p.localversion == parent->localversion) {
+    return bad(c, settings, "settings.localversion must differ from " + parent->name + "'s (" + parent->localversion +
+                                "): uname -r is how a board proves which kernel booted");
+  }
+  }
 
+  if (root["build"] || !parent) {
   YAML::Node build = root["build"];
   if (!build || !build.IsMap()) return bad(c, root, "missing map 'build' (targets, image)");
   FLEET_TRY(check_keys(c, build, {"targets", "image", "dtbs", "overlays"}));
@@ -161,15 +182,16 @@ Result<Profile> parse_yaml(const Ctx& c, std::string_view yaml_text, const std::
   p.image_name = FLEET_TRY(get_string(c, image, "name", true));
   p.dtbs = FLEET_TRY(get_artifacts(c, build, "dtbs"));
   p.overlays = FLEET_TRY(get_artifacts(c, build, "overlays"));
+  }
 
-  p.cmdline = FLEET_TRY(get_list(c, root, "cmdline"));
+  if (root["cmdline"] || !parent) p.cmdline = FLEET_TRY(get_list(c, root, "cmdline"));
   // Each becomes a word of the slot's cmdline.txt, checked as the manifest's parser checks it.
   for (std::size_t i = 0; i < p.cmdline.size(); ++i) {
     if (auto why = text::command_word_problem(p.cmdline[i]); !why.empty()) {
       return bad(c, root["cmdline"][i], "cmdline word " + text::quoted(p.cmdline[i]) + " " + why);
     }
   }
-  p.contract = FLEET_TRY(get_contract(c, root["contract"]));
+  if (root["contract"] || !parent) p.contract = FLEET_TRY(get_contract(c, root["contract"]));
   if (p.contract.thp && *p.contract.thp != p.thp_mode) {
     return bad(c, root["contract"]["thp"], "contract.thp is " + *p.contract.thp + " but settings.thp_mode is " +
                                                p.thp_mode + ": the kernel would fail its own contract");
@@ -180,18 +202,44 @@ Result<Profile> parse_yaml(const Ctx& c, std::string_view yaml_text, const std::
 }  // namespace
 
 Result<Profile> parse_profile(std::string_view yaml_text, const std::filesystem::path& file,
-                              const std::filesystem::path& kernel_dir) {
+                              const std::filesystem::path& kernel_dir, const Profile* parent) {
   Ctx c{file.string()};
   // yaml-cpp throws for what its parser accepts but a conversion refuses; whatever a check
   // above misses is still an error naming the file and line, never an exception.
   try {
-    return parse_yaml(c, yaml_text, file, kernel_dir);
+    return parse_yaml(c, yaml_text, file, kernel_dir, parent);
   } catch (const YAML::Exception& e) {
     return fail(Errc::parse, c.at(e.mark) + ": " + e.msg);
   }
 }
 
+Result<std::optional<std::string>> profile_extends(std::string_view yaml_text, const std::filesystem::path& file) {
+  Ctx c{file.string()};
+  try {
+    YAML::Node root = FLEET_TRY(yaml::load(yaml_text, c, {.key_noun = "field"}));
+    if (!root.IsMap() || !root["extends"]) return std::optional<std::string>();
+    YAML::Node n = root["extends"];
+    if (!n.IsScalar()) return bad(c, n, "field 'extends' must be a profile name");
+    std::string name = n.as<std::string>();
+    if (name.empty() || name.find_first_of("/\\.") != std::string::npos) {
+      return bad(c, n, "field 'extends' must be a profile name in kernel/profiles, not " + text::quoted(name));
+    }
+    return std::optional<std::string>(name);
+  } catch (const YAML::Exception& e) {
+    return fail(Errc::parse, c.at(e.mark) + ": " + e.msg);
+  }
+}
+
+namespace {
+Result<Profile> load_profile_at(std::string_view name_or_path, const std::filesystem::path& kernel_dir, int depth);
+}
+
 Result<Profile> load_profile(std::string_view name_or_path, const std::filesystem::path& kernel_dir) {
+  return load_profile_at(name_or_path, kernel_dir, 0);
+}
+
+namespace {
+Result<Profile> load_profile_at(std::string_view name_or_path, const std::filesystem::path& kernel_dir, int depth) {
   std::filesystem::path file(name_or_path);
   bool is_path = name_or_path.find('/') != std::string_view::npos || file.extension() == ".yaml";
   if (!is_path) file = kernel_dir / "profiles" / (std::string(name_or_path) + ".yaml");
@@ -205,7 +253,19 @@ Result<Profile> load_profile(std::string_view name_or_path, const std::filesyste
     }
     return std::unexpected(text.error());
   }
-  Profile p = FLEET_TRY(parse_profile(*text, file, kernel_dir));
+  std::optional<Profile> parent;
+  if (auto base = FLEET_TRY(profile_extends(*text, file))) {
+    // rpi5-qemu extends rpi5; a chain deeper than this is a cycle or a mistake.
+    constexpr int k_max_extends_depth = 4;
+    if (depth >= k_max_extends_depth) {
+      return fail(Errc::invalid_input, file.string() + ": 'extends' goes deeper than " +
+                                           std::to_string(k_max_extends_depth) + " profiles (a cycle?)");
+    }
+    auto loaded = load_profile_at(*base, kernel_dir, depth + 1);
+    if (!loaded) return fail(loaded.error().code, file.string() + ": extends " + *base + ": " + loaded.error().message);
+    parent = std::move(*loaded);
+  }
+  Profile p = FLEET_TRY(parse_profile(*text, file, kernel_dir, parent ? &*parent : nullptr));
   std::vector<std::filesystem::path> all = p.base_fragments;
   all.insert(all.end(), p.fragments.begin(), p.fragments.end());
   for (const auto& f : all) {
@@ -215,6 +275,7 @@ Result<Profile> load_profile(std::string_view name_or_path, const std::filesyste
   }
   return p;
 }
+}  // namespace
 
 std::vector<std::string> list_profiles(const std::filesystem::path& kernel_dir) {
   std::vector<std::string> names;

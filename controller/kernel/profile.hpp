@@ -27,6 +27,7 @@ struct Profile {
   std::string name;
   std::string description;
   std::filesystem::path file;       // where it was read from
+  std::vector<std::filesystem::path> files;  // the profiles it extends, then `file`
   SourceSpec source;
   std::string base_target;          // a make target: allnoconfig, bcm2712_defconfig, ...
   std::vector<std::filesystem::path> base_fragments;  // resolved against the kernel/ folder
@@ -44,9 +45,14 @@ struct Profile {
 };
 
 // Parses a profile. `file` names it in errors ("rpi5.yaml:12:3: ..."); relative fragment
-// paths resolve against `kernel_dir`. Pure but for nothing: no file is read here.
+// paths resolve against `kernel_dir`. Pure: no file is read here. A profile with
+// `extends: NAME` is parsed over `parent` (that profile, already parsed): the sections it
+// names replace the parent's, `settings` key by key, `extra_fragments` are appended.
 Result<Profile> parse_profile(std::string_view yaml_text, const std::filesystem::path& file,
-                              const std::filesystem::path& kernel_dir);
+                              const std::filesystem::path& kernel_dir, const Profile* parent = nullptr);
+
+// The profile named by `extends:`, if any. Pure.
+Result<std::optional<std::string>> profile_extends(std::string_view yaml_text, const std::filesystem::path& file);
 
 // A name (kernel/profiles/NAME.yaml) or a path to a .yaml file; checks the fragments exist.
 Result<Profile> load_profile(std::string_view name_or_path, const std::filesystem::path& kernel_dir);
