@@ -61,6 +61,9 @@ Result<Contract> parse_contract(std::string_view json_text, std::string_view sou
     } else if (key == "numa_nodes_min") {
       c.numa_nodes_min = integer<int>(v);
       if (!c.numa_nodes_min || *c.numa_nodes_min < 1) return bad(key, "an integer >= 1");
+    } else if (key == "numa_emulation") {
+      if (!v.is_boolean()) return bad(key, "true or false");
+      c.numa_emulation = v.get<bool>();
     } else if (key == "hz") {
       c.hz = integer<int>(v);
       if (!c.hz || *c.hz <= 0) return bad(key, "a positive integer");
@@ -77,8 +80,8 @@ Result<Contract> parse_contract(std::string_view json_text, std::string_view sou
                   where + ": unknown contract property '" + key + "' (is this agent older than the bundle?)");
     }
   }
-  if (c.numa_nodes && c.numa_nodes_min) {
-    return fail(Errc::invalid_input, where + ": give numa_nodes or numa_nodes_min, not both");
+  if ((c.numa_nodes ? 1 : 0) + (c.numa_nodes_min ? 1 : 0) + (c.numa_emulation.value_or(false) ? 1 : 0) > 1) {
+    return fail(Errc::invalid_input, where + ": give one of numa_nodes, numa_nodes_min or numa_emulation");
   }
   return c;
 }
@@ -90,6 +93,7 @@ std::string contract_to_json(const Contract& c) {
   if (c.thp) j["thp"] = *c.thp;
   if (c.numa_nodes) j["numa_nodes"] = *c.numa_nodes;
   if (c.numa_nodes_min) j["numa_nodes_min"] = *c.numa_nodes_min;
+  if (c.numa_emulation) j["numa_emulation"] = *c.numa_emulation;
   if (c.hz) j["hz"] = *c.hz;
   if (c.tick) j["tick"] = *c.tick;
   if (c.headless) j["headless"] = *c.headless;

@@ -14,7 +14,10 @@ struct Contract {
   std::optional<long> page_size;              // bytes
   std::optional<std::string> thp;             // always | madvise | never
   std::optional<int> numa_nodes;              // exact count
-  std::optional<int> numa_nodes_min;          // at least (numa=fake=N varies with RAM)
+  std::optional<int> numa_nodes_min;          // at least
+  // NUMA from emulation, as on a Pi 5: as many nodes as the bootloader's numa=fake=N on
+  // /proc/cmdline asks for; none asked (a bootloader older than 2024-12-07) is a warning.
+  std::optional<bool> numa_emulation;
   std::optional<int> hz;                      // CONFIG_HZ
   std::optional<std::string> tick;            // HZ_PERIODIC | NO_HZ_IDLE | NO_HZ_FULL
   std::optional<bool> headless;               // no DRM devices, no sound cards

@@ -18,6 +18,9 @@ host_pkgs=(
   openssh-server openssh-client qemu-system-arm qemu-user-static
   linux-source-6.1 gcc-aarch64-linux-gnu g++-aarch64-linux-gnu
   bc flex bison libelf-dev kmod cpio xz-utils busybox-static rsync python3
+  # dtc: fleet-sim writes the Pi 5 bootloader's chosen/bootloader node into each board's
+  # device tree (the node the agent reads its EEPROM version from).
+  device-tree-compiler
   nlohmann-json3-dev file binutils jq time
   # The fuzz tree (preset fuzz): clang 16 is Debian 12's oldest clang that compiles
   # libstdc++ 12's <expected> (cmake/Fuzz.cmake); llvm-14 brings llvm-symbolizer.

@@ -7,6 +7,7 @@
 #include "common/bundle.hpp"
 #include "common/fs.hpp"
 #include "common/process.hpp"
+#include "sim/devicetree.hpp"
 #include "sim/firmware.hpp"
 #include "sim/qemu.hpp"
 
@@ -21,15 +22,67 @@ Result<void> run_quiet(std::vector<std::string> argv) {
   return {};
 }
 
+json machine_json(const Machine& m) {
+  json b = json::object();
+  if (m.bootloader.build_timestamp) b["build_timestamp"] = *m.bootloader.build_timestamp;
+  if (!m.bootloader.version.empty()) b["version"] = m.bootloader.version;
+  if (m.bootloader.capabilities) b["capabilities"] = *m.bootloader.capabilities;
+  return {{"cpus", m.cpus}, {"memory_mb", m.memory_mb}, {"qemu_numa_nodes", m.qemu_numa_nodes}, {"bootloader", b}};
+}
+
+// board.json's machine; a board made before it had one gets the defaults.
+Result<Machine> machine_of(const json& meta, const std::filesystem::path& file) {
+  Machine m = default_machine();
+  if (!meta.contains("machine")) return m;
+  const json& j = meta["machine"];
+  auto bad = [&](const std::string& what) { return fail(Errc::invalid_input, file.string() + ": machine." + what); };
+  if (!j.is_object()) return fail(Errc::invalid_input, file.string() + ": machine must be an object");
+  auto count = [&](const char* key, int lo, int hi, int& out) -> Result<void> {
+    if (!j.contains(key)) return {};
+    if (!j[key].is_number_integer() || j[key].get<long long>() < lo || j[key].get<long long>() > hi) {
+      return bad(std::string(key) + " must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+    }
+    out = j[key].get<int>();
+    return {};
+  };
+  FLEET_TRY(count("cpus", 1, 8, m.cpus));  // gic-version=2 holds at most 8 CPUs
+  FLEET_TRY(count("memory_mb", 128, 16384, m.memory_mb));
+  FLEET_TRY(count("qemu_numa_nodes", 1, 8, m.qemu_numa_nodes));
+  if (j.contains("bootloader")) {
+    const json& b = j["bootloader"];
+    if (!b.is_object()) return bad("bootloader must be an object");
+    m.bootloader = {};
+    if (b.contains("build_timestamp")) {
+      if (!b["build_timestamp"].is_number_unsigned()) return bad("bootloader.build_timestamp must be a Unix time");
+      m.bootloader.build_timestamp = b["build_timestamp"].get<std::int64_t>();
+    }
+    if (b.contains("version")) {
+      if (!b["version"].is_string()) return bad("bootloader.version must be a string");
+      m.bootloader.version = b["version"].get<std::string>();
+    }
+    if (b.contains("capabilities")) {
+      if (!b["capabilities"].is_number_unsigned()) return bad("bootloader.capabilities must be a number");
+      m.bootloader.capabilities = b["capabilities"].get<std::uint32_t>();
+    }
+  }
+  return m;
+}
+
 Result<void> write_status(const BoardFiles& b, const BoardStatus& s, int qemu_pid) {
   json j = {{"name", s.name},       {"state", s.state},     {"boots", s.boots},
             {"ssh_port", s.ssh_port}, {"kernel", s.kernel}, {"release", s.release},
             {"tryboot", s.tryboot}, {"fell_back", s.fell_back}, {"last_event", s.last_event},
-            {"qemu_pid", qemu_pid}};
+            {"bootloader", s.bootloader}, {"qemu_pid", qemu_pid}};
   return fs::write_file_atomic(b.status(), j.dump(2) + "\n");
 }
 
 }  // namespace
+
+Machine default_machine() {
+  Machine m;
+  m.bootloader = bootloader_release(k_default_release).value();  // a known release: cannot fail
+  return m;
+}
 
 Result<void> create_board(const CreateOptions& o) {
   BoardFiles b{o.dir};
@@ -63,13 +116,17 @@ Result<void> create_board(const CreateOptions& o) {
     if (ec) return fail(Errc::io, "cannot copy the agent " + o.agent.string() + ": " + ec.message());
     stdfs::permissions(b.root() / "usr/local/bin/fleet-agent", stdfs::perms(0755), ec);
   }
-  json meta = {{"name", o.name}, {"ssh_port", o.ssh_port}, {"stock_release", manifest.kernel_release}};
+  json meta = {{"name", o.name},
+               {"ssh_port", o.ssh_port},
+               {"stock_release", manifest.kernel_release},
+               {"machine", machine_json(o.machine)}};
   FLEET_TRY(fs::write_file_atomic(b.meta(), meta.dump(2) + "\n"));
   BoardStatus s;
   s.name = o.name;
   s.state = "off";
   s.ssh_port = o.ssh_port;
   s.last_event = "created with " + manifest.kernel_release;
+  s.bootloader = bootloader::describe(o.machine.bootloader);
   return write_status(b, s, 0);
 }
 
@@ -87,6 +144,7 @@ Result<BoardStatus> read_status(const BoardFiles& b) {
   s.tryboot = j.value("tryboot", false);
   s.fell_back = j.value("fell_back", false);
   s.last_event = j.value("last_event", "");
+  s.bootloader = j.value("bootloader", "");
   return s;
 }
 
@@ -98,6 +156,9 @@ Result<void> run_board(const RunOptions& o, const std::atomic<bool>& stop) {
   BoardStatus st;
   st.name = meta.value("name", b.dir.filename().string());
   st.ssh_port = meta.value("ssh_port", 0);
+  const Machine machine = FLEET_TRY(machine_of(meta, b.meta()));
+  const std::string macaddr = board_macaddr(st.name);
+  st.bootloader = bootloader::describe(machine.bootloader);
   if (auto prev = read_status(b)) st.boots = prev->boots;
   std::ofstream console(b.console_log(), std::ios::app);
   BootFileReader read = [&](const std::string& p) -> std::optional<std::string> {
@@ -123,20 +184,30 @@ Result<void> run_board(const RunOptions& o, const std::atomic<bool>& stop) {
     st.kernel = choice->kernel;
     st.fell_back = choice->fell_back;
     st.release.clear();
-    console << "[fleet-sim] boot " << st.boots << ": " << choice->config_file << " -> " << choice->kernel
-            << (choice->fell_back ? " (os_prefix " + choice->os_prefix + " fell back)" : "") << ", cmdline: "
-            << choice->cmdline << "\n"
-            << std::flush;
-    FLEET_TRY(write_status(b, st, 0));
-
     QemuSpec spec;
     spec.kernel = b.boot() / choice->kernel;
-    spec.append = choice->cmdline;
-    spec.cpus = o.cpus;
-    spec.memory_mb = o.memory_mb;
-    spec.numa_nodes = o.numa_nodes;
+    // What the Pi 5 firmware hands the kernel: its device tree's bootargs and the
+    // bootloader's own words (numa=fake=N ...) before cmdline.txt.
+    spec.append = kernel_cmdline(choice->cmdline, bootloader::cmdline_words(machine.bootloader, machine.memory_mb, macaddr));
+    spec.cpus = machine.cpus;
+    spec.memory_mb = machine.memory_mb;
+    spec.numa_nodes = machine.qemu_numa_nodes;
     spec.root_9p = b.root();
     spec.ssh_port = st.ssh_port;
+    // The bootloader's node in the device tree, with this boot's tryboot flag.
+    if (auto dtb = make_board_dtb(spec, machine.bootloader, st.tryboot, b.dir / "board.dtb"); !dtb) {
+      st.state = "off";
+      st.last_event = "firmware: " + dtb.error().message;
+      console << "[fleet-sim] " << st.last_event << "\n" << std::flush;
+      FLEET_TRY(write_status(b, st, 0));
+      return std::unexpected(dtb.error());
+    }
+    spec.dtb = b.dir / "board.dtb";
+    console << "[fleet-sim] boot " << st.boots << ": " << choice->config_file << " -> " << choice->kernel
+            << (choice->fell_back ? " (os_prefix " + choice->os_prefix + " fell back)" : "") << ", cmdline: "
+            << spec.append << "\n"
+            << std::flush;
+    FLEET_TRY(write_status(b, st, 0));
 
     bool alive = false, next_tryboot = false, power_down = false, watchdog_fired = false;
     int qemu_pid = 0;

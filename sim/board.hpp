@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "common/bootloader.hpp"
 #include "common/error.hpp"
 
 namespace fleet::sim {
@@ -36,6 +37,19 @@ struct BoardFiles {
   std::filesystem::path pid() const { return dir / "runner.pid"; }
 };
 
+// A board's hardware, fixed when it is made (board.json): what QEMU gives it and the
+// bootloader in its EEPROM.
+struct Machine {
+  int cpus = 2;
+  int memory_mb = 1024;
+  // NUMA nodes QEMU makes. 1 is a Pi 5: one memory, nodes only from the bootloader's
+  // numa=fake=N and a NUMA_EMU kernel (rpi5-qemu). Debian's 6.1 (qemu-virt) has no arm64 NUMA
+  // emulation, so its boards get 2 nodes from QEMU to exercise NUMA at all.
+  int qemu_numa_nodes = 2;
+  bootloader::Info bootloader;  // default_machine() sets the default release
+};
+Machine default_machine();
+
 struct CreateOptions {
   std::filesystem::path dir;            // the board folder (created)
   std::filesystem::path rootfs;         // template from sim/rootfs.sh
@@ -44,6 +58,7 @@ struct CreateOptions {
   std::filesystem::path authorized_key; // public key that may log in as root
   std::string name;
   int ssh_port = 0;
+  Machine machine = default_machine();
 };
 
 // Makes a board folder: rootfs copy, the bundle's kernel and modules as the stock kernel,
@@ -60,14 +75,12 @@ struct BoardStatus {
   bool tryboot = false;     // this boot read tryboot.txt
   bool fell_back = false;   // os_prefix fell back to the unprefixed kernel
   std::string last_event;
+  std::string bootloader;   // "2025-03-10 (2bb2ae64)"
 };
 Result<BoardStatus> read_status(const BoardFiles& board);
 
 struct RunOptions {
-  BoardFiles board;
-  int cpus = 2;
-  int memory_mb = 1024;
-  int numa_nodes = 2;
+  BoardFiles board;  // its Machine comes from board.json
   std::chrono::seconds watchdog{120};  // no "fleet-init: up" in this long: power-cycle
   int max_boots = 1000;
 };

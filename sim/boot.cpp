@@ -3,6 +3,8 @@
 #include "common/bundle.hpp"
 #include "common/fs.hpp"
 #include "sim/cpio.hpp"
+#include "sim/devicetree.hpp"
+#include "sim/firmware.hpp"
 #include "sim/qemu.hpp"
 
 namespace fleet::sim {
@@ -11,6 +13,8 @@ namespace {
 constexpr const char* k_begin = "FLEET-VERIFY-BEGIN";
 constexpr const char* k_end = "FLEET-VERIFY-END";
 constexpr const char* k_exit = "FLEET-VERIFY-EXIT ";
+constexpr const char* k_bench_begin = "FLEET-BENCH-BEGIN";
+constexpr const char* k_bench_end = "FLEET-BENCH-END";
 
 // /init of the one-shot board. devtmpfs is mounted by hand: DEVTMPFS_MOUNT does not apply
 // to an initramfs. poweroff -f goes through PSCI SYSTEM_OFF and ends QEMU.
@@ -22,12 +26,46 @@ echo FLEET-VERIFY-BEGIN
 /fleet-agent verify --json --contract /contract.json
 echo "FLEET-VERIFY-EXIT $?"
 echo FLEET-VERIFY-END
-/bin/busybox poweroff -f
 )";
+constexpr const char* k_poweroff = "/bin/busybox poweroff -f\n";
+
+// The JSON between two markers of the console, from the first line that starts with '{' to
+// the end marker (fleet-agent bench prints it over several lines), if any.
+std::optional<std::string> json_between(const std::string& console, const char* begin_marker, const char* end_marker) {
+  size_t begin = console.find(begin_marker);
+  if (begin == std::string::npos) return std::nullopt;
+  size_t end = console.find(end_marker, begin);
+  std::string_view section(console.data() + begin, (end == std::string::npos ? console.size() : end) - begin);
+  std::string json;
+  size_t pos = 0;
+  while (pos < section.size()) {
+    size_t nl = section.find('\n', pos);
+    std::string_view line = section.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    pos = nl == std::string_view::npos ? section.size() : nl + 1;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+    if (json.empty() && !line.starts_with("{")) continue;
+    json.append(line);
+    json.push_back('\n');
+  }
+  if (json.empty()) return std::nullopt;
+  return json;
+}
 
 }  // namespace
 
-Result<std::string> verify_initramfs(const Userland& u, const std::string& contract_json) {
+Result<std::string> verify_initramfs(const Userland& u, const std::string& contract_json,
+                                     const std::vector<std::string>& bench_args) {
+  std::string init = k_init;
+  if (!bench_args.empty()) {
+    // Words only from our own callers (fleet-sim's --bench); each is single-quoted for sh.
+    init += std::string("echo ") + k_bench_begin + "\n/fleet-agent bench";
+    for (const auto& w : bench_args) {
+      if (w.find('\'') != std::string::npos) return fail(Errc::invalid_input, "a bench argument holds a quote: " + w);
+      init += " '" + w + "'";
+    }
+    init += " --json\n" + std::string("echo ") + k_bench_end + "\n";
+  }
+  init += k_poweroff;
   std::string busybox =
       FLEET_TRY(with_context(fs::read_file(u.busybox), "busybox for the virtual board (scripts/arm64-userland.sh)"));
   std::string agent =
@@ -35,7 +73,7 @@ Result<std::string> verify_initramfs(const Userland& u, const std::string& contr
   std::vector<CpioEntry> entries = {
       {"bin", 0040755, ""},  {"proc", 0040755, ""},          {"sys", 0040755, ""},
       {"dev", 0040755, ""},  {"tmp", 0041777, ""},           {"bin/busybox", 0100755, busybox},
-      {"bin/sh", 0120777, "busybox"},                        {"init", 0100755, k_init},
+      {"bin/sh", 0120777, "busybox"},                        {"init", 0100755, init},
       {"fleet-agent", 0100755, agent},                       {"contract.json", 0100644, contract_json},
   };
   return cpio_newc(entries);
@@ -67,7 +105,7 @@ VerifyOutput parse_verify_console(const std::string& console) {
 Result<BootResult> boot_and_verify(const BootOptions& o, const process::LineSink& on_line) {
   bundle::Manifest m = FLEET_TRY(bundle::verify(o.bundle));
   std::string contract = FLEET_TRY(fs::read_file(o.bundle / bundle::k_contract));
-  std::string initramfs = FLEET_TRY(verify_initramfs(o.userland, contract));
+  std::string initramfs = FLEET_TRY(verify_initramfs(o.userland, contract, o.bench_args));
   auto dir = FLEET_TRY(fs::make_temp_dir("fleet-board"));
   struct Cleanup {
     std::filesystem::path p;
@@ -84,7 +122,11 @@ Result<BootResult> boot_and_verify(const BootOptions& o, const process::LineSink
   // panic=-1: a kernel that panics reboots at once, and -no-reboot turns that into an exit.
   words.push_back("panic=-1");
   words.insert(words.end(), o.extra_cmdline.begin(), o.extra_cmdline.end());
-  for (const auto& w : words) r.cmdline += (r.cmdline.empty() ? "" : " ") + w;
+  std::string cmdline_txt;
+  for (const auto& w : words) cmdline_txt += (cmdline_txt.empty() ? "" : " ") + w;
+  const bootloader::Info loader = o.bootloader ? *o.bootloader : FLEET_TRY(bootloader_release(k_default_release));
+  // As a Pi 5 boots: the device tree's bootargs and the bootloader's words (numa=fake=N) first.
+  r.cmdline = kernel_cmdline(cmdline_txt, bootloader::cmdline_words(loader, o.memory_mb, board_macaddr("boot-verify")));
 
   QemuSpec spec;
   spec.kernel = o.bundle / m.image;
@@ -93,6 +135,8 @@ Result<BootResult> boot_and_verify(const BootOptions& o, const process::LineSink
   spec.cpus = o.cpus;
   spec.memory_mb = o.memory_mb;
   spec.numa_nodes = o.numa_nodes;
+  FLEET_TRY(make_board_dtb(spec, loader, false, dir / "board.dtb"));
+  spec.dtb = dir / "board.dtb";
   auto started = std::chrono::steady_clock::now();
   auto outcome = FLEET_TRY(process::run({qemu_argv(spec), {}, {}, o.timeout}, [&](std::string_view line) {
     r.console.append(line);
@@ -106,6 +150,7 @@ Result<BootResult> boot_and_verify(const BootOptions& o, const process::LineSink
                                           ":\n" + r.console.substr(r.console.size() > 2000 ? r.console.size() - 2000 : 0));
   }
   r.verify = parse_verify_console(r.console);
+  r.verify.bench_json = json_between(r.console, k_bench_begin, k_bench_end);
   return r;
 }
 

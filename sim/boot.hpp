@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/bootloader.hpp"
 #include "common/error.hpp"
 #include "common/process.hpp"
 
@@ -18,12 +19,15 @@ struct Userland {
   std::filesystem::path agent;    // static aarch64 fleet-agent
 };
 
-// The initramfs: busybox, the agent, the contract and an /init that runs the check.
-Result<std::string> verify_initramfs(const Userland& userland, const std::string& contract_json);
+// The initramfs: busybox, the agent, the contract and an /init that runs the check, then
+// `fleet-agent bench BENCH_ARGS --json` when bench_args is not empty.
+Result<std::string> verify_initramfs(const Userland& userland, const std::string& contract_json,
+                                     const std::vector<std::string>& bench_args = {});
 
 struct VerifyOutput {
   std::optional<std::string> json;  // the agent's one-line JSON report
   std::optional<int> exit_code;     // the agent's exit status
+  std::optional<std::string> bench_json;  // fleet-agent bench --json, when asked for
 };
 // Finds the agent's report between the markers /init prints. Pure.
 VerifyOutput parse_verify_console(const std::string& console);
@@ -32,9 +36,11 @@ struct BootOptions {
   std::filesystem::path bundle;                 // a kernel bundle (manifest verified first)
   Userland userland;
   std::vector<std::string> extra_cmdline;       // e.g. transparent_hugepage=never
+  std::vector<std::string> bench_args;          // set: fleet-agent bench ARGS --json after verify
   int cpus = 2;
   int memory_mb = 1024;
-  int numa_nodes = 2;
+  int numa_nodes = 2;                           // QEMU's; 1 leaves NUMA to numa=fake (rpi5-qemu)
+  std::optional<bootloader::Info> bootloader;   // default: sim::k_default_release
   std::chrono::seconds timeout{180};
 };
 

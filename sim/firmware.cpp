@@ -1,6 +1,8 @@
 #include "sim/firmware.hpp"
 
 #include <cctype>
+#include <cstdio>
+#include <ctime>
 
 namespace fleet::sim {
 namespace {
@@ -63,6 +65,40 @@ Result<BootChoice> choose_boot(const BootFileReader& read, bool tryboot_flag) {
   c.cmdline = trim(read(prefix + s.cmdline).value_or(""));
   if (auto nl = c.cmdline.find('\n'); nl != std::string::npos) c.cmdline.resize(nl);
   return c;
+}
+
+std::string kernel_cmdline(const std::string& cmdline_txt, const std::vector<std::string>& bootloader_words) {
+  std::string out = bootloader::k_pi5_dtb_bootargs;
+  for (const auto& w : bootloader_words) out += " " + w;
+  return out + "  " + cmdline_txt;
+}
+
+Result<bootloader::Info> bootloader_release(std::string_view date) {
+  bootloader::Info info;
+  info.capabilities = k_pi5_capabilities;
+  for (const auto& r : k_releases) {
+    if (date == r.date) {
+      info.build_timestamp = r.build_timestamp;
+      info.version = r.version;
+      return info;
+    }
+  }
+  std::tm tm{};
+  const std::string text(date);
+  const char* end = ::strptime(text.c_str(), "%Y-%m-%d", &tm);
+  if (text.size() != 10 || end == nullptr || *end != '\0' || tm.tm_year < 120 || tm.tm_year > 200) {
+    return fail(Errc::invalid_input, "bootloader date '" + text + "' is not a date YYYY-MM-DD from 2020 on");
+  }
+  info.build_timestamp = static_cast<std::int64_t>(::timegm(&tm));
+  return info;
+}
+
+std::string board_macaddr(std::string_view name) {
+  std::uint32_t h = 2166136261u;  // FNV-1a: stable across runs and machines
+  for (unsigned char c : name) h = (h ^ c) * 16777619u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "2c:cf:67:%02x:%02x:%02x", (h >> 16) & 0xff, (h >> 8) & 0xff, h & 0xff);
+  return buf;
 }
 
 }  // namespace fleet::sim

@@ -3,7 +3,10 @@
 namespace fleet::sim {
 
 std::vector<std::string> qemu_argv(const QemuSpec& s) {
-  std::vector<std::string> a = {s.qemu, "-M", "virt", "-cpu", "max", "-smp", std::to_string(s.cpus),
+  // gic-version=2: the Pi 5's GIC-400 is a GICv2 (virt's default is v2 too; said, not assumed).
+  std::string machine = "virt,gic-version=2";
+  if (!s.dumpdtb.empty()) machine += ",dumpdtb=" + s.dumpdtb.string();
+  std::vector<std::string> a = {s.qemu, "-M", machine, "-cpu", s.cpu, "-smp", std::to_string(s.cpus),
                                 "-m", std::to_string(s.memory_mb) + "M", "-nographic", "-no-reboot",
                                 "-kernel", s.kernel.string()};
   if (s.ssh_port > 0) {
@@ -20,6 +23,7 @@ std::vector<std::string> qemu_argv(const QemuSpec& s) {
                        "-device", "virtio-9p-pci,fsdev=rootfs,mount_tag=root"});
   }
   if (!s.initrd.empty()) a.insert(a.end(), {"-initrd", s.initrd.string()});
+  if (!s.dtb.empty()) a.insert(a.end(), {"-dtb", s.dtb.string()});
   a.insert(a.end(), {"-append", s.append});
   int nodes = s.numa_nodes < 1 ? 1 : s.numa_nodes;
   if (nodes > 1) {

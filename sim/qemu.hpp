@@ -1,6 +1,7 @@
 #pragma once
-// The QEMU command line of a virtual Pi 5 board: qemu-system-aarch64 -M virt -cpu max with
-// its memory split into NUMA nodes. Pure: a spec in, argv out.
+// The QEMU command line of a virtual Pi 5 board: qemu-system-aarch64 -M virt,gic-version=2
+// -cpu cortex-a76, the Pi 5's core and interrupt controller (a GIC-400), with its memory in
+// one or more QEMU NUMA nodes. Pure: a spec in, argv out.
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -15,11 +16,15 @@ struct QemuSpec {
   int memory_mb = 1024;
   int numa_nodes = 2;             // memory and CPUs are split evenly across them
   std::string qemu = "qemu-system-aarch64";
+  // The BCM2712's cores. QEMU's cortex-a76 has the 16K granule (Cortex-A57 has not: a 16K
+  // kernel hangs on it) and no pointer authentication, which TCG emulates slowly.
+  std::string cpu = "cortex-a76";
+  std::filesystem::path dtb;      // a device tree to boot with (QEMU's own, plus the bootloader node)
+  std::filesystem::path dumpdtb;  // set: QEMU writes its device tree here and exits
   std::filesystem::path root_9p;  // a folder exported as the 9p root (mount tag "root")
   int ssh_port = 0;               // > 0: user networking, 127.0.0.1:ssh_port -> the board's port 22
 };
 
-// -cpu max: the Cortex-A57 model has no 16K granule and a 16K kernel hangs on it.
 // NUMA nodes use -object memory-backend-ram + -numa node,memdev=: QEMU 7.2 refuses the
 // older -numa node,mem=. -nic none: no NIC ROM is needed to boot (and none is installed).
 std::vector<std::string> qemu_argv(const QemuSpec& spec);

@@ -53,6 +53,7 @@ const std::string k_usage =
     "  kernel build          cross-build a kernel profile into a bundle\n"
     "  kernel check-config   check a .config against a profile\n"
     "  kernel profiles       list the kernel profiles\n"
+    "  kernel diff           how two profiles' final .configs differ, and why\n"
     "  bundle keygen         make an Ed25519 key pair for signing bundles\n"
     "  bundle sign           sign a bundle's manifest (boards that trust the key install it)\n"
     "  bundle verify         check a bundle's files and who signed it\n"
@@ -230,6 +231,134 @@ int kernel_build(const std::vector<std::string>& argv, std::ostream& out, std::o
   return k_exit_ok;
 }
 
+// One side of `kernel diff`: a .config file as it is, or a profile configured (--config-only).
+struct DiffSide {
+  std::string name;
+  std::map<std::string, std::string> config;
+  std::vector<kernel::Requirement> requested;  // empty for a plain .config
+  std::optional<std::filesystem::path> source;
+};
+
+Result<DiffSide> diff_side(const std::string& what, const args::Parsed& a, const std::filesystem::path& work) {
+  DiffSide side{what, {}, {}, std::nullopt};
+  std::error_code ec;
+  if (!what.ends_with(".yaml") && std::filesystem::is_regular_file(what, ec)) {
+    side.config = kconfig::to_map(kconfig::parse(FLEET_TRY(fs::read_file(what))));
+    return side;
+  }
+  auto profile = FLEET_TRY(kernel::load_profile(what, kernel_dir(a)));
+  kernel::BuildOptions opt;
+  opt.kernel_dir = kernel_dir(a);
+  if (auto s = a.value("source")) opt.source_dir = *s;
+  else if (const char* env = std::getenv("FLEET_RPI_SOURCE"); env && *env && !profile.source.git_url.empty()) opt.source_dir = env;
+  opt.out_dir = work / profile.name;
+  opt.cache_dir = a.value("cache") ? std::filesystem::path(*a.value("cache")) : kernel::default_cache_dir();
+  opt.stop = kernel::BuildOptions::Stop::config;
+  struct Quiet : kernel::Progress {
+    void step(std::string_view) override {}
+    void compile(std::string_view, int, int) override {}
+    void note(std::string_view) override {}
+  } quiet;
+  auto r = FLEET_TRY(kernel::build(profile, opt, quiet));
+  side.config = kconfig::to_map(kconfig::parse(FLEET_TRY(fs::read_file(r.config_file))));
+  side.requested = kernel::requirements(FLEET_TRY(kernel::fragment_texts(profile)));
+  side.source = opt.source_dir;
+  return side;
+}
+
+int kernel_diff(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  const std::array options = {
+      args::Option{"source", args::Takes::value, "DIR",
+                   "the kernel tree (profiles from git: default $FLEET_RPI_SOURCE); its Kconfig explains each change"},
+      args::Option{"cache", args::Takes::value, "DIR", "fleetctl's cache (default: ~/.cache/fleetctl)"},
+      k_opt_kernel_dir, k_opt_json, k_opt_help};
+  const args::Usage usage{
+      "fleetctl", "fleetctl kernel diff A B [--source DIR] [--json]",
+      "Shows how the final .config of B differs from A's, and why. A and B are profiles (each\n"
+      "configured as --config-only does, in seconds) or .config files. Each difference is\n"
+      "  requested    a fragment of A or B asks for that value (the file and line),\n"
+      "  follows      Kconfig ties it to another difference (selected by, depends on, default),\n"
+      "  unexplained  nothing above accounts for it.\n"
+      "and every symbol A's fragments ask for is compared. `fleetctl kernel diff rpi5 rpi5-qemu`\n"
+      "shows that the test profile changes only what QEMU's virt machine needs.\n"
+      "Exit status 0 when nothing is unexplained and A's requested symbols are unchanged, else 1.",
+      2};
+  int code = 0;
+  auto a = parse_or_help(argv, options, usage, out, err, code);
+  if (!a) return code;
+  if (a->positional.size() != 2) {
+    err << "fleetctl kernel diff: name two profiles or .config files (fleetctl kernel diff rpi5 rpi5-qemu)\n";
+    return k_exit_usage;
+  }
+  auto work = fs::make_temp_dir("fleetctl-diff");
+  if (!work) {
+    err << "fleetctl kernel diff: " << work.error().message << "\n";
+    return k_exit_failed;
+  }
+  struct Cleanup {
+    std::filesystem::path p;
+    ~Cleanup() {
+      std::error_code ec;
+      std::filesystem::remove_all(p, ec);
+    }
+  } cleanup{*work};
+  auto before = diff_side(a->positional[0], *a, *work);
+  auto after = before ? diff_side(a->positional[1], *a, *work) : std::unexpected(before.error());
+  if (!before || !after) {
+    err << "fleetctl kernel diff: " << (before ? after : before).error().message << "\n";
+    const Errc c = (before ? after : before).error().code;
+    return c == Errc::invalid_input || c == Errc::not_found ? k_exit_usage : k_exit_failed;
+  }
+  std::vector<kernel::Requirement> requested = after->requested;
+  requested.insert(requested.end(), before->requested.begin(), before->requested.end());
+  kernel::KconfigIndex index;
+  if (auto src = after->source ? after->source : before->source) index = kernel::index_tree(*src);
+  auto changes = kernel::diff_configs(before->config, after->config, requested, index);
+  // The tuning a profile asks for must survive in the other: every requested symbol of A.
+  std::vector<std::string> lost;
+  for (const auto& r : before->requested) {
+    auto it = after->config.find(r.symbol);
+    if ((it == after->config.end() ? std::string("n") : it->second) != r.value) lost.push_back(r.symbol);
+  }
+  std::map<kernel::ConfigChange::Why, int> count;
+  for (const auto& c : changes) ++count[c.why];
+  const int unexplained = count[kernel::ConfigChange::Why::unexplained];
+  if (a->flag("json")) {
+    nlohmann::json j = {{"from", before->name}, {"to", after->name}, {"changes", nlohmann::json::array()},
+                        {"requested", count[kernel::ConfigChange::Why::requested]},
+                        {"follows", count[kernel::ConfigChange::Why::follows]}, {"unexplained", unexplained},
+                        {"from_requested_checked", before->requested.size()}, {"from_requested_changed", lost}};
+    for (const auto& c : changes) {
+      j["changes"].push_back({{"symbol", c.symbol}, {"before", c.before}, {"after", c.after},
+                              {"why", kernel::why_name(c.why)}, {"because", c.because}});
+    }
+    out << j.dump() << "\n";
+  } else {
+    out << before->name << " -> " << after->name << ": " << changes.size() << " symbols differ ("
+        << count[kernel::ConfigChange::Why::requested] << " requested, " << count[kernel::ConfigChange::Why::follows]
+        << " follow from them, " << unexplained << " unexplained)\n";
+    for (auto why : {kernel::ConfigChange::Why::requested, kernel::ConfigChange::Why::follows,
+                     kernel::ConfigChange::Why::unexplained}) {
+      for (const auto& c : changes) {
+        if (c.why != why) continue;
+        char line[256];
+        std::snprintf(line, sizeof line, "  %-11s CONFIG_%-32s %s -> %s", kernel::why_name(c.why), c.symbol.c_str(),
+                      c.before.c_str(), c.after.c_str());
+        out << line << (c.because.empty() ? "" : "   " + c.because) << "\n";
+      }
+    }
+    if (before->requested.empty()) {
+      out << before->name << " is a .config file: no requested symbols to compare\n";
+    } else if (lost.empty()) {
+      out << "all " << before->requested.size() << " symbols " << before->name << "'s fragments ask for are the same in "
+          << after->name << "\n";
+    } else {
+      for (const auto& s : lost) out << "CHANGED: CONFIG_" << s << ", which " << before->name << " asks for\n";
+    }
+  }
+  return unexplained == 0 && lost.empty() ? k_exit_ok : k_exit_failed;
+}
+
 int kernel_check_config(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
   const std::array options = {
       args::Option{"profile", args::Takes::value, "NAME", "kernel profile (required)"},
@@ -256,16 +385,13 @@ int kernel_check_config(const std::vector<std::string>& argv, std::ostream& out,
     err << "fleetctl kernel check-config: " << text.error().message << "\n";
     return k_exit_usage;
   }
-  std::vector<std::pair<std::string, std::string>> fragments;
-  std::vector<std::filesystem::path> files = profile->base_fragments;
-  files.insert(files.end(), profile->fragments.begin(), profile->fragments.end());
-  for (const auto& f : files) {
-    fragments.emplace_back(f.parent_path().filename().string() + "/" + f.filename().string(),
-                           fs::read_file(f).value_or(""));
+  auto fragments = kernel::fragment_texts(*profile);
+  if (!fragments) {
+    err << "fleetctl kernel check-config: " << fragments.error().message << "\n";
+    return k_exit_usage;
   }
-  fragments.emplace_back("profile settings", kernel::settings_fragment(*profile));
   auto config = kconfig::to_map(kconfig::parse(*text));
-  auto wanted = kernel::requirements(fragments);
+  auto wanted = kernel::requirements(*fragments);
   kernel::KconfigIndex index;
   if (auto s = a->value("source")) index = kernel::index_tree(*s);
   std::set<std::string> optional(profile->optional_symbols.begin(), profile->optional_symbols.end());
@@ -518,7 +644,7 @@ nlohmann::json board_json(const fleet::v1::BoardStatus& b) {
   nlohmann::json checks = nlohmann::json::array();
   for (const auto& c : b.checks()) {
     checks.push_back({{"property", c.property()}, {"expected", c.expected()}, {"actual", c.actual()},
-                      {"pass", c.pass()}, {"detail", c.detail()}});
+                      {"pass", c.pass()}, {"detail", c.detail()}, {"warning", c.warning()}});
   }
   nlohmann::json j = {{"board", b.board()},     {"rollout", b.rollout_id()},         {"wave", b.wave() + 1},
                       {"step", b.step()},       {"outcome", b.outcome()},            {"kernel_release", b.kernel_release()},
@@ -705,10 +831,13 @@ int status_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ost
     } else {
       if (watch && &out == &std::cout && ::isatty(STDOUT_FILENO)) out << "\033[H\033[2J";
       out << "BOARD         KERNEL                      OUTCOME       THROUGHPUT             VERIFICATION\n";
+      std::vector<std::string> warnings;  // said in full under the table
       for (const auto& b : jb) {
         std::string verification;
         for (const auto& c : b["checks"]) {
-          verification += c["property"].get<std::string>() + (c["pass"].get<bool>() ? " ok  " : " FAIL  ");
+          const bool warned = !c.value("warning", std::string()).empty();
+          verification += c["property"].get<std::string>() + (!c["pass"].get<bool>() ? " FAIL  " : warned ? " WARN  " : " ok  ");
+          if (warned) warnings.push_back(b["board"].get<std::string>() + ": " + c["warning"].get<std::string>());
         }
         char line[512];
         std::snprintf(line, sizeof line, "%-13s %-27s %-13s %-22s %s\n", b["board"].get<std::string>().c_str(),
@@ -717,6 +846,7 @@ int status_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ost
                       throughput_cell(b["throughput"]).c_str(), verification.c_str());
         out << line;
       }
+      for (const auto& w : warnings) out << "  warning: " << w << "\n";
       out << "\nROLLOUT             KERNEL                      SIGNED BY         STATE\n";
       for (const auto& r : jr) {
         char line[512];
@@ -817,6 +947,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     if (args[1] == "build") return kernel_build(rest, out, err);
     if (args[1] == "check-config") return kernel_check_config(rest, out, err);
     if (args[1] == "profiles") return kernel_profiles(rest, out, err);
+    if (args[1] == "diff") return kernel_diff(rest, out, err);
     err << "fleetctl: unknown command 'kernel " << args[1] << "'\n\n" << k_usage;
     return k_exit_usage;
   }

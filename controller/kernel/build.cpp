@@ -174,7 +174,9 @@ Result<Source> user_source(const Profile& p, const stdfs::path& dir, Job* job) {
   return Source{dir, "tree " + h.hex()};
 }
 
-Result<std::vector<std::pair<std::string, std::string>>> read_fragments(const Profile& p) {
+}  // namespace
+
+Result<std::vector<std::pair<std::string, std::string>>> fragment_texts(const Profile& p) {
   std::vector<std::pair<std::string, std::string>> out;
   std::vector<stdfs::path> all = p.base_fragments;
   all.insert(all.end(), p.fragments.begin(), p.fragments.end());
@@ -185,6 +187,8 @@ Result<std::vector<std::pair<std::string, std::string>>> read_fragments(const Pr
   out.emplace_back("profile settings (" + p.file.filename().string() + ")", settings_fragment(p));
   return out;
 }
+
+namespace {
 
 // Copies a verified bundle folder to `to` through a staging folder and a rename.
 Result<void> copy_bundle(const stdfs::path& from, const stdfs::path& to) {
@@ -308,22 +312,26 @@ Result<void> compile(Job& job, bool use_ccache) {
   return {};
 }
 
+// Files of a.from matching a.match: generated ones from the build tree, and those kbuild does
+// not generate (overlays/README is a source file) from the source tree.
 Result<void> copy_matching(Job& job, const Artifacts& a, const stdfs::path& to) {
   std::error_code ec;
-  stdfs::path from = job.kbuild / a.from;
   stdfs::create_directories(to, ec);
-  int copied = 0;
-  for (const auto& e : stdfs::directory_iterator(from, ec)) {
-    if (!e.is_regular_file()) continue;
-    std::string name = e.path().filename().string();
-    bool match = std::any_of(a.match.begin(), a.match.end(),
-                             [&](const std::string& pat) { return ::fnmatch(pat.c_str(), name.c_str(), 0) == 0; });
-    if (!match) continue;
-    stdfs::copy_file(e.path(), to / name, stdfs::copy_options::overwrite_existing, ec);
-    if (ec) return fail(Errc::io, "cannot copy " + e.path().string() + ": " + ec.message());
-    ++copied;
+  std::set<std::string> copied;
+  for (const stdfs::path& from : {job.kbuild / a.from, job.src / a.from}) {
+    for (const auto& e : stdfs::directory_iterator(from, ec)) {
+      if (!e.is_regular_file()) continue;
+      std::string name = e.path().filename().string();
+      bool match = std::any_of(a.match.begin(), a.match.end(),
+                               [&](const std::string& pat) { return ::fnmatch(pat.c_str(), name.c_str(), 0) == 0; });
+      if (!match || copied.contains(name)) continue;
+      std::error_code copy_ec;
+      stdfs::copy_file(e.path(), to / name, stdfs::copy_options::overwrite_existing, copy_ec);
+      if (copy_ec) return fail(Errc::io, "cannot copy " + e.path().string() + ": " + copy_ec.message());
+      copied.insert(name);
+    }
   }
-  if (copied == 0) return fail(Errc::not_found, "no files matching the profile in " + from.string());
+  if (copied.empty()) return fail(Errc::not_found, "no files matching the profile in " + (job.kbuild / a.from).string());
   return {};
 }
 
@@ -465,7 +473,7 @@ Result<BuildResult> build(const Profile& p, const BuildOptions& opt, Progress& p
   // rpi5-qemu build too.
   std::string profile_text;
   for (const auto& f : p.files) profile_text += FLEET_TRY(fs::read_file(f));
-  auto fragments = FLEET_TRY(read_fragments(p));
+  auto fragments = FLEET_TRY(fragment_texts(p));
   std::string toolchain = first_line(
       FLEET_TRY(process::capture({{opt.cross_compile + "gcc", "--version"}, {}, {}, std::chrono::seconds(30)})));
   const std::string key = build_key(source.identity, profile_text, fragments, toolchain);

@@ -71,6 +71,10 @@ Result<BuildResult> build(const Profile& profile, const BuildOptions& options, P
 std::filesystem::path build_tree(const std::filesystem::path& cache_dir, std::string_view source_identity,
                                  std::string_view base_target);
 
+// The fragments a profile merges, in order, with their texts (base fragments, shared
+// fragments, then the settings fleetctl writes), named as requirements() names them.
+Result<std::vector<std::pair<std::string, std::string>>> fragment_texts(const Profile& profile);
+
 // The default cache: $FLEETCTL_CACHE, else $XDG_CACHE_HOME/fleetctl, else ~/.cache/fleetctl.
 std::filesystem::path default_cache_dir();
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <regex>
+#include <set>
 
 #include "common/fs.hpp"
 #include "common/kconfig.hpp"
@@ -10,10 +11,9 @@
 
 namespace fleet::kernel {
 namespace {
-
 using text::trim;
+}  // namespace
 
-// Symbols named in a dependency expression ("BLK_DEV && (VIRTIO || !X)").
 std::vector<std::string> symbols_in(const std::string& expr) {
   std::vector<std::string> out;
   static const std::regex k_sym("[A-Za-z0-9_]+");
@@ -24,6 +24,8 @@ std::vector<std::string> symbols_in(const std::string& expr) {
   }
   return out;
 }
+
+namespace {
 
 std::string describe_value(const std::string& symbol, const std::string& value) {
   return value == "n" ? "CONFIG_" + symbol + " is not set" : "CONFIG_" + symbol + "=" + value;
@@ -100,6 +102,12 @@ void index_kconfig(std::string_view text, const std::string& file, KconfigIndex&
                line.starts_with("comment ") || line.starts_with("mainmenu ")) {
       current = nullptr;
       in_choice_header = false;
+    } else if (current && (line.starts_with("select ") || line.starts_with("imply "))) {
+      std::string rest = word_after(line.starts_with("select ") ? "select " : "imply ");
+      current->selects.push_back(rest.substr(0, rest.find_first_of(" \t")));
+    } else if (current && (line.starts_with("default ") || line.starts_with("def_bool ") ||
+                           line.starts_with("def_tristate "))) {
+      current->defaults.push_back(std::string(trim(line.substr(line.find(' ')))));
     } else if (line.starts_with("depends on ")) {
       std::string expr = word_after("depends on ");
       if (current) current->depends.push_back(expr);
@@ -201,8 +209,77 @@ std::vector<std::string> contract_conflicts(const Contract& c, const std::map<st
   if (c.numa_nodes.value_or(c.numa_nodes_min.value_or(1)) > 1 && val("NUMA") != "y") {
     out.push_back("contract asks for several NUMA nodes but CONFIG_NUMA is not set");
   }
+  if (c.numa_emulation.value_or(false) && (val("NUMA") != "y" || val("NUMA_EMU") != "y")) {
+    out.push_back("contract asks for the bootloader's numa=fake nodes but CONFIG_NUMA_EMU=y is not set");
+  }
   if ((c.hz || c.tick) && (val("IKCONFIG") != "y" || val("IKCONFIG_PROC") != "y")) {
     out.push_back("contract checks hz/tick from /proc/config.gz but CONFIG_IKCONFIG=y and CONFIG_IKCONFIG_PROC=y are not both set");
+  }
+  return out;
+}
+
+const char* why_name(ConfigChange::Why why) {
+  switch (why) {
+    case ConfigChange::Why::requested: return "requested";
+    case ConfigChange::Why::follows: return "follows";
+    case ConfigChange::Why::unexplained: return "unexplained";
+  }
+  return "?";
+}
+
+std::vector<ConfigChange> diff_configs(const std::map<std::string, std::string>& before,
+                                       const std::map<std::string, std::string>& after,
+                                       const std::vector<Requirement>& requested, const KconfigIndex& index) {
+  std::vector<ConfigChange> out;
+  auto value = [](const std::map<std::string, std::string>& m, const std::string& s) {
+    auto it = m.find(s);
+    return it == m.end() ? std::string("n") : it->second;
+  };
+  std::set<std::string> symbols;
+  for (const auto& [s, v] : before) symbols.insert(s);
+  for (const auto& [s, v] : after) symbols.insert(s);
+  std::set<std::string> changed;
+  for (const auto& s : symbols) {
+    ConfigChange c{s, value(before, s), value(after, s), ConfigChange::Why::unexplained, ""};
+    if (c.before == c.after) continue;
+    changed.insert(s);
+    out.push_back(c);
+  }
+  for (auto& c : out) {
+    for (const auto& r : requested) {
+      if (r.symbol == c.symbol && r.value == c.after) {
+        c.why = ConfigChange::Why::requested;
+        c.because = r.origin;
+      }
+    }
+    if (c.why == ConfigChange::Why::requested) continue;
+    // Selected or implied by a changed symbol?
+    for (const auto& other : changed) {
+      auto it = index.find(other);
+      if (it == index.end()) continue;
+      const auto& sel = it->second.selects;
+      if (std::find(sel.begin(), sel.end(), c.symbol) != sel.end()) {
+        c.why = ConfigChange::Why::follows;
+        c.because = "selected by " + other;
+        break;
+      }
+    }
+    if (c.why != ConfigChange::Why::unexplained) continue;
+    // Its own depends, enclosing ifs or defaults name a changed symbol?
+    if (auto it = index.find(c.symbol); it != index.end()) {
+      const std::pair<const char*, const std::vector<std::string>*> exprs[] = {{"depends on ", &it->second.depends},
+                                                                             {"default ", &it->second.defaults}};
+      for (const auto& [kind, list] : exprs) {
+        for (const auto& e : *list) {
+          for (const auto& s : symbols_in(e)) {
+            if (s != c.symbol && changed.contains(s) && c.why == ConfigChange::Why::unexplained) {
+              c.why = ConfigChange::Why::follows;
+              c.because = kind + e;
+            }
+          }
+        }
+      }
+    }
   }
   return out;
 }

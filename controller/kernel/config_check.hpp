@@ -27,6 +27,8 @@ struct SymbolInfo {
   std::string file;
   int line = 0;
   std::vector<std::string> depends;  // "depends on" expressions, enclosing if/choice included
+  std::vector<std::string> selects{};   // symbols it selects or implies
+  std::vector<std::string> defaults{};  // "default" / "def_bool" expressions, conditions included
 };
 using KconfigIndex = std::map<std::string, SymbolInfo>;
 
@@ -49,6 +51,25 @@ struct Finding {
 std::vector<Finding> check_config(const std::vector<Requirement>& wanted,
                                   const std::map<std::string, std::string>& config,
                                   const std::set<std::string>& optional_symbols, const KconfigIndex& index);
+
+// `fleetctl kernel diff`: how two final .configs differ, and why. A change is `requested`
+// when a fragment of the second asks for that value; `follows` when Kconfig ties it to another
+// changed symbol (one selects or implies it, or its depends/if/default names one); else
+// `unexplained`: a difference nothing in the fragments accounts for.
+struct ConfigChange {
+  enum class Why { requested, follows, unexplained };
+  std::string symbol;
+  std::string before;  // "n" when absent
+  std::string after;
+  Why why = Why::unexplained;
+  std::string because;  // the fragment line, or the Kconfig tie ("selected by VIRTIO_PCI")
+};
+const char* why_name(ConfigChange::Why why);
+std::vector<ConfigChange> diff_configs(const std::map<std::string, std::string>& before,
+                                       const std::map<std::string, std::string>& after,
+                                       const std::vector<Requirement>& requested, const KconfigIndex& index);
+// Symbols named in a Kconfig expression ("BLK_DEV && (VIRTIO || !X)"). Pure.
+std::vector<std::string> symbols_in(const std::string& expr);
 
 // Does the .config deliver what the contract promises? (page size, THP mode, HZ, tick mode)
 std::vector<std::string> contract_conflicts(const Contract& contract, const std::map<std::string, std::string>& config);

@@ -78,12 +78,20 @@ Result<std::optional<int>> get_int(const Ctx& c, const YAML::Node& parent, const
 
 Result<Contract> get_contract(const Ctx& c, const YAML::Node& n) {
   if (!n || !n.IsMap()) return bad(c, n, "missing map 'contract' (what the booted kernel must show)");
-  FLEET_TRY(check_keys(c, n, {"page_size", "thp", "numa_nodes", "numa_nodes_min", "hz", "tick", "headless"}));
+  FLEET_TRY(check_keys(c, n, {"page_size", "thp", "numa_nodes", "numa_nodes_min", "numa_emulation", "hz", "tick",
+                                "headless"}));
   Contract k;
   if (auto v = FLEET_TRY(get_int(c, n, "page_size"))) k.page_size = *v;
   if (n["thp"]) k.thp = FLEET_TRY(get_string(c, n, "thp", true));
   k.numa_nodes = FLEET_TRY(get_int(c, n, "numa_nodes"));
   k.numa_nodes_min = FLEET_TRY(get_int(c, n, "numa_nodes_min"));
+  if (n["numa_emulation"]) {
+    try {
+      k.numa_emulation = n["numa_emulation"].as<bool>();
+    } catch (const YAML::Exception&) {
+      return bad(c, n["numa_emulation"], "field 'numa_emulation' must be true or false");
+    }
+  }
   k.hz = FLEET_TRY(get_int(c, n, "hz"));
   if (n["tick"]) k.tick = FLEET_TRY(get_string(c, n, "tick", true));
   if (n["headless"]) {
@@ -163,10 +171,10 @@ Result<Profile> parse_yaml(const Ctx& c, std::string_view yaml_text, const std::
       p.localversion.find_first_of(" \t\"'/\\") != std::string::npos) {
     return bad(c, settings["localversion"], "settings.localversion must start with '-' and hold no spaces, quotes or slashes");
   }
-  if (parent && p.localversion == parent->localversion) {
-    return bad(c, settings, "settings.localversion must differ from " + parent->name + "'s (" + parent->localversion +
-                                "): uname -r is how a board proves which kernel booted");
   }
+  if (parent && p.localversion == parent->localversion) {
+    return bad(c, settings ? settings : root, "settings.localversion must differ from " + parent->name + "'s (" +
+                                                  parent->localversion + "): uname -r is how a board proves which kernel booted");
   }
 
   if (root["build"] || !parent) {

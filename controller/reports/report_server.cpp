@@ -43,7 +43,7 @@ store::ReportRow report_row(const fleet::v1::PhaseReport& r, std::int64_t at_ms)
   nlohmann::json checks = nlohmann::json::array();
   for (const auto& c : r.checks()) {
     checks.push_back({{"property", c.property()}, {"expected", c.expected()}, {"actual", c.actual()},
-                      {"pass", c.pass()}, {"detail", c.detail()}});
+                      {"pass", c.pass()}, {"detail", c.detail()}, {"warning", c.warning()}});
   }
   std::string throughput;
   if (r.has_throughput()) {

@@ -38,6 +38,7 @@ fleet::v1::BoardStatus board_status(store::Store& store, const store::BoardRow& 
         k->set_actual(c.value("actual", ""));
         k->set_pass(c.value("pass", false));
         k->set_detail(c.value("detail", ""));
+        k->set_warning(c.value("warning", ""));
       }
       break;
     }

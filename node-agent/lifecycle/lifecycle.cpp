@@ -172,7 +172,7 @@ Result<void> Agent::report(AgentState& state, Phase phase, const std::string& me
   if (checks) {
     for (const auto& c : checks->checks) {
       j["checks"].push_back({{"property", c.property}, {"expected", c.expected}, {"actual", c.actual},
-                             {"pass", c.pass}, {"detail", c.detail}});
+                             {"pass", c.pass}, {"detail", c.detail}, {"warning", c.warning}});
     }
     if (checks->memory) {
       j["mem_total_kb"] = checks->memory->mem_total_kb;
@@ -491,6 +491,16 @@ Result<void> Agent::install(const stdfs::path& bundle_dir, const std::string& ro
   auto contract_text = fs::read_regular_file(bundle_dir / bundle::k_contract);
   if (!contract_text) return fail(Errc::invalid_input, contract_text.error().message + "; nothing was changed");
   FLEET_TRY(parse_contract(*contract_text, (bundle_dir / bundle::k_contract).string()));
+  // A trial boot is a trial only if the bootloader honours the tryboot flag: an old EEPROM
+  // is refused here, before anything is written, not discovered after the reboot.
+  auto loader = ctx_.system.bootloader();
+  if (!loader) return fail(loader.error().code, loader.error().message + "; nothing was changed");
+  if (*loader) {
+    if (auto why = bootloader::tryboot_problem(**loader); !why.empty()) {
+      return fail(Errc::unsupported, why + ". Update the bootloader (rpi-eeprom-update -a, then reboot) and install "
+                                           "again; nothing was changed");
+    }
+  }
   Slot slot{std::string(k_slot_prefix) + manifest.build_key.substr(0, 12), manifest.kernel_release};
   if (slot.name == st_.committed.name) {
     return fail(Errc::invalid_input, "bundle " + manifest.build_key.substr(0, 12) + " (" + slot.release +

@@ -23,6 +23,8 @@ Report RealSystem::verify(const Contract& contract) {
   return evaluate(contract, observe(root_, root_ == "/" ? Source::live : Source::folder));
 }
 
+Result<std::optional<bootloader::Info>> RealSystem::bootloader() { return read_bootloader(root_); }
+
 Result<Throughput> RealSystem::measure(const BenchSpec& spec) {
   bench::BenchOptions o;
   o.threads = spec.threads;

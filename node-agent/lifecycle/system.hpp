@@ -28,6 +28,9 @@ class System {
   virtual ~System() = default;
   virtual std::string running_release() = 0;
   virtual Report verify(const Contract& contract) = 0;
+  // The bootloader as the device tree describes it; nullopt when there is no such node
+  // (not a Pi 5 firmware), an error when the node is unreadable.
+  virtual Result<std::optional<bootloader::Info>> bootloader() = 0;
   virtual Result<Throughput> measure(const BenchSpec& spec) = 0;
   // On a board this does not return; it returns an error if the kernel refused. Fakes
   // record the request and return so a test can "power on" the board again.
@@ -41,6 +44,7 @@ class RealSystem : public System {
   explicit RealSystem(std::filesystem::path root) : root_(std::move(root)) {}
   std::string running_release() override;
   Report verify(const Contract& contract) override;
+  Result<std::optional<bootloader::Info>> bootloader() override;
   Result<Throughput> measure(const BenchSpec& spec) override;
   Result<void> reboot(RebootMode mode) override;
   std::int64_t now_ms() override;

@@ -79,6 +79,7 @@ Result<fleet::v1::PhaseReport> report_from_json(std::string_view text, std::stri
       check->set_actual(c.at("actual").get<std::string>());
       check->set_pass(c.at("pass").get<bool>());
       check->set_detail(c.value("detail", ""));
+      check->set_warning(c.value("warning", ""));
     }
     if (j.contains("throughput") && j["throughput"].is_object()) {
       const json& t = j["throughput"];

@@ -105,6 +105,57 @@ Check check_numa(const Contract& c, const Observations& o) {
   return k;
 }
 
+// NUMA as a Pi 5 gets it: the bootloader adds numa=fake=N and a NUMA_EMU kernel makes N nodes.
+// No numa=fake (a bootloader older than 2024-12-07) leaves one node: tuning lost, nothing
+// broken, so the check passes with a warning that says what to update.
+Check check_numa_emulation(const Observations& o) {
+  Check k{"numa_nodes", "", "", false, ""};
+  int nodes = 1;
+  if (o.nodes_online) {
+    auto r = count_node_list(*o.nodes_online);
+    if (!r) {
+      k.expected = "numa=fake=N";
+      k.actual = "(unreadable)";
+      k.detail = r.error().message;
+      return k;
+    }
+    nodes = *r;
+  }
+  k.actual = std::to_string(nodes);
+  auto asked = o.cmdline ? bootloader::fake_numa_of(*o.cmdline) : std::nullopt;
+  if (asked) {
+    k.expected = std::to_string(*asked) + " (numa=fake=" + std::to_string(*asked) + ")";
+    k.pass = nodes == *asked;
+    k.detail = k.pass ? "online: " + (o.nodes_online ? trimmed(*o.nodes_online) : std::string("0")) + ", from numa=fake"
+                      : "the command line asks for " + std::to_string(*asked) + " nodes but the kernel made " +
+                            std::to_string(nodes) + " (is CONFIG_NUMA_EMU built?)";
+    return k;
+  }
+  k.expected = "1 (no numa=fake on the command line)";
+  k.pass = nodes == 1;
+  k.detail = "no numa=fake=N on /proc/cmdline";
+  std::string why = o.bootloader ? bootloader::numa_problem(*o.bootloader) : "";
+  k.warning = (why.empty() ? std::string("the bootloader added no numa=fake") : why) +
+              ": NUMA emulation is off; update the EEPROM (rpi-eeprom-update -a) to get it";
+  return k;
+}
+
+// The bootloader's version, for the report; an old one is a warning, never a failure.
+Check check_bootloader(const Observations& o) {
+  Check k{"bootloader", std::string(">= ") + bootloader::k_numa.date, "", true, ""};
+  if (!o.bootloader_error.empty()) {
+    k.actual = "(unreadable)";
+    k.detail = o.bootloader_error;
+    k.warning = "the device tree's chosen/bootloader node cannot be read";
+    return k;
+  }
+  k.actual = bootloader::describe(*o.bootloader);
+  k.detail = "/proc/device-tree/chosen/bootloader";
+  if (o.bootloader->tryboot) k.detail += *o.bootloader->tryboot ? ", this boot was a tryboot" : ", a normal boot";
+  if (auto why = bootloader::numa_problem(*o.bootloader); !why.empty()) k.warning = why;
+  return k;
+}
+
 // HZ and the tick mode both come from the kernel's own config (/proc/config.gz), never
 // from getconf CLK_TCK: USER_HZ is 100 whatever CONFIG_HZ is.
 std::optional<std::map<std::string, std::string>> config_map(const Observations& o) {
@@ -177,9 +228,11 @@ Report evaluate(const Contract& c, const Observations& o) {
   if (c.page_size) r.checks.push_back(check_page_size(c, o));
   if (c.thp) r.checks.push_back(check_thp(c, o));
   if (c.numa_nodes || c.numa_nodes_min) r.checks.push_back(check_numa(c, o));
+  if (c.numa_emulation.value_or(false)) r.checks.push_back(check_numa_emulation(o));
   if (c.hz) r.checks.push_back(check_hz(c, cfg, o));
   if (c.tick) r.checks.push_back(check_tick(c, cfg, o));
   if (c.headless) r.checks.push_back(check_headless(c, o));
+  if (o.bootloader || !o.bootloader_error.empty()) r.checks.push_back(check_bootloader(o));
   if (o.meminfo) {
     auto m = parse_meminfo(*o.meminfo);
     if (m) r.memory = *m;
@@ -202,7 +255,8 @@ std::string report_table(const Report& r) {
                     "  RESULT  DETAIL\n";
   for (const auto& c : r.checks) {
     out += pad(c.property, w_prop) + "  " + pad(c.expected, w_exp) + "  " + pad(c.actual, w_act) + "  " +
-           (c.pass ? "pass  " : "FAIL  ") + "  " + c.detail + "\n";
+           (!c.pass ? "FAIL  " : c.warning.empty() ? "pass  " : "WARN  ") + "  " + c.detail +
+           (c.warning.empty() ? "" : "; " + c.warning) + "\n";
   }
   if (r.memory) {
     out += "memory: MemTotal " + std::to_string(r.memory->mem_total_kb / 1024) + " MiB, MemAvailable " +
@@ -223,7 +277,8 @@ std::string report_json(const Report& r) {
   j["checks"] = nlohmann::json::array();
   for (const auto& c : r.checks) {
     j["checks"].push_back(
-        {{"property", c.property}, {"expected", c.expected}, {"actual", c.actual}, {"pass", c.pass}, {"detail", c.detail}});
+        {{"property", c.property}, {"expected", c.expected}, {"actual", c.actual}, {"pass", c.pass}, {"detail", c.detail},
+         {"warning", c.warning}});
   }
   if (r.memory) {
     j["memory"] = {{"mem_total_kb", r.memory->mem_total_kb}, {"mem_available_kb", r.memory->mem_available_kb}};

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/bootloader.hpp"
 #include "common/contract.hpp"
 #include "node-agent/verify/parsers.hpp"
 
@@ -26,7 +27,15 @@ struct Observations {
   bool drm_present = false;                     // /sys/class/drm
   bool asound_present = false;                  // /proc/asound
   std::optional<std::string> meminfo;           // /proc/meminfo
+  std::optional<std::string> cmdline;           // /proc/cmdline (numa=fake=N, from the bootloader)
+  // /proc/device-tree/chosen/bootloader/, absent on a board whose firmware writes no such
+  // node (not a Pi); bootloader_error when it is there but unreadable.
+  std::optional<bootloader::Info> bootloader;
+  std::string bootloader_error;
 };
+
+// Reads /proc/device-tree/chosen/bootloader/ under `root`: nullopt when there is no node.
+Result<std::optional<bootloader::Info>> read_bootloader(const std::filesystem::path& root);
 
 enum class Source { live, folder };
 
@@ -40,6 +49,7 @@ struct Check {
   std::string actual;
   bool pass = false;
   std::string detail;  // why it failed, or how it was read
+  std::string warning{};  // passes, but a user should act (an old bootloader); "" if none
 };
 
 struct Report {

@@ -20,6 +20,7 @@
 #include "common/text.hpp"
 #include "sim/board.hpp"
 #include "sim/boot.hpp"
+#include "sim/firmware.hpp"
 
 #ifndef FLEET_SOURCE_DIR
 #define FLEET_SOURCE_DIR "."
@@ -47,6 +48,18 @@ const std::string k_usage =
     "\n"
     "Run 'fleet-sim COMMAND --help' for a command's options.\n";
 
+// The kernel's own account of memory at boot ("Memory: 1956352K/2097152K available (12288K
+// kernel code, ...)"), "" if it did not print one.
+std::string kernel_memory_line(const std::string& console) {
+  size_t at = console.find("] Memory: ");
+  if (at == std::string::npos) return "";
+  at += 2;
+  size_t end = console.find('\n', at);
+  std::string line = console.substr(at, end == std::string::npos ? std::string::npos : end - at);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  return line;
+}
+
 int boot_verify(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
   const std::string src = FLEET_SOURCE_DIR;
   const std::array options = {
@@ -54,7 +67,15 @@ int boot_verify(const std::vector<std::string>& argv, std::ostream& out, std::os
       args::Option{"agent", args::Takes::value, "FILE", "static aarch64 fleet-agent (default: build/aarch64/node-agent/fleet-agent)"},
       args::Option{"busybox", args::Takes::value, "FILE", "static arm64 busybox (default: build/arm64-root/bin/busybox)"},
       args::Option{"append", args::Takes::value, "WORDS", "more kernel command-line words, e.g. transparent_hugepage=never"},
-      args::Option{"memory", args::Takes::value, "MB", "board memory (default 1024), split over the NUMA nodes"},
+      args::Option{"memory", args::Takes::value, "MB", "board memory (default 1024), split over QEMU's NUMA nodes"},
+      args::Option{"cpus", args::Takes::value, "N", "CPUs, 1 to 8 (default 2; a Pi 5 has 4)"},
+      args::Option{"qemu-numa-nodes", args::Takes::value, "N",
+                   "NUMA nodes QEMU makes (default 2); 1 as on a Pi 5, where nodes come from numa=fake"},
+      args::Option{"bootloader", args::Takes::value, "DATE",
+                   std::string("the bootloader release, YYYY-MM-DD (default ") + k_default_release +
+                       "); before 2024-12-07 it adds no numa=fake"},
+      args::Option{"bench", args::Takes::value, "ARGS",
+                   "then run 'fleet-agent bench ARGS --json' on the board (e.g. \"--model-shape 15m\"); its JSON is printed"},
       args::Option{"console", args::Takes::nothing, "", "echo the board's serial console"},
       args::Option{"json", args::Takes::nothing, "", "print one JSON object"},
       args::Option{"help", args::Takes::nothing, "", "show this help"},
@@ -65,10 +86,14 @@ int boot_verify(const std::vector<std::string>& argv, std::ostream& out, std::os
     return 2;
   }
   if (a->flag("help")) {
-    out << "usage: fleet-sim boot-verify --bundle DIR [--append WORDS] [--console] [--json]\n\n"
-           "Boots the bundle's kernel in qemu-system-aarch64 (-M virt -cpu max, 2 CPUs, two NUMA\n"
-           "nodes) with an initramfs that runs 'fleet-agent verify' against the bundle's contract,\n"
-           "then powers off. Exit status 0 when every property passes.\n\noptions:\n"
+    out << "usage: fleet-sim boot-verify --bundle DIR [--append WORDS] [--cpus N] [--memory MB]\n"
+           "                           [--qemu-numa-nodes N] [--bootloader DATE] [--console] [--json]\n\n"
+           "Boots the bundle's kernel in qemu-system-aarch64 (-M virt,gic-version=2 -cpu cortex-a76,\n"
+           "the Pi 5's GIC-400 and cores) as the Pi 5 firmware would: the Pi 5 device tree's bootargs\n"
+           "and the bootloader's words (numa=fake=N for the memory size) before the bundle's command\n"
+           "line, and the bootloader's node in the device tree. An initramfs runs 'fleet-agent verify'\n"
+           "against the bundle's contract, then powers off. Exit status 0 when every property passes.\n\n"
+           "options:\n"
         << args::help(options);
     return 0;
   }
@@ -82,6 +107,13 @@ int boot_verify(const std::vector<std::string>& argv, std::ostream& out, std::os
   o.userland.agent = a->value("agent").value_or(src + "/build/aarch64/node-agent/fleet-agent");
   o.userland.busybox = a->value("busybox").value_or(src + "/build/arm64-root/bin/busybox");
   if (auto w = a->value("append")) o.extra_cmdline = text::split_words(*w);
+  if (auto b = a->value("bench")) {
+    o.bench_args = text::split_words(*b);
+    if (o.bench_args.empty()) {
+      err << "fleet-sim boot-verify: --bench needs fleet-agent bench's arguments, e.g. --bench \"--model-shape 15m\"\n";
+      return 2;
+    }
+  }
   if (auto m = a->value("memory")) {
     try {
       o.memory_mb = std::stoi(*m);
@@ -93,10 +125,36 @@ int boot_verify(const std::vector<std::string>& argv, std::ostream& out, std::os
       return 2;
     }
   }
+  auto count = [&](const char* name, int lo, int hi, int& into) {
+    auto v = a->value(name);
+    if (!v) return true;
+    int n = 0;
+    auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (ec != std::errc() || p != v->data() + v->size() || n < lo || n > hi) {
+      err << "fleet-sim boot-verify: --" << name << " must be a number from " << lo << " to " << hi << ", not '" << *v
+          << "'\n";
+      return false;
+    }
+    into = n;
+    return true;
+  };
+  // gic-version=2 addresses at most 8 CPUs.
+  if (!count("cpus", 1, 8, o.cpus) || !count("qemu-numa-nodes", 1, 8, o.numa_nodes)) return 2;
+  if (auto d = a->value("bootloader")) {
+    auto info = bootloader_release(*d);
+    if (!info) {
+      err << "fleet-sim boot-verify: --bootloader: " << info.error().message << "\n";
+      return 2;
+    }
+    o.bootloader = *info;
+  }
   bool json = a->flag("json");
   bool echo = a->flag("console");
   std::ostream& progress = json ? err : out;
-  if (!json) progress << "booting " << o.bundle.string() << " on a virtual board (QEMU virt, 2 NUMA nodes)...\n";
+  if (!json) {
+    progress << "booting " << o.bundle.string() << " on a virtual Pi 5 (QEMU virt, " << o.cpus << " Cortex-A76, "
+             << o.memory_mb << " MB in " << o.numa_nodes << " QEMU NUMA node" << (o.numa_nodes == 1 ? "" : "s") << ")...\n";
+  }
   auto r = boot_and_verify(o, [&](std::string_view line) {
     if (echo) progress << "  | " << line << "\n";
   });
@@ -105,11 +163,14 @@ int boot_verify(const std::vector<std::string>& argv, std::ostream& out, std::os
     return r.error().code == Errc::not_found || r.error().code == Errc::invalid_input ? 2 : 1;
   }
   nlohmann::json report = r->verify.json ? nlohmann::json::parse(*r->verify.json, nullptr, false) : nlohmann::json();
+  nlohmann::json bench = r->verify.bench_json ? nlohmann::json::parse(*r->verify.bench_json, nullptr, false)
+                                              : nlohmann::json();
   bool verified = r->verify.exit_code == 0 && report.is_object() && report.value("ok", false);
   if (json) {
     out << nlohmann::json{{"kernel_release", r->kernel_release}, {"cmdline", r->cmdline}, {"seconds", r->seconds},
                           {"timed_out", r->timed_out}, {"verify_exit", r->verify.exit_code ? *r->verify.exit_code : -1},
-                          {"verified", verified}, {"report", report}}
+                          {"verified", verified}, {"report", report}, {"bench", bench},
+                          {"kernel_memory", kernel_memory_line(r->console)}}
                .dump()
         << "\n";
     return verified ? 0 : 1;
@@ -121,15 +182,19 @@ int boot_verify(const std::vector<std::string>& argv, std::ostream& out, std::os
   }
   out << "kernel " << r->kernel_release << ", command line: " << r->cmdline << "\n";
   for (const auto& c : report["checks"]) {
-    out << "  " << (c["pass"].get<bool>() ? "pass " : "FAIL ") << c["property"].get<std::string>() << ": expected "
-        << c["expected"].get<std::string>() << ", actual " << c["actual"].get<std::string>();
+    const std::string warning = c.value("warning", std::string());
+    out << "  " << (!c["pass"].get<bool>() ? "FAIL " : warning.empty() ? "pass " : "WARN ")
+        << c["property"].get<std::string>() << ": expected " << c["expected"].get<std::string>() << ", actual "
+        << c["actual"].get<std::string>();
     if (!c["pass"].get<bool>()) out << " (" << c["detail"].get<std::string>() << ")";
+    if (!warning.empty()) out << " (" << warning << ")";
     out << "\n";
   }
   if (report.contains("memory") && report["memory"].contains("mem_total_kb")) {
     out << "  memory: MemTotal " << report["memory"]["mem_total_kb"].get<long>() / 1024 << " MiB, MemAvailable "
         << report["memory"]["mem_available_kb"].get<long>() / 1024 << " MiB\n";
   }
+  if (!o.bench_args.empty()) out << "  bench: " << (bench.is_object() ? bench.dump() : "(no result)") << "\n";
   out << (verified ? "VERIFIED" : "NOT VERIFIED") << " in " << static_cast<int>(r->seconds * 10 + 0.5) / 10.0
       << " s from power-on to power-off\n";
   return verified ? 0 : 1;
@@ -153,6 +218,12 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
       args::Option{"rootfs", args::Takes::value, "DIR", "create: rootfs template (default build/board-root)"},
       args::Option{"key", args::Takes::value, "FILE", "create: public key allowed to log in as root (default RACK/id_ed25519.pub)"},
       args::Option{"ssh-port", args::Takes::value, "PORT", "create: loopback port forwarded to the board's SSH (required)"},
+      args::Option{"cpus", args::Takes::value, "N", "create: CPUs, 1 to 8 (default 2; a Pi 5 has 4)"},
+      args::Option{"memory", args::Takes::value, "MB", "create: memory (default 1024)"},
+      args::Option{"qemu-numa-nodes", args::Takes::value, "N",
+                   "create: NUMA nodes QEMU makes (default 2, for Debian's 6.1); 1 as on a Pi 5 (numa=fake)"},
+      args::Option{"bootloader", args::Takes::value, "DATE",
+                   std::string("create: the EEPROM's release, YYYY-MM-DD (default ") + k_default_release + ")"},
       args::Option{"watchdog", args::Takes::value, "SECONDS", "run/up: power-cycle a board silent this long (default 120)"},
       args::Option{"wait", args::Takes::value, "SECONDS", "up: wait until the board is ready (sshd up)"},
       args::Option{"json", args::Takes::nothing, "", "status: JSON"},
@@ -197,8 +268,24 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
   seconds("ssh-port", 0);
   seconds("watchdog", 0);
   seconds("wait", 0);
+  Machine machine = default_machine();
+  machine.cpus = seconds("cpus", machine.cpus);
+  machine.memory_mb = seconds("memory", machine.memory_mb);
+  machine.qemu_numa_nodes = seconds("qemu-numa-nodes", machine.qemu_numa_nodes);
+  // gic-version=2 addresses at most 8 CPUs; fewer than 128 MB does not boot Debian.
+  if (machine.cpus < 1 || machine.cpus > 8) bad_number = "cpus";
+  if (machine.memory_mb < 128 || machine.memory_mb > 16384) bad_number = "memory";
+  if (machine.qemu_numa_nodes < 1 || machine.qemu_numa_nodes > 8) bad_number = "qemu-numa-nodes";
+  if (auto d = a->value("bootloader")) {
+    auto info = bootloader_release(*d);
+    if (!info) {
+      err << "fleet-sim board " << sub << ": --bootloader: " << info.error().message << "\n";
+      return 2;
+    }
+    machine.bootloader = *info;
+  }
   if (!bad_number.empty()) {
-    err << "fleet-sim board " << sub << ": --" << bad_number << " must be a whole number\n";
+    err << "fleet-sim board " << sub << ": --" << bad_number << " must be a whole number in range (see --help)\n";
     return 2;
   }
   int status_code = 0;
@@ -214,6 +301,7 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
       if (c.agent == "none") c.agent.clear();  // a board as imaged: fleetctl pushes the agent
       c.kernel_bundle = a->value("bundle").value_or("");
       c.ssh_port = seconds("ssh-port", 0);
+      c.machine = machine;
       std::filesystem::path key = a->value("key").value_or((rack / "id_ed25519.pub").string());
       if (!a->value("key") && !std::filesystem::exists(key)) {
         std::filesystem::create_directories(rack);
@@ -314,11 +402,11 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
       if (a->flag("json")) {
         all.push_back({{"name", s->name}, {"state", s->state}, {"boots", s->boots}, {"ssh_port", s->ssh_port},
                        {"kernel", s->kernel}, {"release", s->release}, {"tryboot", s->tryboot},
-                       {"last_event", s->last_event}});
+                       {"last_event", s->last_event}, {"bootloader", s->bootloader}});
       } else {
         out << s->name << "\t" << s->state << "\tboots " << s->boots << "\tssh 127.0.0.1:" << s->ssh_port << "\t"
-            << (s->release.empty() ? "-" : s->release) << (s->tryboot ? " (tryboot)" : "") << "\t" << s->last_event
-            << "\n";
+            << (s->release.empty() ? "-" : s->release) << (s->tryboot ? " (tryboot)" : "") << "\tbootloader "
+            << (s->bootloader.empty() ? "-" : s->bootloader) << "\t" << s->last_event << "\n";
       }
     } else if (sub == "console") {
       auto text = fs::read_file(board.console_log());

@@ -34,7 +34,9 @@ TEST_CASE("contract: bad fields are refused with the file and field named") {
       {R"({"tick":"NO_HZ"})", "'tick'"},
       {R"({"headless":"yes"})", "'headless'"},
       {R"({"numa_nodes":0})", "'numa_nodes'"},
-      {R"({"numa_nodes":2,"numa_nodes_min":2})", "not both"},
+      {R"({"numa_nodes":2,"numa_nodes_min":2})", "one of numa_nodes, numa_nodes_min or numa_emulation"},
+      {R"({"numa_nodes":2,"numa_emulation":true})", "one of numa_nodes, numa_nodes_min or numa_emulation"},
+      {R"({"numa_emulation":"yes"})", "'numa_emulation'"},
       {R"({"tokens_per_second":3})", "unknown contract property 'tokens_per_second'"},
       // Found by tests/fuzz/contract_fuzz: integers past int's range were read wrapped
       // (4294967396 as 100, 4294967297 as 1) and accepted.
@@ -63,4 +65,18 @@ TEST_CASE("contract: a string that is not UTF-8 is written as U+FFFD, then refus
   auto back = parse_contract(json, "bundle/contract.json");
   REQUIRE_FALSE(back);
   CHECK(back.error().message.find("bundle/contract.json: field 'tick'") != std::string::npos);
+}
+
+TEST_CASE("contract: numa_emulation round-trips, and false is kept as said") {
+  Contract c;
+  c.numa_emulation = true;
+  auto back = parse_contract(contract_to_json(c), "x");
+  REQUIRE(back);
+  CHECK(back->numa_emulation == true);
+  c.numa_emulation = false;
+  c.numa_nodes = 2;  // false does not count against the one-NUMA-rule
+  back = parse_contract(contract_to_json(c), "x");
+  REQUIRE(back);
+  CHECK(back->numa_emulation == false);
+  CHECK(back->numa_nodes == 2);
 }

@@ -13,6 +13,8 @@
 #include "controller/reports/report_server.hpp"
 #include "controller/tls/authority.hpp"
 #include "sim/board.hpp"
+#include "sim/firmware.hpp"
+#include "tests/e2e/board_rack.hpp"
 #include "tests/support/sshd.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -20,161 +22,8 @@ using namespace fleet;
 using namespace std::chrono_literals;
 
 namespace {
-
-const std::filesystem::path k_bundles = FLEET_E2E_BUNDLES;
-// Long enough for a loaded CI machine to reach init under TCG (2-5 s here), short enough
-// for the hang case to end soon.
-constexpr auto k_watchdog = std::chrono::seconds(60);
-
-struct Rack {
-  test::TempDir dir{"fleet-rack"};
-  sim::BoardFiles board{dir / "pi-1"};
-  int ssh_port = test::free_port();
-  std::atomic<bool> stop{false};
-  std::thread runner;
-  std::mutex mu;
-  std::vector<fleet::v1::PhaseReport> reports;
-  tls::Authority ca = tls::Authority::open_or_create(dir / "tls").value();
-  std::unique_ptr<store::Store> store = store::Store::open(dir / "fleet.db").value();
-  std::unique_ptr<controller::ReportServer> server;
-
-  Rack() {
-    // The board's token, for each update's rollout id (r-BUNDLE, see update()).
-    controller::TokenBook tokens;
-    for (const char* b : {"qemu-virt", "qemu-virt-thp-never", "qemu-virt-panic", "qemu-virt-hang", "qemu-virt-stock"}) {
-      tokens.add("pi-1", std::string("r-") + b, "tok-1");
-    }
-    auto s = controller::ReportServer::start({"127.0.0.1:0", ca.issue_server().value()}, tokens, *store,
-                                             [this](const fleet::v1::PhaseReport& r) {
-                                               std::lock_guard lock(mu);
-                                               reports.push_back(r);
-                                             });
-    REQUIRE(s);
-    server = std::move(*s);
-    REQUIRE(process::capture({{"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", (dir / "id").string()}, {}, {}, 30s}));
-    sim::CreateOptions c;
-    c.dir = board.dir;
-    c.name = "pi-1";
-    c.rootfs = FLEET_BOARD_ROOTFS;
-    c.kernel_bundle = k_bundles / "qemu-virt-stock";
-    c.agent = FLEET_AARCH64_AGENT;
-    c.authorized_key = dir / "id.pub";
-    c.ssh_port = ssh_port;
-    auto created = sim::create_board(c);
-    if (!created) FAIL(created.error().message);
-    // The agent's identity, written with the agent's own command (the host build).
-    REQUIRE(process::capture({{FLEET_HOST_AGENT, "setup", "--root", board.root().string(), "--board-id", "pi-1",
-                               "--controller", "10.0.2.2:" + std::to_string(server->port()), "--token", "tok-1",
-                               "--ca", ca.certificate_file().string()},
-                              {}, {}, 30s}));
-    runner = std::thread([this] {
-      sim::RunOptions o;
-      o.board = board;
-      o.watchdog = k_watchdog;
-      auto r = sim::run_board(o, stop);
-      if (!r) WARN("board runner: " << r.error().message);
-    });
-    wait_ready(1);
-  }
-  ~Rack() {
-    stop = true;
-    if (runner.joinable()) runner.join();
-  }
-
-  sim::BoardStatus status() {
-    auto s = sim::read_status(board);
-    return s ? *s : sim::BoardStatus{};
-  }
-
-  void wait_ready(int min_boots) {
-    auto until = std::chrono::steady_clock::now() + 240s;
-    while (std::chrono::steady_clock::now() < until) {
-      auto s = status();
-      if (s.state == "ready" && s.boots >= min_boots) return;
-      std::this_thread::sleep_for(250ms);
-    }
-    FAIL("board not ready after 240 s; console:\n" << console_tail());
-  }
-
-  std::string console_tail() {
-    auto c = fs::read_file(board.console_log()).value_or("");
-    return c.substr(c.size() > 3000 ? c.size() - 3000 : 0);
-  }
-
-  // The board's sshd log: why a connection was refused, if it was.
-  std::string board_log() { return fs::read_file(board.root() / "var/log/sshd.log").value_or("(no sshd log)"); }
-
-  Result<std::string> ssh(const std::string& command) {
-    return process::capture({{"ssh", "-i", (dir / "id").string(), "-p", std::to_string(ssh_port), "-o", "BatchMode=yes",
-                              "-o", "LogLevel=ERROR", "-o", "StrictHostKeyChecking=accept-new", "-o",
-                              "UserKnownHostsFile=" + (dir / "known_hosts").string(), "-o", "ConnectTimeout=20",
-                              "root@127.0.0.1", command},
-                             {}, {}, 120s});
-  }
-
-  nlohmann::json agent_state() {
-    auto text = fs::read_file(board.root() / "var/lib/fleet-agent/state.json");
-    if (!text) return {};
-    return nlohmann::json::parse(*text, nullptr, false);
-  }
-
-  // Pushes a bundle into the board's root, then installs and trial-boots it over SSH, as
-  // the controller will; returns once the agent has concluded and the board is ready.
-  nlohmann::json update(const std::string& bundle_name) {
-    auto before = agent_state();
-    auto seq = before.is_object() ? before.value("sequence", 0) : 0;
-    auto dest = board.root() / "var/tmp" / bundle_name;
-    REQUIRE(process::capture({{"cp", "-a", (k_bundles / bundle_name).string(), dest.string()}, {}, {}, 60s}));
-    int boots = status().boots;
-    auto r = ssh("fleet-agent install --bundle /var/tmp/" + bundle_name + " --rollout r-" + bundle_name +
-                 " && fleet-agent tryboot");
-    // The connection drops when the board reboots: the exit status is not the result.
-    INFO((r ? *r : r.error().message));
-    auto until = std::chrono::steady_clock::now() + 300s;
-    while (std::chrono::steady_clock::now() < until) {
-      auto st = agent_state();
-      auto s = status();
-      if (st.is_object() && st.value("state", "") == "idle" && st.value("sequence", 0) > seq && st.contains("last") &&
-          s.state == "ready" && s.boots > boots) {
-        return st;
-      }
-      std::this_thread::sleep_for(500ms);
-    }
-    FAIL("the update did not conclude in 300 s; console:\n" << console_tail());
-    return {};
-  }
-
-  std::vector<std::string> phases_for(const std::string& rollout, size_t want) {
-    auto until = std::chrono::steady_clock::now() + 90s;
-    std::vector<std::string> out;
-    while (std::chrono::steady_clock::now() < until) {
-      out.clear();
-      {
-        std::lock_guard lock(mu);
-        for (const auto& r : reports)
-          if (r.rollout_id() == rollout) out.push_back(fleet::v1::Phase_Name(r.phase()));
-      }
-      if (out.size() >= want) break;
-      std::this_thread::sleep_for(250ms);
-    }
-    return out;
-  }
-
-  std::string uname() {
-    auto r = ssh("uname -r");
-    if (!r) FAIL("ssh uname -r: " << r.error().message << "\nboard log:\n" << board_log());
-    auto s = *r;
-    while (!s.empty() && s.back() == '\n') s.pop_back();
-    return s;
-  }
-};
-
-std::string release_of(const std::string& bundle_name) {
-  auto m = bundle::verify(k_bundles / bundle_name);
-  REQUIRE(m);
-  return m->kernel_release;
-}
-
+using test::Rack;
+using test::release_of;
 }  // namespace
 
 TEST_CASE("virtual board: a good update commits and stays, a kernel failing its contract or panicking falls back") {
@@ -192,6 +41,11 @@ TEST_CASE("virtual board: a good update commits and stays, a kernel failing its 
     CHECK(st["committed"]["release"] == good);
     CHECK(rack.uname() == good);
     CHECK(rack.status().tryboot);  // committed during the trial boot, without another reboot
+    // What the emulated bootloader told the kernel: its words on the command line, and in the
+    // device tree that this boot was a tryboot (chosen/bootloader/tryboot, a big-endian 1).
+    auto seen = rack.ssh("cat /proc/cmdline; od -An -tx1 /proc/device-tree/chosen/bootloader/tryboot");
+    REQUIRE(seen);
+    CHECK_THAT(*seen, Catch::Contains(" numa=fake=2 ") && Catch::Contains("00 00 00 01"));
     CHECK(rack.phases_for("r-qemu-virt", 3) == std::vector<std::string>{"INSTALLED", "TRYBOOT", "COMMITTED"});
     int boots = rack.status().boots;
     (void)rack.ssh("reboot -f");
@@ -229,4 +83,22 @@ TEST_CASE("virtual board: a good update commits and stays, a kernel failing its 
     CHECK(rack.uname() == good);
     CHECK_THAT(fs::read_file(rack.board.console_log()).value_or(""), Catch::Contains("watchdog: no sign of life"));
   }
+}
+
+TEST_CASE("virtual board with an EEPROM older than 2024-05-13: install refuses, names the minimum, changes nothing") {
+  test::RackSpec spec;
+  spec.machine.bootloader = sim::bootloader_release("2024-04-20").value();
+  Rack rack(spec);
+  const auto config_before = fs::read_file(rack.board.boot() / "config.txt").value_or("");
+  REQUIRE(process::capture({{"cp", "-a", (test::k_bundles / "qemu-virt").string(),
+                             (rack.board.root() / "var/tmp/qemu-virt").string()},
+                            {}, {}, 120s}));
+  auto r = rack.ssh("fleet-agent install --bundle /var/tmp/qemu-virt --rollout r-qemu-virt 2>&1; echo \"exit $?\"");
+  REQUIRE(r);
+  INFO(*r);
+  CHECK_THAT(*r, Catch::Contains("2024-04-20") && Catch::Contains("older than 2024-05-13") &&
+                     Catch::Contains("rpi-eeprom-update -a") && Catch::Contains("exit 1"));
+  CHECK(fs::read_file(rack.board.boot() / "config.txt").value_or("") == config_before);
+  CHECK_FALSE(std::filesystem::exists(rack.board.boot() / "tryboot.txt"));
+  CHECK(rack.status().bootloader == "2024-04-20");
 }

@@ -3,6 +3,7 @@
 
 #include "common/bundle.hpp"
 #include "sim/boot.hpp"
+#include "sim/firmware.hpp"
 
 using namespace fleet;
 
@@ -63,6 +64,13 @@ TEST_CASE("the tuned kernel boots in QEMU and fleet-agent verifies every propert
   CHECK(check(report, "kernel_release")["actual"] == m->kernel_release);
   CHECK(check(report, "headless")["actual"] == "yes");
   CHECK(report["memory"]["mem_total_kb"].get<long>() > 512 * 1024);
+  // The firmware emulator's part: the bootloader's node in the device tree, read by the agent
+  // through the real kernel, and the words a Pi 5 bootloader adds for 1 GB (Debian's 6.1 has no
+  // NUMA emulation: its two nodes are QEMU's).
+  CHECK(check(report, "bootloader")["actual"] == "2025-03-10 (2bb2ae64)");
+  CHECK(check(report, "bootloader")["warning"] == "");
+  CHECK_THAT(r.cmdline, Catch::Contains("numa_policy=interleave") && Catch::Contains(" numa=fake=2 ") &&
+                            Catch::Contains("system_heap.max_order=0"));
 }
 
 TEST_CASE("the same kernel with transparent_hugepage=never fails verification, naming THP") {
@@ -79,12 +87,16 @@ TEST_CASE("the same kernel with transparent_hugepage=never fails verification, n
   }
 }
 
-TEST_CASE("a board with one NUMA node fails the numa_nodes property") {
+TEST_CASE("a board with one NUMA node fails the numa_nodes property, an old bootloader is reported with a warning") {
   auto o = board();
   o.numa_nodes = 1;
+  o.bootloader = sim::bootloader_release("2024-04-20").value();
   auto r = boot(o);
   auto report = nlohmann::json::parse(*r.verify.json);
   CHECK(*r.verify.exit_code == 1);
   CHECK(check(report, "numa_nodes")["actual"] == "1");
   CHECK(check(report, "numa_nodes")["pass"] == false);
+  CHECK(check(report, "bootloader")["actual"] == "2024-04-20");
+  CHECK_THAT(check(report, "bootloader")["warning"].get<std::string>(), Catch::Contains("predates NUMA emulation"));
+  CHECK_THAT(r.cmdline, !Catch::Contains("numa=fake"));
 }

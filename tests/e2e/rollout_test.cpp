@@ -160,7 +160,7 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
     for (const auto& b : st["boards"]) {
       CHECK(b["outcome"] == "committed");
       CHECK(b["kernel_release"].get<std::string>().ends_with("-fleet-qemu"));
-      CHECK(b["checks"].size() == 8);  // the contract's 7 and tokens_per_s
+      CHECK(b["checks"].size() == 9);  // the contract's 7, tokens_per_s and the bootloader
       INFO(b.dump());
       // Throughput measured on the board by its agent, carried over gRPC into the state database.
       REQUIRE(b["throughput"].is_object());

@@ -12,7 +12,7 @@ namespace {
 
 bool same(const Contract& a, const Contract& b) {
   return a.kernel_release == b.kernel_release && a.page_size == b.page_size && a.thp == b.thp &&
-         a.numa_nodes == b.numa_nodes && a.numa_nodes_min == b.numa_nodes_min && a.hz == b.hz && a.tick == b.tick &&
+         a.numa_nodes == b.numa_nodes && a.numa_nodes_min == b.numa_nodes_min && a.numa_emulation == b.numa_emulation && a.hz == b.hz && a.tick == b.tick &&
          a.headless == b.headless;
 }
 

@@ -84,3 +84,37 @@ TEST_CASE("firmware boot rules") {
     CHECK(c->fell_back == s.fell_back);
   }
 }
+
+TEST_CASE("the kernel gets the Pi 5 device tree's bootargs, the bootloader's words, two spaces, cmdline.txt") {
+  auto line = kernel_cmdline("console=ttyAMA0 root=root", {"numa=fake=4", "system_heap.max_order=0"});
+  CHECK(line == std::string(fleet::bootloader::k_pi5_dtb_bootargs) +
+                    " numa=fake=4 system_heap.max_order=0  console=ttyAMA0 root=root");
+  CHECK_THAT(line, Catch::Contains("numa_policy=interleave"));
+}
+
+TEST_CASE("bootloader releases: the published ones with their hashes, other dates at midnight, bad dates refused") {
+  auto known = bootloader_release("2024-05-13");
+  REQUIRE(known);
+  CHECK(known->build_timestamp == 1715613301);
+  CHECK(known->version == "83b5e5e61a70a93caee65cbd6aea77bdd485e5b0");
+  CHECK(known->capabilities == k_pi5_capabilities);
+  auto other = bootloader_release("2024-04-20");
+  REQUIRE(other);
+  CHECK(other->build_timestamp == 1713571200);
+  CHECK(other->version.empty());
+  CHECK(fleet::bootloader::date_of(*other->build_timestamp) == "2024-04-20");
+  for (const char* bad : {"2024-4-20", "yesterday", "2024-13-01", "1999-01-01", "2024-04-20x", ""}) {
+    auto r = bootloader_release(bad);
+    INFO(bad);
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message, Catch::Contains("YYYY-MM-DD"));
+  }
+  CHECK(bootloader_release(k_default_release)->build_timestamp >= fleet::bootloader::k_numa.unix_time);
+}
+
+TEST_CASE("a board's Ethernet address: Raspberry Pi's OUI, stable per name, different between boards") {
+  CHECK(board_macaddr("pi-1") == board_macaddr("pi-1"));
+  CHECK(board_macaddr("pi-1") != board_macaddr("pi-2"));
+  CHECK(board_macaddr("pi-1").starts_with("2c:cf:67:"));
+  CHECK(board_macaddr("pi-1").size() == 17);
+}

@@ -9,7 +9,7 @@ namespace {
 bool has(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
 }  // namespace
 
-TEST_CASE("qemu argv: virt, cpu max, memory split across NUMA nodes with memdev") {
+TEST_CASE("qemu argv: virt with a GICv2, Cortex-A76 cores, memory split across NUMA nodes with memdev") {
   QemuSpec s;
   s.kernel = "/b/boot/kernel_2712.img";
   s.initrd = "/b/initrd";
@@ -18,8 +18,10 @@ TEST_CASE("qemu argv: virt, cpu max, memory split across NUMA nodes with memdev"
   s.memory_mb = 1000;
   s.numa_nodes = 2;
   auto a = qemu_argv(s);
-  CHECK(has(a, "virt"));
-  CHECK(has(a, "max"));
+  CHECK(has(a, "virt,gic-version=2"));
+  CHECK(has(a, "cortex-a76"));
+  CHECK_FALSE(has(a, "max"));
+  CHECK_FALSE(has(a, "-dtb"));
   CHECK(has(a, "1000M"));
   CHECK(has(a, "memory-backend-ram,id=mem0,size=500M"));
   CHECK(has(a, "memory-backend-ram,id=mem1,size=500M"));
@@ -42,4 +44,19 @@ TEST_CASE("qemu argv: uneven memory goes to the last node, one node means no -nu
   a = qemu_argv(s);
   CHECK_FALSE(has(a, "-numa"));
   CHECK_FALSE(has(a, "-initrd"));
+}
+
+TEST_CASE("qemu argv: a board's own device tree, and QEMU asked to dump its own") {
+  QemuSpec s;
+  s.kernel = "k";
+  s.dtb = "/b/board.dtb";
+  auto a = qemu_argv(s);
+  auto at = std::find(a.begin(), a.end(), "-dtb");
+  REQUIRE(at != a.end());
+  CHECK(*(at + 1) == "/b/board.dtb");
+  s.dtb.clear();
+  s.dumpdtb = "/b/qemu.dtb";
+  a = qemu_argv(s);
+  CHECK(has(a, "virt,gic-version=2,dumpdtb=/b/qemu.dtb"));
+  CHECK_FALSE(has(a, "-dtb"));
 }

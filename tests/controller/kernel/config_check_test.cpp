@@ -126,3 +126,46 @@ TEST_CASE("contract_conflicts: the config must deliver the contract") {
   auto conflicts = contract_conflicts(c, bad);
   CHECK(conflicts.size() == 6);
 }
+
+TEST_CASE("diff_configs: requested, follows (selected, depends, default), unexplained") {
+  KconfigIndex index;
+  index_kconfig(R"(config VIRTIO_PCI
+	tristate "virtio pci"
+	depends on PCI && VIRTIO_MENU
+	select VIRTIO
+config VIRTIO
+	tristate
+config VIRTIO_BLK
+	tristate "blk"
+	depends on VIRTIO
+config NET_9P_FD
+	default NET_9P
+config HZ_100
+	bool "100"
+)",
+                "drivers/virtio/Kconfig", index);
+  std::map<std::string, std::string> before = {{"PCI", "y"}, {"HZ_100", "y"}, {"VIRTIO_BLK", "m"}};
+  std::map<std::string, std::string> after = {{"PCI", "y"},    {"VIRTIO_PCI", "y"}, {"VIRTIO", "y"},
+                                              {"VIRTIO_BLK", "y"}, {"NET_9P", "y"},     {"NET_9P_FD", "y"},
+                                              {"SOMETHING", "y"}};
+  std::vector<Requirement> requested = {{"VIRTIO_PCI", "y", "fragments/qemu-virt-board.config:11"},
+                                        {"NET_9P", "y", "fragments/qemu-virt-board.config:17"},
+                                        {"HZ_100", "y", "fragments/tick.config:4"}};
+  auto changes = diff_configs(before, after, requested, index);
+  std::map<std::string, ConfigChange> by;
+  for (const auto& c : changes) by[c.symbol] = c;
+  CHECK(by.size() == 7);  // PCI is the same; HZ_100 was dropped
+  CHECK(by["VIRTIO_PCI"].why == ConfigChange::Why::requested);
+  CHECK(by["VIRTIO_PCI"].because == "fragments/qemu-virt-board.config:11");
+  CHECK(by["VIRTIO"].why == ConfigChange::Why::follows);
+  CHECK(by["VIRTIO"].because == "selected by VIRTIO_PCI");
+  CHECK(by["VIRTIO_BLK"].why == ConfigChange::Why::follows);
+  CHECK(by["VIRTIO_BLK"].before == "m");
+  CHECK_THAT(by["VIRTIO_BLK"].because, Catch::Contains("depends on VIRTIO"));
+  CHECK(by["NET_9P_FD"].why == ConfigChange::Why::follows);
+  CHECK(by["NET_9P_FD"].because == "default NET_9P");
+  CHECK(by["SOMETHING"].why == ConfigChange::Why::unexplained);
+  // A requested symbol that did not get its value is not "requested": it is a change nothing explains.
+  CHECK(by["HZ_100"].after == "n");
+  CHECK(by["HZ_100"].why == ConfigChange::Why::unexplained);
+}

@@ -55,7 +55,7 @@ std::string alias_bomb_lines(int levels) {
 TEST_CASE("the repository's profiles load") {
   auto kdir = test::source_dir() / "kernel";
   auto names = list_profiles(kdir);
-  REQUIRE(names == std::vector<std::string>{"qemu-virt", "rpi5"});
+  REQUIRE(names == std::vector<std::string>{"qemu-virt", "rpi5", "rpi5-qemu"});
   for (const auto& n : names) {
     INFO(n);
     auto p = load_profile(n, kdir);
@@ -134,11 +134,64 @@ TEST_CASE("load_profile: unknown names list the known ones, missing fragments ar
   auto kdir = test::source_dir() / "kernel";
   auto p = load_profile("rpi4", kdir);
   REQUIRE_FALSE(p);
-  CHECK_THAT(p.error().message, Catch::Contains("known: qemu-virt, rpi5"));
+  CHECK_THAT(p.error().message, Catch::Contains("known: qemu-virt, rpi5, rpi5-qemu"));
 
   test::TempDir dir;
   auto file = dir.write("profiles/t.yaml", k_valid);
   auto q = load_profile(file.string(), dir.path());
   REQUIRE_FALSE(q);
   CHECK_THAT(q.error().message, Catch::Contains("base/qemu-virt.config does not exist"));
+}
+
+TEST_CASE("rpi5-qemu is rpi5 plus one fragment, its own release name and console, the same contract") {
+  auto kdir = test::source_dir() / "kernel";
+  auto rpi5 = load_profile("rpi5", kdir);
+  auto q = load_profile("rpi5-qemu", kdir);
+  REQUIRE(rpi5);
+  REQUIRE(q);
+  CHECK(q->name == "rpi5-qemu");
+  CHECK(q->base_target == rpi5->base_target);
+  CHECK(q->source.git_url == rpi5->source.git_url);
+  std::vector<std::filesystem::path> want = rpi5->fragments;
+  want.push_back(kdir / "fragments/qemu-virt-board.config");
+  CHECK(q->fragments == want);
+  CHECK(q->thp_mode == rpi5->thp_mode);
+  CHECK(q->localversion == "-v8-16k-fleet-qemu");
+  CHECK(q->targets == rpi5->targets);
+  CHECK(q->cmdline == std::vector<std::string>{"console=ttyAMA0"});
+  CHECK(contract_to_json(q->contract) == contract_to_json(rpi5->contract));
+  CHECK(q->contract.numa_emulation == true);
+  // Both files name the build: a change to rpi5.yaml is a change to rpi5-qemu.
+  CHECK(q->files == std::vector<std::filesystem::path>{kdir / "profiles/rpi5.yaml", kdir / "profiles/rpi5-qemu.yaml"});
+}
+
+TEST_CASE("extends: a profile needs its own name and release, and a chain of extends is bounded") {
+  test::TempDir dir;
+  dir.write("fragments/memory.config", "CONFIG_NUMA=y\n");
+  dir.write("fragments/tick.config", "CONFIG_HZ_100=y\n");
+  dir.write("base/qemu-virt.config", "CONFIG_64BIT=y\n");
+  dir.write("profiles/t.yaml", k_valid);
+  dir.write("profiles/same-name.yaml", "name: t\nextends: t\nsettings: {localversion: -u}\n");
+  dir.write("profiles/same-release.yaml", "name: u\nextends: t\n");
+  dir.write("profiles/loop-a.yaml", "name: a\nextends: loop-b\nsettings: {localversion: -a}\n");
+  dir.write("profiles/loop-b.yaml", "name: b\nextends: loop-a\nsettings: {localversion: -b}\n");
+  dir.write("profiles/path.yaml", "name: p\nextends: ../t\n");
+  dir.write("profiles/ok.yaml", "name: ok\nextends: t\nextra_fragments: [tick]\nsettings: {localversion: -ok}\n");
+  auto named = load_profile("same-name", dir.path());
+  REQUIRE_FALSE(named);
+  CHECK_THAT(named.error().message, Catch::Contains("same-name.yaml:1") && Catch::Contains("name of the one it extends"));
+  auto release = load_profile("same-release", dir.path());
+  REQUIRE_FALSE(release);
+  CHECK_THAT(release.error().message, Catch::Contains("localversion must differ"));
+  auto loop = load_profile("loop-a", dir.path());
+  REQUIRE_FALSE(loop);
+  CHECK_THAT(loop.error().message, Catch::Contains("deeper than 4"));
+  auto path = load_profile("path", dir.path());
+  REQUIRE_FALSE(path);
+  CHECK_THAT(path.error().message, Catch::Contains("path.yaml:2") && Catch::Contains("profile name"));
+  auto ok = load_profile("ok", dir.path());
+  REQUIRE(ok);
+  CHECK(ok->fragments.size() == 3);  // memory, tick from t, then tick again
+  CHECK(ok->contract.numa_nodes == 2);
+  CHECK(ok->localversion == "-ok");
 }

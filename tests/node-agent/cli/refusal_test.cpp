@@ -111,6 +111,19 @@ TEST_CASE("fleet-agent refuses what would brick a board and leaves the board fol
          return true;
        },
        install, 2, "field 'build_key'"},
+      // A Pi 5 EEPROM from before 2024-05-13: its tryboot is not trusted (rpi-eeprom #575).
+      {"a bootloader older than 2024-05-13 in the device tree",
+       [](auto&, auto& board, auto&) {
+         board.write("proc/device-tree/chosen/bootloader/build-timestamp", std::string("\x66\x23\x05\x80", 4));
+         return true;
+       },
+       install, 1, "older than 2024-05-13"},
+      {"a bootloader property of the wrong size",
+       [](auto&, auto& board, auto&) {
+         board.write("proc/device-tree/chosen/bootloader/tryboot", std::string("\x00\x01", 2));
+         return true;
+       },
+       install, 1, "chosen/bootloader/tryboot: 2 bytes"},
       {"kernel_release ../../etc (replaced the board's /etc)",
        [](auto& b, auto&, auto&) {
          set_manifest(b, "kernel_release", "../../etc");

@@ -30,6 +30,10 @@ class SimBoard : public agent::System {
 
   // System
   std::string running_release() override { return running; }
+  Result<std::optional<bootloader::Info>> bootloader() override {
+    if (bootloader_unreadable) return fail(Errc::parse, "chosen/bootloader/tryboot: 3 bytes, a device-tree u32 has 4");
+    return loader;
+  }
   agent::Report verify(const Contract& c) override {
     agent::Observations o;
     o.page_size_sysconf = 16384;
@@ -39,6 +43,7 @@ class SimBoard : public agent::System {
     o.kernel_config = "CONFIG_HZ=100\nCONFIG_NO_HZ_IDLE=y\n";
     o.osrelease = running;
     o.meminfo = "MemTotal: 1000 kB\nMemAvailable: 900 kB\n";
+    o.bootloader = loader;
     return agent::evaluate(c, o);
   }
   // Throughput by fault: "slow" runs at 1 token/s, "bench-fails" cannot measure, else 5;
@@ -124,6 +129,9 @@ class SimBoard : public agent::System {
   TempDir dir{"fleet-board"};
   agent::BoardPaths paths;
   std::string running;
+  // chosen/bootloader of the device tree: none (not a Pi firmware) unless a test sets one.
+  std::optional<bootloader::Info> loader;
+  bool bootloader_unreadable = false;
   std::string faults;
   std::optional<agent::RebootMode> reboot_request;
   bool stuck_tryboot = false;  // a broken firmware that keeps the flag: for loop tests

@@ -142,6 +142,32 @@ TEST_CASE_METHOD(Fixture, "a bad bundle is refused and nothing on the board chan
     REQUIRE_FALSE(r);
     CHECK_THAT(r.error().message, Catch::Contains("LOCALVERSION"));
   }
+  SECTION("a bootloader too old to trust with a tryboot") {
+    bootloader::Info old;
+    old.build_timestamp = 1713571200;  // 2024-04-20
+    board.loader = old;
+    auto b = test::make_bundle(bundles, "b1", "6.1-new");
+    auto r = agent.install(b, "r1");
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == Errc::unsupported);
+    CHECK_THAT(r.error().message, Catch::Contains("2024-04-20") && Catch::Contains("2024-05-13") &&
+                                      Catch::Contains("rpi-eeprom-update -a") && Catch::Contains("nothing was changed"));
+  }
+  SECTION("a bootloader that says it cannot tryboot") {
+    bootloader::Info no_tryboot;
+    no_tryboot.build_timestamp = 1741626637;  // 2025-03-10
+    no_tryboot.capabilities = 0x77;
+    board.loader = no_tryboot;
+    auto r = agent.install(test::make_bundle(bundles, "b1", "6.1-new"), "r1");
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message, Catch::Contains("cannot tryboot"));
+  }
+  SECTION("a bootloader node that cannot be read") {
+    board.bootloader_unreadable = true;
+    auto r = agent.install(test::make_bundle(bundles, "b1", "6.1-new"), "r1");
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message, Catch::Contains("3 bytes") && Catch::Contains("nothing was changed"));
+  }
   SECTION("tryboot without an installed slot") {
     auto r = agent.tryboot();
     REQUIRE_FALSE(r);
@@ -226,6 +252,25 @@ nlohmann::json last_report(test::SimBoard& board, const std::string& phase) {
   return {};
 }
 }  // namespace
+
+TEST_CASE_METHOD(Fixture, "a board with a current bootloader installs, and its version travels in the report") {
+  bootloader::Info current;
+  current.build_timestamp = 1741626637;  // 2025-03-10
+  current.version = "2bb2ae640058a2f3aa8dcbdc2da33302e509668d";
+  current.capabilities = 0x7f;
+  board.loader = current;
+  update(test::make_bundle(bundles, "b1", "6.1-new"));
+  CHECK(board.running == "6.1-new");
+  auto report = last_report(board, "COMMITTED");
+  bool seen = false;
+  for (const auto& c : report["checks"]) {
+    if (c["property"] != "bootloader") continue;
+    seen = true;
+    CHECK(c["actual"] == "2025-03-10 (2bb2ae64)");
+    CHECK(c["warning"] == "");
+  }
+  CHECK(seen);
+}
 
 TEST_CASE_METHOD(Fixture, "throughput is measured after the contract passes and travels in the report") {
   BenchSpec spec;

@@ -130,3 +130,59 @@ TEST_CASE("report JSON carries expected, actual and pass per property") {
   auto table = report_table(evaluate(tuned_contract(), o));
   CHECK(table.find("NOT verified: 1 of 7") != std::string::npos);
 }
+
+TEST_CASE("NUMA emulation: as many nodes as the bootloader's numa=fake asks for, none asked is a warning") {
+  Contract c = tuned_contract();
+  c.numa_nodes.reset();
+  c.numa_emulation = true;
+  Observations o = tuned_board();
+  o.cmdline = "reboot=w numa_policy=interleave  numa=fake=4 system_heap.max_order=0  console=ttyAMA0\n";
+  o.nodes_online = "0-3\n";
+  auto r = evaluate(c, o);
+  CHECK(r.ok());
+  CHECK(find(r, "numa_nodes").expected == "4 (numa=fake=4)");
+  CHECK(find(r, "numa_nodes").actual == "4");
+  CHECK(find(r, "numa_nodes").warning.empty());
+
+  INFO("a kernel without NUMA_EMU makes one node of numa=fake=4: a failure");
+  o.nodes_online = "0\n";
+  auto one = evaluate(c, o);
+  CHECK_FALSE(one.ok());
+  CHECK_FALSE(find(one, "numa_nodes").pass);
+  CHECK_THAT(find(one, "numa_nodes").detail, Catch::Contains("CONFIG_NUMA_EMU"));
+
+  INFO("an old bootloader adds no numa=fake: one node passes, with a warning naming the bootloader");
+  o.cmdline = "reboot=w numa_policy=interleave  console=ttyAMA0\n";
+  bootloader::Info old;
+  old.build_timestamp = 1715613301;  // 2024-05-13
+  old.version = "83b5e5e61a70a93caee65cbd6aea77bdd485e5b0";
+  o.bootloader = old;
+  auto warned = evaluate(c, o);
+  CHECK(warned.ok());
+  const Check& numa = find(warned, "numa_nodes");
+  CHECK(numa.pass);
+  CHECK_THAT(numa.warning, Catch::Contains("2024-05-13") && Catch::Contains("predates NUMA emulation") &&
+                               Catch::Contains("rpi-eeprom-update"));
+  const Check& loader = find(warned, "bootloader");
+  CHECK(loader.pass);
+  CHECK(loader.actual == "2024-05-13 (83b5e5e6)");
+  CHECK_THAT(loader.warning, Catch::Contains("2024-12-07"));
+  CHECK_THAT(report_table(warned), Catch::Contains("WARN"));
+  CHECK_THAT(report_json(warned), Catch::Contains("\"warning\":\"the bootloader 2024-05-13"));
+}
+
+TEST_CASE("the bootloader check: a current one passes quietly, an unreadable node warns, no node no check") {
+  Contract c = tuned_contract();
+  Observations o = tuned_board();
+  for (const auto& k : evaluate(c, o).checks) CHECK(k.property != "bootloader");
+  bootloader::Info current;
+  current.build_timestamp = 1741626637;  // 2025-03-10
+  o.bootloader = current;
+  CHECK(find(evaluate(c, o), "bootloader").warning.empty());
+  o.bootloader.reset();
+  o.bootloader_error = "chosen/bootloader/build-timestamp: 2 bytes, a device-tree u32 has 4";
+  const auto r = evaluate(c, o);
+  CHECK(r.ok());
+  CHECK_THAT(find(r, "bootloader").detail, Catch::Contains("2 bytes"));
+  CHECK_FALSE(find(r, "bootloader").warning.empty());
+}

@@ -1,0 +1,191 @@
+#pragma once
+// One virtual Pi 5 board for end-to-end tests of the agent's update flow: real QEMU, the
+// firmware emulator choosing kernels, the tryboot flag learnt from the console, sshd on the
+// board, gRPC reports to a real server in the test. Shared by the qemu-virt and rpi5 tests.
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/bundle.hpp"
+#include "common/fs.hpp"
+#include "common/process.hpp"
+#include "controller/reports/report_server.hpp"
+#include "controller/tls/authority.hpp"
+#include "sim/board.hpp"
+#include "tests/support/sshd.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace fleet::test {
+
+using namespace std::chrono_literals;
+
+const std::filesystem::path k_bundles = FLEET_E2E_BUNDLES;
+// Long enough for a loaded CI machine to reach init under TCG (2-5 s here), short enough
+// for the hang case to end soon.
+constexpr auto k_watchdog = std::chrono::seconds(60);
+
+// What the board is and what it will be updated to.
+struct RackSpec {
+  std::filesystem::path bundles = k_bundles;
+  std::string stock = "qemu-virt-stock";  // its first kernel
+  // Bundles update() may install (each gets a token for rollout r-NAME).
+  std::vector<std::string> updates = {"qemu-virt", "qemu-virt-thp-never", "qemu-virt-panic", "qemu-virt-hang",
+                                      "qemu-virt-stock"};
+  sim::Machine machine = sim::default_machine();
+  // Install (hashing every module under TCG) and the trial boot: 1,300 modules take longer.
+  std::chrono::seconds update_timeout{300};
+};
+
+struct Rack {
+  RackSpec spec;
+  test::TempDir dir{"fleet-rack"};
+  sim::BoardFiles board{dir / "pi-1"};
+  int ssh_port = test::free_port();
+  std::atomic<bool> stop{false};
+  std::thread runner;
+  std::mutex mu;
+  std::vector<fleet::v1::PhaseReport> reports;
+  tls::Authority ca = tls::Authority::open_or_create(dir / "tls").value();
+  std::unique_ptr<store::Store> store = store::Store::open(dir / "fleet.db").value();
+  std::unique_ptr<controller::ReportServer> server;
+
+  explicit Rack(RackSpec s = {}) : spec(std::move(s)) {
+    // The board's token, for each update's rollout id (r-BUNDLE, see update()).
+    controller::TokenBook tokens;
+    for (const auto& b : spec.updates) tokens.add("pi-1", "r-" + b, "tok-1");
+    auto started = controller::ReportServer::start({"127.0.0.1:0", ca.issue_server().value()}, tokens, *store,
+                                             [this](const fleet::v1::PhaseReport& r) {
+                                               std::lock_guard lock(mu);
+                                               reports.push_back(r);
+                                             });
+    REQUIRE(started);
+    server = std::move(*started);
+    REQUIRE(process::capture({{"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", (dir / "id").string()}, {}, {}, 30s}));
+    sim::CreateOptions c;
+    c.dir = board.dir;
+    c.name = "pi-1";
+    c.rootfs = FLEET_BOARD_ROOTFS;
+    c.kernel_bundle = spec.bundles / spec.stock;
+    c.machine = spec.machine;
+    c.agent = FLEET_AARCH64_AGENT;
+    c.authorized_key = dir / "id.pub";
+    c.ssh_port = ssh_port;
+    auto created = sim::create_board(c);
+    if (!created) FAIL(created.error().message);
+    // The agent's identity, written with the agent's own command (the host build).
+    REQUIRE(process::capture({{FLEET_HOST_AGENT, "setup", "--root", board.root().string(), "--board-id", "pi-1",
+                               "--controller", "10.0.2.2:" + std::to_string(server->port()), "--token", "tok-1",
+                               "--ca", ca.certificate_file().string()},
+                              {}, {}, 30s}));
+    runner = std::thread([this] {
+      sim::RunOptions o;
+      o.board = board;
+      o.watchdog = k_watchdog;
+      auto r = sim::run_board(o, stop);
+      if (!r) WARN("board runner: " << r.error().message);
+    });
+    wait_ready(1);
+  }
+  ~Rack() {
+    stop = true;
+    if (runner.joinable()) runner.join();
+  }
+
+  sim::BoardStatus status() {
+    auto s = sim::read_status(board);
+    return s ? *s : sim::BoardStatus{};
+  }
+
+  void wait_ready(int min_boots) {
+    auto until = std::chrono::steady_clock::now() + 240s;
+    while (std::chrono::steady_clock::now() < until) {
+      auto s = status();
+      if (s.state == "ready" && s.boots >= min_boots) return;
+      std::this_thread::sleep_for(250ms);
+    }
+    FAIL("board not ready after 240 s; console:\n" << console_tail());
+  }
+
+  std::string console_tail() {
+    auto c = fs::read_file(board.console_log()).value_or("");
+    return c.substr(c.size() > 3000 ? c.size() - 3000 : 0);
+  }
+
+  // The board's sshd log: why a connection was refused, if it was.
+  std::string board_log() { return fs::read_file(board.root() / "var/log/sshd.log").value_or("(no sshd log)"); }
+
+  Result<std::string> ssh(const std::string& command, std::chrono::seconds timeout = 120s) {
+    return process::capture({{"ssh", "-i", (dir / "id").string(), "-p", std::to_string(ssh_port), "-o", "BatchMode=yes",
+                              "-o", "LogLevel=ERROR", "-o", "StrictHostKeyChecking=accept-new", "-o",
+                              "UserKnownHostsFile=" + (dir / "known_hosts").string(), "-o", "ConnectTimeout=20",
+                              "root@127.0.0.1", command},
+                             {}, {}, timeout});
+  }
+
+  nlohmann::json agent_state() {
+    auto text = fs::read_file(board.root() / "var/lib/fleet-agent/state.json");
+    if (!text) return {};
+    return nlohmann::json::parse(*text, nullptr, false);
+  }
+
+  // Pushes a bundle into the board's root, then installs and trial-boots it over SSH, as
+  // the controller will; returns once the agent has concluded and the board is ready.
+  nlohmann::json update(const std::string& bundle_name) {
+    auto before = agent_state();
+    auto seq = before.is_object() ? before.value("sequence", 0) : 0;
+    auto dest = board.root() / "var/tmp" / bundle_name;
+    REQUIRE(process::capture({{"cp", "-a", (spec.bundles / bundle_name).string(), dest.string()}, {}, {}, 120s}));
+    int boots = status().boots;
+    auto r = ssh("fleet-agent install --bundle /var/tmp/" + bundle_name + " --rollout r-" + bundle_name +
+                 " && fleet-agent tryboot",
+                 spec.update_timeout);
+    // The connection drops when the board reboots: the exit status is not the result.
+    INFO((r ? *r : r.error().message));
+    auto until = std::chrono::steady_clock::now() + spec.update_timeout;
+    while (std::chrono::steady_clock::now() < until) {
+      auto st = agent_state();
+      auto s = status();
+      if (st.is_object() && st.value("state", "") == "idle" && st.value("sequence", 0) > seq && st.contains("last") &&
+          s.state == "ready" && s.boots > boots) {
+        return st;
+      }
+      std::this_thread::sleep_for(500ms);
+    }
+    FAIL("the update did not conclude in " << spec.update_timeout.count() << " s; console:\n" << console_tail());
+    return {};
+  }
+
+  std::vector<std::string> phases_for(const std::string& rollout, size_t want) {
+    auto until = std::chrono::steady_clock::now() + 90s;
+    std::vector<std::string> out;
+    while (std::chrono::steady_clock::now() < until) {
+      out.clear();
+      {
+        std::lock_guard lock(mu);
+        for (const auto& r : reports)
+          if (r.rollout_id() == rollout) out.push_back(fleet::v1::Phase_Name(r.phase()));
+      }
+      if (out.size() >= want) break;
+      std::this_thread::sleep_for(250ms);
+    }
+    return out;
+  }
+
+  std::string uname() {
+    auto r = ssh("uname -r");
+    if (!r) FAIL("ssh uname -r: " << r.error().message << "\nboard log:\n" << board_log());
+    auto s = *r;
+    while (!s.empty() && s.back() == '\n') s.pop_back();
+    return s;
+  }
+};
+
+inline std::string release_of(const std::string& bundle_name, const std::filesystem::path& bundles = k_bundles) {
+  auto m = bundle::verify(bundles / bundle_name);
+  REQUIRE(m);
+  return m->kernel_release;
+}
+
+}  // namespace fleet::test
