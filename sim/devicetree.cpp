@@ -26,12 +26,16 @@ std::string bootloader_node(const bootloader::Info& info, bool tryboot) {
 }
 
 Result<std::string> add_to_chosen(std::string_view dts, std::string_view node) {
-  // dtc prints the node as "\tchosen {" on a line of its own.
+  // dtc prints the node as "\tchosen {" ... "\t};" on lines of their own; dts wants every
+  // property before the first subnode, so the node goes last.
   constexpr std::string_view open = "\tchosen {\n";
+  constexpr std::string_view close = "\n\t};\n";
   size_t at = dts.find(open);
   if (at == std::string_view::npos) return fail(Errc::parse, "the device tree has no /chosen node");
-  at += open.size();
-  return std::string(dts.substr(0, at)) + std::string(node) + std::string(dts.substr(at));
+  size_t end = dts.find(close, at);
+  if (end == std::string_view::npos) return fail(Errc::parse, "the device tree's /chosen node does not end");
+  end += 1;  // after the newline of the last line inside /chosen
+  return std::string(dts.substr(0, end)) + std::string(node) + std::string(dts.substr(end));
 }
 
 Result<void> make_board_dtb(QemuSpec spec, const bootloader::Info& info, bool tryboot, const std::filesystem::path& out) {

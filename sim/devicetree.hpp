@@ -16,8 +16,8 @@ namespace fleet::sim {
 // node's encodings; raspberrypi/documentation, device tree chosen/bootloader). Pure.
 std::string bootloader_node(const bootloader::Info& info, bool tryboot);
 
-// `dts` with `node` added as the first child of /chosen. Pure; an error if there is no
-// /chosen (QEMU's virt always has one).
+// `dts` with `node` added as the last child of /chosen (dts wants properties before
+// subnodes). Pure; an error if there is no /chosen (QEMU's virt always has one).
 Result<std::string> add_to_chosen(std::string_view dts, std::string_view node);
 
 // QEMU's device tree for exactly this machine (dumped with dumpdtb=, so memory, CPUs, NUMA

@@ -22,10 +22,10 @@ TEST_CASE("the bootloader node in dts: u32 cells, the version string, this boot'
   CHECK_THAT(bootloader_node(bare, false), !Catch::Contains("version") && !Catch::Contains("build-timestamp"));
 }
 
-TEST_CASE("the node goes first into /chosen, a tree without /chosen is an error") {
+TEST_CASE("the node goes last into /chosen, after its properties, a tree without /chosen is an error") {
   const std::string dts = "/dts-v1/;\n/ {\n\tchosen {\n\t\tbootargs = \"x\";\n\t};\n};\n";
   auto out = add_to_chosen(dts, "\t\tbootloader {\n\t\t};\n");
   REQUIRE(out);
-  CHECK(*out == "/dts-v1/;\n/ {\n\tchosen {\n\t\tbootloader {\n\t\t};\n\t\tbootargs = \"x\";\n\t};\n};\n");
+  CHECK(*out == "/dts-v1/;\n/ {\n\tchosen {\n\t\tbootargs = \"x\";\n\t\tbootloader {\n\t\t};\n\t};\n};\n");
   CHECK_FALSE(add_to_chosen("/ {\n};\n", "x"));
 }
