@@ -57,11 +57,17 @@ Result<Machine> machine_of(const json& meta, const std::filesystem::path& file) 
       m.bootloader.build_timestamp = b["build_timestamp"].get<std::int64_t>();
     }
     if (b.contains("version")) {
-      if (!b["version"].is_string()) return bad("bootloader.version must be a string");
+      // A git hash: it goes into the board's device tree as a dts string.
+      const bool hex = b["version"].is_string() && !b["version"].get<std::string>().empty() &&
+                       b["version"].get<std::string>().size() <= 64 &&
+                       b["version"].get<std::string>().find_first_not_of("0123456789abcdef") == std::string::npos;
+      if (!hex) return bad("bootloader.version must be a git hash (lower-case hex, at most 64 digits)");
       m.bootloader.version = b["version"].get<std::string>();
     }
     if (b.contains("capabilities")) {
-      if (!b["capabilities"].is_number_unsigned()) return bad("bootloader.capabilities must be a number");
+      if (!b["capabilities"].is_number_unsigned() || b["capabilities"].get<std::uint64_t>() > 0xffffffffu) {
+        return bad("bootloader.capabilities must be a 32-bit number");
+      }
       m.bootloader.capabilities = b["capabilities"].get<std::uint32_t>();
     }
   }

@@ -5,7 +5,12 @@ namespace fleet::sim {
 std::vector<std::string> qemu_argv(const QemuSpec& s) {
   // gic-version=2: the Pi 5's GIC-400 is a GICv2 (virt's default is v2 too; said, not assumed).
   std::string machine = "virt,gic-version=2";
-  if (!s.dumpdtb.empty()) machine += ",dumpdtb=" + s.dumpdtb.string();
+  if (!s.dumpdtb.empty()) {
+    // QEMU's option syntax: a comma inside a value is written twice.
+    std::string path;
+    for (char ch : s.dumpdtb.string()) path += ch == ',' ? std::string(",,") : std::string(1, ch);
+    machine += ",dumpdtb=" + path;
+  }
   std::vector<std::string> a = {s.qemu, "-M", machine, "-cpu", s.cpu, "-smp", std::to_string(s.cpus),
                                 "-m", std::to_string(s.memory_mb) + "M", "-nographic", "-no-reboot",
                                 "-kernel", s.kernel.string()};

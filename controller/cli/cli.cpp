@@ -197,7 +197,7 @@ int kernel_build(const std::vector<std::string>& argv, std::ostream& out, std::o
   }
   if (opt.stop == kernel::BuildOptions::Stop::config) {
     print_config_report(*profile, *result, json, out);
-    return k_exit_ok;
+    return result->config.ok() ? k_exit_ok : k_exit_failed;
   }
   std::string signer;
   if (!sign_pem.empty()) {
@@ -309,17 +309,10 @@ int kernel_diff(const std::vector<std::string>& argv, std::ostream& out, std::os
     const Errc c = (before ? after : before).error().code;
     return c == Errc::invalid_input || c == Errc::not_found ? k_exit_usage : k_exit_failed;
   }
-  std::vector<kernel::Requirement> requested = after->requested;
-  requested.insert(requested.end(), before->requested.begin(), before->requested.end());
   kernel::KconfigIndex index;
   if (auto src = after->source ? after->source : before->source) index = kernel::index_tree(*src);
-  auto changes = kernel::diff_configs(before->config, after->config, requested, index);
-  // The tuning a profile asks for must survive in the other: every requested symbol of A.
-  std::vector<std::string> lost;
-  for (const auto& r : before->requested) {
-    auto it = after->config.find(r.symbol);
-    if ((it == after->config.end() ? std::string("n") : it->second) != r.value) lost.push_back(r.symbol);
-  }
+  auto changes = kernel::diff_configs(before->config, after->config, before->requested, after->requested, index);
+  auto lost = kernel::requested_changed(before->requested, before->config, after->config);
   std::map<kernel::ConfigChange::Why, int> count;
   for (const auto& c : changes) ++count[c.why];
   const int unexplained = count[kernel::ConfigChange::Why::unexplained];

@@ -255,6 +255,9 @@ Result<ConfigReport> configure(Job& job, bool use_ccache, const std::vector<std:
   for (const auto& c : report.contract_conflicts) errors += "  " + c + "\n";
   if (!errors.empty()) {
     job.log << "config check failed:\n" << errors;
+    // --config-only reports a failed check as its result (every symbol, the .config kept);
+    // a build stops here.
+    if (job.opt.stop == BuildOptions::Stop::config) return report;
     return fail(Errc::mismatch, "profile " + p.name + ": the final .config does not give what the profile asks for:\n" +
                                     errors + "  (full log: " + (job.stage / bundle::k_build_log).string() + ")");
   }
@@ -400,8 +403,8 @@ bool ConfigReport::ok() const {
          std::all_of(symbols.begin(), symbols.end(), [](const SymbolCheck& c) { return c.ok || c.optional_missing; });
 }
 
-stdfs::path build_tree(const stdfs::path& cache_dir, std::string_view source_identity, std::string_view base_target) {
-  return cache_dir / "kbuild" / (std::string(base_target) + "-" + hash::sha256_hex(source_identity).substr(0, 12));
+stdfs::path build_tree(const stdfs::path& cache_dir, std::string_view source_dir, std::string_view base_target) {
+  return cache_dir / "kbuild" / (std::string(base_target) + "-" + hash::sha256_hex(source_dir).substr(0, 12));
 }
 
 const char* how_name(How how) {
@@ -501,7 +504,9 @@ Result<BuildResult> build(const Profile& p, const BuildOptions& opt, Progress& p
     }
   }
 
-  Job job{p, opt, progress, source.dir, build_tree(opt.cache_dir, source.identity, p.base_target),
+  // The tree is named by where the source is, not by its content: a `git pull` of the Pi tree
+  // rebuilds incrementally in the same tree instead of starting a new one.
+  Job job{p, opt, progress, source.dir, build_tree(opt.cache_dir, stdfs::weakly_canonical(source.dir).string(), p.base_target),
           stdfs::path(result.bundle_dir.string() + (config_only ? ".config-check" : ".new")), {}, {}};
   stdfs::remove_all(job.stage, ec);
   stdfs::create_directories(job.stage, ec);

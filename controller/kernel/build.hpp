@@ -68,7 +68,7 @@ Result<BuildResult> build(const Profile& profile, const BuildOptions& options, P
 // profiles that differ only in fragments and release name (rpi5 and rpi5-qemu, the qemu-virt
 // variants), so switching between them recompiles what kbuild's per-symbol dependencies say
 // changed, not the whole kernel. Pure.
-std::filesystem::path build_tree(const std::filesystem::path& cache_dir, std::string_view source_identity,
+std::filesystem::path build_tree(const std::filesystem::path& cache_dir, std::string_view source_dir,
                                  std::string_view base_target);
 
 // The fragments a profile merges, in order, with their texts (base fragments, shared

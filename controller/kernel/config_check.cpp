@@ -227,9 +227,20 @@ const char* why_name(ConfigChange::Why why) {
   return "?";
 }
 
+std::vector<std::string> requested_changed(const std::vector<Requirement>& requested,
+                                           const std::map<std::string, std::string>& before,
+                                           const std::map<std::string, std::string>& after) {
+  std::vector<std::string> out;
+  for (const auto& r : requested) {
+    if (kconfig::value_of(before, r.symbol) != kconfig::value_of(after, r.symbol)) out.push_back(r.symbol);
+  }
+  return out;
+}
+
 std::vector<ConfigChange> diff_configs(const std::map<std::string, std::string>& before,
                                        const std::map<std::string, std::string>& after,
-                                       const std::vector<Requirement>& requested, const KconfigIndex& index) {
+                                       const std::vector<Requirement>& requested_before,
+                                       const std::vector<Requirement>& requested_after, const KconfigIndex& index) {
   std::vector<ConfigChange> out;
   auto value = [](const std::map<std::string, std::string>& m, const std::string& s) {
     auto it = m.find(s);
@@ -246,10 +257,16 @@ std::vector<ConfigChange> diff_configs(const std::map<std::string, std::string>&
     out.push_back(c);
   }
   for (auto& c : out) {
-    for (const auto& r : requested) {
+    for (const auto& r : requested_after) {
       if (r.symbol == c.symbol && r.value == c.after) {
         c.why = ConfigChange::Why::requested;
         c.because = r.origin;
+      }
+    }
+    for (const auto& r : requested_before) {
+      if (c.why == ConfigChange::Why::unexplained && r.symbol == c.symbol && r.value == c.before) {
+        c.why = ConfigChange::Why::requested;
+        c.because = r.origin + " (the first asks for the old value)";
       }
     }
     if (c.why == ConfigChange::Why::requested) continue;

@@ -65,9 +65,17 @@ struct ConfigChange {
   std::string because;  // the fragment line, or the Kconfig tie ("selected by VIRTIO_PCI")
 };
 const char* why_name(ConfigChange::Why why);
+// `requested_before` explains a change by its old value (A asked for it), `requested_after`
+// by its new one (B asks for it).
 std::vector<ConfigChange> diff_configs(const std::map<std::string, std::string>& before,
                                        const std::map<std::string, std::string>& after,
-                                       const std::vector<Requirement>& requested, const KconfigIndex& index);
+                                       const std::vector<Requirement>& requested_before,
+                                       const std::vector<Requirement>& requested_after, const KconfigIndex& index);
+// The symbols A's fragments ask for whose final value differs between A's .config and B's
+// (an optional symbol A's tree lacks is "n" in both: no change).
+std::vector<std::string> requested_changed(const std::vector<Requirement>& requested,
+                                           const std::map<std::string, std::string>& before,
+                                           const std::map<std::string, std::string>& after);
 // Symbols named in a Kconfig expression ("BLK_DEV && (VIRTIO || !X)"). Pure.
 std::vector<std::string> symbols_in(const std::string& expr);
 

@@ -119,6 +119,11 @@ Result<Profile> parse_yaml(const Ctx& c, std::string_view yaml_text, const std::
   p.file = file;
   p.files.push_back(file);
   p.name = FLEET_TRY(get_string(c, root, "name", true));
+  // The name becomes folder names (build/bundles/NAME, kernel diff's work folders).
+  if (p.name.empty() || p.name.front() == '.' || p.name.size() > 64 ||
+      p.name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != std::string::npos) {
+    return bad(c, root["name"], "name must be letters, digits, '.', '_' or '-' (at most 64, not starting with '.')");
+  }
   if (parent && p.name == parent->name) return bad(c, root["name"], "a profile cannot have the name of the one it extends");
   if (root["extends"] && !parent) return bad(c, root["extends"], "'extends' is resolved by load_profile, which reads the other profile");
   if (root["description"] || !parent) p.description = FLEET_TRY(get_string(c, root, "description", false));

@@ -134,6 +134,10 @@ Check check_numa_emulation(const Observations& o) {
   k.expected = "1 (no numa=fake on the command line)";
   k.pass = nodes == 1;
   k.detail = "no numa=fake=N on /proc/cmdline";
+  if (!k.pass) {
+    k.detail += ", yet " + std::to_string(nodes) + " nodes: NUMA from the firmware's tables, not emulation";
+    return k;
+  }
   std::string why = o.bootloader ? bootloader::numa_problem(*o.bootloader) : "";
   k.warning = (why.empty() ? std::string("the bootloader added no numa=fake") : why) +
               ": NUMA emulation is off; update the EEPROM (rpi-eeprom-update -a) to get it";

@@ -87,7 +87,7 @@ int boot_verify(const std::vector<std::string>& argv, std::ostream& out, std::os
   }
   if (a->flag("help")) {
     out << "usage: fleet-sim boot-verify --bundle DIR [--append WORDS] [--cpus N] [--memory MB]\n"
-           "                           [--qemu-numa-nodes N] [--bootloader DATE] [--console] [--json]\n\n"
+           "                           [--qemu-numa-nodes N] [--bootloader DATE] [--bench ARGS] [--console] [--json]\n\n"
            "Boots the bundle's kernel in qemu-system-aarch64 (-M virt,gic-version=2 -cpu cortex-a76,\n"
            "the Pi 5's GIC-400 and cores) as the Pi 5 firmware would: the Pi 5 device tree's bootargs\n"
            "and the bootloader's words (numa=fake=N for the memory size) before the bundle's command\n"

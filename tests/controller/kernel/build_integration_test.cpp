@@ -61,6 +61,21 @@ TEST_CASE("a fragment whose dependency the headless fragment removes fails the b
   // Nothing was published: no bundle where a good one would go.
   CHECK_FALSE(std::filesystem::exists(dir / "out" / "manifest.json"));
   CHECK(std::filesystem::exists(dir / "out.new" / "build.log"));
+
+  INFO("--config-only reports the same failure as its result: every symbol, and the .config kept");
+  auto o = options(dir);
+  o.stop = BuildOptions::Stop::config;
+  auto c = build(*profile, o, progress);
+  REQUIRE(c);
+  CHECK_FALSE(c->config.ok());
+  bool gpu_failed = false;
+  for (const auto& s : c->config.symbols) {
+    if (s.wanted.symbol == "DRM_VIRTIO_GPU") gpu_failed = !s.ok && s.actual == "n";
+    if (s.wanted.symbol == "HZ_100") CHECK(s.ok);
+  }
+  CHECK(gpu_failed);
+  CHECK(std::filesystem::exists(dir.path().string() + "/out.config"));
+  CHECK_FALSE(std::filesystem::exists(dir / "out" / "manifest.json"));
 }
 
 TEST_CASE("rpi5 without --source explains how to get the tree") {

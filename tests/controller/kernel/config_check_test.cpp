@@ -151,7 +151,7 @@ config HZ_100
   std::vector<Requirement> requested = {{"VIRTIO_PCI", "y", "fragments/qemu-virt-board.config:11"},
                                         {"NET_9P", "y", "fragments/qemu-virt-board.config:17"},
                                         {"HZ_100", "y", "fragments/tick.config:4"}};
-  auto changes = diff_configs(before, after, requested, index);
+  auto changes = diff_configs(before, after, {}, requested, index);
   std::map<std::string, ConfigChange> by;
   for (const auto& c : changes) by[c.symbol] = c;
   CHECK(by.size() == 7);  // PCI is the same; HZ_100 was dropped
@@ -168,4 +168,17 @@ config HZ_100
   // A requested symbol that did not get its value is not "requested": it is a change nothing explains.
   CHECK(by["HZ_100"].after == "n");
   CHECK(by["HZ_100"].why == ConfigChange::Why::unexplained);
+  // Asked for by A's fragments: explained by its old value, in the other direction too.
+  auto reverse = diff_configs(after, before, requested, {}, index);
+  for (const auto& c : reverse) {
+    if (c.symbol == "VIRTIO_PCI") CHECK(c.why == ConfigChange::Why::requested);
+  }
+}
+
+TEST_CASE("requested_changed compares final values, so an optional symbol absent from both is no change") {
+  std::vector<Requirement> wanted = {{"NUMA_EMU", "y", "fragments/memory.config:14"}, {"HZ_100", "y", "tick:4"}};
+  std::map<std::string, std::string> a = {{"HZ_100", "y"}};
+  CHECK(requested_changed(wanted, a, a).empty());
+  std::map<std::string, std::string> b = {{"HZ_250", "y"}};
+  CHECK(requested_changed(wanted, a, b) == std::vector<std::string>{"HZ_100"});
 }
