@@ -29,20 +29,31 @@ echo FLEET-VERIFY-END
 )";
 constexpr const char* k_poweroff = "/bin/busybox poweroff -f\n";
 
-// The JSON between two markers of the console, from the first line that starts with '{' to
-// the end marker (fleet-agent bench prints it over several lines), if any.
-std::optional<std::string> json_between(const std::string& console, const char* begin_marker, const char* end_marker) {
+// The console's lines between two markers (the end marker may be missing: a board that
+// died), each without its trailing CR and spaces.
+std::vector<std::string_view> lines_between(const std::string& console, const char* begin_marker,
+                                            const char* end_marker) {
+  std::vector<std::string_view> lines;
   size_t begin = console.find(begin_marker);
-  if (begin == std::string::npos) return std::nullopt;
+  if (begin == std::string::npos) return lines;
   size_t end = console.find(end_marker, begin);
   std::string_view section(console.data() + begin, (end == std::string::npos ? console.size() : end) - begin);
-  std::string json;
   size_t pos = 0;
   while (pos < section.size()) {
     size_t nl = section.find('\n', pos);
     std::string_view line = section.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
     pos = nl == std::string_view::npos ? section.size() : nl + 1;
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+    lines.push_back(line);
+  }
+  return lines;
+}
+
+// The JSON between two markers, from the first line that starts with '{' to the end marker
+// (fleet-agent bench prints it over several lines), if any.
+std::optional<std::string> json_between(const std::string& console, const char* begin_marker, const char* end_marker) {
+  std::string json;
+  for (auto line : lines_between(console, begin_marker, end_marker)) {
     if (json.empty() && !line.starts_with("{")) continue;
     json.append(line);
     json.push_back('\n');
@@ -81,16 +92,7 @@ Result<std::string> verify_initramfs(const Userland& u, const std::string& contr
 
 VerifyOutput parse_verify_console(const std::string& console) {
   VerifyOutput out;
-  size_t begin = console.find(k_begin);
-  if (begin == std::string::npos) return out;
-  size_t end = console.find(k_end, begin);
-  std::string_view section(console.data() + begin, (end == std::string::npos ? console.size() : end) - begin);
-  size_t pos = 0;
-  while (pos < section.size()) {
-    size_t nl = section.find('\n', pos);
-    std::string_view line = section.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-    pos = nl == std::string_view::npos ? section.size() : nl + 1;
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+  for (auto line : lines_between(console, k_begin, k_end)) {
     if (!out.json && line.starts_with("{")) out.json = std::string(line);
     if (line.starts_with(k_exit)) {
       try {
