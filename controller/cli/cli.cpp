@@ -158,7 +158,13 @@ int kernel_build(const std::vector<std::string>& argv, std::ostream& out, std::o
   } else if (const char* env = std::getenv("FLEET_RPI_SOURCE"); env && *env && !profile->source.git_url.empty()) {
     opt.source_dir = env;  // the Raspberry Pi tree, named once for every command and test
   }
-  if (a->flag("config-only")) opt.stop = kernel::BuildOptions::Stop::config;
+  if (a->flag("config-only")) {
+    if (a->value("sign-key")) {
+      err << "fleetctl kernel build: --config-only makes no bundle, so there is nothing for --sign-key to sign\n";
+      return k_exit_usage;
+    }
+    opt.stop = kernel::BuildOptions::Stop::config;
+  }
   opt.out_dir = a->value("out").value_or("build/bundles/" + profile->name);
   opt.cache_dir = a->value("cache") ? std::filesystem::path(*a->value("cache")) : kernel::default_cache_dir();
   opt.jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -116,3 +116,13 @@ TEST_CASE("fleetctl kernel build --sign-key checks the key before it builds anyt
   CHECK_FALSE(std::filesystem::exists(dir / "out"));
   CHECK_FALSE(std::filesystem::exists(dir / "cache"));
 }
+
+TEST_CASE("fleetctl kernel build --config-only --sign-key is refused: there is no bundle to sign") {
+  test::TempDir dir;
+  REQUIRE(fleetctl({"bundle", "keygen", "--out", (dir / "k").string()}).code == 0);
+  auto r = fleetctl({"kernel", "build", "--profile", "qemu-virt", "--out", (dir / "out").string(), "--cache",
+                     (dir / "cache").string(), "--config-only", "--sign-key", (dir / "k").string()});
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("--config-only makes no bundle"));
+  CHECK_FALSE(std::filesystem::exists(dir / "cache"));
+}
