@@ -100,14 +100,9 @@ std::vector<std::string> cmdline_words(const Info& info, int memory_mb, std::str
 std::optional<int> fake_numa_of(std::string_view cmdline) {
   constexpr std::string_view key = "numa=fake=";
   std::optional<int> found;
-  size_t pos = 0;
-  while (pos < cmdline.size()) {
-    size_t end = cmdline.find(' ', pos);
-    std::string_view word = cmdline.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
-    pos = end == std::string_view::npos ? cmdline.size() : end + 1;
-    while (!word.empty() && (word.back() == '\n' || word.back() == '\r')) word.remove_suffix(1);
+  for (const auto& word : text::split_words(cmdline)) {
     if (!word.starts_with(key)) continue;
-    std::string_view v = word.substr(key.size());
+    std::string_view v = std::string_view(word).substr(key.size());
     int n = 0;
     auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
     // numa=fake=N, or a size (numa=fake=512M): only a bare count names the nodes. The last
