@@ -67,7 +67,17 @@ Result<void> write_file_atomic(const std::filesystem::path& path, std::string_vi
     return std::unexpected(e);
   };
   // Before the first byte: mkstemp made it 0600, a public file is widened now.
-  if (::fchmod(fd.get(), mode == FileMode::owner_only ? 0600 : 0644) != 0) return cleanup_fail("cannot chmod");
+  const mode_t want = mode == FileMode::owner_only ? 0600 : 0644;
+  if (::fchmod(fd.get(), want) != 0) {
+    // FAT (/boot/firmware on a Pi) keeps no modes: every file shows the mount's (0755 under
+    // Raspberry Pi OS's `defaults`), and vfat refuses a chmod that would change its r or x
+    // bits (EPERM, fat_sanitize_mode). A public file readable by all is fine as it is; a
+    // secret is never written where modes cannot keep it secret.
+    struct ::stat st {};
+    const bool readable_anyway = errno == EPERM && mode == FileMode::world_readable && ::fstat(fd.get(), &st) == 0 &&
+                                 (st.st_mode & 0444) == 0444;
+    if (!readable_anyway) return cleanup_fail("cannot chmod");
+  }
   const char* p = data.data();
   size_t left = data.size();
   while (left > 0) {

@@ -21,6 +21,10 @@ host_pkgs=(
   # dtc: fleet-sim writes the Pi 5 bootloader's chosen/bootloader node into each board's
   # device tree (the node the agent reads its EEPROM version from).
   device-tree-compiler
+  # A board's SD card: its FAT32 bootfs made with mkfs.vfat, read and written with mtools
+  # (never mounted), judged with fsck.vfat -n; its ext4 root made with mke2fs -d, read with
+  # debugfs (e2fsprogs).
+  dosfstools mtools e2fsprogs
   nlohmann-json3-dev file binutils jq time
   # The fuzz tree (preset fuzz): clang 16 is Debian 12's oldest clang that compiles
   # libstdc++ 12's <expected> (cmake/Fuzz.cmake); llvm-14 brings llvm-symbolizer.

@@ -6,8 +6,10 @@
 
 #include "common/bundle.hpp"
 #include "common/fs.hpp"
+#include "common/hash.hpp"
 #include "common/process.hpp"
 #include "sim/devicetree.hpp"
+#include "sim/disk_image.hpp"
 #include "sim/firmware.hpp"
 #include "sim/qemu.hpp"
 
@@ -78,11 +80,54 @@ Result<void> write_status(const BoardFiles& b, const BoardStatus& s, int qemu_pi
   json j = {{"name", s.name},       {"state", s.state},     {"boots", s.boots},
             {"ssh_port", s.ssh_port}, {"kernel", s.kernel}, {"release", s.release},
             {"tryboot", s.tryboot}, {"fell_back", s.fell_back}, {"last_event", s.last_event},
-            {"bootloader", s.bootloader}, {"qemu_pid", qemu_pid}};
+            {"bootloader", s.bootloader}, {"last_end", s.last_end}, {"watchdog_resets", s.watchdog_resets},
+            {"silent_resets", s.silent_resets}, {"bootfs", b.bootfs().string()}, {"rootfs", b.rootfs().string()},
+            {"qemu_pid", qemu_pid}};
   return fs::write_file_atomic(b.status(), j.dump(2) + "\n");
 }
 
 }  // namespace
+
+namespace {
+
+struct BootEndRow {
+  bool BootSignals::*signal;  // nullptr: the row always matches (the last one)
+  BootEnd end;
+  bool again;                 // the firmware runs again (a reset), or the board stays off
+  const char* name;
+};
+// Why a boot ended, first match wins. Order matters: a stop or a kill ends QEMU whatever the
+// console said; the watchdog device fires on a board that may well have printed a reboot line
+// and then hung in the reboot; a power-down line is final; "reboot: Restarting system" precedes
+// both kinds of reboot.
+constexpr BootEndRow k_boot_ends[] = {
+    {&BootSignals::stop_requested, BootEnd::stopped, false, "stopped"},
+    {&BootSignals::killed, BootEnd::power_lost, false, "power-lost"},
+    {&BootSignals::watchdog_fired, BootEnd::watchdog_reset, true, "watchdog-reset"},
+    {&BootSignals::silent_timeout, BootEnd::silent, true, "silent"},
+    {&BootSignals::power_down, BootEnd::powered_off, false, "powered-off"},
+    {&BootSignals::tryboot, BootEnd::tryboot_reboot, true, "tryboot-reboot"},
+    {&BootSignals::restart, BootEnd::reboot, true, "reboot"},
+    {&BootSignals::alive, BootEnd::reboot, true, "reboot"},
+    {nullptr, BootEnd::reset_early, true, "reset-early"},
+};
+
+const BootEndRow& row_of(BootEnd e) {
+  for (const auto& r : k_boot_ends)
+    if (r.end == e) return r;
+  return k_boot_ends[std::size(k_boot_ends) - 1];
+}
+
+}  // namespace
+
+BootEnd classify_boot_end(const BootSignals& s) {
+  for (const auto& r : k_boot_ends)
+    if (r.signal == nullptr || s.*(r.signal)) return r.end;
+  return BootEnd::reset_early;
+}
+
+const char* boot_end_name(BootEnd e) { return row_of(e).name; }
+bool boots_again(BootEnd e) { return row_of(e).again; }
 
 Machine default_machine() {
   Machine m;
@@ -100,28 +145,46 @@ Result<void> create_board(const CreateOptions& o) {
   std::error_code ec;
   stdfs::create_directories(b.dir, ec);
   if (ec) return fail(Errc::io, "cannot create " + b.dir.string() + ": " + ec.message());
-  FLEET_TRY(run_quiet({"cp", "-a", o.rootfs.string(), b.root().string()}));
-  stdfs::create_directories(b.boot(), ec);
-  stdfs::copy_file(o.kernel_bundle / manifest.image, b.boot() / "kernel_2712.img", ec);
+  // A board that could not be made leaves nothing behind (the folder did not exist).
+  struct Undo {
+    stdfs::path dir;
+    bool keep = false;
+    ~Undo() {
+      std::error_code e;
+      if (!keep) stdfs::remove_all(dir, e);
+    }
+  } undo{b.dir};
+  // The two partitions are assembled as folders, then become the images.
+  const stdfs::path stage = b.dir / "staging";
+  const stdfs::path root = stage / "root", boot = stage / "boot";
+  FLEET_TRY(run_quiet({"cp", "-a", o.rootfs.string(), root.string()}));
+  stdfs::create_directories(boot, ec);
+  stdfs::copy_file(o.kernel_bundle / manifest.image, boot / "kernel_2712.img", ec);
   if (ec) return fail(Errc::io, "cannot copy the stock kernel: " + ec.message());
   auto modules = o.kernel_bundle / "modules/lib/modules" / manifest.kernel_release;
-  if (stdfs::exists(modules)) FLEET_TRY(run_quiet({"cp", "-a", modules.string(), (b.root() / "lib/modules").string()}));
-  FLEET_TRY(fs::write_file_atomic(b.boot() / "config.txt",
-                                  "# A virtual Raspberry Pi 5 board (fleet-sim)\n[all]\ndtparam=watchdog=on\n"));
-  FLEET_TRY(fs::write_file_atomic(b.boot() / "cmdline.txt", std::string(k_board_cmdline) + "\n"));
-  FLEET_TRY(fs::write_file_atomic(b.root() / "etc/hostname", o.name + "\n"));
+  if (stdfs::exists(modules)) FLEET_TRY(run_quiet({"cp", "-a", modules.string(), (root / "lib/modules").string()}));
+  FLEET_TRY(fs::write_file_atomic(boot / "config.txt", "# A virtual Raspberry Pi 5 board (fleet-sim)\n[all]\ndtparam=watchdog=on\n"));
+  FLEET_TRY(fs::write_file_atomic(boot / "cmdline.txt", std::string(k_board_cmdline) + "\n"));
+  FLEET_TRY(fs::write_file_atomic(root / "etc/hostname", o.name + "\n"));
+  // An identity of its own (systemd's machine-id, 32 hex digits), as a first boot would make:
+  // from the name, so a board made again is the same machine.
+  FLEET_TRY(fs::write_file_atomic(root / "etc/machine-id", hash::sha256_hex("fleet-sim board " + o.name).substr(0, 32) + "\n"));
   // Host keys of its own, as a freshly imaged board has.
-  FLEET_TRY(run_quiet({"ssh-keygen", "-A", "-f", b.root().string()}));
+  FLEET_TRY(run_quiet({"ssh-keygen", "-A", "-f", root.string()}));
   if (!o.authorized_key.empty()) {
     auto key = FLEET_TRY(fs::read_file(o.authorized_key));
-    FLEET_TRY(fs::write_file_atomic(b.root() / "root/.ssh/authorized_keys", key));
-    stdfs::permissions(b.root() / "root/.ssh/authorized_keys", stdfs::perms::owner_read | stdfs::perms::owner_write, ec);
+    FLEET_TRY(fs::write_file_atomic(root / "root/.ssh/authorized_keys", key));
+    stdfs::permissions(root / "root/.ssh/authorized_keys", stdfs::perms::owner_read | stdfs::perms::owner_write, ec);
   }
   if (!o.agent.empty()) {
-    stdfs::copy_file(o.agent, b.root() / "usr/local/bin/fleet-agent", stdfs::copy_options::overwrite_existing, ec);
+    stdfs::copy_file(o.agent, root / "usr/local/bin/fleet-agent", stdfs::copy_options::overwrite_existing, ec);
     if (ec) return fail(Errc::io, "cannot copy the agent " + o.agent.string() + ": " + ec.message());
-    stdfs::permissions(b.root() / "usr/local/bin/fleet-agent", stdfs::perms(0755), ec);
+    stdfs::permissions(root / "usr/local/bin/fleet-agent", stdfs::perms(0755), ec);
   }
+  if (o.prepare_root) FLEET_TRY(with_context(o.prepare_root(root), "preparing the root file system"));
+  FLEET_TRY(disk::make_fat(b.bootfs(), disk::k_bootfs_mib, disk::k_bootfs_label, boot));
+  FLEET_TRY(disk::make_ext4(b.rootfs(), disk::k_rootfs_mib, disk::k_rootfs_label, root));
+  stdfs::remove_all(stage, ec);
   json meta = {{"name", o.name},
                {"ssh_port", o.ssh_port},
                {"stock_release", manifest.kernel_release},
@@ -133,7 +196,9 @@ Result<void> create_board(const CreateOptions& o) {
   s.ssh_port = o.ssh_port;
   s.last_event = "created with " + manifest.kernel_release;
   s.bootloader = bootloader::describe(o.machine.bootloader);
-  return write_status(b, s, 0);
+  FLEET_TRY(write_status(b, s, 0));
+  undo.keep = true;
+  return {};
 }
 
 Result<BoardStatus> read_status(const BoardFiles& b) {
@@ -151,8 +216,31 @@ Result<BoardStatus> read_status(const BoardFiles& b) {
   s.fell_back = j.value("fell_back", false);
   s.last_event = j.value("last_event", "");
   s.bootloader = j.value("bootloader", "");
+  s.last_end = j.value("last_end", "");
+  s.watchdog_resets = j.value("watchdog_resets", 0);
+  s.silent_resets = j.value("silent_resets", 0);
   return s;
 }
+
+namespace {
+
+// What one boot's end means for a person reading status.json.
+std::string end_event(BootEnd end, const RunOptions& o, int signal) {
+  switch (end) {
+    case BootEnd::stopped: return "stopped";
+    case BootEnd::power_lost: return "power lost (QEMU killed by signal " + std::to_string(signal) + "): the board is off";
+    case BootEnd::watchdog_reset: return "watchdog: the board's i6300esb was not petted in time, reset";
+    case BootEnd::silent:
+      return "no sign of life in " + std::to_string(o.watchdog.count()) + " s (userland never came up), power-cycled";
+    case BootEnd::powered_off: return "powered off";
+    case BootEnd::tryboot_reboot: return "reboot with the tryboot flag";
+    case BootEnd::reboot: return "reboot";
+    case BootEnd::reset_early: return "reset before userland (panic?)";
+  }
+  return "?";
+}
+
+}  // namespace
 
 Result<void> run_board(const RunOptions& o, const std::atomic<bool>& stop) {
   const BoardFiles& b = o.board;
@@ -165,47 +253,71 @@ Result<void> run_board(const RunOptions& o, const std::atomic<bool>& stop) {
   const Machine machine = FLEET_TRY(machine_of(meta, b.meta()));
   const std::string macaddr = board_macaddr(st.name);
   st.bootloader = bootloader::describe(machine.bootloader);
-  if (auto prev = read_status(b)) st.boots = prev->boots;
+  if (auto prev = read_status(b)) {
+    st.boots = prev->boots;
+    st.watchdog_resets = prev->watchdog_resets;
+    st.silent_resets = prev->silent_resets;
+  }
+  if (!stdfs::exists(b.bootfs()) || !stdfs::exists(b.rootfs())) {
+    return fail(Errc::not_found, b.dir.string() + " has no bootfs.img and rootfs.img: not a board made by this "
+                                 "fleet-sim (make it again with 'fleet-sim board create')");
+  }
   std::ofstream console(b.console_log(), std::ios::app);
+  // The firmware reads the FAT partition itself; an unreadable image is a board that stays dark.
+  std::string fat_problem;
   BootFileReader read = [&](const std::string& p) -> std::optional<std::string> {
-    auto r = fs::read_file(b.boot() / p);
-    if (!r) return std::nullopt;
+    auto r = disk::read_fat_file(b.bootfs(), p);
+    if (!r) {
+      fat_problem = r.error().message;
+      return std::nullopt;
+    }
     return *r;
+  };
+  auto stay_off = [&](const std::string& why) -> Result<void> {
+    st.state = "off";
+    st.last_event = why;
+    console << "[fleet-sim] " << why << "\n" << std::flush;
+    return write_status(b, st, 0);
   };
 
   bool flag = false;
   for (int n = 0; n < o.max_boots && !stop; ++n) {
     ++st.boots;
+    fat_problem.clear();
     auto choice = choose_boot(read, flag);
     st.tryboot = flag;
     flag = false;  // the firmware clears the one-shot flag as it reads it
     if (!choice) {
-      st.state = "off";
-      st.last_event = choice.error().message;
-      console << "[fleet-sim] " << choice.error().message << "\n" << std::flush;
-      FLEET_TRY(write_status(b, st, 0));
-      return std::unexpected(choice.error());
+      std::string why = choice.error().message + (fat_problem.empty() ? "" : " (" + fat_problem + ")");
+      FLEET_TRY(stay_off(why));
+      return fail(choice.error().code, why);
     }
+    // The kernel as the firmware loads it into memory: read out of the FAT image.
+    auto kernel = read(choice->kernel);
+    if (!kernel) {
+      std::string why = "firmware: cannot read " + choice->kernel + " from bootfs: " + fat_problem;
+      FLEET_TRY(stay_off(why));
+      return fail(Errc::io, why);
+    }
+    FLEET_TRY(fs::write_file_atomic(b.loaded_kernel(), *kernel));
     st.state = "booting";
     st.kernel = choice->kernel;
     st.fell_back = choice->fell_back;
     st.release.clear();
     QemuSpec spec;
-    spec.kernel = b.boot() / choice->kernel;
+    spec.kernel = b.loaded_kernel();
     // What the Pi 5 firmware hands the kernel: its device tree's bootargs and the
     // bootloader's own words (numa=fake=N ...) before cmdline.txt.
     spec.append = kernel_cmdline(choice->cmdline, bootloader::cmdline_words(machine.bootloader, machine.memory_mb, macaddr));
     spec.cpus = machine.cpus;
     spec.memory_mb = machine.memory_mb;
     spec.numa_nodes = machine.qemu_numa_nodes;
-    spec.root_9p = b.root();
+    spec.disks = {b.bootfs(), b.rootfs()};  // /dev/vda, /dev/vdb: mmcblk0p1, mmcblk0p2 on a Pi
+    spec.watchdog = true;
     spec.ssh_port = st.ssh_port;
     // The bootloader's node in the device tree, with this boot's tryboot flag.
     if (auto dtb = make_board_dtb(spec, machine.bootloader, st.tryboot, b.dir / "board.dtb"); !dtb) {
-      st.state = "off";
-      st.last_event = "firmware: " + dtb.error().message;
-      console << "[fleet-sim] " << st.last_event << "\n" << std::flush;
-      FLEET_TRY(write_status(b, st, 0));
+      FLEET_TRY(stay_off("firmware: " + dtb.error().message));
       return std::unexpected(dtb.error());
     }
     spec.dtb = b.dir / "board.dtb";
@@ -215,54 +327,69 @@ Result<void> run_board(const RunOptions& o, const std::atomic<bool>& stop) {
             << std::flush;
     FLEET_TRY(write_status(b, st, 0));
 
-    bool alive = false, next_tryboot = false, power_down = false, watchdog_fired = false;
+    BootSignals seen;
     int qemu_pid = 0;
     const auto started = std::chrono::steady_clock::now();
     process::Command cmd{qemu_argv(spec), {}, {}, std::nullopt, {}, {}};
     cmd.on_start = [&](int pid) {
       qemu_pid = pid;
-      (void)write_status(b, st, pid);
+      (void)write_status(b, st, pid);  // best effort: the next write carries the pid too
     };
     cmd.keep_going = [&] {
-      if (stop) return false;
-      if (!alive && std::chrono::steady_clock::now() - started > o.watchdog) {
-        watchdog_fired = true;
+      if (stop) {
+        seen.stop_requested = true;
+        return false;
+      }
+      // The board's watchdog fired: the emulator resets the board, as the PMIC resets the SoC.
+      if (seen.watchdog_fired) return false;
+      if (!seen.alive && std::chrono::steady_clock::now() - started > o.watchdog) {
+        seen.silent_timeout = true;
         return false;
       }
       return true;
     };
     auto outcome = process::run(cmd, [&](std::string_view line) {
       console << line << "\n" << std::flush;
-      if (line.find(k_tryboot_line) != std::string_view::npos) next_tryboot = true;
-      if (line.find(k_power_down_line) != std::string_view::npos) power_down = true;
+      if (line.find(k_tryboot_line) != std::string_view::npos) seen.tryboot = true;
+      if (line.find(k_restart_line) != std::string_view::npos) seen.restart = true;
+      if (line.find(k_power_down_line) != std::string_view::npos) seen.power_down = true;
+      if (line.find(k_watchdog_fired_line) != std::string_view::npos) seen.watchdog_fired = true;
       if (auto at = line.find(k_alive_line); at != std::string_view::npos) {
-        alive = true;
+        seen.alive = true;
         st.state = "up";
         std::string_view rest = line.substr(at + std::string_view(k_alive_line).size());
         while (!rest.empty() && (rest.front() == ' ')) rest.remove_prefix(1);
         while (!rest.empty() && (rest.back() == '\r' || rest.back() == ' ')) rest.remove_suffix(1);
         st.release = std::string(rest);
-        (void)write_status(b, st, qemu_pid);
+        (void)write_status(b, st, qemu_pid);  // best effort: progress only
       }
       if (line.find(k_ready_line) != std::string_view::npos) {
         st.state = "ready";
-        (void)write_status(b, st, qemu_pid);
+        (void)write_status(b, st, qemu_pid);  // best effort: progress only
       }
     });
     if (!outcome) return std::unexpected(outcome.error());
-    if (stop) break;
-    if (watchdog_fired) {
-      st.last_event = "watchdog: no sign of life in " + std::to_string(o.watchdog.count()) + " s, power-cycled";
-    } else if (power_down) {
-      st.state = "off";
-      st.last_event = "powered off";
-      FLEET_TRY(write_status(b, st, 0));
-      return {};
-    } else {
-      flag = next_tryboot;
-      st.last_event = next_tryboot ? "reboot with the tryboot flag" : (alive ? "reboot" : "reset before init (panic?)");
+    if (!outcome->stopped && outcome->signal == 0 && outcome->exit_code != 0) {
+      // QEMU itself failed (an image another QEMU holds, a bad option): not a board event.
+      std::string why = "qemu-system-aarch64 exited with status " + std::to_string(outcome->exit_code) +
+                        " (its messages are in " + b.console_log().string() + ")";
+      FLEET_TRY(stay_off(why));
+      return fail(Errc::process_failed, why);
     }
+    // Killed by a signal that keep_going did not ask for: someone pulled the plug.
+    seen.killed = !outcome->stopped && outcome->signal != 0;
+    const BootEnd end = classify_boot_end(seen);
+    st.last_end = boot_end_name(end);
+    if (end == BootEnd::watchdog_reset) ++st.watchdog_resets;
+    if (end == BootEnd::silent) ++st.silent_resets;
+    if (end == BootEnd::tryboot_reboot) flag = true;
+    st.last_event = end_event(end, o, outcome->signal);
     console << "[fleet-sim] " << st.last_event << "\n" << std::flush;
+    if (!boots_again(end)) {
+      st.state = "off";
+      return write_status(b, st, 0);
+    }
+    FLEET_TRY(write_status(b, st, 0));
   }
   st.state = "off";
   st.last_event = stop ? "stopped" : "boot limit reached";

@@ -46,7 +46,8 @@ Result<void> make_board_dtb(QemuSpec spec, const bootloader::Info& info, bool tr
   // No device of the dump's is in the tree QEMU writes for virt (virtio is probed on PCI), and
   // the board's SSH port may be held by the board itself: dump without them.
   spec.ssh_port = 0;
-  spec.root_9p.clear();
+  spec.disks.clear();     // a running board holds its images' locks
+  spec.watchdog = false;
   FLEET_TRY(with_context(process::capture({qemu_argv(spec), {}, {}, std::chrono::seconds(60)}),
                          "QEMU's device tree (dumpdtb)"));
   std::string text = FLEET_TRY(with_context(

@@ -2,15 +2,21 @@
 
 namespace fleet::sim {
 
+namespace {
+
+// QEMU's option syntax: a comma inside a value is written twice.
+std::string option_value(const std::string& v) {
+  std::string out;
+  for (char ch : v) out += ch == ',' ? std::string(",,") : std::string(1, ch);
+  return out;
+}
+
+}  // namespace
+
 std::vector<std::string> qemu_argv(const QemuSpec& s) {
   // gic-version=2: the Pi 5's GIC-400 is a GICv2 (virt's default is v2 too; said, not assumed).
   std::string machine = "virt,gic-version=2";
-  if (!s.dumpdtb.empty()) {
-    // QEMU's option syntax: a comma inside a value is written twice.
-    std::string path;
-    for (char ch : s.dumpdtb.string()) path += ch == ',' ? std::string(",,") : std::string(1, ch);
-    machine += ",dumpdtb=" + path;
-  }
+  if (!s.dumpdtb.empty()) machine += ",dumpdtb=" + option_value(s.dumpdtb.string());
   std::vector<std::string> a = {s.qemu, "-M", machine, "-cpu", s.cpu, "-smp", std::to_string(s.cpus),
                                 "-m", std::to_string(s.memory_mb) + "M", "-nographic", "-no-reboot",
                                 "-kernel", s.kernel.string()};
@@ -22,11 +28,14 @@ std::vector<std::string> qemu_argv(const QemuSpec& s) {
   } else {
     a.insert(a.end(), {"-nic", "none"});
   }
-  if (!s.root_9p.empty()) {
-    // The root file system is a host folder, so it survives reboots and tests can read it.
-    a.insert(a.end(), {"-fsdev", "local,id=rootfs,path=" + s.root_9p.string() + ",security_model=passthrough",
-                       "-device", "virtio-9p-pci,fsdev=rootfs,mount_tag=root"});
+  for (size_t i = 0; i < s.disks.size(); ++i) {
+    // cache=writeback: what the guest flushed is written (fdatasync) before the flush completes,
+    // so killing QEMU loses exactly what the guest had not flushed yet: a power cut.
+    std::string id = "disk" + std::to_string(i);
+    a.insert(a.end(), {"-drive", "if=none,id=" + id + ",format=raw,cache=writeback,file=" + option_value(s.disks[i].string()),
+                       "-device", "virtio-blk-pci,drive=" + id});
   }
+  if (s.watchdog) a.insert(a.end(), {"-device", "i6300esb", "-action", "watchdog=debug"});
   if (!s.initrd.empty()) a.insert(a.end(), {"-initrd", s.initrd.string()});
   if (!s.dtb.empty()) a.insert(a.end(), {"-dtb", s.dtb.string()});
   a.insert(a.end(), {"-append", s.append});

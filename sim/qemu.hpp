@@ -21,7 +21,12 @@ struct QemuSpec {
   std::string cpu = "cortex-a76";
   std::filesystem::path dtb;      // a device tree to boot with (QEMU's own, plus the bootloader node)
   std::filesystem::path dumpdtb;  // set: QEMU writes its device tree here and exits
-  std::filesystem::path root_9p;  // a folder exported as the 9p root (mount tag "root")
+  // Raw disk images, each a virtio-blk PCI disk in this order (/dev/vda, /dev/vdb, ...).
+  std::vector<std::filesystem::path> disks;
+  // An i6300esb watchdog (PCI), as the Pi 5 has the BCM2712's. When it expires QEMU prints
+  // "watchdog: timer fired" and carries on (-action watchdog=debug); the caller resets the
+  // board, as it does for every reboot (-no-reboot).
+  bool watchdog = false;
   int ssh_port = 0;               // > 0: user networking, 127.0.0.1:ssh_port -> the board's port 22
 };
 

@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Assembles the root filesystem template of a virtual Pi 5 board from Debian's arm64
-# packages: busybox (shell and tools), openssh-server and its SFTP server (as on Raspberry
-# Pi OS), and every shared library they need, found by following the ELF NEEDED entries.
-# Maintainer scripts do not run (no arm64 code executes here); the few files they would
-# make (users, sshd's folder) are written below. Usage: sim/rootfs.sh OUT
+# packages, as Raspberry Pi OS (Debian 12) runs: systemd as init with udev, openssh-server and
+# its SFTP server, the file system checkers the boot runs (dosfstools for bootfs, e2fsprogs
+# for the root), busybox for a shell and small tools, and every shared library they need,
+# found by following the ELF NEEDED entries.
+#
+# Why `dpkg-deb -x` and not mmdebstrap: mmdebstrap runs the packages' maintainer scripts,
+# which are arm64 code; on an amd64 machine that needs qemu-user registered with binfmt_misc,
+# a change to the machine's kernel settings that setup and tests must not make (and a
+# container often cannot). Nothing arm64 runs here; the few things the maintainer scripts
+# would do (users, enabled units, sshd's folder) are written below, and systemd-sysusers
+# adds its own users at the first boot. Usage: sim/rootfs.sh OUT
 set -euo pipefail
 out=${1:?usage: sim/rootfs.sh OUT}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -11,7 +18,7 @@ cache=${FLEETCTL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fleetctl}/debs
 mkdir -p "$cache"
 stamp="$out/.fleet-rootfs"
 # The template is rebuilt whenever this script or the board's init changes.
-version=$(cat "$0" "$here/board-init.sh" | sha256sum | cut -c1-16)
+version=$(cat "$0" | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$version" ]; then
   echo "rootfs: $out is up to date"
   exit 0
@@ -31,8 +38,12 @@ fetch() {  # fetch PKG: download PKG:arm64 once into the cache, unpack it into t
   echo "$p" >> "$root/.fleet-packages"
 }
 
-echo "rootfs: unpacking busybox-static, openssh-server, openssh-sftp-server, libc6 (arm64)"
-for p in busybox-static openssh-server openssh-sftp-server libc6; do fetch "$p"; done
+# systemd's own libraries are named here: they sit in a private folder (libsystemd-shared) or
+# their amd64 twin may be missing on this machine, so the soname search below cannot find them.
+base=(busybox-static libc6 systemd systemd-sysv libsystemd-shared libsystemd0 udev libudev1 mount util-linux
+      openssh-server openssh-sftp-server dosfstools e2fsprogs kmod)
+echo "rootfs: unpacking ${base[*]} (arm64)"
+for p in "${base[@]}"; do fetch "$p"; done
 
 # Shared libraries: the arm64 package that ships a soname is named like the amd64 one that
 # ships it on this machine (Debian's multiarch), which dpkg -S finds.
@@ -47,6 +58,13 @@ for round in 1 2 3 4 5 6; do
   pkgs=()
   for so in "${missing[@]}"; do
     p=$(dpkg -S "*/x86_64-linux-gnu/$so" 2>/dev/null | head -n1 | cut -d: -f1 || true)
+    # Not installed here: Debian names most library packages after the soname (libfoo.so.3 -> libfoo3).
+    if [ -z "$p" ]; then
+      guess=$(echo "$so" | sed -E 's/\.so\.([0-9]+).*/\1/; s/\.so$//' | tr 'A-Z_' 'a-z-')
+      for cand in "$guess" "${guess%[0-9]*}-${guess##*[!0-9]}"; do
+        if apt-cache show "$cand:arm64" >/dev/null 2>&1; then p=$cand; break; fi
+      done
+    fi
     [ -n "$p" ] || { echo "rootfs: no package found for $so" >&2; exit 1; }
     pkgs+=("$p")
   done
@@ -67,6 +85,7 @@ for applet in $(qemu-aarch64-static "$root/bin/busybox" --list-full); do
   [ -e "$root/$applet" ] || [ -L "$root/$applet" ] || { mkdir -p "$(dirname "$root/$applet")"; ln -s /bin/busybox "$root/$applet"; }
 done
 
+# Users and groups the packages' scripts would add; systemd-sysusers adds its own at boot.
 cat > "$root/etc/passwd" <<'PASSWD'
 root:x:0:0:root:/root:/bin/sh
 sshd:x:100:65534::/run/sshd:/usr/sbin/nologin
@@ -87,10 +106,63 @@ PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
-PidFile /run/sshd.pid
 Subsystem sftp /usr/lib/openssh/sftp-server
 SSHD
-install -m 0755 "$here/board-init.sh" "$root/sbin/fleet-init"
+
+# The SD card's layout, as Raspberry Pi OS's fstab has it (labels instead of PARTUUIDs: the
+# virtual disks have no partition table). bootfs is checked at every boot (pass 2), so a FAT
+# left inconsistent by a power cut is repaired by fsck.vfat -a before anything reads it.
+cat > "$root/etc/fstab" <<'FSTAB'
+proc            /proc           proc    defaults          0       0
+LABEL=bootfs    /boot/firmware  vfat    defaults          0       2
+LABEL=rootfs    /               ext4    defaults,noatime  0       1
+FSTAB
+
+sd=$root/etc/systemd/system
+mkdir -p "$sd/multi-user.target.wants" "$sd/sysinit.target.wants" "$root/etc/systemd/system.conf.d"
+ln -sf /lib/systemd/system/multi-user.target "$sd/default.target"
+ln -sf /lib/systemd/system/ssh.service "$sd/multi-user.target.wants/ssh.service"
+# No login prompt on the serial console (nothing reads it), no logind (it needs D-Bus, which
+# a board does not run), no first-boot questions on a console nobody answers.
+for unit in serial-getty@.service getty@.service systemd-logind.service systemd-firstboot.service; do
+  ln -sf /dev/null "$sd/$unit"
+done
+# The board's watchdog: systemd opens /dev/watchdog0 (the i6300esb; the BCM2712's on a Pi with
+# dtparam=watchdog=on) and pets it every 15 s; a board whose PID 1 hangs is reset after 30 s.
+cat > "$root/etc/systemd/system.conf.d/fleet-watchdog.conf" <<'WATCHDOG'
+[Manager]
+RuntimeWatchdogSec=30s
+WATCHDOG
+
+# The firmware emulator's cues on the console (sim/board.hpp): userland runs, its watchdog
+# armed; then sshd listens (ssh.service is Type=notify) and the agent's boot-check is done.
+cat > "$sd/fleet-board-up.service" <<'UP'
+[Unit]
+Description=fleet-sim: tell the firmware emulator that userland runs
+DefaultDependencies=no
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'echo "fleet-board: up $(uname -r)" > /dev/console'
+
+[Install]
+WantedBy=sysinit.target
+UP
+ln -sf ../fleet-board-up.service "$sd/sysinit.target.wants/fleet-board-up.service"
+cat > "$sd/fleet-board-ready.service" <<'READY'
+[Unit]
+Description=fleet-sim: tell the firmware emulator that sshd listens
+Wants=ssh.service
+After=ssh.service fleet-agent-boot-check.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'echo "fleet-board: ready" > /dev/console'
+
+[Install]
+WantedBy=multi-user.target
+READY
+ln -sf ../fleet-board-ready.service "$sd/multi-user.target.wants/fleet-board-ready.service"
 
 rm -rf "$out"
 mv "$root" "$out"

@@ -6,9 +6,11 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include "common/fs.hpp"
+#include "common/process.hpp"
 #include "node-agent/bench/bench.hpp"
 
 namespace fleet::agent {
@@ -62,6 +64,18 @@ Result<void> RealSystem::reboot(RebootMode mode) {
     return fail(Errc::unsupported, std::string("not rebooting: the board's root is ") + root_.string() +
                                        ", not /; a reboot would restart this machine, not that board. The state is "
                                        "saved: boot that board and boot-check carries on");
+  }
+  if (std::filesystem::exists("/run/systemd/system")) {
+    // systemd is init (Raspberry Pi OS): an orderly reboot. Units stop, file systems are
+    // unmounted, so bootfs's FAT is left clean rather than "not properly unmounted", and
+    // systemd then calls reboot(2) with the same argument (systemctl(1): reboot [arg]).
+    // --no-block: systemctl returns once the reboot is queued; the state is saved already.
+    std::vector<std::string> argv = {"systemctl", "--no-block", "reboot"};
+    if (mode == RebootMode::tryboot) argv.push_back("0 tryboot");
+    auto queued = process::capture({argv, {}, {}, std::chrono::seconds(60)});
+    if (queued) return {};
+    std::fprintf(stderr, "fleet-agent: %s failed (%s); rebooting without systemd\n", process::render(argv).c_str(),
+                 queued.error().message.c_str());
   }
   ::sync();
   long rc = 0;

@@ -36,11 +36,12 @@ const std::string k_usage =
     "\n"
     "commands:\n"
     "  boot-verify   boot a bundle's kernel once and run fleet-agent verify inside\n"
-    "  board create  make a virtual Pi 5 board (its root file system, boot partition, SSH keys)\n"
+    "  board create  make a virtual Pi 5 board: its SD card (a FAT32 bootfs image, an ext4 rootfs\n"
+    "                image), SSH host keys, the agent\n"
     "  board up      start a board in the background (the firmware emulator and QEMU)\n"
     "  board run     run a board in the foreground until it powers off\n"
     "  board down    stop a board\n"
-    "  board status  show boards: state, boots, running kernel, SSH port\n"
+    "  board status  show boards: state, boots, running kernel, SSH port, resets, disk images\n"
     "  board console print a board's serial console\n"
     "  rack up       create and start boards pi-1..pi-N and write an inventory for them\n"
     "  rack down     stop every board of a rack\n"
@@ -402,15 +403,21 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
       if (a->flag("json")) {
         all.push_back({{"name", s->name}, {"state", s->state}, {"boots", s->boots}, {"ssh_port", s->ssh_port},
                        {"kernel", s->kernel}, {"release", s->release}, {"tryboot", s->tryboot},
-                       {"last_event", s->last_event}, {"bootloader", s->bootloader}});
+                       {"last_event", s->last_event}, {"last_end", s->last_end}, {"bootloader", s->bootloader},
+                       {"watchdog_resets", s->watchdog_resets}, {"silent_resets", s->silent_resets},
+                       {"bootfs", board.bootfs().string()}, {"rootfs", board.rootfs().string()}});
       } else {
         out << s->name << "\t" << s->state << "\tboots " << s->boots << "\tssh 127.0.0.1:" << s->ssh_port << "\t"
             << (s->release.empty() ? "-" : s->release) << (s->tryboot ? " (tryboot)" : "") << "\tbootloader "
-            << (s->bootloader.empty() ? "-" : s->bootloader) << "\t" << s->last_event << "\n";
+            << (s->bootloader.empty() ? "-" : s->bootloader) << "\tresets: " << s->watchdog_resets << " by its watchdog, "
+            << s->silent_resets << " silent\t" << s->last_event << "\n"
+            << "\tbootfs " << board.bootfs().string() << "\n\trootfs " << board.rootfs().string() << "\n";
       }
     } else if (sub == "console") {
       auto text = fs::read_file(board.console_log());
       out << text.value_or("(no console output yet)\n");
+      err << "-- " << name << "'s disks: bootfs " << board.bootfs().string() << " (FAT32, mtools: mdir -i IMAGE ::),"
+          << " rootfs " << board.rootfs().string() << " (ext4, debugfs)\n";
     } else {
       err << "fleet-sim: unknown command 'board " << sub << "'\n";
       return 2;

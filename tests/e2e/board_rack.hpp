@@ -14,6 +14,7 @@
 #include "controller/reports/report_server.hpp"
 #include "controller/tls/authority.hpp"
 #include "sim/board.hpp"
+#include "sim/disk_image.hpp"
 #include "tests/support/sshd.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -72,13 +73,18 @@ struct Rack {
     c.agent = FLEET_AARCH64_AGENT;
     c.authorized_key = dir / "id.pub";
     c.ssh_port = ssh_port;
+    // The agent's identity and units, written with the agent's own command (the host build)
+    // into the root file system before it becomes the board's image.
+    c.prepare_root = [this](const std::filesystem::path& root) -> Result<void> {
+      auto r = process::capture({{FLEET_HOST_AGENT, "setup", "--root", root.string(), "--board-id", "pi-1",
+                                  "--controller", "10.0.2.2:" + std::to_string(server->port()), "--token", "tok-1",
+                                  "--ca", ca.certificate_file().string()},
+                                 {}, {}, 30s});
+      if (!r) return std::unexpected(r.error());
+      return {};
+    };
     auto created = sim::create_board(c);
     if (!created) FAIL(created.error().message);
-    // The agent's identity, written with the agent's own command (the host build).
-    REQUIRE(process::capture({{FLEET_HOST_AGENT, "setup", "--root", board.root().string(), "--board-id", "pi-1",
-                               "--controller", "10.0.2.2:" + std::to_string(server->port()), "--token", "tok-1",
-                               "--ca", ca.certificate_file().string()},
-                              {}, {}, 30s}));
     runner = std::thread([this] {
       sim::RunOptions o;
       o.board = board;
@@ -113,30 +119,46 @@ struct Rack {
     return c.substr(c.size() > 3000 ? c.size() - 3000 : 0);
   }
 
-  // The board's sshd log: why a connection was refused, if it was.
-  std::string board_log() { return fs::read_file(board.root() / "var/log/sshd.log").value_or("(no sshd log)"); }
+  // Why a connection was refused, if it was: systemd reports a failing ssh.service on the
+  // console (the journal lives in the board's RAM).
+  std::string board_log() { return console_tail(); }
 
-  Result<std::string> ssh(const std::string& command, std::chrono::seconds timeout = 120s) {
-    return process::capture({{"ssh", "-i", (dir / "id").string(), "-p", std::to_string(ssh_port), "-o", "BatchMode=yes",
-                              "-o", "LogLevel=ERROR", "-o", "StrictHostKeyChecking=accept-new", "-o",
-                              "UserKnownHostsFile=" + (dir / "known_hosts").string(), "-o", "ConnectTimeout=20",
-                              "root@127.0.0.1", command},
-                             {}, {}, timeout});
+  std::vector<std::string> ssh_options() {
+    return {"-i", (dir / "id").string(), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o",
+            "StrictHostKeyChecking=accept-new", "-o", "UserKnownHostsFile=" + (dir / "known_hosts").string(), "-o",
+            "ConnectTimeout=20"};
   }
 
+  Result<std::string> ssh(const std::string& command, std::chrono::seconds timeout = 120s) {
+    std::vector<std::string> argv = {"ssh", "-p", std::to_string(ssh_port)};
+    for (auto& o : ssh_options()) argv.push_back(o);
+    argv.insert(argv.end(), {"root@127.0.0.1", command});
+    return process::capture({argv, {}, {}, timeout});
+  }
+
+  // The agent's state file, read on the board (its root is an ext4 image the board holds).
   nlohmann::json agent_state() {
-    auto text = fs::read_file(board.root() / "var/lib/fleet-agent/state.json");
+    auto text = ssh("cat /var/lib/fleet-agent/state.json", 60s);
     if (!text) return {};
     return nlohmann::json::parse(*text, nullptr, false);
   }
 
-  // Pushes a bundle into the board's root, then installs and trial-boots it over SSH, as
-  // the controller will; returns once the agent has concluded and the board is ready.
+  // Pushes a bundle to the board (scp, as fleetctl pushes over SFTP), then installs and
+  // trial-boots it over SSH, as the controller will; returns once the agent has concluded
+  // and the board is ready.
+  // Copies a bundle to the board's /var/tmp (scp, as fleetctl pushes over SFTP).
+  void push(const std::string& bundle_name) {
+    std::vector<std::string> scp = {"scp", "-r", "-q", "-P", std::to_string(ssh_port)};
+    for (auto& o : ssh_options()) scp.push_back(o);
+    scp.insert(scp.end(), {(spec.bundles / bundle_name).string(), "root@127.0.0.1:/var/tmp/" + bundle_name});
+    auto r = process::capture({scp, {}, {}, 300s});
+    if (!r) FAIL("scp " << bundle_name << ": " << r.error().message);
+  }
+
   nlohmann::json update(const std::string& bundle_name) {
     auto before = agent_state();
     auto seq = before.is_object() ? before.value("sequence", 0) : 0;
-    auto dest = board.root() / "var/tmp" / bundle_name;
-    REQUIRE(process::capture({{"cp", "-a", (spec.bundles / bundle_name).string(), dest.string()}, {}, {}, 120s}));
+    push(bundle_name);
     int boots = status().boots;
     auto r = ssh("fleet-agent install --bundle /var/tmp/" + bundle_name + " --rollout r-" + bundle_name +
                  " && fleet-agent tryboot",
@@ -145,13 +167,16 @@ struct Rack {
     INFO((r ? *r : r.error().message));
     auto until = std::chrono::steady_clock::now() + spec.update_timeout;
     while (std::chrono::steady_clock::now() < until) {
-      auto st = agent_state();
+      // The board first, over SSH only once it is ready again (a login costs the board a
+      // second or two of emulated CPU).
       auto s = status();
-      if (st.is_object() && st.value("state", "") == "idle" && st.value("sequence", 0) > seq && st.contains("last") &&
-          s.state == "ready" && s.boots > boots) {
-        return st;
+      if (s.state == "ready" && s.boots > boots) {
+        auto st = agent_state();
+        if (st.is_object() && st.value("state", "") == "idle" && st.value("sequence", 0) > seq && st.contains("last")) {
+          return st;
+        }
       }
-      std::this_thread::sleep_for(500ms);
+      std::this_thread::sleep_for(1s);
     }
     FAIL("the update did not conclude in " << spec.update_timeout.count() << " s; console:\n" << console_tail());
     return {};

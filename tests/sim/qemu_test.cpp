@@ -60,3 +60,29 @@ TEST_CASE("qemu argv: a board's own device tree, and QEMU asked to dump its own"
   CHECK(has(a, "virt,gic-version=2,dumpdtb=/b/qemu.dtb"));
   CHECK_FALSE(has(a, "-dtb"));
 }
+
+TEST_CASE("qemu argv: the board's disks as virtio-blk in order, written back on flush; commas doubled") {
+  QemuSpec s;
+  s.kernel = "k";
+  s.disks = {"/b/bootfs.img", "/b/odd,name.img"};
+  auto a = qemu_argv(s);
+  auto first = std::find(a.begin(), a.end(), "if=none,id=disk0,format=raw,cache=writeback,file=/b/bootfs.img");
+  auto second = std::find(a.begin(), a.end(), "if=none,id=disk1,format=raw,cache=writeback,file=/b/odd,,name.img");
+  REQUIRE(first != a.end());
+  REQUIRE(second != a.end());
+  // bootfs before rootfs: the kernel names them vda, vdb in PCI order.
+  CHECK(first < second);
+  CHECK(*(first + 2) == "virtio-blk-pci,drive=disk0");
+  CHECK_FALSE(has(a, "i6300esb"));
+}
+
+TEST_CASE("qemu argv: the watchdog device reports its expiry instead of resetting (the emulator resets)") {
+  QemuSpec s;
+  s.kernel = "k";
+  s.watchdog = true;
+  auto a = qemu_argv(s);
+  CHECK(has(a, "i6300esb"));
+  auto action = std::find(a.begin(), a.end(), "-action");
+  REQUIRE(action != a.end());
+  CHECK(*(action + 1) == "watchdog=debug");
+}
