@@ -157,6 +157,8 @@ Result<void> create_board(const CreateOptions& o) {
   // The two partitions are assembled as folders, then become the images.
   const stdfs::path stage = b.dir / "staging";
   const stdfs::path root = stage / "root", boot = stage / "boot";
+  stdfs::create_directories(stage, ec);
+  if (ec) return fail(Errc::io, "cannot create " + stage.string() + ": " + ec.message());
   FLEET_TRY(run_quiet({"cp", "-a", o.rootfs.string(), root.string()}));
   stdfs::create_directories(boot, ec);
   stdfs::copy_file(o.kernel_bundle / manifest.image, boot / "kernel_2712.img", ec);
@@ -219,6 +221,7 @@ Result<BoardStatus> read_status(const BoardFiles& b) {
   s.last_end = j.value("last_end", "");
   s.watchdog_resets = j.value("watchdog_resets", 0);
   s.silent_resets = j.value("silent_resets", 0);
+  s.qemu_pid = j.value("qemu_pid", 0);
   return s;
 }
 

@@ -126,6 +126,7 @@ struct BoardStatus {
   std::string last_end;     // boot_end_name of the last boot's end ("" before the first)
   int watchdog_resets = 0;  // resets by the board's watchdog device
   int silent_resets = 0;    // power-cycles by the emulator's no-sign-of-life bound
+  int qemu_pid = 0;         // while QEMU runs (killing it is a power cut)
 };
 Result<BoardStatus> read_status(const BoardFiles& board);
 

@@ -172,7 +172,43 @@ Result<FsckReport> fsck_fat(const stdfs::path& image) {
   if (r.exit_code != 0 && r.exit_code != 1) {
     return fail(Errc::process_failed, "fsck.vfat -n " + image.string() + " could not check it: " + r.messages);
   }
-  return FsckReport{r.exit_code == 0, r.messages};
+  return FsckReport{r.exit_code == 0, fsck_damage(r.messages), r.messages};
+}
+
+std::vector<std::string> fsck_damage(const std::string& output) {
+  // fsck.fat 4.2's lines that are not damage: its banner and summary, and what an unclean
+  // unmount leaves (Linux sets the dirty bit, byte 0x41 of the boot sector, when it mounts
+  // read-write and clears it on unmount; the backup boot sector keeps the clean copy).
+  static const char* const k_benign_prefixes[] = {
+      "fsck.fat ",
+      "Leaving filesystem unchanged.",
+      "There are differences between boot sector and its backup.",
+      "This is mostly harmless. Differences: (offset:original/backup)",
+      "65:01/00",
+      "Not automatically fixing this.",
+      "Dirty bit is set. Fs was not properly unmounted",
+      "Automatically removing dirty bit.",
+      "Free cluster summary wrong",
+      "Auto-correcting.",
+      "Free cluster summary uninitialized",
+  };
+  std::vector<std::string> damage;
+  size_t pos = 0;
+  while (pos < output.size()) {
+    size_t nl = output.find('\n', pos);
+    std::string line = output.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? output.size() : nl + 1;
+    size_t start = line.find_first_not_of(" \t");
+    if (start == std::string::npos) continue;
+    line = line.substr(start);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    bool benign = false;
+    for (const char* p : k_benign_prefixes) benign = benign || line.starts_with(p);
+    // The summary: "IMAGE: 4 files, 4/130811 clusters".
+    if (line.find(" files, ") != std::string::npos && line.ends_with(" clusters")) benign = true;
+    if (!benign) damage.push_back(line);
+  }
+  return damage;
 }
 
 Result<std::optional<std::string>> read_ext4_file(const stdfs::path& image, const std::string& path) {

@@ -43,9 +43,16 @@ Result<void> write_fat_file(const std::filesystem::path& image, const std::strin
 // What fsck.vfat -n (look, change nothing) says of a FAT image.
 struct FsckReport {
   bool clean = false;   // exit status 0: no error found
+  // What it found beyond the marks every FAT mounted read-write carries after a power cut
+  // (the dirty bit, the backup boot sector's older copy of it, a stale free-cluster count):
+  // lost or cross-linked clusters, broken chains, differing FAT copies, bad entries. Empty
+  // means the files are consistent.
+  std::vector<std::string> damage;
   std::string output;   // its whole output, for a test's or a person's eyes
 };
 Result<FsckReport> fsck_fat(const std::filesystem::path& image);
+// The damage lines of fsck.fat's output (see FsckReport). Pure.
+std::vector<std::string> fsck_damage(const std::string& output);
 
 // A file of the ext4 image (debugfs, read-only); nullopt if there is no such file. The
 // journal is not replayed: on an image whose board is running or lost power, what the last

@@ -123,8 +123,9 @@ mkdir -p "$sd/multi-user.target.wants" "$sd/sysinit.target.wants" "$root/etc/sys
 ln -sf /lib/systemd/system/multi-user.target "$sd/default.target"
 ln -sf /lib/systemd/system/ssh.service "$sd/multi-user.target.wants/ssh.service"
 # No login prompt on the serial console (nothing reads it), no logind (it needs D-Bus, which
-# a board does not run), no first-boot questions on a console nobody answers.
-for unit in serial-getty@.service getty@.service systemd-logind.service systemd-firstboot.service; do
+# a board does not run) nor Debian's getty-static (its stand-in for a board without D-Bus),
+# no first-boot questions on a console nobody answers.
+for unit in serial-getty@.service getty@.service getty-static.service systemd-logind.service systemd-firstboot.service; do
   ln -sf /dev/null "$sd/$unit"
 done
 # The board's watchdog: systemd opens /dev/watchdog0 (the i6300esb; the BCM2712's on a Pi with

@@ -2,6 +2,8 @@
 // One virtual Pi 5 board for end-to-end tests of the agent's update flow: real QEMU, the
 // firmware emulator choosing kernels, the tryboot flag learnt from the console, sshd on the
 // board, gRPC reports to a real server in the test. Shared by the qemu-virt and rpi5 tests.
+#include <signal.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <mutex>
@@ -85,6 +87,14 @@ struct Rack {
     };
     auto created = sim::create_board(c);
     if (!created) FAIL(created.error().message);
+    power_on();
+    wait_ready(1);
+  }
+
+  // Starts the firmware emulator (the board boots); it runs until the board is off.
+  void power_on() {
+    if (runner.joinable()) runner.join();
+    stop = false;
     runner = std::thread([this] {
       sim::RunOptions o;
       o.board = board;
@@ -92,7 +102,21 @@ struct Rack {
       auto r = sim::run_board(o, stop);
       if (!r) WARN("board runner: " << r.error().message);
     });
-    wait_ready(1);
+  }
+
+  // Pulls the plug: SIGKILL to the board's QEMU, whatever it is doing. The board stays off
+  // (the runner returns) until power_on(). False if QEMU was not running.
+  bool power_cut() {
+    // Between two boots the runner has no QEMU for a moment (it reads the boot partition).
+    for (int tries = 0; tries < 300; ++tries) {
+      const int pid = status().qemu_pid;
+      if (pid > 0 && ::kill(pid, SIGKILL) == 0) {
+        if (runner.joinable()) runner.join();
+        return true;
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
   }
   ~Rack() {
     stop = true;

@@ -82,7 +82,29 @@ TEST_CASE("virtual board: a good update commits and stays, a kernel failing its 
     CHECK(st["last"]["phase"] == "BOOT_FAILED");
     CHECK(rack.uname() == good);
     CHECK_THAT(fs::read_file(rack.board.console_log()).value_or(""), Catch::Contains("no sign of life"));
+    // The board's own watchdog never armed (systemd never ran): the emulator's bound reset it.
+    CHECK(rack.status().silent_resets >= 1);
+    CHECK(rack.status().watchdog_resets == 0);
   }
+}
+
+TEST_CASE("virtual board: its watchdog device resets a board whose PID 1 hangs, and it boots again") {
+  Rack rack;
+  const int boots = rack.status().boots;
+  // systemd freezes when it crashes (CrashAction=freeze) and stops petting the i6300esb it
+  // opened; 30 s later (RuntimeWatchdogSec) the device fires and the board is reset.
+  (void)rack.ssh("kill -SEGV 1", 30s);
+  rack.wait_ready(boots + 1);
+  const auto s = rack.status();
+  INFO("console:\n" << rack.console_tail());
+  CHECK(s.watchdog_resets == 1);
+  CHECK(s.silent_resets == 0);
+  CHECK(s.last_end == "watchdog-reset");
+  const auto console = fs::read_file(rack.board.console_log()).value_or("");
+  CHECK_THAT(console, Catch::Contains("Watchdog running with a hardware timeout of 30s") &&
+                          Catch::Contains("watchdog: timer fired") &&
+                          Catch::Contains("the board's i6300esb was not petted in time, reset"));
+  CHECK(rack.uname() == release_of("qemu-virt-stock"));
 }
 
 TEST_CASE("virtual board with an EEPROM older than 2024-05-13: install refuses, names the minimum, changes nothing") {

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "sim/board.hpp"
+#include "sim/disk_image.hpp"
 
 using namespace fleet::sim;
 
@@ -57,4 +58,32 @@ TEST_CASE("boot end: what wins when a boot showed several signs") {
   off.restart = true;
   off.power_down = true;
   CHECK(classify_boot_end(off) == BootEnd::powered_off);
+}
+
+TEST_CASE("fsck.fat's output: an unclean unmount is not damage, lost or cross-linked clusters are") {
+  const std::string unclean =
+      "fsck.fat 4.2 (2021-01-31)\n"
+      "There are differences between boot sector and its backup.\n"
+      "This is mostly harmless. Differences: (offset:original/backup)\n"
+      "  65:01/00\n"
+      "  Not automatically fixing this.\n"
+      "Dirty bit is set. Fs was not properly unmounted and some data may be corrupt.\n"
+      " Automatically removing dirty bit.\n"
+      "Free cluster summary wrong (130800 vs. really 130790)\n"
+      "  Auto-correcting.\n"
+      "\n"
+      "Leaving filesystem unchanged.\n"
+      "bootfs.img: 14 files, 20/130811 clusters\n";
+  CHECK(fleet::sim::disk::fsck_damage(unclean).empty());
+  const std::string damaged =
+      "fsck.fat 4.2 (2021-01-31)\n"
+      "/fleet-0123456789ab/kernel_2712.img and\n"
+      "  /.config.txt.tmp-Ab12Cd\n"
+      "  share clusters.\n"
+      "Reclaimed 3 unused clusters (12288 bytes) in 1 chain.\n"
+      "bootfs.img: 14 files, 20/130811 clusters\n";
+  auto d = fleet::sim::disk::fsck_damage(damaged);
+  REQUIRE(d.size() == 4);
+  CHECK(d[0] == "/fleet-0123456789ab/kernel_2712.img and");
+  CHECK(d[3] == "Reclaimed 3 unused clusters (12288 bytes) in 1 chain.");
 }

@@ -45,6 +45,7 @@ TEST_CASE("bootfs image: FAT32 labelled bootfs, files read back by path in any c
   REQUIRE(fsck);
   INFO(fsck->output);
   CHECK(fsck->clean);
+  CHECK(fsck->damage.empty());
 }
 
 TEST_CASE("bootfs image: a damaged FAT is found by fsck.vfat -n and left as it was") {
@@ -68,7 +69,27 @@ TEST_CASE("bootfs image: a damaged FAT is found by fsck.vfat -n and left as it w
   REQUIRE(fsck);
   INFO(fsck->output);
   CHECK_FALSE(fsck->clean);
+  CHECK_FALSE(fsck->damage.empty());
   CHECK(fs::read_file(img).value().substr(0, 1 << 20) == damaged);  // -n: nothing changed
+}
+
+TEST_CASE("bootfs image: the dirty bit a power cut leaves is not damage") {
+  test::TempDir dir{"fleet-fat"};
+  dir.write("boot/config.txt", "[all]\n");
+  const auto img = dir / "bootfs.img";
+  REQUIRE(disk::make_fat(img, 64, "bootfs", dir / "boot"));
+  {
+    // What Linux writes when it mounts a FAT read-write: byte 0x41 of the boot sector, bit 0.
+    std::fstream f(img, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(0x41);
+    f.put(1);
+  }
+  auto fsck = disk::fsck_fat(img);
+  REQUIRE(fsck);
+  INFO(fsck->output);
+  CHECK_FALSE(fsck->clean);  // fsck.vfat -n exits 1 for it
+  CHECK_THAT(fsck->output, Catch::Contains("Dirty bit is set"));
+  CHECK(fsck->damage.empty());
 }
 
 TEST_CASE("bootfs image: paths that would reach outside or confuse mtools are refused") {
