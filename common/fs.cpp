@@ -53,6 +53,13 @@ Result<void> fsync_dir(const std::filesystem::path& dir) {
   return {};
 }
 
+Result<void> fsync_renamed(const std::filesystem::path& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (fd.get() < 0) return std::unexpected(os_error("cannot open", path));
+  if (::fsync(fd.get()) != 0) return std::unexpected(os_error("cannot fsync", path));
+  return {};
+}
+
 Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data, FileMode mode) {
   auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
   std::string tmpl = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
@@ -92,6 +99,7 @@ Result<void> write_file_atomic(const std::filesystem::path& path, std::string_vi
   if (::fsync(fd.get()) != 0) return cleanup_fail("cannot fsync");
   if (::close(fd.release()) != 0) return cleanup_fail("cannot close");
   if (::rename(tmp.c_str(), path.c_str()) != 0) return cleanup_fail("cannot rename to " + path.string() + ":");
+  FLEET_TRY(fsync_renamed(path));
   return fsync_dir(dir);
 }
 

@@ -33,6 +33,12 @@ Result<std::uint64_t> read_regular_chunks(const std::filesystem::path& path,
 // The same refusal for an lstat result: "" if `st` is a plain regular file, else why not.
 std::string irregular_file_reason(const struct ::stat& st);
 Result<void> fsync_dir(const std::filesystem::path& dir);
+// fsync of a file or folder just renamed, before its parent's. On FAT (vfat's rename) the
+// entry under the new name is written only with the renamed inode, which an fsync of the
+// folder does not write; until then the name still points at the replaced file's clusters,
+// which the same fsync of the folder has already marked free in the FAT. On ext4 it costs
+// a no-op fsync.
+Result<void> fsync_renamed(const std::filesystem::path& path);
 // Creates a fresh directory under the system temp dir (mkdtemp); the caller removes it.
 Result<std::filesystem::path> make_temp_dir(std::string_view prefix);
 

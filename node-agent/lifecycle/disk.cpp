@@ -32,6 +32,7 @@ Result<void> RealDisk::rename(const stdfs::path& from, const stdfs::path& to) {
   if (::rename(from.c_str(), to.c_str()) != 0) {
     return fail(Errc::io, "cannot rename " + from.string() + " to " + to.string() + ": " + std::strerror(errno));
   }
+  FLEET_TRY(fs::fsync_renamed(to));  // FAT: the entry under the new name (see fs.hpp)
   FLEET_TRY(fs::fsync_dir(to.parent_path()));
   if (from.parent_path() != to.parent_path()) FLEET_TRY(fs::fsync_dir(from.parent_path()));
   return {};
