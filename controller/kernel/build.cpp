@@ -308,7 +308,9 @@ Result<void> compile(Job& job, bool use_ccache) {
   argv.push_back("-j" + std::to_string(job.opt.jobs));
   argv.insert(argv.end(), job.profile.targets.begin(), job.profile.targets.end());
   int done = 0;
-  FLEET_TRY(run_logged(job, make_cmd(job, argv, std::chrono::hours(3)), [&](std::string_view line) {
+  // A bound for a make that hangs, not a budget: a cold bcm2712_defconfig build with its
+  // ~1,300 modules is about 9,500 kbuild steps, near 60 a minute on 2 cores, over 2.5 hours.
+  FLEET_TRY(run_logged(job, make_cmd(job, argv, std::chrono::hours(10)), [&](std::string_view line) {
     if (auto step = kbuild_step(line)) job.progress.compile(*step, ++done, expected);
   }));
   if (done > 0) (void)fs::write_file_atomic(count_file, std::to_string(done));
