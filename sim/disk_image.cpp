@@ -56,7 +56,7 @@ struct Scratch {
   explicit Scratch(const stdfs::path& image) : path(image.string() + ".out") {}
   ~Scratch() {
     std::error_code ec;
-    stdfs::remove(path, ec);
+    stdfs::remove_all(path, ec);
   }
 };
 
@@ -117,15 +117,18 @@ Result<void> make_ext4(const stdfs::path& image, std::uint64_t mib, const std::s
 
 Result<std::optional<std::string>> read_fat_file(const stdfs::path& image, const std::string& path) {
   if (auto p = image_path_problem(path); !p.empty()) return fail(Errc::invalid_input, "boot partition path: " + p);
+  // mcopy, not mtype: mtype of a folder prints the files inside it; mcopy makes a folder.
   Scratch out(image);
-  ToolRun r = FLEET_TRY(run_tool({"mtype", "-i", image.string(), fat_path(path)}, out.path));
+  {
+    std::error_code ec;
+    stdfs::remove_all(out.path, ec);
+  }
+  ToolRun r = FLEET_TRY(run_tool({"mcopy", "-n", "-i", image.string(), fat_path(path), out.path.string()}));
   if (r.exit_code != 0) {
-    // mtools: 'File "::/x" not found', or a folder where a file was asked for.
-    if (r.messages.find("not found") != std::string::npos || r.messages.find("is a directory") != std::string::npos) {
-      return std::nullopt;
-    }
+    if (r.messages.find("not found") != std::string::npos) return std::nullopt;  // 'File "::/x" not found'
     return fail(Errc::io, "cannot read " + path + " from the FAT image " + image.string() + ": " + r.messages);
   }
+  if (!stdfs::is_regular_file(out.path)) return std::nullopt;  // a folder is not a file
   return FLEET_TRY(fs::read_file(out.path));
 }
 

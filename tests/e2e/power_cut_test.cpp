@@ -58,7 +58,7 @@ std::optional<Bootable> bootable(const sim::BoardFiles& board, const std::string
 
 }  // namespace
 
-TEST_CASE("power cuts: SIGKILL during install, the trial boot and rollback; the board always boots what config.txt names") {
+TEST_CASE("power cuts: SIGKILL during install, the trial boot and rollback: the board always boots what config.txt names") {
   const char* seed_env = std::getenv("FLEET_POWER_CUT_SEED");
   const unsigned seed = seed_env ? static_cast<unsigned>(std::strtoul(seed_env, nullptr, 10)) : std::random_device{}();
   const char* cuts_env = std::getenv("FLEET_POWER_CUTS");

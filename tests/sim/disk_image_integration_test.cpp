@@ -107,7 +107,7 @@ TEST_CASE("bootfs image: paths that would reach outside or confuse mtools are re
   CHECK_THAT(again.error().message, Catch::Contains("already exists"));
 }
 
-TEST_CASE("rootfs image: ext4 labelled rootfs keeps owners, modes and symlinks; debugfs reads a file") {
+TEST_CASE("rootfs image: ext4 labelled rootfs keeps owners, modes and symlinks, debugfs reads a file") {
   test::TempDir dir{"fleet-ext4"};
   dir.write("root/etc/hostname", "pi-1\n");
   dir.write("root/root/.ssh/authorized_keys", "ssh-ed25519 AAAA test\n");

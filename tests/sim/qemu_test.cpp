@@ -61,7 +61,7 @@ TEST_CASE("qemu argv: a board's own device tree, and QEMU asked to dump its own"
   CHECK_FALSE(has(a, "-dtb"));
 }
 
-TEST_CASE("qemu argv: the board's disks as virtio-blk in order, written back on flush; commas doubled") {
+TEST_CASE("qemu argv: the board disks as virtio-blk in order, written back on flush, commas doubled") {
   QemuSpec s;
   s.kernel = "k";
   s.disks = {"/b/bootfs.img", "/b/odd,name.img"};
