@@ -76,6 +76,14 @@ struct Rack {
     for (auto& t : runners) t.join();
   }
 
+  // A command on board i (0-based) over SSH, as root.
+  Result<std::string> on_board(int i, const std::string& command) {
+    return process::capture({{"ssh", "-i", (dir / "id").string(), "-p", std::to_string(ports[i]), "-o", "BatchMode=yes",
+                              "-o", "LogLevel=ERROR", "-o", "StrictHostKeyChecking=no", "-o",
+                              "UserKnownHostsFile=/dev/null", "root@127.0.0.1", command},
+                             {}, {}, 60s});
+  }
+
   void wait_ready(const std::string& name, int min_boots) {
     auto until = std::chrono::steady_clock::now() + 240s;
     while (std::chrono::steady_clock::now() < until) {
@@ -187,11 +195,7 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
     for (int i = 0; i < 3; ++i) {
       INFO("pi-" << i + 1);
       // Read on the board itself: its root is an ext4 image that the running board holds.
-      auto on_board = process::capture({{"ssh", "-i", (rack.dir / "id").string(), "-p", std::to_string(rack.ports[i]),
-                                         "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o",
-                                         "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                                         "root@127.0.0.1", "cat /etc/fleet-agent/ca.pem"},
-                                        {}, {}, 60s});
+      auto on_board = rack.on_board(i, "cat /etc/fleet-agent/ca.pem");
       REQUIRE(on_board);
       CHECK(*on_board == *ca);
     }
@@ -210,8 +214,11 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
                                     {}, {}, 60s});
     REQUIRE(key_id);
     const auto id = nlohmann::json::parse(*key_id)["key_id"].get<std::string>();
-    for (const char* n : {"pi-1", "pi-2", "pi-3"}) {
-      CHECK(std::filesystem::exists(rack.dir / n / "root/etc/fleet-agent/trusted-keys" / (id + ".pem")));
+    for (int i = 0; i < 3; ++i) {
+      INFO("pi-" << i + 1);
+      auto listed = rack.on_board(i, "ls /etc/fleet-agent/trusted-keys");
+      REQUIRE(listed);
+      CHECK_THAT(*listed, Catch::Contains(id + ".pem"));
     }
 
     rack.signed_bundles = false;
