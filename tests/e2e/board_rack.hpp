@@ -47,6 +47,7 @@ struct Rack {
   sim::BoardFiles board{dir / "pi-1"};
   int ssh_port = test::free_port();
   std::atomic<bool> stop{false};
+  std::atomic<bool> runner_done{true};
   std::thread runner;
   std::mutex mu;
   std::vector<fleet::v1::PhaseReport> reports;
@@ -95,28 +96,31 @@ struct Rack {
   void power_on() {
     if (runner.joinable()) runner.join();
     stop = false;
+    runner_done = false;
     runner = std::thread([this] {
       sim::RunOptions o;
       o.board = board;
       o.watchdog = k_watchdog;
       auto r = sim::run_board(o, stop);
       if (!r) WARN("board runner: " << r.error().message);
+      runner_done = true;
     });
   }
 
   // Pulls the plug: SIGKILL to the board's QEMU, whatever it is doing. The board stays off
   // (the runner returns) until power_on(). False if QEMU was not running.
   bool power_cut() {
-    // Between two boots the runner has no QEMU for a moment (it reads the boot partition).
-    for (int tries = 0; tries < 300; ++tries) {
+    // Between two boots the runner has no QEMU for a moment (it reads the boot partition),
+    // and status.json may still name a QEMU that has just exited on a reboot (a signal to
+    // it, not yet reaped, "succeeds"): kill whatever QEMU runs until the runner stops.
+    for (int tries = 0; tries < 300 && !runner_done; ++tries) {
       const int pid = status().qemu_pid;
-      if (pid > 0 && ::kill(pid, SIGKILL) == 0) {
-        if (runner.joinable()) runner.join();
-        return true;
-      }
+      if (pid > 0) (void)::kill(pid, SIGKILL);  // ESRCH: it was gone; the loop looks again
       std::this_thread::sleep_for(100ms);
     }
-    return false;
+    if (!runner_done) return false;
+    if (runner.joinable()) runner.join();
+    return true;
   }
   ~Rack() {
     stop = true;
