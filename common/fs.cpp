@@ -74,16 +74,19 @@ Result<void> write_file_atomic(const std::filesystem::path& path, std::string_vi
     return std::unexpected(e);
   };
   // Before the first byte: mkstemp made it 0600, a public file is widened now.
-  const mode_t want = mode == FileMode::owner_only ? 0600 : 0644;
-  if (::fchmod(fd.get(), want) != 0) {
+  if (::fchmod(fd.get(), mode == FileMode::owner_only ? 0600 : 0644) != 0) return cleanup_fail("cannot chmod");
+  if (mode == FileMode::owner_only) {
     // FAT (/boot/firmware on a Pi) keeps no modes: every file shows the mount's (0755 under
-    // Raspberry Pi OS's `defaults`), and vfat refuses a chmod that would change its r or x
-    // bits (EPERM, fat_sanitize_mode). A public file readable by all is fine as it is; a
-    // secret is never written where modes cannot keep it secret.
+    // Raspberry Pi OS's `defaults`), and vfat ignores a chmod it cannot keep and returns 0
+    // (fat_setattr). A secret is never left where others can read it.
     struct ::stat st {};
-    const bool readable_anyway = errno == EPERM && mode == FileMode::world_readable && ::fstat(fd.get(), &st) == 0 &&
-                                 (st.st_mode & 0444) == 0444;
-    if (!readable_anyway) return cleanup_fail("cannot chmod");
+    if (::fstat(fd.get(), &st) != 0) return cleanup_fail("cannot stat");
+    if ((st.st_mode & 077) != 0) {
+      Error e{Errc::unsupported, "cannot keep " + path.string() + " private: its file system keeps no file modes "
+                                 "(FAT?); nothing was written"};
+      ::unlink(tmp.c_str());
+      return std::unexpected(e);
+    }
   }
   const char* p = data.data();
   size_t left = data.size();

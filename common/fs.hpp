@@ -33,6 +33,8 @@ Result<std::uint64_t> read_regular_chunks(const std::filesystem::path& path,
 // The same refusal for an lstat result: "" if `st` is a plain regular file, else why not.
 std::string irregular_file_reason(const struct ::stat& st);
 Result<void> fsync_dir(const std::filesystem::path& dir);
+// (write_file_atomic with FileMode::owner_only refuses a file system that cannot keep the
+// file private, such as FAT, which ignores chmod.)
 // fsync of a file or folder just renamed, before its parent's. On FAT (vfat's rename) the
 // entry under the new name is written only with the renamed inode, which an fsync of the
 // folder does not write; until then the name still points at the replaced file's clusters,

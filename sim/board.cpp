@@ -186,7 +186,9 @@ Result<void> create_board(const CreateOptions& o) {
   if (o.prepare_root) FLEET_TRY(with_context(o.prepare_root(root), "preparing the root file system"));
   FLEET_TRY(disk::make_fat(b.bootfs(), disk::k_bootfs_mib, disk::k_bootfs_label, boot));
   FLEET_TRY(disk::make_ext4(b.rootfs(), disk::k_rootfs_mib, disk::k_rootfs_label, root));
+  // The staging copy holds the host keys and the agent's token: it must go.
   stdfs::remove_all(stage, ec);
+  if (ec) return fail(Errc::io, "cannot remove " + stage.string() + ": " + ec.message());
   json meta = {{"name", o.name},
                {"ssh_port", o.ssh_port},
                {"stock_release", manifest.kernel_release},
@@ -290,6 +292,13 @@ Result<void> run_board(const RunOptions& o, const std::atomic<bool>& stop) {
     auto choice = choose_boot(read, flag);
     st.tryboot = flag;
     flag = false;  // the firmware clears the one-shot flag as it reads it
+    if (choice && !fat_problem.empty()) {
+      // A read that failed is not a missing file: falling back to another kernel on it would
+      // boot what the card does not say.
+      std::string why = "firmware: cannot read the boot partition: " + fat_problem;
+      FLEET_TRY(stay_off(why));
+      return fail(Errc::io, why);
+    }
     if (!choice) {
       std::string why = choice.error().message + (fat_problem.empty() ? "" : " (" + fat_problem + ")");
       FLEET_TRY(stay_off(why));

@@ -1,6 +1,9 @@
 #include "sim/disk_image.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 
 #include "common/fs.hpp"
 #include "common/process.hpp"
@@ -53,7 +56,13 @@ Result<void> make_sparse(const stdfs::path& image, std::uint64_t mib) {
 // is tens of MB).
 struct Scratch {
   stdfs::path path;
-  explicit Scratch(const stdfs::path& image) : path(image.string() + ".out") {}
+  // Unique per process and call: the runner and a test may read the same image at once.
+  explicit Scratch(const stdfs::path& image)
+      : path(image.string() + ".out-" + std::to_string(::getpid()) + "-" + std::to_string(next_id())) {}
+  static unsigned next_id() {
+    static std::atomic<unsigned> n{0};
+    return n++;
+  }
   ~Scratch() {
     std::error_code ec;
     stdfs::remove_all(path, ec);
@@ -68,8 +77,9 @@ std::string image_path_problem(const std::string& path) {
   if (path.empty()) return "an empty path";
   if (path.front() == '/') return "'" + path + "' is absolute";
   for (unsigned char c : path) {
-    if (c < 0x21 || c > 0x7e || c == '"' || c == '\'' || c == '\\') {
-      return "'" + path + "' holds a space, a quote or an unprintable character";
+    // mtools expands * ? [ ] itself: a name from config.txt must match one file, as on a Pi.
+    if (c < 0x21 || c > 0x7e || c == '"' || c == '\'' || c == '\\' || c == '*' || c == '?' || c == '[' || c == ']') {
+      return "'" + path + "' holds a space, a quote, a wildcard or an unprintable character";
     }
   }
   size_t pos = 0;
@@ -96,13 +106,18 @@ Result<void> make_fat(const stdfs::path& image, std::uint64_t mib, const std::st
   std::vector<std::string> argv = {"mcopy", "-s", "-Q", "-i", image.string()};
   std::error_code ec;
   std::vector<std::string> entries;
-  for (const auto& e : stdfs::directory_iterator(from, ec)) entries.push_back(e.path().string());
+  // Absolute: mtools would read "a:x" as drive a:.
+  for (const auto& e : stdfs::directory_iterator(stdfs::absolute(from), ec)) entries.push_back(e.path().string());
   if (ec) return fail(Errc::io, "cannot list " + from.string() + ": " + ec.message());
   if (entries.empty()) return {};
   std::sort(entries.begin(), entries.end());
   argv.insert(argv.end(), entries.begin(), entries.end());
   argv.push_back("::/");
-  return run_ok(std::move(argv));
+  if (auto r = run_ok(std::move(argv)); !r) {
+    stdfs::remove(image, ec);
+    return std::unexpected(r.error());
+  }
+  return {};
 }
 
 Result<void> make_ext4(const stdfs::path& image, std::uint64_t mib, const std::string& label, const stdfs::path& from) {

@@ -29,8 +29,10 @@ std::vector<std::string> qemu_argv(const QemuSpec& s) {
     a.insert(a.end(), {"-nic", "none"});
   }
   for (size_t i = 0; i < s.disks.size(); ++i) {
-    // cache=writeback: what the guest flushed is written (fdatasync) before the flush completes,
-    // so killing QEMU loses exactly what the guest had not flushed yet: a power cut.
+    // cache=writeback: the guest's flushes reach the host's disk (fdatasync), and what the
+    // guest has submitted is in the host's page cache, which a killed QEMU does not lose: a
+    // SIGKILL loses only what the guest still held in its own page cache. A card that
+    // reorders or tears writes in its own cache is not modelled.
     std::string id = "disk" + std::to_string(i);
     a.insert(a.end(), {"-drive", "if=none,id=" + id + ",format=raw,cache=writeback,file=" + option_value(s.disks[i].string()),
                        "-device", "virtio-blk-pci,drive=" + id});

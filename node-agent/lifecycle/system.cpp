@@ -65,7 +65,7 @@ Result<void> RealSystem::reboot(RebootMode mode) {
                                        ", not /; a reboot would restart this machine, not that board. The state is "
                                        "saved: boot that board and boot-check carries on");
   }
-  if (std::filesystem::exists("/run/systemd/system")) {
+  if (std::error_code sd; std::filesystem::exists("/run/systemd/system", sd)) {
     // systemd is init (Raspberry Pi OS): an orderly reboot. Units stop, file systems are
     // unmounted, so bootfs's FAT is left clean rather than "not properly unmounted", and
     // systemd then calls reboot(2) with the same argument (systemctl(1): reboot [arg]).

@@ -94,6 +94,7 @@ struct Rack {
 
   // Starts the firmware emulator (the board boots); it runs until the board is off.
   void power_on() {
+    if (!runner_done) stop = true;  // a runner still going (a cut that missed): end it first
     if (runner.joinable()) runner.join();
     stop = false;
     runner_done = false;
