@@ -120,7 +120,7 @@ TEST_CASE("power cuts: SIGKILL during install, the trial boot and rollback: the 
           auto r = rack.ssh("fleet-agent install --bundle /var/tmp/" + bundle + " --rollout r-" + bundle, 120s);
           if (r) std::cout << "  install finished before the cut" << std::endl;
         });
-        delay = uniform_ms(100, 3000);  // installing qemu-virt takes 2-5 s on a board under TCG
+        delay = uniform_ms(100, 2000);  // installing qemu-virt takes 2-3 s on a board under TCG
         break;
       case Moment::trial_boot:
         op = std::thread([&rack, bundle, installed] {
@@ -141,7 +141,7 @@ TEST_CASE("power cuts: SIGKILL during install, the trial boot and rollback: the 
           auto r = rack.ssh("fleet-agent rollback", 60s);
           if (r) std::cout << "  rollback returned before the cut" << std::endl;
         });
-        delay = uniform_ms(100, 8000);
+        delay = uniform_ms(50, 1500);  // rollback's writes take under a second, then it reboots
         break;
     }
     std::this_thread::sleep_for(delay);
