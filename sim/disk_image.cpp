@@ -71,6 +71,22 @@ struct Scratch {
 
 std::string fat_path(const std::string& path) { return "::/" + path; }
 
+// The non-blank lines of a tool's output, without the spaces and CRs around them.
+std::vector<std::string> trimmed_lines(std::string_view text) {
+  std::vector<std::string> lines;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    pos = nl == std::string_view::npos ? text.size() : nl + 1;
+    size_t start = line.find_first_not_of(" \t\r");
+    if (start == std::string_view::npos) continue;
+    size_t end = line.find_last_not_of(" \t\r");
+    lines.emplace_back(line.substr(start, end - start + 1));
+  }
+  return lines;
+}
+
 }  // namespace
 
 std::string image_path_problem(const std::string& path) {
@@ -153,12 +169,7 @@ Result<std::vector<std::string>> list_fat(const stdfs::path& image) {
   if (r.exit_code != 0) return fail(Errc::io, "cannot list the FAT image " + image.string() + ": " + r.messages);
   std::string text = FLEET_TRY(fs::read_file(out.path));
   std::vector<std::string> names;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-    pos = nl == std::string::npos ? text.size() : nl + 1;
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  for (std::string& line : trimmed_lines(text)) {
     if (line.starts_with("::/")) line = line.substr(3);
     if (!line.empty()) names.push_back(line);
   }
@@ -211,15 +222,7 @@ std::vector<std::string> fsck_damage(const std::string& output) {
       "Free cluster summary uninitialized",
   };
   std::vector<std::string> damage;
-  size_t pos = 0;
-  while (pos < output.size()) {
-    size_t nl = output.find('\n', pos);
-    std::string line = output.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-    pos = nl == std::string::npos ? output.size() : nl + 1;
-    size_t start = line.find_first_not_of(" \t");
-    if (start == std::string::npos) continue;
-    line = line.substr(start);
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  for (const std::string& line : trimmed_lines(output)) {
     bool benign = false;
     for (const char* p : k_benign_prefixes) benign = benign || line.starts_with(p);
     // The summary: "IMAGE: 4 files, 4/130811 clusters".
