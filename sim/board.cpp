@@ -1,6 +1,7 @@
 #include "sim/board.hpp"
 
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -270,13 +271,17 @@ Result<void> run_board(const RunOptions& o, const std::atomic<bool>& stop) {
   std::ofstream console(b.console_log(), std::ios::app);
   // The firmware reads the FAT partition itself; an unreadable image is a board that stays dark.
   std::string fat_problem;
+  // What this boot read, by path: choose_boot reads the kernel to see that it is there, and
+  // the same bytes are then loaded (one mcopy of tens of MB per boot, not two).
+  std::map<std::string, std::optional<std::string>> read_this_boot;
   BootFileReader read = [&](const std::string& p) -> std::optional<std::string> {
+    if (auto hit = read_this_boot.find(p); hit != read_this_boot.end()) return hit->second;
     auto r = disk::read_fat_file(b.bootfs(), p);
     if (!r) {
       fat_problem = r.error().message;
       return std::nullopt;
     }
-    return *r;
+    return read_this_boot[p] = *r;
   };
   auto stay_off = [&](const std::string& why) -> Result<void> {
     st.state = "off";
@@ -289,6 +294,7 @@ Result<void> run_board(const RunOptions& o, const std::atomic<bool>& stop) {
   for (int n = 0; n < o.max_boots && !stop; ++n) {
     ++st.boots;
     fat_problem.clear();
+    read_this_boot.clear();  // the board may have written the partition since
     auto choice = choose_boot(read, flag);
     st.tryboot = flag;
     flag = false;  // the firmware clears the one-shot flag as it reads it
