@@ -530,7 +530,10 @@ int rollout_cmd(const std::vector<std::string>& argv, std::ostream& out, std::os
       args::Option{"limit", args::Takes::value, "PATTERN", "only these boards (host pattern; default all)"},
       args::Option{"serial", args::Takes::value, "LIST", "wave sizes: counts and percentages, the last repeats (default 1,100%)"},
       args::Option{"max-fail", args::Takes::value, "N|P%", "failures a wave may have before the rest stop (default 0%)"},
-      args::Option{"forks", args::Takes::value, "N", "boards worked on at once within a wave (default 5)"},
+      args::Option{"forks", args::Takes::value, "N",
+                   "boards in SSH work at once (default 5); a board that is rebooting or measuring holds none"},
+      args::Option{"no-prestage", args::Takes::nothing, "",
+                   "do not upload the next wave's bundle while a wave is on trial"},
       args::Option{"dry-run", args::Takes::nothing, "", "show per board what would change; change nothing"},
       args::Option{"resume", args::Takes::value, "ID", "continue a rollout a killed controller left"},
       args::Option{"agent", args::Takes::value, "FILE", "the aarch64 fleet-agent to push (default build/aarch64/...)"},
@@ -549,12 +552,18 @@ int rollout_cmd(const std::vector<std::string>& argv, std::ostream& out, std::os
       argv, options,
       {"fleetctl",
        "fleetctl rollout --bundle DIR --inventory FILE [--limit P] [--serial 1,5,25%] [--max-fail 10%] [--forks N] "
-       "[--dry-run] [--resume ID]",
+       "[--no-prestage] [--dry-run] [--resume ID]",
        "Takes the bundle across the selected boards in waves (the first is the canary). Per board: push the\n"
-       "agent if missing or different, push the bundle (resumable), install, reboot once into it (tryboot),\n"
-       "confirm the reboot by a new boot_id, and wait for the agent's verdict: committed, or rolled back by\n"
-       "the board itself. When a wave's failures exceed --max-fail the remaining waves do not start. Boards\n"
-       "already on the bundle are skipped. State is kept in SQLite: --resume ID continues after a kill.\n"
+       "bundle (resumable, its sha256 checked on the board), push the agent if missing or different, install,\n"
+       "reboot once into it (tryboot), confirm the reboot by a new boot_id, and wait for the agent's verdict:\n"
+       "committed, or rolled back by the board itself. When a wave's failures exceed --max-fail the remaining\n"
+       "waves do not start. Boards already on the bundle are skipped. State is kept in SQLite: --resume ID\n"
+       "continues after a kill.\n"
+       "--forks bounds the boards in SSH work; a board that is rebooting, booting or measuring is watched\n"
+       "without holding one. While a wave is on trial, the next wave's bundle is uploaded ahead (nothing is\n"
+       "installed before the gate passes), unless --no-prestage. Boards sharing the inventory variable\n"
+       "fleet_group (one model served by several boards) are never more than fleet_group_max_down (default 1)\n"
+       "down at once; --dry-run shows the order.\n"
        "--trust-key KEY.pub: the bundle must carry KEY's signature (fleetctl bundle sign); each board is set\n"
        "up to trust KEY and from then on installs only bundles signed by a key it trusts.\n"
        "Reports come over TLS only: each board is set up with the controller's CA (tls/ca.pem beside the\n"
@@ -578,6 +587,7 @@ int rollout_cmd(const std::vector<std::string>& argv, std::ostream& out, std::os
     return k_exit_usage;
   }
   o.dry_run = a->flag("dry-run");
+  o.prestage = !a->flag("no-prestage");
   o.resume = a->value("resume");
   o.state_db = a->value("state") ? std::filesystem::path(*a->value("state")) : default_state_db();
   o.agent = a->value("agent").value_or(std::string(FLEET_SOURCE_DIR) + "/build/aarch64/node-agent/fleet-agent");
@@ -593,7 +603,7 @@ int rollout_cmd(const std::vector<std::string>& argv, std::ostream& out, std::os
     err << "fleetctl rollout: " << r.error().message << "\n";
     return r.error().code == Errc::invalid_input || r.error().code == Errc::not_found ? k_exit_usage : k_exit_failed;
   }
-  return r->failed == 0 && r->state != "stopped" ? k_exit_ok : k_exit_failed;
+  return r->failed == 0 && r->state != vocab::RolloutState::stopped ? k_exit_ok : k_exit_failed;
 }
 
 int rollback_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {

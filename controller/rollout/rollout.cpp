@@ -10,6 +10,7 @@
 #include <ostream>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "common/bundle.hpp"
 #include "common/fs.hpp"
@@ -67,19 +68,6 @@ Result<stdfs::path> bundle_tar(const stdfs::path& bundle, const std::string& key
   return tar;
 }
 
-// Runs fn(i) for i in [0, count) on at most `forks` threads (Ansible's forks).
-template <class F>
-void for_each_board(size_t count, int forks, F&& fn) {
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t k; (k = next++) < count;) fn(k);
-  };
-  std::vector<std::thread> threads;
-  int n = std::max(1, std::min<int>(forks, static_cast<int>(count)));
-  for (int t = 0; t < n; ++t) threads.emplace_back(worker);
-  for (auto& t : threads) t.join();
-}
-
 // Where and how to reach an inventory host over SSH.
 Result<ssh::Endpoint> endpoint_of(const inventory::Inventory& inv, const std::string& name,
                                   const std::filesystem::path& inventory_file, const std::filesystem::path& known_hosts,
@@ -97,47 +85,83 @@ Result<ssh::Endpoint> endpoint_of(const inventory::Inventory& inv, const std::st
   return e;
 }
 
-// A board that cannot be worked on at all (not in the inventory, bad variables): done,
-// failed, and saved with the reason.
-void fail_board(store::Store& store, store::BoardRow& b, const Error& why) {
-  b.state = "done";
-  b.outcome = "failed";
-  b.message = why.message;
-  (void)store.put_board(b);
+// What the terminal shows of a board: its outcome when done, else its step.
+const char* shown(const store::BoardRow& b) {
+  return b.step == Step::done ? vocab::name(b.outcome) : vocab::name(b.step);
 }
 
 std::string board_line(const store::BoardRow& b) {
   std::ostringstream o;
-  o << "[wave " << b.wave + 1 << "] " << std::left << std::setw(12) << b.board << " "
-    << (b.state == "done" ? b.outcome : b.state);
-  if (b.state == "done" && !b.message.empty()) o << ": " << b.message;
+  o << "[wave " << b.wave + 1 << "] " << std::left << std::setw(12) << b.board << " " << shown(b);
+  if (b.step == Step::done && !b.message.empty()) o << ": " << b.message;
   return o.str();
 }
 
-// The live view on a terminal: one line per board and the counts, redrawn in place.
+// The live view on a terminal: one line per board and the counts, redrawn in place at most
+// five times a second (a big fleet changes rows faster than a terminal draws them).
 class LiveView {
  public:
-  LiveView(std::ostream& out, std::vector<store::BoardRow> rows) : out_(out), rows_(std::move(rows)) {}
-  void update(const store::BoardRow& row) {
-    for (auto& r : rows_)
-      if (r.board == row.board) r = row;
-    if (drawn_ > 0) out_ << "\033[" << drawn_ << "F\033[J";  // back to the top of the last drawing
-    std::map<std::string, int> counts;
-    for (const auto& r : rows_) {
-      out_ << board_line(r).substr(0, 110) << "\n";
-      ++counts[r.state == "done" ? r.outcome : (r.state == "pending" ? "waiting" : "working")];
+  LiveView(std::ostream& out, const std::vector<RunnerBoard>& boards) : out_(out) {
+    for (const auto& b : boards) {
+      index_[b.row.board] = rows_.size();
+      rows_.push_back(b.row);
     }
-    std::string summary;
-    for (const auto& [k, v] : counts) summary += (summary.empty() ? "" : ", ") + std::to_string(v) + " " + k;
-    out_ << summary << "\n" << std::flush;
-    drawn_ = static_cast<int>(rows_.size()) + 1;
+  }
+  ~LiveView() { draw(); }
+  void update(const store::BoardRow& row) {
+    if (auto it = index_.find(row.board); it != index_.end()) rows_[it->second] = row;
+    auto now = std::chrono::steady_clock::now();
+    if (now - drawn_at_ < std::chrono::milliseconds(200)) return;
+    drawn_at_ = now;
+    draw();
   }
 
  private:
+  void draw() {
+    if (drawn_ > 0) out_ << "\033[" << drawn_ << "F\033[J";  // back to the top of the last drawing
+    std::map<std::string, int> counts;
+    constexpr std::size_t k_lines = 40;  // the rest are in the counts (and `fleetctl status`)
+    std::size_t lines = 0;
+    for (const auto& r : rows_) {
+      if (lines < k_lines) out_ << board_line(r).substr(0, 110) << "\n";
+      ++lines;
+      ++counts[r.step == Step::done ? vocab::name(r.outcome)
+                                    : r.step == Step::pending ? "waiting" : r.step == Step::staged ? "staged" : "working"];
+    }
+    if (lines > k_lines) out_ << "... and " << lines - k_lines << " more boards\n";
+    std::string summary;
+    for (const auto& [k, v] : counts) summary += (summary.empty() ? "" : ", ") + std::to_string(v) + " " + k;
+    out_ << summary << "\n" << std::flush;
+    drawn_ = static_cast<int>(std::min(lines, k_lines)) + (lines > k_lines ? 1 : 0) + 1;
+  }
   std::ostream& out_;
   std::vector<store::BoardRow> rows_;
+  std::map<std::string, std::size_t> index_;
+  std::chrono::steady_clock::time_point drawn_at_{};
   int drawn_ = 0;
 };
+
+// fleet_group and fleet_group_max_down of a host: boards that serve one model together.
+Result<std::pair<std::string, int>> group_of(const inventory::Host& h) {
+  std::string group;
+  int max_down = 1;
+  if (auto it = h.vars.find("fleet_group"); it != h.vars.end()) group = it->second;
+  if (auto it = h.vars.find("fleet_group_max_down"); it != h.vars.end()) {
+    const std::string& v = it->second;
+    int n = 0;
+    bool ok = !v.empty() && v.size() <= 6 && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (ok) n = std::stoi(v);
+    if (!ok || n < 1) {
+      return fail(Errc::invalid_input, h.where + ": host " + h.name + ": fleet_group_max_down must be a whole number of "
+                                       "boards, at least 1, got '" + v + "'");
+    }
+    if (group.empty()) {
+      return fail(Errc::invalid_input, h.where + ": host " + h.name + ": fleet_group_max_down without fleet_group");
+    }
+    max_down = n;
+  }
+  return std::pair{group, max_down};
+}
 
 }  // namespace
 
@@ -181,7 +205,7 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   auto max_fail = FLEET_TRY(parse_max_fail(o.max_fail));
 
   store::RolloutRow ro;
-  std::vector<store::BoardRow> rows;
+  std::vector<RunnerBoard> boards;
   // The key kept with the rollout: --trust-key given (again), or the saved one.
   auto keep_trust = [&](store::RolloutRow& row) {
     if (!trust) return;
@@ -195,7 +219,7 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
       return fail(Errc::invalid_input, "rollout " + ro.id + " was of bundle " + ro.build_key.substr(0, 12) + ", not " +
                                            manifest.build_key.substr(0, 12));
     }
-    rows = FLEET_TRY(store->boards(ro.id));
+    for (auto& row : FLEET_TRY(store->boards(ro.id))) boards.push_back({std::move(row), "", 1});
     max_fail = FLEET_TRY(parse_max_fail(ro.max_fail));
     out << "resuming rollout " << ro.id << "\n";
   } else {
@@ -212,7 +236,7 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
     ro.serial = o.serial;
     ro.max_fail = o.max_fail;
     keep_trust(ro);
-    ro.state = o.dry_run ? "dry-run" : "running";
+    ro.state = o.dry_run ? RolloutState::dry_run : RolloutState::running;
     ro.started_ms = store::now_ms();
     size_t i = 0;
     for (size_t w = 0; w < waves.size(); ++w) {
@@ -221,17 +245,25 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
         b.rollout_id = ro.id;
         b.board = hosts[i]->name;
         b.wave = static_cast<int>(w);
-        b.state = "pending";
+        b.step = Step::pending;
         if (!o.dry_run) b.token = FLEET_TRY(tls::random_token());
-        rows.push_back(b);
+        boards.push_back({std::move(b), "", 1});
       }
     }
     if (!o.dry_run) {
       FLEET_TRY(store->put_rollout(ro));
-      for (const auto& b : rows) FLEET_TRY(store->put_board(b));
+      std::vector<const store::BoardRow*> rows;
+      for (const auto& b : boards) rows.push_back(&b.row);
+      FLEET_TRY(store->put_boards(rows));
     }
-    out << "rollout " << ro.id << ": " << manifest.kernel_release << " to " << rows.size() << " boards in "
+    out << "rollout " << ro.id << ": " << manifest.kernel_release << " to " << boards.size() << " boards in "
         << waves.size() << " waves (serial " << o.serial << ", max-fail " << o.max_fail << ")\n";
+  }
+
+  // Groups come from the inventory as it is now (on --resume too); a board no longer in it
+  // fails when its turn comes, with the reason.
+  for (auto& b : boards) {
+    if (const auto* h = inv.find(b.row.board)) std::tie(b.group, b.group_max_down) = FLEET_TRY(group_of(*h));
   }
 
   Payload payload;
@@ -254,7 +286,8 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
     if (auto text = fs::read_file(o.bundle / bundle::k_signature)) {
       if (auto sig = bundle::parse_signature(*text, (o.bundle / bundle::k_signature).string())) signer = sig->key_id;
     }
-    for (auto& b : rows) {
+    for (auto& rb : boards) {
+      auto& b = rb.row;
       auto e = FLEET_TRY(endpoint_for(b.board));
       SshBoard board(e, payload);
       auto i = board.inspect();
@@ -272,13 +305,26 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
       }
       out << "\n";
     }
+    // Groups: the order their boards' changes take (never more of a group down at once
+    // than fleet_group_max_down allows).
+    auto order = group_order(boards);
+    for (std::size_t w = 0; w < order.size(); ++w) {
+      if (order[w].batches.size() < 2) continue;
+      out << "  [wave " << w + 1 << "] groups allow " << order[w].batches.size() << " rounds of changes:";
+      for (std::size_t k = 0; k < order[w].batches.size(); ++k) {
+        out << (k ? " | " : " ");
+        for (std::size_t j = 0; j < order[w].batches[k].size(); ++j) out << (j ? " " : "") << order[w].batches[k][j];
+      }
+      out << "\n";
+    }
     RolloutSummary s;
     s.id = ro.id;
-    s.state = "dry-run";
+    s.state = RolloutState::dry_run;
     return s;
   }
 
   payload.bundle_tar = FLEET_TRY(bundle_tar(o.bundle, manifest.build_key, o.work_dir));
+  payload.bundle_tar_sha256 = FLEET_TRY(hash::sha256_file(payload.bundle_tar));
 
   // Reports: over TLS with a certificate from the controller's CA (made on first use),
   // each board's token for this rollout, nothing else.
@@ -288,7 +334,7 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
         << "); boards are set up to trust it\n";
   }
   controller::TokenBook tokens;
-  for (const auto& b : rows) tokens.add(b.board, ro.id, b.token);
+  for (const auto& b : boards) tokens.add(b.row.board, ro.id, b.row.token);
   controller::ReportServerOptions server_options{o.listen, FLEET_TRY(authority.issue_server())};
   auto server = FLEET_TRY(controller::ReportServer::start(server_options, std::move(tokens), *store));
   payload.ca_cert = authority.certificate_file();
@@ -304,65 +350,44 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   out << "reports: listening on " << bound << " (--listen), TLS with " << authority.certificate().subject
       << "; boards dial " << payload.report_address << "\n";
 
-  std::mutex out_mu;
-  RealClock clock;
-  BoardTarget target{manifest.kernel_release};
-  LiveView live(out, rows);
-  int waves = 0;
-  for (const auto& b : rows) waves = std::max(waves, b.wave + 1);
-  bool stopped = false;
-  for (int w = 0; w < waves && !stopped; ++w) {
-    std::vector<store::BoardRow*> wave;
-    for (auto& b : rows)
-      if (b.wave == w) wave.push_back(&b);
-    for_each_board(wave.size(), o.forks, [&](size_t k) {
-      store::BoardRow& b = *wave[k];
-      if (b.state == "done" && !b.outcome.empty() && b.outcome != "not_started") return;
-      if (b.state == "pending") b.state = "connect";
-      auto e = endpoint_for(b.board);
-      if (!e) return fail_board(*store, b, e.error());
-      const auto* host = inv.find(b.board);
-      auto args = host ? bench_install_args(*host) : Result<std::vector<std::string>>(std::vector<std::string>{});
-      if (!args) return fail_board(*store, b, args.error());  // on --resume: an inventory edited since
-      SshBoard board(*e, payload, *args);
-      run_board(b, board, clock, o.timeouts, target, [&](const store::BoardRow& row) {
-        (void)store->put_board(row);
-        std::lock_guard lock(out_mu);
-        if (o.live) live.update(row);
-        else out << board_line(row) << "\n" << std::flush;
-      });
-    });
-    size_t failed = 0;
-    for (auto* b : wave) failed += is_failure(b->outcome) ? 1 : 0;
-    if (exceeds(max_fail, failed, wave.size())) {
-      stopped = true;
-      ro.message = std::to_string(failed) + " of " + std::to_string(wave.size()) + " boards failed in wave " +
-                   std::to_string(w + 1) + " (max-fail " + ro.max_fail + "): the remaining waves do not start";
-      out << ro.message << "\n";
-      for (auto& b : rows) {
-        if (b.wave > w) {
-          b.state = "done";
-          b.outcome = "not_started";
-          (void)store->put_board(b);
-        }
-      }
-    }
-  }
+  // The real parts: SSH boards from the inventory, threads for their I/O, the terminal.
+  BoardFactory factory = [&](const store::BoardRow& row) -> Result<std::unique_ptr<BoardIO>> {
+    auto e = FLEET_TRY(endpoint_for(row.board));
+    const auto* host = inv.find(row.board);
+    // On --resume: an inventory edited since may have broken a board's variables.
+    auto args = FLEET_TRY(bench_install_args(*host));
+    return std::unique_ptr<BoardIO>(std::make_unique<SshBoard>(e, payload, std::move(args)));
+  };
+  RunnerOptions ropt;
+  ropt.plan = Plan::update;
+  ropt.kernel_release = manifest.kernel_release;
+  ropt.max_fail = max_fail;
+  ropt.forks = o.forks;
+  ropt.prestage = o.prestage;
+  ropt.timeouts = o.timeouts;
+  auto executor = thread_executor(o.forks + std::max(4, o.forks));
+  std::optional<LiveView> live;
+  if (o.live) live.emplace(out, boards);
+  RowSink sink = [&](const store::BoardRow& row) {
+    if (live) live->update(row);
+    else out << board_line(row) << "\n" << std::flush;
+  };
+  RolloutRunner runner(*store, factory, *executor, sink);
+  auto result = runner.run(boards, ropt, &ro);
+  live.reset();
+  if (!result.message.empty()) out << result.message << "\n";
   RolloutSummary s;
   s.id = ro.id;
-  for (const auto& b : rows) {
-    if (b.outcome == "committed") ++s.committed;
-    else if (b.outcome == "skipped") ++s.skipped;
-    else if (b.outcome == "not_started") ++s.not_started;
-    else ++s.failed;
-  }
-  ro.state = stopped ? "stopped" : "done";
-  s.state = ro.state;
+  s.state = result.state;
+  s.committed = result.committed;
+  s.skipped = result.skipped;
+  s.failed = result.failed;
+  s.not_started = result.not_started;
   FLEET_TRY(store->put_rollout(ro));
   // Give boards' reports a moment to land before the server goes.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  out << "rollout " << ro.id << " " << s.state << ": " << s.committed << " committed, " << s.skipped << " skipped, "
-      << s.failed << " failed, " << s.not_started << " not started\n";
+  out << "rollout " << ro.id << " " << vocab::name(s.state) << ": " << s.committed << " committed, " << s.skipped
+      << " skipped, " << s.failed << " failed, " << s.not_started << " not started\n";
   return s;
 }
 
@@ -375,7 +400,7 @@ Result<RolloutSummary> run_rollback(const RollbackOptions& o, std::ostream& out)
     auto found = FLEET_TRY(store->rollout(*o.rollout));
     if (!found) return fail(Errc::invalid_input, "no rollout " + *o.rollout + " in " + o.state_db.string());
     for (const auto& b : FLEET_TRY(store->boards(*o.rollout)))
-      if (b.outcome == "committed") names.push_back(b.board);
+      if (b.outcome == Outcome::committed) names.push_back(b.board);
     if (names.empty()) return fail(Errc::invalid_input, "rollout " + *o.rollout + " committed no board: nothing to roll back");
   } else {
     for (const auto* h : FLEET_TRY(inventory::select(inv, o.limit.value_or("all")))) names.push_back(h->name);
@@ -384,42 +409,44 @@ Result<RolloutSummary> run_rollback(const RollbackOptions& o, std::ostream& out)
   ro.id = "b" + std::to_string(store::now_ms() / 1000) + "-" + random_hex(3);
   ro.inventory = o.inventory.string();
   ro.limit = o.rollout ? "boards of " + *o.rollout : o.limit.value_or("all");
-  ro.state = "running";
+  ro.state = RolloutState::running;
   ro.message = "rollback";
   ro.started_ms = store::now_ms();
   FLEET_TRY(store->put_rollout(ro));
-  std::vector<store::BoardRow> rows;
+  std::vector<RunnerBoard> boards;
   for (const auto& n : names) {
     store::BoardRow b;
     b.rollout_id = ro.id;
     b.board = n;
-    b.state = "connect";
-    rows.push_back(b);
-    FLEET_TRY(store->put_board(b));
+    b.step = Step::pending;
+    boards.push_back({std::move(b), "", 1});
   }
-  out << "rollback " << ro.id << ": " << rows.size() << " boards back to their previous kernel\n";
+  {
+    std::vector<const store::BoardRow*> rows;
+    for (const auto& b : boards) rows.push_back(&b.row);
+    FLEET_TRY(store->put_boards(rows));
+  }
+  out << "rollback " << ro.id << ": " << boards.size() << " boards back to their previous kernel\n";
   Payload payload;  // nothing is pushed in a rollback
-  std::mutex out_mu;
-  RealClock clock;
-  for_each_board(rows.size(), o.forks, [&](size_t k) {
-    auto& b = rows[k];
-    auto e = endpoint_of(inv, b.board, o.inventory, o.known_hosts, o.host_keys);
-    if (!e) return fail_board(*store, b, e.error());
-    SshBoard board(*e, payload);
-    run_board(b, board, clock, o.timeouts, BoardTarget{}, [&](const store::BoardRow& row) {
-      (void)store->put_board(row);
-      std::lock_guard lock(out_mu);
-      out << board_line(row) << "\n" << std::flush;
-    }, Plan::rollback);
-  });
+  BoardFactory factory = [&](const store::BoardRow& row) -> Result<std::unique_ptr<BoardIO>> {
+    auto e = FLEET_TRY(endpoint_of(inv, row.board, o.inventory, o.known_hosts, o.host_keys));
+    return std::unique_ptr<BoardIO>(std::make_unique<SshBoard>(e, payload));
+  };
+  RunnerOptions ropt;
+  ropt.plan = Plan::rollback;
+  ropt.max_fail = MaxFail{true, 100};  // one wave: every board is asked, whatever the others do
+  ropt.forks = o.forks;
+  ropt.timeouts = o.timeouts;
+  auto executor = thread_executor(o.forks + std::max(4, o.forks));
+  RowSink sink = [&](const store::BoardRow& row) { out << board_line(row) << "\n" << std::flush; };
+  RolloutRunner runner(*store, factory, *executor, sink);
+  auto result = runner.run(boards, ropt, &ro);
+  if (!result.message.empty()) out << result.message << "\n";
   RolloutSummary s;
   s.id = ro.id;
-  for (const auto& b : rows) {
-    if (is_failure(b.outcome, Plan::rollback)) ++s.failed;
-    else ++s.committed;
-  }
-  ro.state = "done";
-  s.state = ro.state;
+  s.state = result.state;
+  s.committed = result.committed;  // rolled back
+  s.failed = result.failed;
   FLEET_TRY(store->put_rollout(ro));
   out << "rollback " << ro.id << " done: " << s.committed << " rolled back, " << s.failed << " failed\n";
   return s;

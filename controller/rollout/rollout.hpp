@@ -18,7 +18,8 @@ struct RolloutOptions {
   std::string limit = "all";
   std::string serial = "1,100%";  // a canary, then everyone
   std::string max_fail = "0%";
-  int forks = 5;
+  int forks = 5;                      // boards in SSH work at once (a rebooting board holds none)
+  bool prestage = true;               // push the next wave's bundle while a wave is on trial
   bool dry_run = false;
   std::optional<std::string> resume;  // a rollout id
   std::filesystem::path state_db;
@@ -37,7 +38,7 @@ struct RolloutOptions {
 
 struct RolloutSummary {
   std::string id;
-  std::string state;  // done, stopped
+  RolloutState state = RolloutState::done;
   int committed = 0, skipped = 0, failed = 0, not_started = 0;
 };
 

@@ -82,15 +82,33 @@ Result<void> SshBoard::push_bundle() {
   if (!bundle::is_build_key(payload_.build_key)) {
     return fail(Errc::invalid_input, "bundle build key '" + payload_.build_key + "' is not 64 lowercase hex digits");
   }
+  if (payload_.bundle_tar_sha256.size() != 64) {
+    return fail(Errc::invalid_input, "board " + endpoint_.name + ": no sha256 of the bundle's tar to check the upload with");
+  }
   auto* s = FLEET_TRY(session());
   const std::string incoming = "/var/lib/fleet-agent/incoming";
   const std::string tar = incoming + "/" + payload_.build_key + ".tar";
   const std::string dir = std::string(k_remote_bundles) + "/" + payload_.build_key;
+  // Beside the unpacked folder (not in it: the agent refuses files its manifest does not
+  // list): the sha256 of the tar it came from. The same tar already unpacked is not sent
+  // again (a resumed rollout, a pre-staged board).
+  const std::string stamp = dir + ".tar-sha256";
+  if (auto have = s->run({"cat", stamp}, 30s); have && have->exit_status == 0 && trimmed(have->out) == payload_.bundle_tar_sha256) {
+    return {};
+  }
   FLEET_TRY(s->check({"mkdir", "-p", incoming, k_remote_bundles}, 30s));
+  FLEET_TRY(s->check({"rm", "-f", stamp}, 30s));
   auto r = s->upload(payload_.bundle_tar, tar);
   if (!r) {
     session_.reset();  // a broken transfer leaves a dead session; the retry reconnects and resumes
     return std::unexpected(r.error());
+  }
+  // What arrived is what was sent: a resumed upload appends to what the last one left.
+  auto sum = trimmed(FLEET_TRY(s->check({"sha256sum", tar}, 300s)));
+  if (sum.substr(0, 64) != payload_.bundle_tar_sha256) {
+    FLEET_TRY(s->check({"rm", "-f", tar}, 30s));
+    return fail(Errc::mismatch, "board " + endpoint_.name + ": the uploaded bundle has sha256 " + sum.substr(0, 64) +
+                                    ", not " + payload_.bundle_tar_sha256 + " (removed; the next rollout sends it again)");
   }
   FLEET_TRY(s->check({"rm", "-rf", dir}, 60s));
   FLEET_TRY(s->check({"mkdir", "-p", dir}, 30s));
@@ -99,6 +117,7 @@ Result<void> SshBoard::push_bundle() {
   // whatever tar made of it.
   FLEET_TRY(s->check({"tar", "-x", "-o", "--no-same-permissions", "-f", tar, "-C", dir}, 300s));
   FLEET_TRY(s->check({"rm", "-f", tar}, 30s));
+  FLEET_TRY(s->check({"sh", "-c", "echo " + payload_.bundle_tar_sha256 + " > " + stamp}, 30s));
   return {};
 }
 
@@ -155,11 +174,18 @@ Result<AgentView> SshBoard::agent_view() {
   auto j = nlohmann::json::parse(*out, nullptr, false);
   if (!j.is_object()) return fail(Errc::parse, "board " + endpoint_.name + ": fleet-agent status printed no JSON");
   AgentView v;
-  v.state = j.value("state", "");
+  const std::string state = j.value("state", "");
+  v.state = state == "idle" ? AgentState::idle : state == "installed" ? AgentState::installed : AgentState::busy;
   v.sequence = j.value("sequence", std::uint64_t{0});
   v.committed_release = j.value("committed", nlohmann::json::object()).value("release", "");
   if (j.contains("last")) {
-    v.last_phase = j["last"].value("phase", "");
+    const std::string phase = j["last"].value("phase", "");
+    v.last_phase = phase == "COMMITTED"        ? AgentPhase::committed
+                   : phase == "ROLLED_BACK"    ? AgentPhase::rolled_back
+                   : phase == "BOOT_FAILED"    ? AgentPhase::boot_failed
+                   : phase == "INSTALL_FAILED" ? AgentPhase::install_failed
+                   : phase.empty()             ? AgentPhase::none
+                                               : AgentPhase::other;
     v.last_message = j["last"].value("message", "");
   }
   return v;

@@ -14,6 +14,7 @@ struct Payload {
   std::filesystem::path agent;         // static aarch64 fleet-agent
   std::string agent_sha256;
   std::filesystem::path bundle_tar;    // the bundle as one tar file
+  std::string bundle_tar_sha256;       // checked on the board after the upload
   std::string build_key;
   std::string report_address;          // HOST:PORT the board's agent reports to
   std::filesystem::path ca_cert;       // the controller's CA certificate (fleet-agent setup --ca)

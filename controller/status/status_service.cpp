@@ -18,8 +18,8 @@ fleet::v1::BoardStatus board_status(store::Store& store, const store::BoardRow& 
   s.set_board(b.board);
   s.set_rollout_id(b.rollout_id);
   s.set_wave(b.wave);
-  s.set_step(b.state);
-  s.set_outcome(b.outcome);
+  s.set_step(vocab::name(b.step));
+  s.set_outcome(vocab::name(b.outcome));
   s.set_kernel_release(b.running_release);
   s.set_message(b.message);
   s.set_updated_unix_ms(b.updated_ms);
@@ -49,7 +49,7 @@ fleet::v1::BoardStatus board_status(store::Store& store, const store::BoardRow& 
 void fill_rollout(store::Store& st, const store::RolloutRow& r, fleet::v1::RolloutStatus* out, bool boards) {
   out->set_id(r.id);
   out->set_kernel_release(r.kernel_release);
-  out->set_state(r.state);
+  out->set_state(vocab::name(r.state));
   out->set_message(r.message);
   out->set_serial(r.serial);
   out->set_max_fail(r.max_fail);

@@ -34,6 +34,10 @@ class Stmt {
     return *this;
   }
   int step() { return sqlite3_step(st_); }
+  void reset() {
+    sqlite3_reset(st_);
+    sqlite3_clear_bindings(st_);
+  }
   std::string text(int col) {
     auto p = sqlite3_column_text(st_, col);
     return p ? reinterpret_cast<const char*>(p) : "";
@@ -57,6 +61,8 @@ CREATE TABLE IF NOT EXISTS boards (
   rollout_id TEXT, board TEXT, wave INTEGER, state TEXT, outcome TEXT, message TEXT, token TEXT,
   boot_id TEXT, running_release TEXT, checks_json TEXT, agent_seq INTEGER, updated_ms INTEGER,
   PRIMARY KEY (rollout_id, board));
+CREATE INDEX IF NOT EXISTS boards_by_board ON boards (board, updated_ms);
+CREATE INDEX IF NOT EXISTS boards_by_time ON boards (updated_ms);
 CREATE TABLE IF NOT EXISTS reports (
   board TEXT, rollout_id TEXT, sequence INTEGER, phase TEXT, running_release TEXT, message TEXT,
   checks_json TEXT, at_ms INTEGER, PRIMARY KEY (board, sequence));
@@ -168,14 +174,17 @@ Result<void> Store::put_rollout(const RolloutRow& r) {
           "message,started_ms,updated_ms,trust_key,signed_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   if (!st.ok()) return fail(Errc::io, file_.string() + ": " + st.error());
   st.bind(1, r.id).bind(2, r.bundle).bind(3, r.build_key).bind(4, r.kernel_release).bind(5, r.inventory);
-  st.bind(6, r.limit).bind(7, r.serial).bind(8, r.max_fail).bind(9, r.state).bind(10, r.message);
+  st.bind(6, r.limit).bind(7, r.serial).bind(8, r.max_fail).bind(9, std::string(vocab::name(r.state)));
+  st.bind(10, r.message);
   st.bind(11, r.started_ms).bind(12, now_ms()).bind(13, r.trust_key).bind(14, r.signed_by);
   if (st.step() != SQLITE_DONE) return fail(Errc::io, file_.string() + ": " + st.error());
   return {};
 }
 
 namespace {
-RolloutRow rollout_from(Stmt& st) {
+// A stored name that is not one of ours (a newer fleetctl's file, or an edited one) is an
+// error naming the row, never a default.
+Result<RolloutRow> rollout_from(Stmt& st, const std::filesystem::path& file) {
   RolloutRow r;
   r.id = st.text(0);
   r.bundle = st.text(1);
@@ -185,7 +194,9 @@ RolloutRow rollout_from(Stmt& st) {
   r.limit = st.text(5);
   r.serial = st.text(6);
   r.max_fail = st.text(7);
-  r.state = st.text(8);
+  auto state = vocab::rollout_state_from_name(st.text(8));
+  if (!state) return fail(Errc::parse, file.string() + ": rollout " + r.id + ": unknown state '" + st.text(8) + "'");
+  r.state = *state;
   r.message = st.text(9);
   r.started_ms = st.integer(10);
   r.updated_ms = st.integer(11);
@@ -193,13 +204,19 @@ RolloutRow rollout_from(Stmt& st) {
   r.signed_by = st.text(13);
   return r;
 }
-BoardRow board_from(Stmt& st) {
+Result<BoardRow> board_from(Stmt& st, const std::filesystem::path& file) {
   BoardRow b;
   b.rollout_id = st.text(0);
   b.board = st.text(1);
   b.wave = static_cast<int>(st.integer(2));
-  b.state = st.text(3);
-  b.outcome = st.text(4);
+  auto step = vocab::step_from_name(st.text(3));
+  auto outcome = vocab::outcome_from_name(st.text(4));
+  if (!step || !outcome) {
+    return fail(Errc::parse, file.string() + ": board " + b.board + " of rollout " + b.rollout_id + ": unknown " +
+                                 (step ? "outcome '" + st.text(4) : "step '" + st.text(3)) + "'");
+  }
+  b.step = *step;
+  b.outcome = *outcome;
   b.message = st.text(5);
   b.token = st.text(6);
   b.boot_id = st.text(7);
@@ -220,7 +237,7 @@ Result<std::optional<RolloutRow>> Store::rollout(const std::string& id) {
   std::lock_guard lock(g_mu);
   Stmt st(D(db_), (std::string("SELECT ") + k_rollout_cols + " FROM rollouts WHERE id=?").c_str());
   st.bind(1, id);
-  if (st.step() == SQLITE_ROW) return std::optional<RolloutRow>(rollout_from(st));
+  if (st.step() == SQLITE_ROW) return std::optional<RolloutRow>(FLEET_TRY(rollout_from(st, file_)));
   return std::optional<RolloutRow>();
 }
 
@@ -229,20 +246,41 @@ Result<std::vector<RolloutRow>> Store::rollouts(int limit) {
   Stmt st(D(db_), (std::string("SELECT ") + k_rollout_cols + " FROM rollouts ORDER BY started_ms DESC LIMIT ?").c_str());
   st.bind(1, std::int64_t{limit});
   std::vector<RolloutRow> out;
-  while (st.step() == SQLITE_ROW) out.push_back(rollout_from(st));
+  while (st.step() == SQLITE_ROW) out.push_back(FLEET_TRY(rollout_from(st, file_)));
   return out;
 }
 
 Result<void> Store::put_board(const BoardRow& b) {
+  const BoardRow* one[] = {&b};
+  return put_boards(one);
+}
+
+Result<void> Store::put_boards(std::span<const BoardRow* const> rows) {
+  if (rows.empty()) return {};
   std::lock_guard lock(g_mu);
-  Stmt st(D(db_), (std::string("INSERT OR REPLACE INTO boards (") + k_board_cols +
-                   ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)").c_str());
-  if (!st.ok()) return fail(Errc::io, file_.string() + ": " + st.error());
-  st.bind(1, b.rollout_id).bind(2, b.board).bind(3, std::int64_t{b.wave}).bind(4, b.state).bind(5, b.outcome);
-  st.bind(6, b.message).bind(7, b.token).bind(8, b.boot_id).bind(9, b.running_release).bind(10, b.checks_json);
-  st.bind(11, b.agent_sequence).bind(12, now_ms());
-  if (st.step() != SQLITE_DONE) return fail(Errc::io, file_.string() + ": " + st.error());
-  return {};
+  FLEET_TRY(exec("BEGIN IMMEDIATE"));
+  auto written = [&]() -> Result<void> {
+    Stmt st(D(db_), (std::string("INSERT OR REPLACE INTO boards (") + k_board_cols +
+                     ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)").c_str());
+    if (!st.ok()) return fail(Errc::io, file_.string() + ": " + st.error());
+    const std::int64_t now = now_ms();
+    for (const BoardRow* b : rows) {
+      st.reset();
+      st.bind(1, b->rollout_id).bind(2, b->board).bind(3, std::int64_t{b->wave});
+      st.bind(4, std::string(vocab::name(b->step))).bind(5, std::string(vocab::name(b->outcome)));
+      st.bind(6, b->message).bind(7, b->token).bind(8, b->boot_id).bind(9, b->running_release);
+      st.bind(10, b->checks_json).bind(11, b->agent_sequence).bind(12, now);
+      if (st.step() != SQLITE_DONE) return fail(Errc::io, file_.string() + ": board " + b->board + ": " + st.error());
+    }
+    return {};
+  }();
+  if (!written) {
+    if (auto undone = exec("ROLLBACK"); !undone) {
+      return fail(Errc::io, written.error().message + "; the rollback failed too: " + undone.error().message);
+    }
+    return written;
+  }
+  return exec("COMMIT");
 }
 
 Result<std::vector<BoardRow>> Store::boards(const std::string& rollout_id) {
@@ -250,7 +288,7 @@ Result<std::vector<BoardRow>> Store::boards(const std::string& rollout_id) {
   Stmt st(D(db_), (std::string("SELECT ") + k_board_cols + " FROM boards WHERE rollout_id=? ORDER BY wave, board").c_str());
   st.bind(1, rollout_id);
   std::vector<BoardRow> out;
-  while (st.step() == SQLITE_ROW) out.push_back(board_from(st));
+  while (st.step() == SQLITE_ROW) out.push_back(FLEET_TRY(board_from(st, file_)));
   return out;
 }
 
@@ -260,7 +298,7 @@ Result<std::vector<BoardRow>> Store::latest_boards() {
                    " FROM boards b WHERE updated_ms = (SELECT MAX(updated_ms) FROM boards WHERE board=b.board) "
                    "ORDER BY board").c_str());
   std::vector<BoardRow> out;
-  while (st.step() == SQLITE_ROW) out.push_back(board_from(st));
+  while (st.step() == SQLITE_ROW) out.push_back(FLEET_TRY(board_from(st, file_)));
   return out;
 }
 
@@ -270,7 +308,7 @@ Result<std::vector<BoardRow>> Store::boards_changed_since(std::int64_t since_ms,
                    " FROM boards WHERE updated_ms > ? AND (? = '' OR rollout_id = ?) ORDER BY updated_ms").c_str());
   st.bind(1, since_ms).bind(2, rollout_id).bind(3, rollout_id);
   std::vector<BoardRow> out;
-  while (st.step() == SQLITE_ROW) out.push_back(board_from(st));
+  while (st.step() == SQLITE_ROW) out.push_back(FLEET_TRY(board_from(st, file_)));
   return out;
 }
 

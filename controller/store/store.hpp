@@ -6,10 +6,12 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "common/error.hpp"
+#include "controller/vocab/vocab.hpp"
 
 namespace fleet::store {
 
@@ -22,7 +24,7 @@ struct RolloutRow {
   std::string limit;
   std::string serial;
   std::string max_fail;
-  std::string state;           // running, done, stopped (max-fail), failed
+  vocab::RolloutState state = vocab::RolloutState::running;
   std::string message;
   std::int64_t started_ms = 0;
   std::int64_t updated_ms = 0;
@@ -34,8 +36,8 @@ struct BoardRow {
   std::string rollout_id;
   std::string board;
   int wave = 0;
-  std::string state;           // see controller/rollout/engine.hpp
-  std::string outcome;         // committed, rolled_back, boot_failed, skipped, unreachable, failed ...
+  vocab::Step step = vocab::Step::pending;
+  vocab::Outcome outcome = vocab::Outcome::none;
   std::string message;
   std::string token;           // this board's report token for this rollout
   std::string boot_id;         // before the trial reboot: proves the reboot happened
@@ -69,6 +71,9 @@ class Store {
   Result<std::vector<RolloutRow>> rollouts(int limit = 20);
 
   Result<void> put_board(const BoardRow& b);
+  // Many rows in one transaction: all of them are saved, or none (the error says why).
+  // The rollout saves every board that entered a step in one pass of its loop this way.
+  Result<void> put_boards(std::span<const BoardRow* const> rows);
   Result<std::vector<BoardRow>> boards(const std::string& rollout_id);
   // The latest row of each board across rollouts (for `fleetctl status`).
   Result<std::vector<BoardRow>> latest_boards();

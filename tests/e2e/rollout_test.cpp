@@ -161,7 +161,7 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
     auto rows = rack.rows(id);
     REQUIRE(rows.size() == 3);
     for (const auto& b : rows) {
-      CHECK(b.outcome == "committed");
+      CHECK(b.outcome == vocab::Outcome::committed);
       CHECK(b.wave == (b.board == "pi-1" ? 0 : 1));
     }
     auto st = rack.status();
@@ -246,8 +246,8 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
     INFO(out);
     CHECK(r.exit_code == 1);
     for (const auto& b : rack.rows(rollout_id(out))) {
-      INFO(b.board << ": " << b.outcome << " " << b.message);
-      CHECK(b.outcome == (b.board == "pi-1" ? "install_failed" : "not_started"));
+      INFO(b.board << ": " << vocab::name(b.outcome) << " " << b.message);
+      CHECK(b.outcome == (b.board == "pi-1" ? vocab::Outcome::install_failed : vocab::Outcome::not_started));
       if (b.board == "pi-1") CHECK_THAT(b.message, Catch::Contains("is not signed"));
     }
     CHECK(sim::read_status(sim::BoardFiles{rack.dir / "pi-1"})->boots == boots1);  // never rebooted
@@ -261,8 +261,8 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
     CHECK(r.exit_code == 1);
     auto rows = rack.rows(rollout_id(out));
     for (const auto& b : rows) {
-      INFO(b.board << ": " << b.outcome << " " << b.message);
-      CHECK(b.outcome == (b.board == "pi-1" ? "rolled_back" : "not_started"));
+      INFO(b.board << ": " << vocab::name(b.outcome) << " " << b.message);
+      CHECK(b.outcome == (b.board == "pi-1" ? vocab::Outcome::rolled_back : vocab::Outcome::not_started));
     }
     CHECK_THAT(out, Catch::Contains("the remaining waves do not start"));
     CHECK(sim::read_status(sim::BoardFiles{rack.dir / "pi-2"})->boots == before2);
@@ -276,8 +276,8 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
     INFO(out);
     CHECK(r.exit_code == 1);
     for (const auto& b : rack.rows(rollout_id(out))) {
-      INFO(b.board << ": " << b.outcome << " " << b.message);
-      CHECK(b.outcome == (b.board == "pi-1" ? "rolled_back" : "not_started"));
+      INFO(b.board << ": " << vocab::name(b.outcome) << " " << b.message);
+      CHECK(b.outcome == (b.board == "pi-1" ? vocab::Outcome::rolled_back : vocab::Outcome::not_started));
       if (b.board == "pi-1") CHECK_THAT(b.message, Catch::Contains("tokens_per_s expected >= 1000000"));
     }
     for (const char* n : {"pi-1", "pi-2", "pi-3"}) CHECK(rack.release(n).ends_with("-fleet-qemu"));
@@ -304,7 +304,7 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
       if (text.find("rollout r") == std::string::npos) continue;
       id = rollout_id(text);
       for (const auto& b : rack.rows(id)) {
-        if (b.state == "await_boot" || b.state == "await_outcome" || b.state == "reboot") killed = true;
+        if (b.step == vocab::Step::await_boot || b.step == vocab::Step::await_outcome || b.step == vocab::Step::reboot) killed = true;
       }
       if (killed) ::kill(pid, SIGKILL);
     }
@@ -327,9 +327,9 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
     }
     CHECK(listed);
     for (const auto& b : rack.rows(id)) {
-      INFO(b.board << ": " << b.state << " " << b.outcome << " " << b.message);
-      CHECK(b.state == "done");
-      CHECK(b.outcome == "committed");
+      INFO(b.board << ": " << vocab::name(b.step) << " " << vocab::name(b.outcome) << " " << b.message);
+      CHECK(b.step == vocab::Step::done);
+      CHECK(b.outcome == vocab::Outcome::committed);
     }
     for (const char* n : {"pi-1", "pi-2", "pi-3"}) CHECK(rack.release(n).ends_with("-sim-stock"));
 

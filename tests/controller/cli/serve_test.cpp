@@ -29,8 +29,8 @@ TEST_CASE("fleetctl serve makes its CA and token and prints where they are, and 
     store::BoardRow b;
     b.rollout_id = "r1";
     b.board = "pi-1";
-    b.state = "done";
-    b.outcome = "committed";
+    b.step = vocab::Step::done;
+    b.outcome = vocab::Outcome::committed;
     REQUIRE((*st)->put_board(b));
   }
   std::atomic<bool> stop{false};

@@ -17,7 +17,7 @@ TEST_CASE("fleetctl status marks a figure measured on a hot or under-powered boa
     store::RolloutRow r;
     r.id = "r1";
     r.kernel_release = "6.1-new";
-    r.state = "done";
+    r.state = vocab::RolloutState::done;
     r.signed_by = "e78c5f502036d9ce";
     REQUIRE((*st)->put_rollout(r));
     const std::string checks = R"([{"property":"tokens_per_s","expected":">= 2.00","actual":"1.50","pass":false}])";
@@ -25,8 +25,8 @@ TEST_CASE("fleetctl status marks a figure measured on a hot or under-powered boa
       store::BoardRow row;
       row.rollout_id = "r1";
       row.board = b;
-      row.state = "done";
-      row.outcome = "committed";
+      row.step = vocab::Step::done;
+      row.outcome = vocab::Outcome::committed;
       REQUIRE((*st)->put_board(row));
     }
     REQUIRE((*st)->add_report({"pi-1", "r1", 1, "COMMITTED", "6.1-new", "", checks, 5, R"({"shape":"15m","tokens_per_s":70.5})"}));

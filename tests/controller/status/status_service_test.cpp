@@ -17,7 +17,7 @@ void seed(store::Store& st) {
   store::RolloutRow r;
   r.id = "r1";
   r.kernel_release = "6.1-new";
-  r.state = "stopped";
+  r.state = vocab::RolloutState::stopped;
   r.message = "1 of 1 boards failed in wave 1";
   r.serial = "1,100%";
   r.max_fail = "0%";
@@ -28,8 +28,8 @@ void seed(store::Store& st) {
     b.rollout_id = "r1";
     b.board = name;
     b.wave = wave;
-    b.state = "done";
-    b.outcome = outcome;
+    b.step = vocab::Step::done;
+    b.outcome = *vocab::outcome_from_name(outcome);
     b.running_release = "6.1-old";
     REQUIRE(st.put_board(b));
   }
@@ -107,7 +107,7 @@ TEST_CASE("the status service lists boards and rollouts, and streams board chang
       b.rollout_id = "r1";
       b.board = "pi-2";
       b.wave = 1;
-      b.state = "install";
+      b.step = vocab::Step::install;
       written = (*other)->put_board(b).has_value();
     });
     fleet::v1::RolloutEvent ev;
