@@ -427,7 +427,7 @@ class Loop {
   Loop(store::Store& store, const BoardFactory& factory, Executor& exec, const RowSink& sink,
        std::vector<RunnerBoard>& boards, const RunnerOptions& o)
       : store_(store), factory_(factory), exec_(exec), sink_(sink), boards_(boards), o_(o) {
-    watchers_ = o.watchers > 0 ? o.watchers : std::max(4, o.forks);
+    watchers_ = o.watchers > 0 ? o.watchers : std::max(16, o.forks);
     prestage_ = o.prestage && o.plan == Plan::update && o.slots == SlotPolicy::work;
   }
 

@@ -133,7 +133,7 @@ struct RunnerOptions {
   std::string kernel_release;           // the bundle's: boards that run and committed it are skipped
   MaxFail max_fail{};                   // per wave
   int forks = 5;                        // boards in SSH work at once
-  int watchers = 0;                     // polls at once (0: max(4, forks))
+  int watchers = 0;                     // polls at once (0: max(16, forks)): a poll is one short SSH call
   bool prestage = true;                 // push the next wave's bundle while a wave is on trial
   SlotPolicy slots = SlotPolicy::work;
   Timeouts timeouts;

@@ -365,7 +365,7 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   ropt.forks = o.forks;
   ropt.prestage = o.prestage;
   ropt.timeouts = o.timeouts;
-  auto executor = thread_executor(o.forks + std::max(4, o.forks));
+  auto executor = thread_executor(o.forks + std::max(16, o.forks));
   std::optional<LiveView> live;
   if (o.live) live.emplace(out, boards);
   RowSink sink = [&](const store::BoardRow& row) {
@@ -437,7 +437,7 @@ Result<RolloutSummary> run_rollback(const RollbackOptions& o, std::ostream& out)
   ropt.max_fail = MaxFail{true, 100};  // one wave: every board is asked, whatever the others do
   ropt.forks = o.forks;
   ropt.timeouts = o.timeouts;
-  auto executor = thread_executor(o.forks + std::max(4, o.forks));
+  auto executor = thread_executor(o.forks + std::max(16, o.forks));
   RowSink sink = [&](const store::BoardRow& row) { out << board_line(row) << "\n" << std::flush; };
   RolloutRunner runner(*store, factory, *executor, sink);
   auto result = runner.run(boards, ropt, &ro);
