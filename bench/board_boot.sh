@@ -40,8 +40,24 @@ all:
     pi-1: {port: $port}
 EOF
 t0=$(date +%s.%N)
+# Each saved step is a line ("[wave 1] pi-1 install"): stamped as it comes, they give the
+# time of every step, the figures bench/rollout_sim takes with --steps.
+set -o pipefail
 FLEETCTL_STATE=$rack/fleet.db $fleetctl rollout --bundle build/bundles/qemu-virt --inventory "$rack/inventory.yml" \
   --accept-new-host-keys --known-hosts "$rack/known_hosts" --listen 127.0.0.1:$((port + 1)) \
-  --report-address 10.0.2.2:$((port + 1)) >"$rack/rollout.log" 2>&1 || { tail -20 "$rack/rollout.log"; exit 1; }
+  --report-address 10.0.2.2:$((port + 1)) 2>&1 | while IFS= read -r line; do echo "$(date +%s.%N) $line"; done \
+  >"$rack/rollout.log" || { tail -20 "$rack/rollout.log"; exit 1; }
 t1=$(date +%s.%N)
 printf '  rollout of one board: %.1f s (push agent and bundle, install, tryboot, verify, commit)\n' "$(echo "$t1 - $t0" | bc)"
+echo "== its steps (seconds from entering one to entering the next)"
+python3 - "$rack/rollout.log" <<'PY'
+import sys
+steps = []
+for line in open(sys.argv[1]):
+    t, _, rest = line.rstrip("\n").partition(" ")
+    words = rest.split()
+    if len(words) >= 4 and words[0] == "[wave" and words[2] == "pi-1":
+        steps.append((float(t), words[3].rstrip(":")))
+for (t, name), (t2, _) in zip(steps, steps[1:]):
+    print(f"  {name:<14} {t2 - t:6.1f}")
+PY

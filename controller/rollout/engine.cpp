@@ -201,6 +201,7 @@ struct Live {
   bool down = false;         // counted in its group's boards down (from leaving staged to done)
   bool polling = false;      // its job is a poll (holds a watcher)
   int reentries = 0;
+  bool timed = false;        // its step's deadline runs (from the step's first job, not from entering it)
   Clock::time_point deadline = Clock::time_point::max();
   Clock::time_point due{};   // when its next poll or retry is due
   JobResult result;
@@ -438,7 +439,6 @@ class Loop {
     for (const auto& b : boards_) waves = std::max(waves, b.row.wave + 1);
     wave_size_.assign(waves, 0);
     wave_done_.assign(waves, 0);
-    const auto now = exec_.now();
     for (std::size_t i = 0; i < boards_.size(); ++i) {
       auto& b = boards_[i].row;
       Live& l = live_[i];
@@ -460,7 +460,6 @@ class Loop {
       }
       if (to != b.step) dirty_.push_back(i);
       b.step = l.step = to;
-      if (auto t = info(to).timeout) l.deadline = now + o_.timeouts.*t;
       if (to == Step::done) {
         ++wave_done_[b.wave];
         continue;
@@ -480,13 +479,9 @@ class Loop {
       for (auto& job : runnable_) submit(job);
       runnable_.clear();
       if (in_flight_ == 0 && due_work_.empty() && due_watch_.empty()) {
-        if (!finished()) {
-          // Nothing can move: a bug in the table or here. Say so rather than hang.
-          for (auto& l : live_)
-            if (l.step != Step::done) finish(l, Outcome::failed, std::string("stuck in step ") + vocab::name(l.step));
-          flush();
-        }
-        break;
+        if (finished()) break;
+        resolve_stuck();
+        continue;
       }
       for (std::size_t i : exec_.wait(next_wake())) complete(live_[i]);
     }
@@ -509,6 +504,26 @@ class Loop {
   }
 
  private:
+  // Nothing runs and nothing is due, yet boards are not done. Staged boards of the open wave
+  // whose group has a board in doubt (failed after its reboot command, maybe down) are not
+  // changed; anything else that cannot move is a bug here, said rather than hung.
+  void resolve_stuck() {
+    bool open_wave_waits = false;
+    for (auto& l : live_) open_wave_waits = open_wave_waits || (l.step != Step::done && wave(l) <= open_);
+    for (auto& l : live_) {
+      if (l.step == Step::done || (open_wave_waits && wave(l) > open_)) continue;
+      const auto& b = boards_[l.index];
+      if (l.step == Step::staged && !b.group.empty() && !group_has_room(l)) {
+        finish(l, Outcome::not_started,
+               "not changed: group " + b.group + " has " + std::to_string(down_[b.group]) +
+                   " board(s) that failed after their reboot command and may be down (fleet_group_max_down " +
+                   std::to_string(b.group_max_down) + ")");
+      } else {
+        finish(l, Outcome::failed, std::string("stuck in step ") + vocab::name(l.step));
+      }
+    }
+  }
+
   struct Runnable {
     std::size_t index;
     std::function<void()> job;
@@ -555,9 +570,10 @@ class Loop {
 
   // Enters a step: the row is saved with the others of this pass, before any job starts.
   void enter(Live& l, Step to) {
-    if (to != l.step) {
-      auto t = info(to).timeout;
-      l.deadline = t ? exec_.now() + o_.timeouts.*t : Clock::time_point::max();
+    const Step from = l.step;
+    if (to != from) {
+      l.timed = false;
+      l.deadline = Clock::time_point::max();
     }
     l.step = to;
     auto& r = row(l);
@@ -567,7 +583,12 @@ class Loop {
     if (l.has_slot && kind != Kind::work && (o_.slots == SlotPolicy::work || to == Step::done)) release(l);
     if (to == Step::done) {
       ++wave_done_[r.wave];
-      if (l.down) {
+      // A board that failed after its reboot command without a verdict may still be down:
+      // it keeps its group's place (the group's other boards are then not changed).
+      const bool in_doubt = (from == Step::reboot || from == Step::await_boot || from == Step::await_outcome) &&
+                            r.outcome != Outcome::committed && r.outcome != Outcome::rolled_back &&
+                            r.outcome != Outcome::boot_failed && r.outcome != Outcome::install_failed;
+      if (l.down && !in_doubt) {
         l.down = false;
         --down_[boards_[l.index].group];
       }
@@ -698,6 +719,13 @@ class Loop {
     l.in_flight = true;
     l.polling = job.poll;
     ++in_flight_;
+    if (!l.timed) {
+      // The step's bound starts with its first try: a resumed board waiting for its wave or
+      // a slot has not used any of it.
+      auto t = info(l.step).timeout;
+      l.deadline = t ? exec_.now() + o_.timeouts.*t : Clock::time_point::max();
+      l.timed = true;
+    }
     exec_.submit(job.index, std::move(job.job));
   }
 
@@ -840,15 +868,24 @@ class Loop {
     result_.saves += static_cast<std::int64_t>(rows.size());
     if (!saved) {
       save_error_ = "the state database could not save: " + saved.error().message;
+      std::vector<std::size_t> again;
       for (auto i : batch) {
         Live& l = live_[i];
-        if (l.step == Step::done) continue;
+        if (l.step == Step::done) {
+          again.push_back(i);  // its outcome: tried again with the next save
+          continue;
+        }
+        if (info(l.step).kind == Kind::watch) {
+          // Its reboot command went out: it is watched to its verdict whatever the file does.
+          again.push_back(i);
+          continue;
+        }
         unschedule(l);
         row(l).outcome = Outcome::failed;
         row(l).message = save_error_ + " (stopped before the step's work)";
         enter(l, Step::done);
       }
-      dirty_.clear();  // those saves would fail the same way; the message is in the result
+      dirty_ = std::move(again);
     }
     for (auto i : batch) sink_(boards_[i].row);
   }

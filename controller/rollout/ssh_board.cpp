@@ -50,6 +50,12 @@ Result<Inspection> SshBoard::inspect() {
 Result<void> SshBoard::push_agent(const std::string& token) {
   auto* s = FLEET_TRY(session());
   if (!agent_current_) {
+    // This object may not be the one that inspected the board (a slot is given up while a
+    // board waits at staged): the board's agent is looked at again before it is replaced.
+    auto sum = FLEET_TRY(s->run({"sha256sum", k_remote_agent}, 30s));
+    agent_current_ = sum.exit_status == 0 && sum.out.substr(0, 64) == payload_.agent_sha256;
+  }
+  if (!agent_current_) {
     FLEET_TRY(s->check({"mkdir", "-p", "/usr/local/bin"}, 30s));
     FLEET_TRY(s->upload(payload_.agent, k_remote_agent));
     FLEET_TRY(s->check({"chmod", "0755", k_remote_agent}, 30s));
@@ -93,7 +99,10 @@ Result<void> SshBoard::push_bundle() {
   // list): the sha256 of the tar it came from. The same tar already unpacked is not sent
   // again (a resumed rollout, a pre-staged board).
   const std::string stamp = dir + ".tar-sha256";
-  if (auto have = s->run({"cat", stamp}, 30s); have && have->exit_status == 0 && trimmed(have->out) == payload_.bundle_tar_sha256) {
+  // The stamp counts only with the unpacked manifest beside it (a folder removed by hand
+  // leaves its stamp behind); the agent checks every file against the manifest at install.
+  if (auto have = s->run({"sh", "-c", "test -f " + dir + "/manifest.json && cat " + stamp}, 30s);
+      have && have->exit_status == 0 && trimmed(have->out) == payload_.bundle_tar_sha256) {
     return {};
   }
   FLEET_TRY(s->check({"mkdir", "-p", incoming, k_remote_bundles}, 30s));
@@ -103,13 +112,7 @@ Result<void> SshBoard::push_bundle() {
     session_.reset();  // a broken transfer leaves a dead session; the retry reconnects and resumes
     return std::unexpected(r.error());
   }
-  // What arrived is what was sent: a resumed upload appends to what the last one left.
-  auto sum = trimmed(FLEET_TRY(s->check({"sha256sum", tar}, 300s)));
-  if (sum.substr(0, 64) != payload_.bundle_tar_sha256) {
-    FLEET_TRY(s->check({"rm", "-f", tar}, 30s));
-    return fail(Errc::mismatch, "board " + endpoint_.name + ": the uploaded bundle has sha256 " + sum.substr(0, 64) +
-                                    ", not " + payload_.bundle_tar_sha256 + " (removed; the next rollout sends it again)");
-  }
+  // upload() checked the board's sha256 of what arrived before naming it `tar`.
   FLEET_TRY(s->check({"rm", "-rf", dir}, 60s));
   FLEET_TRY(s->check({"mkdir", "-p", dir}, 30s));
   // Not the archive's owners and modes (GNU tar drops setuid bits with these; busybox tar

@@ -238,9 +238,11 @@ Result<UploadResult> Session::upload(const std::filesystem::path& local, const s
   // The board's own sha256 of what arrived, before the part takes the real name.
   auto out = FLEET_TRY(check({"sha256sum", part}, std::chrono::seconds(300)));
   if (out.substr(0, 64) != res.sha256) {
-    (void)run({"rm", "-f", part}, std::chrono::seconds(30));
+    auto removed = run({"rm", "-f", part}, std::chrono::seconds(30));
+    const bool gone = removed && removed->exit_status == 0;
     return std::unexpected(error(Errc::mismatch, "sha256 of " + part + " on the board differs from " + local.string() +
-                                                     "; the part was removed, upload again"));
+                                                     (gone ? "; the part was removed, upload again"
+                                                           : "; the part could not be removed (remove it, then upload again)")));
   }
   FLEET_TRY(check({"mv", "-f", part, remote}, std::chrono::seconds(30)));
   return res;

@@ -280,7 +280,19 @@ Result<void> Store::put_boards(std::span<const BoardRow* const> rows) {
     }
     return written;
   }
-  return exec("COMMIT");
+  return commit_or_roll_back();
+}
+
+// A COMMIT that fails (a full disk, an I/O error) may leave the transaction open, and every
+// later BEGIN would fail with it: it is rolled back, so the next write can succeed.
+Result<void> Store::commit_or_roll_back() {
+  auto committed = exec("COMMIT");
+  if (!committed && !sqlite3_get_autocommit(D(db_))) {
+    if (auto undone = exec("ROLLBACK"); !undone) {
+      return fail(Errc::io, committed.error().message + "; the rollback failed too: " + undone.error().message);
+    }
+  }
+  return committed;
 }
 
 Result<std::vector<BoardRow>> Store::boards(const std::string& rollout_id) {
@@ -371,7 +383,7 @@ Result<bool> Store::accept_report(const ReportRow& r) {
     }
     return done;
   }
-  FLEET_TRY(exec("COMMIT"));
+  FLEET_TRY(commit_or_roll_back());
   return done;
 }
 

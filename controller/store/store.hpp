@@ -99,6 +99,7 @@ class Store {
  private:
   Store() = default;
   Result<void> exec(const std::string& sql);
+  Result<void> commit_or_roll_back();
   Result<void> migrate();
   void* db_ = nullptr;  // sqlite3*
   std::filesystem::path file_;

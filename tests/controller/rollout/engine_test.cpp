@@ -388,6 +388,7 @@ TEST_CASE("slots are for work: rebooting boards hold none, and the next wave is 
   CHECK(r.committed == 9);
   CHECK(r.max_in_work == 2);
   CHECK(r.max_watching <= 3);
+  CHECK(r.max_watching >= 1);
   // Pre-staged: wave 2's uploads ran while the canary was on trial, its installs after the
   // canary's verdict.
   const auto canary_verdict = *rack.fake(1).last("agent_view");
@@ -487,12 +488,13 @@ TEST_CASE("group_order: the batches --dry-run shows") {
 TEST_CASE("a failed save stops the boards it concerns, before their work") {
   Rack rack({1, 3});
   // The state file loses its table under the controller (as a full disk or an outside hand
-  // would make every write fail) while the canary is on trial.
+  // would make every write fail) once the canary's reboot command went out: the canary is
+  // still watched to its verdict, the next wave's boards never start.
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open((rack.dir / "fleet.db").c_str(), &db) == SQLITE_OK);
   bool broken = false;
   rack.on_save = [&](const store::BoardRow& r) {
-    if (!broken && r.board == "pi-1" && r.step == Step::await_outcome) {
+    if (!broken && r.board == "pi-1" && r.step == Step::await_boot) {
       broken = true;
       REQUIRE(sqlite3_exec(db, "DROP TABLE boards", nullptr, nullptr, nullptr) == SQLITE_OK);
     }
@@ -551,4 +553,88 @@ TEST_CASE("is_failure: what counts against a wave's gate") {
   for (auto o : {Outcome::rolled_back, Outcome::boot_failed, Outcome::install_failed, Outcome::unreachable,
                  Outcome::auth_refused, Outcome::host_key, Outcome::timeout, Outcome::failed})
     CHECK(is_failure(o));
+}
+
+TEST_CASE("the gate closes while the next wave is still uploading: those boards stop when their upload ends") {
+  Rack rack({1, 3});
+  rack.fake(1).verdict = AgentPhase::boot_failed;
+  // Uploads that outlast the canary's trial (about 22 s).
+  RunnerOptions o;
+  o.forks = 4;
+  BoardFactory factory = [&](const store::BoardRow& r) -> Result<std::unique_ptr<BoardIO>> {
+    struct Slow : Handle {
+      using Handle::Handle;
+      Result<void> push_bundle() override { return b.call("push_bundle", 60000ms); }
+    };
+    if (r.board == "pi-1") return std::unique_ptr<BoardIO>(std::make_unique<Handle>(rack.fakes.at(r.board)));
+    return std::unique_ptr<BoardIO>(std::make_unique<Slow>(rack.fakes.at(r.board)));
+  };
+  RolloutRunner runner(*rack.store, factory, rack.exec, [](const store::BoardRow&) {});
+  o.kernel_release = k_new;
+  auto r = runner.run(rack.boards, o);
+  CHECK(r.state == RolloutState::stopped);
+  for (int i = 2; i <= 4; ++i) {
+    INFO("pi-" << i);
+    CHECK(rack.fake(i).count("push_bundle") == 1);
+    CHECK(rack.fake(i).count("push_agent") == 0);
+    CHECK(rack.row(i).outcome == Outcome::not_started);
+  }
+  // They were in flight when the gate closed: the rollout ended after their uploads.
+  CHECK(rack.exec.now() - Executor::Clock::time_point{} > 60s);
+}
+
+TEST_CASE("a group member in doubt after its reboot command holds its group: the rest are not changed") {
+  Rack rack({3});
+  rack.boards[0].group = rack.boards[1].group = "rpc-a";
+  rack.fake(1).reboots = false;  // its boot_id never changes: in doubt, maybe down
+  RunnerOptions o;
+  o.max_fail = MaxFail{true, 100};
+  o.timeouts.boot = 60s;
+  auto r = rack.run(o);
+  CHECK(rack.row(1).outcome == Outcome::timeout);
+  CHECK(rack.row(2).outcome == Outcome::not_started);
+  CHECK_THAT(rack.row(2).message, Catch::Contains("group rpc-a"));
+  CHECK(rack.fake(2).count("push_agent") == 0);
+  CHECK(rack.fake(2).count("install") == 0);
+  CHECK(rack.row(3).outcome == Outcome::committed);  // not in the group: not held back
+  CHECK(r.failed == 1);
+  CHECK(r.not_started == 1);
+}
+
+TEST_CASE("a group member whose trial ends in a verdict gives its place to the next") {
+  Rack rack({2});
+  rack.boards[0].group = rack.boards[1].group = "rpc-a";
+  rack.fake(1).verdict = AgentPhase::rolled_back;  // the board is up again, on its old kernel
+  RunnerOptions o;
+  o.max_fail = MaxFail{true, 100};
+  rack.run(o);
+  CHECK(rack.row(1).outcome == Outcome::rolled_back);
+  CHECK(rack.row(2).outcome == Outcome::committed);
+}
+
+TEST_CASE("resume a rollback whose request never reached the agent: asked once, then watched") {
+  Rack rack({1});
+  rack.fake(1).release = rack.fake(1).committed = k_new;
+  rack.row(1).step = Step::request_rollback;
+  rack.row(1).agent_sequence = 5;  // the agent's count when the controller died: nothing since
+  RunnerOptions o;
+  o.plan = Plan::rollback;
+  o.max_fail = MaxFail{true, 100};
+  rack.run(o);
+  CHECK(rack.row(1).outcome == Outcome::rolled_back);
+  CHECK(rack.fake(1).count("rollback") == 1);
+  CHECK(rack.saved["pi-1"] == Steps{"await_outcome", "request_rollback", "await_boot", "await_outcome", "done"});
+}
+
+TEST_CASE("a resumed board's step bound starts with its first try, not while it waits for its wave") {
+  Rack rack({1, 1});
+  rack.row(2).step = Step::connect;     // resumed in the next wave, behind a canary of about 22 s
+  rack.fake(2).unreachable_connects = 3;  // then answers, 6 s into its connect
+  RunnerOptions o;
+  o.prestage = false;
+  o.timeouts.connect = 10s;
+  auto r = rack.run(o);
+  CHECK(rack.row(2).outcome == Outcome::committed);
+  CHECK(r.committed == 2);
+  CHECK(*rack.fake(2).first("connect") > *rack.fake(1).last("agent_view"));
 }
