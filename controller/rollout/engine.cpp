@@ -707,7 +707,15 @@ class Loop {
     store::BoardRow* r = &row(l);
     const RunnerOptions* o = &o_;
     Step step = l.step;
-    return [&l, io, r, o, step, own = std::move(own)] { l.result = run_step(step, *io, *r, *o); };
+    return [&l, io, r, o, step, own = std::move(own)] {
+      // A throw on a worker thread would end the process: it fails this board instead.
+      try {
+        l.result = run_step(step, *io, *r, *o);
+      } catch (const std::exception& e) {
+        l.result = JobResult{Event::failed, Outcome::failed, std::string("internal error in step ") + vocab::name(step) +
+                                                                 ": " + e.what(), Errc::io};
+      }
+    };
   }
 
   void submit(Runnable& job) {

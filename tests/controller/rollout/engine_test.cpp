@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <functional>
+#include <atomic>
 #include <map>
+#include <thread>
 
 #include "controller/rollout/engine.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -637,4 +639,74 @@ TEST_CASE("a resumed board's step bound starts with its first try, not while it 
   CHECK(rack.row(2).outcome == Outcome::committed);
   CHECK(r.committed == 2);
   CHECK(*rack.fake(2).first("connect") > *rack.fake(1).last("agent_view"));
+}
+
+TEST_CASE("the thread executor: the same engine with real threads and the steady clock") {
+  // Boards whose every call takes a millisecond of real time; each has its own state, and the
+  // engine never gives one board two jobs at once.
+  struct Quick : BoardIO {
+    struct State {
+      std::atomic<int> jobs{0};
+      int boot = 1;
+      std::uint64_t seq = 1;
+      bool committed = false;
+      bool overlapped = false;
+    };
+    State& s;
+    explicit Quick(State& st) : s(st) {}
+    Result<void> step() {
+      if (++s.jobs > 1) s.overlapped = true;
+      std::this_thread::sleep_for(1ms);
+      --s.jobs;
+      return {};
+    }
+    Result<void> connect() override { return step(); }
+    Result<Inspection> inspect() override {
+      FLEET_TRY(step());
+      return Inspection{"6.1-old", "b" + std::to_string(s.boot), "6.1-old", s.seq, true};
+    }
+    Result<void> push_agent(const std::string&) override { return step(); }
+    Result<void> push_bundle() override { return step(); }
+    Result<void> install(const std::string&) override { return step(); }
+    Result<void> tryboot() override {
+      FLEET_TRY(step());
+      ++s.boot;
+      s.committed = true;
+      ++s.seq;
+      return {};
+    }
+    Result<void> rollback() override { return step(); }
+    Result<std::string> boot_id() override {
+      FLEET_TRY(step());
+      return "b" + std::to_string(s.boot);
+    }
+    Result<AgentView> agent_view() override {
+      FLEET_TRY(step());
+      return AgentView{AgentState::idle, s.committed ? AgentPhase::committed : AgentPhase::none, "", k_new, s.seq};
+    }
+  };
+  Rack rack({1, 19});
+  std::map<std::string, Quick::State> states;
+  for (const auto& b : rack.boards) states[b.row.board];
+  BoardFactory factory = [&](const store::BoardRow& r) -> Result<std::unique_ptr<BoardIO>> {
+    return std::unique_ptr<BoardIO>(std::make_unique<Quick>(states.at(r.board)));
+  };
+  auto exec = thread_executor(3 + 4);
+  RolloutRunner runner(*rack.store, factory, *exec, [](const store::BoardRow&) {});
+  RunnerOptions o;
+  o.kernel_release = k_new;
+  o.forks = 3;
+  o.watchers = 4;
+  o.timeouts.poll = 5ms;
+  auto r = runner.run(rack.boards, o);
+  CHECK(r.committed == 20);
+  CHECK(r.max_in_work == 3);
+  CHECK(r.max_watching <= 4);
+  for (auto& [name, st] : states) {
+    INFO(name);
+    CHECK_FALSE(st.overlapped);
+  }
+  auto stored = rack.store->boards("r1");
+  REQUIRE(stored);
+  for (const auto& b : *stored) CHECK(b.outcome == Outcome::committed);
 }
