@@ -11,7 +11,7 @@
 #               THP madvise against always. TCG is not a Pi: these show that the switches
 #               work, not what they are worth on a board.
 # Options:
-#   --cold        first build everything in an empty ccache and fleetctl cache (about an hour)
+#   --cold        first build everything in an empty ccache and fleetctl cache (over 2 hours)
 #   --fresh-tree  first build rpi5 in an empty fleetctl cache with the ccache as it is (the
 #                 figure a CI machine that keeps its ccache pays)
 #   --stock       also build a stock bcm2712_defconfig Image with plain make (30-40 min cold)
