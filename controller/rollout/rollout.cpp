@@ -141,8 +141,9 @@ class LiveView {
   int drawn_ = 0;
 };
 
-// fleet_group and fleet_group_max_down of a host: boards that serve one model together.
-Result<std::pair<std::string, int>> group_of(const inventory::Host& h) {
+}  // namespace
+
+Result<std::pair<std::string, int>> board_group(const inventory::Host& h) {
   std::string group;
   int max_down = 1;
   if (auto it = h.vars.find("fleet_group"); it != h.vars.end()) group = it->second;
@@ -162,8 +163,6 @@ Result<std::pair<std::string, int>> group_of(const inventory::Host& h) {
   }
   return std::pair{group, max_down};
 }
-
-}  // namespace
 
 std::string signature_refusal(const std::vector<std::string>& board_keys, const std::string& bundle_signer,
                               const std::string& added_key) {
@@ -225,7 +224,10 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   } else {
     auto hosts = FLEET_TRY(inventory::select(inv, o.limit));
     // Every board's measurement options, checked before anything is written or touched.
-    for (const auto* h : hosts) FLEET_TRY(bench_install_args(*h));
+    for (const auto* h : hosts) {
+      FLEET_TRY(bench_install_args(*h));
+      FLEET_TRY(board_group(*h));
+    }
     auto waves = plan_waves(hosts.size(), serial);
     ro.id = "r" + std::to_string(store::now_ms() / 1000) + "-" + random_hex(3);
     ro.bundle = stdfs::absolute(o.bundle).string();
@@ -263,7 +265,7 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   // Groups come from the inventory as it is now (on --resume too); a board no longer in it
   // fails when its turn comes, with the reason.
   for (auto& b : boards) {
-    if (const auto* h = inv.find(b.row.board)) std::tie(b.group, b.group_max_down) = FLEET_TRY(group_of(*h));
+    if (const auto* h = inv.find(b.row.board)) std::tie(b.group, b.group_max_down) = FLEET_TRY(board_group(*h));
   }
 
   Payload payload;

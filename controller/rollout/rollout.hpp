@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/error.hpp"
+#include "controller/inventory/inventory.hpp"
 #include "controller/rollout/engine.hpp"
 #include "controller/ssh/ssh.hpp"
 
@@ -49,6 +50,11 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& options, std::ostream& 
 // `bundle_signer` ("" if unsigned). For --dry-run. Pure.
 std::string signature_refusal(const std::vector<std::string>& board_keys, const std::string& bundle_signer,
                               const std::string& added_key);
+
+// fleet_group and fleet_group_max_down of a host (boards that serve one model together):
+// the group ("" none) and how many of it may be changed at once (default 1). Errors name the
+// host and where the inventory mentions it. Pure.
+Result<std::pair<std::string, int>> board_group(const inventory::Host& host);
 
 struct RollbackOptions {
   std::filesystem::path inventory;
