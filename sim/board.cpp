@@ -372,13 +372,17 @@ Result<void> run_board(const RunOptions& o, const std::atomic<bool>& stop) {
       if (line.find(k_restart_line) != std::string_view::npos) seen.restart = true;
       if (line.find(k_power_down_line) != std::string_view::npos) seen.power_down = true;
       if (line.find(k_watchdog_fired_line) != std::string_view::npos) seen.watchdog_fired = true;
-      if (auto at = line.find(k_alive_line); at != std::string_view::npos) {
+      // The release from the kernel's own banner, printed before userland: the "up" line is
+      // echoed by a unit while systemd writes to the same console, and can come out
+      // interleaved with its messages (CI saw a board whose release was never recorded).
+      constexpr std::string_view k_banner = "Linux version ";
+      if (auto at = line.find(k_banner); at != std::string_view::npos && st.release.empty()) {
+        std::string_view rest = line.substr(at + k_banner.size());
+        st.release = std::string(rest.substr(0, rest.find_first_of(" \r")));
+      }
+      if (line.find(k_alive_line) != std::string_view::npos) {
         seen.alive = true;
         st.state = "up";
-        std::string_view rest = line.substr(at + std::string_view(k_alive_line).size());
-        while (!rest.empty() && (rest.front() == ' ')) rest.remove_prefix(1);
-        while (!rest.empty() && (rest.back() == '\r' || rest.back() == ' ')) rest.remove_suffix(1);
-        st.release = std::string(rest);
         (void)write_status(b, st, qemu_pid);  // best effort: progress only
       }
       if (line.find(k_ready_line) != std::string_view::npos) {
