@@ -6,7 +6,6 @@
 #include <array>
 #include <cstdlib>
 #include <iostream>
-#include <google/protobuf/util/json_util.h>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -24,6 +23,7 @@
 #include "controller/tls/authority.hpp"
 #include "controller/tls/secret.hpp"
 #include "common/rpc/rpc.hpp"
+#include "proto/codec.hpp"
 #include "proto/fleet.grpc.pb.h"
 #include "controller/store/store.hpp"
 #include "controller/kernel/build.hpp"
@@ -649,76 +649,44 @@ int rollback_cmd(const std::vector<std::string>& argv, std::ostream& out, std::o
 std::atomic<bool> g_stop{false};
 void on_stop_signal(int) { g_stop = true; }
 
-nlohmann::json board_json(const fleet::v1::BoardStatus& b) {
-  nlohmann::json checks = nlohmann::json::array();
-  for (const auto& c : b.checks()) {
-    checks.push_back({{"property", c.property()}, {"expected", c.expected()}, {"actual", c.actual()},
-                      {"pass", c.pass()}, {"detail", c.detail()}, {"warning", c.warning()}});
-  }
-  nlohmann::json j = {{"board", b.board()},     {"rollout", b.rollout_id()},         {"wave", b.wave() + 1},
-                      {"step", b.step()},       {"outcome", b.outcome()},            {"kernel_release", b.kernel_release()},
-                      {"message", b.message()}, {"updated_unix_ms", b.updated_unix_ms()}, {"checks", checks},
-                      {"throughput", nullptr}};
-  if (b.has_throughput()) {
-    std::string text;
-    google::protobuf::util::JsonPrintOptions o;
-    o.preserve_proto_field_names = true;
-    o.always_print_primitive_fields = true;
-    if (google::protobuf::util::MessageToJsonString(b.throughput(), &text, o).ok()) {
-      j["throughput"] = nlohmann::json::parse(text, nullptr, false);
-    }
-  }
-  return j;
-}
-
 // "6.84 t/s 7b" for the status table: the probe's rate and shape, llama-bench's tg rate if it ran.
-std::string throughput_cell(const nlohmann::json& t) {
-  if (!t.is_object()) return "-";
+std::string throughput_cell(const fleet::v1::BoardStatus& b) {
+  if (!b.has_throughput()) return "-";
+  const auto& t = b.throughput();
   char buf[96];
-  const double tg = t.value("llama_tg_ts", 0.0);
-  if (tg > 0) {
-    std::snprintf(buf, sizeof buf, "%.2f t/s llama-bench", tg);
+  if (t.llama_tg_ts() > 0) {
+    std::snprintf(buf, sizeof buf, "%.2f t/s llama-bench", t.llama_tg_ts());
   } else {
-    std::snprintf(buf, sizeof buf, "%.2f t/s %s", t.value("tokens_per_s", 0.0), t.value("shape", std::string()).c_str());
+    std::snprintf(buf, sizeof buf, "%.2f t/s %s", t.tokens_per_s(), t.shape().c_str());
   }
   // The board's condition when it was measured, when it explains a low figure.
   std::string cell = buf;
-  if (t.value("undervoltage", false)) cell += " UNDERVOLT";
-  if (t.contains("temperature_c") && t["temperature_c"].is_number() && t["temperature_c"].get<double>() >= 80.0) {
-    std::snprintf(buf, sizeof buf, " HOT %.0fC", t["temperature_c"].get<double>());
+  if (t.has_undervoltage() && t.undervoltage()) cell += " UNDERVOLT";
+  if (t.has_temperature_c() && t.temperature_c() >= 80.0) {
+    std::snprintf(buf, sizeof buf, " HOT %.0fC", t.temperature_c());
     cell += buf;
   }
   return cell;
-}
-
-nlohmann::json rollout_json(const fleet::v1::RolloutStatus& r) {
-  return {{"id", r.id()},         {"kernel_release", r.kernel_release()}, {"state", r.state()}, {"message", r.message()},
-          {"serial", r.serial()}, {"max_fail", r.max_fail()},             {"signed_by", r.signed_by()}};
 }
 
 // What `fleetctl status` shows, from the state database or from a running `fleetctl serve`.
 class StatusSource {
  public:
   virtual ~StatusSource() = default;
-  virtual Result<std::pair<nlohmann::json, nlohmann::json>> read() = 0;  // boards, rollouts
+  virtual Result<fleet::v1::StatusSnapshot> read() = 0;
 };
 
 class DatabaseSource final : public StatusSource {
  public:
   explicit DatabaseSource(std::unique_ptr<store::Store> st) : st_(std::move(st)) {}
-  Result<std::pair<nlohmann::json, nlohmann::json>> read() override {
+  Result<fleet::v1::StatusSnapshot> read() override {
     auto boards = st_->latest_boards();
     auto rollouts = st_->rollouts(10);
     if (!boards || !rollouts) return fail(Errc::io, "cannot read " + st_->file().string());
-    nlohmann::json jb = nlohmann::json::array();
-    for (const auto& b : *boards) jb.push_back(board_json(controller::board_status(*st_, b)));
-    nlohmann::json jr = nlohmann::json::array();
-    for (const auto& r : *rollouts) {
-      fleet::v1::RolloutStatus s;
-      controller::fill_rollout(*st_, r, &s, false);
-      jr.push_back(rollout_json(s));
-    }
-    return std::pair{jb, jr};
+    fleet::v1::StatusSnapshot snap;
+    for (const auto& b : *boards) *snap.add_boards() = controller::board_status(*st_, b);
+    for (const auto& r : *rollouts) controller::fill_rollout(*st_, r, snap.add_rollouts(), false);
+    return snap;
   }
 
  private:
@@ -730,7 +698,7 @@ class ServiceSource final : public StatusSource {
  public:
   ServiceSource(std::string address, std::shared_ptr<grpc::Channel> channel, std::string token)
       : address_(std::move(address)), stub_(fleet::v1::StatusService::NewStub(channel)), token_(std::move(token)) {}
-  Result<std::pair<nlohmann::json, nlohmann::json>> read() override {
+  Result<fleet::v1::StatusSnapshot> read() override {
     auto call = [&](auto method, const auto& request, auto& response) -> Result<void> {
       grpc::ClientContext ctx;
       ctx.AddMetadata(rpc::k_auth_key, std::string(rpc::k_bearer) + token_);
@@ -748,11 +716,10 @@ class ServiceSource final : public StatusSource {
     req.set_limit(10);
     fleet::v1::ListRolloutsResponse rollouts;
     FLEET_TRY(call(&fleet::v1::StatusService::Stub::ListRollouts, req, rollouts));
-    nlohmann::json jb = nlohmann::json::array();
-    for (const auto& b : boards.boards()) jb.push_back(board_json(b));
-    nlohmann::json jr = nlohmann::json::array();
-    for (const auto& r : rollouts.rollouts()) jr.push_back(rollout_json(r));
-    return std::pair{jb, jr};
+    fleet::v1::StatusSnapshot snap;
+    *snap.mutable_boards() = std::move(*boards.mutable_boards());
+    *snap.mutable_rollouts() = std::move(*rollouts.mutable_rollouts());
+    return snap;
   }
 
  private:
@@ -834,35 +801,38 @@ int status_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ost
       err << "fleetctl status: " << read.error().message << "\n";
       return k_exit_failed;
     }
-    auto [jb, jr] = std::move(*read);
+    const auto& snap = *read;
     if (a->flag("json")) {
-      out << nlohmann::json{{"boards", jb}, {"rollouts", jr}}.dump() << "\n";
+      // fleet.v1.StatusSnapshot through the one codec: the StatusService's own field names.
+      auto text = wire::to_json(snap);
+      if (!text) {
+        err << "fleetctl status: " << text.error().message << "\n";
+        return k_exit_failed;
+      }
+      out << *text << "\n";
     } else {
       if (watch && &out == &std::cout && ::isatty(STDOUT_FILENO)) out << "\033[H\033[2J";
       out << "BOARD         KERNEL                      OUTCOME       THROUGHPUT             VERIFICATION\n";
       std::vector<std::string> warnings;  // said in full under the table
-      for (const auto& b : jb) {
+      for (const auto& b : snap.boards()) {
         std::string verification;
-        for (const auto& c : b["checks"]) {
-          const bool warned = !c.value("warning", std::string()).empty();
-          verification += c["property"].get<std::string>() + (!c["pass"].get<bool>() ? " FAIL  " : warned ? " WARN  " : " ok  ");
-          if (warned) warnings.push_back(b["board"].get<std::string>() + ": " + c["warning"].get<std::string>());
+        for (const auto& c : b.checks()) {
+          const bool warned = !c.warning().empty();
+          verification += c.property() + (!c.pass() ? " FAIL  " : warned ? " WARN  " : " ok  ");
+          if (warned) warnings.push_back(b.board() + ": " + c.warning());
         }
         char line[512];
-        std::snprintf(line, sizeof line, "%-13s %-27s %-13s %-22s %s\n", b["board"].get<std::string>().c_str(),
-                      b["kernel_release"].get<std::string>().c_str(),
-                      (b["step"] == "done" ? b["outcome"] : b["step"]).get<std::string>().c_str(),
-                      throughput_cell(b["throughput"]).c_str(), verification.c_str());
+        std::snprintf(line, sizeof line, "%-13s %-27s %-13s %-22s %s\n", b.board().c_str(), b.kernel_release().c_str(),
+                      (b.step() == "done" ? b.outcome() : b.step()).c_str(), throughput_cell(b).c_str(),
+                      verification.c_str());
         out << line;
       }
       for (const auto& w : warnings) out << "  warning: " << w << "\n";
       out << "\nROLLOUT             KERNEL                      SIGNED BY         STATE\n";
-      for (const auto& r : jr) {
+      for (const auto& r : snap.rollouts()) {
         char line[512];
-        const std::string signer = r["signed_by"].get<std::string>();
-        std::snprintf(line, sizeof line, "%-19s %-27s %-17s %s %s\n", r["id"].get<std::string>().c_str(),
-                      r["kernel_release"].get<std::string>().c_str(), signer.empty() ? "-" : signer.c_str(),
-                      r["state"].get<std::string>().c_str(), r["message"].get<std::string>().c_str());
+        std::snprintf(line, sizeof line, "%-19s %-27s %-17s %s %s\n", r.id().c_str(), r.kernel_release().c_str(),
+                      r.signed_by().empty() ? "-" : r.signed_by().c_str(), r.state().c_str(), r.message().c_str());
         out << line;
       }
     }

@@ -2,14 +2,15 @@
 
 #include "common/text.hpp"
 
-#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "common/rpc/rpc.hpp"
 #include "controller/tls/secret.hpp"
+#include "proto/codec.hpp"
 #include "proto/fleet.grpc.pb.h"
 
 namespace fleet::controller {
@@ -39,21 +40,21 @@ TokenCheck TokenBook::check(std::string_view board, std::string_view rollout_id,
   return TokenCheck::wrong_token;
 }
 
-store::ReportRow report_row(const fleet::v1::PhaseReport& r, std::int64_t at_ms) {
-  nlohmann::json checks = nlohmann::json::array();
-  for (const auto& c : r.checks()) {
-    checks.push_back({{"property", c.property()}, {"expected", c.expected()}, {"actual", c.actual()},
-                      {"pass", c.pass()}, {"detail", c.detail()}, {"warning", c.warning()}});
+Result<store::ReportRow> report_row(const fleet::v1::PhaseReport& r, std::int64_t at_ms) {
+  // The verification is kept as the agent's Verification message, through the one codec.
+  std::string verification;
+  if (r.checks_size() > 0) {
+    fleet::v1::Verification v;
+    *v.mutable_checks() = r.checks();
+    v.set_ok(std::all_of(r.checks().begin(), r.checks().end(), [](const auto& c) { return c.pass(); }));
+    v.mutable_memory()->set_mem_total_kb(r.mem_total_kb());
+    v.mutable_memory()->set_mem_available_kb(r.mem_available_kb());
+    verification = FLEET_TRY(with_context(wire::to_json(v), "board " + text::quoted(r.board_id())));
   }
   std::string throughput;
-  if (r.has_throughput()) {
-    google::protobuf::util::JsonPrintOptions json;
-    json.preserve_proto_field_names = true;
-    // A message protobuf made itself always prints; an empty string is the fallback.
-    if (!google::protobuf::util::MessageToJsonString(r.throughput(), &throughput, json).ok()) throughput.clear();
-  }
-  return {r.board_id(), r.rollout_id(), r.sequence(), fleet::v1::Phase_Name(r.phase()), r.running_release(),
-          r.message(), checks.dump(), at_ms, throughput};
+  if (r.has_throughput()) throughput = FLEET_TRY(with_context(wire::to_json(r.throughput()), "board " + text::quoted(r.board_id())));
+  return store::ReportRow{r.board_id(), r.rollout_id(), r.sequence(), fleet::v1::Phase_Name(r.phase()), r.running_release(),
+                          r.message(), verification, at_ms, throughput};
 }
 
 class ReportServer::Impl final : public fleet::v1::ReportService::Service {
@@ -81,7 +82,10 @@ class ReportServer::Impl final : public fleet::v1::ReportService::Service {
       return refuse(who + ": " + token_check_name(check) + ", from " + ctx->peer(), grpc::StatusCode::UNAUTHENTICATED);
     }
     if (report->sequence() == 0) return refuse(who + ": a report without a sequence number", grpc::StatusCode::INVALID_ARGUMENT);
-    auto accepted = store_.accept_report(report_row(*report, store::now_ms()));
+    auto row = report_row(*report, store::now_ms());
+    // A text that cannot be written as JSON (not UTF-8) is the board's fault: refused, named.
+    if (!row) return refuse(who + ": " + row.error().message, grpc::StatusCode::INVALID_ARGUMENT);
+    auto accepted = store_.accept_report(*row);
     if (!accepted) {
       if (accepted.error().code == Errc::invalid_input) {
         return refuse(who + ": " + accepted.error().message, grpc::StatusCode::INVALID_ARGUMENT);

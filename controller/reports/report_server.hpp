@@ -46,8 +46,9 @@ class TokenBook {
   std::map<std::string, std::map<std::string, std::string, std::less<>>, std::less<>> entries_;
 };
 
-// A report as the state database keeps it (checks and throughput as JSON). Pure.
-store::ReportRow report_row(const fleet::v1::PhaseReport& report, std::int64_t at_ms);
+// A report as the state database keeps it: its checks as a fleet.v1.Verification and its
+// throughput as a fleet.v1.Throughput, in the codec's JSON. Pure.
+Result<store::ReportRow> report_row(const fleet::v1::PhaseReport& report, std::int64_t at_ms);
 
 struct ReportServerOptions {
   std::string address;           // HOST:PORT to listen on ("127.0.0.1:0" picks a free port)

@@ -2,7 +2,7 @@
 
 #include "common/bundle.hpp"
 
-#include <nlohmann/json.hpp>
+#include "proto/codec.hpp"
 
 namespace fleet::rollout {
 namespace {
@@ -13,6 +13,29 @@ std::string trimmed(std::string s) {
   return s;
 }
 }  // namespace
+
+AgentView agent_view_of(const fleet::v1::AgentStatus& st) {
+  AgentView v;
+  switch (st.state()) {
+    case fleet::v1::AGENT_IDLE: v.state = AgentState::idle; break;
+    case fleet::v1::AGENT_INSTALLED: v.state = AgentState::installed; break;
+    default: v.state = AgentState::busy; break;  // working, or a state this controller does not know
+  }
+  v.sequence = st.sequence();
+  v.committed_release = st.committed().release();
+  if (st.has_last()) {
+    switch (st.last().phase()) {
+      case fleet::v1::COMMITTED: v.last_phase = AgentPhase::committed; break;
+      case fleet::v1::ROLLED_BACK: v.last_phase = AgentPhase::rolled_back; break;
+      case fleet::v1::BOOT_FAILED: v.last_phase = AgentPhase::boot_failed; break;
+      case fleet::v1::INSTALL_FAILED: v.last_phase = AgentPhase::install_failed; break;
+      case fleet::v1::PHASE_UNSPECIFIED: v.last_phase = AgentPhase::none; break;
+      default: v.last_phase = AgentPhase::other; break;
+    }
+    v.last_message = st.last().message();
+  }
+  return v;
+}
 
 Result<void> SshBoard::connect() {
   session_.reset();
@@ -35,13 +58,14 @@ Result<Inspection> SshBoard::inspect() {
   i.agent_current = agent_current_;
   auto status = FLEET_TRY(s->run({k_remote_agent, "status", "--json"}, 30s));
   if (status.exit_status == 0) {
-    auto j = nlohmann::json::parse(status.out, nullptr, false);
-    if (j.is_object()) {
-      i.committed_release = j.value("committed", nlohmann::json::object()).value("release", "");
-      i.agent_sequence = j.value("sequence", std::uint64_t{0});
-      for (const auto& k : j.value("trusted_keys", nlohmann::json::array())) {
-        if (k.is_string()) i.trusted_keys.push_back(k.get<std::string>());
-      }
+    auto st = wire::parse<fleet::v1::AgentStatus>(status.out, "board " + endpoint_.name + ": fleet-agent status --json");
+    if (st) {
+      i.committed_release = st->committed().release();
+      i.agent_sequence = st->sequence();
+      i.trusted_keys.assign(st->trusted_keys().begin(), st->trusted_keys().end());
+    } else if (agent_current_) {
+      // Our own agent must speak the contract; an older one is replaced before install.
+      return std::unexpected(st.error());
     }
   }
   return i;
@@ -174,24 +198,8 @@ Result<AgentView> SshBoard::agent_view() {
     session_.reset();
     return std::unexpected(out.error());
   }
-  auto j = nlohmann::json::parse(*out, nullptr, false);
-  if (!j.is_object()) return fail(Errc::parse, "board " + endpoint_.name + ": fleet-agent status printed no JSON");
-  AgentView v;
-  const std::string state = j.value("state", "");
-  v.state = state == "idle" ? AgentState::idle : state == "installed" ? AgentState::installed : AgentState::busy;
-  v.sequence = j.value("sequence", std::uint64_t{0});
-  v.committed_release = j.value("committed", nlohmann::json::object()).value("release", "");
-  if (j.contains("last")) {
-    const std::string phase = j["last"].value("phase", "");
-    v.last_phase = phase == "COMMITTED"        ? AgentPhase::committed
-                   : phase == "ROLLED_BACK"    ? AgentPhase::rolled_back
-                   : phase == "BOOT_FAILED"    ? AgentPhase::boot_failed
-                   : phase == "INSTALL_FAILED" ? AgentPhase::install_failed
-                   : phase.empty()             ? AgentPhase::none
-                                               : AgentPhase::other;
-    v.last_message = j["last"].value("message", "");
-  }
-  return v;
+  auto st = FLEET_TRY(wire::parse<fleet::v1::AgentStatus>(*out, "board " + endpoint_.name + ": fleet-agent status --json"));
+  return agent_view_of(st);
 }
 
 }  // namespace fleet::rollout

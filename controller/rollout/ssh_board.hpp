@@ -7,6 +7,7 @@
 
 #include "controller/rollout/engine.hpp"
 #include "controller/ssh/ssh.hpp"
+#include "proto/fleet.pb.h"
 
 namespace fleet::rollout {
 
@@ -24,6 +25,9 @@ struct Payload {
 
 inline constexpr const char* k_remote_agent = "/usr/local/bin/fleet-agent";
 inline constexpr const char* k_remote_bundles = "/var/lib/fleet-agent/bundles";
+
+// What fleet-agent status --json (fleet.v1.AgentStatus) tells the rollout. Pure.
+AgentView agent_view_of(const fleet::v1::AgentStatus& status);
 
 class SshBoard : public BoardIO {
  public:

@@ -2,16 +2,22 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <nlohmann/json.hpp>
 #include <thread>
-
-#include <google/protobuf/util/json_util.h>
 
 #include "common/rpc/rpc.hpp"
 #include "controller/tls/secret.hpp"
+#include "proto/codec.hpp"
 #include "proto/fleet.grpc.pb.h"
 
 namespace fleet::controller {
+
+Result<fleet::v1::Verification> stored_verification(const store::ReportRow& r) {
+  const std::string source = "report " + std::to_string(r.sequence) + " of board " + r.board;
+  if (r.checks_json.empty()) return fleet::v1::Verification{};
+  // Databases written before the Verification message hold the bare list of checks.
+  if (r.checks_json.front() == '[') return wire::parse<fleet::v1::Verification>("{\"checks\":" + r.checks_json + "}", source);
+  return wire::parse<fleet::v1::Verification>(r.checks_json, source);
+}
 
 fleet::v1::BoardStatus board_status(store::Store& store, const store::BoardRow& b) {
   fleet::v1::BoardStatus s;
@@ -26,19 +32,18 @@ fleet::v1::BoardStatus board_status(store::Store& store, const store::BoardRow& 
   if (auto reports = store.reports(b.board, 20)) {
     for (const auto& r : *reports) {
       if (s.kernel_release().empty()) s.set_kernel_release(r.running_release);
-      auto checks = nlohmann::json::parse(r.checks_json.empty() ? "[]" : r.checks_json, nullptr, false);
-      if (!checks.is_array() || checks.empty()) continue;
-      if (!r.throughput_json.empty()) {
-        (void)google::protobuf::util::JsonStringToMessage(r.throughput_json, s.mutable_throughput());
+      auto v = stored_verification(r);
+      if (!v) {
+        // A row this controller cannot read is said where people look, not skipped silently.
+        if (s.message().empty()) s.set_message(v.error().message);
+        continue;
       }
-      for (const auto& c : checks) {
-        auto* k = s.add_checks();
-        k->set_property(c.value("property", ""));
-        k->set_expected(c.value("expected", ""));
-        k->set_actual(c.value("actual", ""));
-        k->set_pass(c.value("pass", false));
-        k->set_detail(c.value("detail", ""));
-        k->set_warning(c.value("warning", ""));
+      if (v->checks().empty()) continue;
+      *s.mutable_checks() = v->checks();
+      if (!r.throughput_json.empty()) {
+        auto t = wire::parse<fleet::v1::Throughput>(r.throughput_json, "report " + std::to_string(r.sequence) + " of board " + r.board);
+        if (t) *s.mutable_throughput() = std::move(*t);
+        else if (s.message().empty()) s.set_message(t.error().message);
       }
       break;
     }

@@ -21,6 +21,9 @@ namespace fleet::controller {
 
 // A board row with the checks of its latest verification report.
 fleet::v1::BoardStatus board_status(store::Store& store, const store::BoardRow& row);
+// A report's verification as the database keeps it (fleet.v1.Verification; a bare list of
+// checks in databases from before that message). Errors name the report and the board.
+Result<fleet::v1::Verification> stored_verification(const store::ReportRow& r);
 // A rollout row as the StatusService sends it, with its boards when `boards` is set.
 void fill_rollout(store::Store& store, const store::RolloutRow& row, fleet::v1::RolloutStatus* out, bool boards);
 

@@ -54,9 +54,9 @@ struct ReportRow {
   std::string phase;
   std::string running_release;
   std::string message;
-  std::string checks_json;
+  std::string checks_json;      // fleet.v1.Verification in the codec's JSON (proto/codec.hpp), "" if none
   std::int64_t at_ms = 0;
-  std::string throughput_json;  // fleet.v1.Throughput as JSON (proto field names), "" if none
+  std::string throughput_json;  // fleet.v1.Throughput in the codec's JSON, "" if none
 };
 
 class Store {

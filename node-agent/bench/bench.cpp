@@ -176,40 +176,6 @@ nlohmann::json bench_json(const BenchReport& r) {
   return j;
 }
 
-nlohmann::json throughput_json(const BenchReport& r) {
-  nlohmann::json j = nlohmann::json::object();
-  if (r.probe) {
-    j["shape"] = r.probe->shape.name;
-    j["tokens_per_s"] = r.probe->tokens_per_s;
-    j["effective_gbps"] = r.probe->effective_gbps;
-    j["threads"] = r.probe->threads;
-    j["dot_path"] = r.probe->dot_path;
-    j["numa_nodes"] = r.probe->numa_nodes;
-    j["bytes_per_token"] = r.probe->bytes_per_token;
-  }
-  if (r.bandwidth) {
-    // The read figure on the most threads measured (all CPUs, or --threads).
-    int most = 0;
-    for (const auto& x : r.bandwidth->results) {
-      if (x.kernel == Kernel::read) most = std::max(most, x.threads);
-    }
-    j["read_gbps"] = r.bandwidth->gbps(Kernel::read, most, Huge::on);
-    if (double off = r.bandwidth->gbps(Kernel::read, most, Huge::off); off > 0) j["read_gbps_nohuge"] = off;
-  }
-  if (r.llama && r.llama->prompt) {
-    j["llama_pp_ts"] = r.llama->prompt->avg_ts;
-    j["llama_pp_stddev"] = r.llama->prompt->stddev_ts;
-  }
-  if (r.llama && r.llama->generation) {
-    j["llama_tg_ts"] = r.llama->generation->avg_ts;
-    j["llama_tg_stddev"] = r.llama->generation->stddev_ts;
-  }
-  if (r.model) j["model"] = r.model->path.filename().string();
-  if (!r.llama_note.empty()) j["note"] = r.llama_note;
-  add_health(j, r.health);
-  return j;
-}
-
 std::string bench_table(const BenchReport& r) {
   std::ostringstream o;
   o << "machine: " << r.topo.cpus.size() << " CPUs, " << r.topo.node_cpus.size() << " NUMA node(s), last-level cache "

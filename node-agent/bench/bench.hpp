@@ -56,8 +56,6 @@ Result<BenchReport> run_bench(const BenchOptions& options, const Progress& progr
 
 nlohmann::json bench_json(const BenchReport& r);
 std::string bench_table(const BenchReport& r);
-// What the agent's report carries (see Throughput in proto/fleet.proto).
-nlohmann::json throughput_json(const BenchReport& r);
 
 // Checks every dot-product path this CPU has against the scalar reference on random data.
 // Returns one line per path; Errc::mismatch if any differs beyond float rounding.

@@ -78,15 +78,21 @@ void add_health(nlohmann::json& t, const Health& h) {
 }
 
 std::string health_warning(const nlohmann::json& t) {
+  Health h;
+  if (t.contains("undervoltage") && t["undervoltage"].is_boolean()) h.undervoltage = t["undervoltage"].get<bool>();
+  if (t.contains("temperature_c") && t["temperature_c"].is_number()) h.temperature_c = t["temperature_c"].get<double>();
+  return health_warning(h);
+}
+
+std::string health_warning(const Health& h) {
   std::vector<std::string> why;
-  if (t.value("undervoltage", false)) {
+  if (h.undervoltage.value_or(false)) {
     why.push_back("the board reported under-voltage while it was measured (a Pi 5 wants a 5 V 5 A supply)");
   }
-  if (t.contains("temperature_c") && t["temperature_c"].is_number() &&
-      t["temperature_c"].get<double>() >= k_throttle_celsius) {
+  if (h.temperature_c && *h.temperature_c >= k_throttle_celsius) {
     char buf[96];
     std::snprintf(buf, sizeof buf, "the SoC reached %.1f C, where the firmware throttles the Arm cores (cooling)",
-                  t["temperature_c"].get<double>());
+                  *h.temperature_c);
     why.push_back(buf);
   }
   std::string out;

@@ -42,5 +42,6 @@ Health worst(const Health& a, const Health& b);
 void add_health(nlohmann::json& throughput, const Health& h);
 // Why the board itself may have held tokens/s down, from those fields ("" if nothing).
 std::string health_warning(const nlohmann::json& throughput);
+std::string health_warning(const Health& h);
 
 }  // namespace fleet::agent::bench

@@ -18,6 +18,8 @@
 #include "common/tls.hpp"
 #include "node-agent/bench/bench.hpp"
 #include "node-agent/lifecycle/lifecycle.hpp"
+#include "node-agent/lifecycle/wire.hpp"
+#include "proto/codec.hpp"
 #include "node-agent/report/sender.hpp"
 #include "node-agent/verify/verify.hpp"
 
@@ -95,7 +97,16 @@ int verify(const std::vector<std::string>& argv, std::ostream& out, std::ostream
   auto root = parsed->value("root");
   Observations obs = root ? observe(*root, Source::folder) : observe("/", Source::live);
   Report report = evaluate(*contract, obs);
-  out << (parsed->flag("json") ? report_json(report) : report_table(report));
+  if (parsed->flag("json")) {
+    auto printed = wire::to_json(verification_message(report), wire::Layout::indented);
+    if (!printed) {
+      err << "fleet-agent verify: " << printed.error().message << "\n";
+      return k_exit_check_failed;  // unreported is not verified
+    }
+    out << *printed;
+  } else {
+    out << report_table(report);
+  }
   return report.ok() ? k_exit_ok : k_exit_check_failed;
 }
 
@@ -250,10 +261,15 @@ int lifecycle_command(const std::string& cmd, const std::vector<std::string>& ar
     auto st = agent.load();
     if (!st) return lifecycle_error("status", st.error(), err);
     if (a->flag("json")) {
-      auto j = nlohmann::json::parse(state_to_json(*st));
-      j["trusted_keys"] = nlohmann::json::array();
-      for (const auto& k : trusted) j["trusted_keys"].push_back(k.id);
-      out << j.dump(2) << "\n";
+      // The controller reads this (fleet.v1.AgentStatus), through the same codec.
+      auto m = status_message(*st);
+      for (const auto& k : trusted) m.add_trusted_keys(k.id);
+      m.set_trust_error(trust_error);
+      m.set_running_release(system.running_release());
+      m.set_version(FLEET_VERSION);
+      auto text = wire::to_json(m, wire::Layout::indented);
+      if (!text) return lifecycle_error("status", text.error(), err);
+      out << *text;
       return k_exit_ok;
     }
     out << "state:     " << state_name(st->state) << "\n";

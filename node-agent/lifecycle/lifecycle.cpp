@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <set>
-#include <nlohmann/json.hpp>
 
 #include "common/bundle.hpp"
 #include "common/contract.hpp"
@@ -10,6 +9,8 @@
 #include "common/text.hpp"
 #include "node-agent/bench/gguf.hpp"
 #include "node-agent/bench/health.hpp"
+#include "node-agent/lifecycle/wire.hpp"
+#include "proto/codec.hpp"
 
 namespace fleet::agent {
 namespace stdfs = std::filesystem;
@@ -159,33 +160,30 @@ std::uint64_t Agent::last_sequence() {
 
 Result<void> Agent::report(AgentState& state, Phase phase, const std::string& message, const Report* checks) {
   state.sequence = last_sequence() + 1;
-  nlohmann::json j;
-  j["board_id"] = ctx_.board_id;
-  j["rollout_id"] = st_.target ? st_.target->rollout_id : "";
-  j["phase"] = phase_name(phase);
-  j["running_release"] = ctx_.system.running_release();
-  j["target_release"] = st_.target ? st_.target->slot.release : state.committed.release;
-  j["message"] = message;
-  j["sequence"] = state.sequence;
-  j["phase_entered_unix_ms"] = ctx_.system.now_ms();
-  j["checks"] = nlohmann::json::array();
+  fleet::v1::PhaseReport r;
+  r.set_board_id(ctx_.board_id);
+  r.set_rollout_id(st_.target ? st_.target->rollout_id : "");
+  r.set_phase(wire_phase(phase));
+  r.set_running_release(ctx_.system.running_release());
+  r.set_target_release(st_.target ? st_.target->slot.release : state.committed.release);
+  r.set_message(message);
+  r.set_sequence(state.sequence);
+  r.set_phase_entered_unix_ms(ctx_.system.now_ms());
   if (checks) {
-    for (const auto& c : checks->checks) {
-      j["checks"].push_back({{"property", c.property}, {"expected", c.expected}, {"actual", c.actual},
-                             {"pass", c.pass}, {"detail", c.detail}, {"warning", c.warning}});
-    }
-    if (checks->memory) {
-      j["mem_total_kb"] = checks->memory->mem_total_kb;
-      j["mem_available_kb"] = checks->memory->mem_available_kb;
-    }
-    if (!checks->throughput.is_null()) j["throughput"] = checks->throughput;
+    auto v = verification_message(*checks);
+    *r.mutable_checks() = v.checks();
+    r.set_mem_total_kb(v.memory().mem_total_kb());
+    r.set_mem_available_kb(v.memory().mem_available_kb());
+    if (checks == &last_report_ && last_throughput_) *r.mutable_throughput() = *last_throughput_;
   }
+  // The outbox file is the report's JSON mapping (proto/codec.hpp), as send-reports reads it.
+  auto text = FLEET_TRY(wire::to_json(r));
   // The outbox is sent later (fleet-agent send-reports): the boot flow never waits for
   // the controller. Numbered files keep the order.
   FLEET_TRY(ctx_.disk.mkdirs(ctx_.paths.outbox()));
   char name[32];
   std::snprintf(name, sizeof name, "%012llu.json", static_cast<unsigned long long>(state.sequence));
-  return ctx_.disk.write_atomic(ctx_.paths.outbox() / name, j.dump() + "\n");
+  return ctx_.disk.write_atomic(ctx_.paths.outbox() / name, text + "\n");
 }
 
 Result<void> Agent::fire(Event event) {
@@ -425,6 +423,7 @@ Result<Event> Agent::run_checks() {
     return Event::checks_failed;
   }
   last_report_ = ctx_.system.verify(*contract);
+  last_throughput_.reset();
   // Throughput only on a kernel that passed its contract: a failing one goes back anyway.
   if (last_report_.ok() && st_.target->bench) measure_throughput(*st_.target->bench);
   if (last_report_.ok()) return Event::checks_passed;
@@ -446,8 +445,8 @@ void Agent::measure_throughput(const BenchSpec& spec) {
     c.pass = t->tokens_per_s >= spec.min_tokens_per_s;
     c.detail = t->measured_by;
     // A hot or under-powered board measures low whatever its kernel: say so beside the figure.
-    if (auto w = bench::health_warning(t->detail); !w.empty()) c.detail += "; " + w;
-    last_report_.throughput = t->detail;
+    if (auto w = bench::health_warning(t->health); !w.empty()) c.detail += "; " + w;
+    last_throughput_ = t->detail;
   } else {
     // Without a minimum a failed measurement is reported, not held against the kernel.
     c.actual = "none";

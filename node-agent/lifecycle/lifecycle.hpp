@@ -138,6 +138,7 @@ class Agent {
   std::string reason_;             // why the last action failed
   std::string signer_;             // during install: the key that signed the bundle, if any
   Report last_report_;
+  std::optional<fleet::v1::Throughput> last_throughput_;  // measured after last_report_ passed
 };
 
 }  // namespace fleet::agent

@@ -12,6 +12,7 @@
 #include "common/fs.hpp"
 #include "common/process.hpp"
 #include "node-agent/bench/bench.hpp"
+#include "node-agent/lifecycle/wire.hpp"
 
 namespace fleet::agent {
 
@@ -43,7 +44,8 @@ Result<Throughput> RealSystem::measure(const BenchSpec& spec) {
   o.bw.thread_counts = {spec.threads > 0 ? spec.threads : 0};
   auto r = FLEET_TRY(bench::run_bench(o));
   Throughput t;
-  t.detail = bench::throughput_json(r);
+  t.detail = throughput_message(r);
+  t.health = r.health;
   if (r.llama && r.llama->generation) {
     t.tokens_per_s = r.llama->generation->avg_ts;
     t.measured_by = "llama-bench tg" + std::to_string(r.llama->generation->n_gen) + " of " + spec.model;

@@ -5,12 +5,13 @@
 #include <filesystem>
 #include <string>
 
-#include <nlohmann/json.hpp>
 
 #include "common/contract.hpp"
 #include "common/error.hpp"
+#include "node-agent/bench/health.hpp"
 #include "node-agent/lifecycle/state.hpp"
 #include "node-agent/verify/verify.hpp"
+#include "proto/fleet.pb.h"
 
 namespace fleet::agent {
 
@@ -20,7 +21,8 @@ enum class RebootMode { normal, tryboot };
 struct Throughput {
   double tokens_per_s = 0;  // what a minimum is compared with: llama-bench's tg rate if it ran, else the probe's
   std::string measured_by;  // "probe 110m (synthetic weights)" or "llama-bench tg16 of MODEL"
-  nlohmann::json detail;    // the report's Throughput (bench::throughput_json)
+  fleet::v1::Throughput detail;  // what the report carries (throughput_message)
+  bench::Health health;          // the board while it was measured
 };
 
 class System {

@@ -8,18 +8,13 @@
 
 #include "common/rpc/rpc.hpp"
 #include "common/tls.hpp"
+#include "proto/codec.hpp"
 #include "proto/fleet.grpc.pb.h"
 
 namespace fleet::agent {
 namespace {
 
 using nlohmann::json;
-
-std::optional<fleet::v1::Phase> wire_phase(const std::string& name) {
-  fleet::v1::Phase p{};
-  if (!fleet::v1::Phase_Parse(name, &p)) return std::nullopt;
-  return p;
-}
 
 }  // namespace
 
@@ -55,58 +50,12 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& root, Disk& d
 }
 
 Result<fleet::v1::PhaseReport> report_from_json(std::string_view text, std::string_view source) {
+  auto r = FLEET_TRY(wire::parse<fleet::v1::PhaseReport>(text, source));
+  // The mapping makes every field optional; a report means something only with these.
   const std::string where(source);
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return fail(Errc::parse, where + ": not a JSON object");
-  fleet::v1::PhaseReport r;
-  try {
-    auto phase = wire_phase(j.at("phase").get<std::string>());
-    if (!phase) return fail(Errc::parse, where + ": unknown phase '" + j.at("phase").get<std::string>() + "'");
-    r.set_phase(*phase);
-    r.set_board_id(j.at("board_id").get<std::string>());
-    r.set_rollout_id(j.value("rollout_id", ""));
-    r.set_running_release(j.value("running_release", ""));
-    r.set_target_release(j.value("target_release", ""));
-    r.set_message(j.value("message", ""));
-    r.set_sequence(j.at("sequence").get<std::uint64_t>());
-    r.set_phase_entered_unix_ms(j.value("phase_entered_unix_ms", std::int64_t{0}));
-    r.set_mem_total_kb(j.value("mem_total_kb", std::uint64_t{0}));
-    r.set_mem_available_kb(j.value("mem_available_kb", std::uint64_t{0}));
-    for (const auto& c : j.value("checks", json::array())) {
-      auto* check = r.add_checks();
-      check->set_property(c.at("property").get<std::string>());
-      check->set_expected(c.at("expected").get<std::string>());
-      check->set_actual(c.at("actual").get<std::string>());
-      check->set_pass(c.at("pass").get<bool>());
-      check->set_detail(c.value("detail", ""));
-      check->set_warning(c.value("warning", ""));
-    }
-    if (j.contains("throughput") && j["throughput"].is_object()) {
-      const json& t = j["throughput"];
-      auto* w = r.mutable_throughput();
-      w->set_shape(t.value("shape", ""));
-      w->set_tokens_per_s(t.value("tokens_per_s", 0.0));
-      w->set_effective_gbps(t.value("effective_gbps", 0.0));
-      w->set_read_gbps(t.value("read_gbps", 0.0));
-      w->set_read_gbps_nohuge(t.value("read_gbps_nohuge", 0.0));
-      w->set_threads(t.value("threads", 0u));
-      w->set_dot_path(t.value("dot_path", ""));
-      w->set_numa_nodes(t.value("numa_nodes", 0u));
-      w->set_bytes_per_token(t.value("bytes_per_token", std::uint64_t{0}));
-      w->set_model(t.value("model", ""));
-      w->set_llama_pp_ts(t.value("llama_pp_ts", 0.0));
-      w->set_llama_pp_stddev(t.value("llama_pp_stddev", 0.0));
-      w->set_llama_tg_ts(t.value("llama_tg_ts", 0.0));
-      w->set_llama_tg_stddev(t.value("llama_tg_stddev", 0.0));
-      w->set_note(t.value("note", ""));
-      if (t.contains("temperature_c")) w->set_temperature_c(t.at("temperature_c").get<double>());
-      if (t.contains("undervoltage")) w->set_undervoltage(t.at("undervoltage").get<bool>());
-      if (t.contains("cpu_mhz")) w->set_cpu_mhz(t.at("cpu_mhz").get<std::uint32_t>());
-      if (t.contains("cpu_max_mhz")) w->set_cpu_max_mhz(t.at("cpu_max_mhz").get<std::uint32_t>());
-    }
-  } catch (const json::exception& e) {
-    return fail(Errc::parse, where + ": " + e.what());
-  }
+  if (r.board_id().empty()) return fail(Errc::parse, where + ": the report has no board_id");
+  if (r.phase() == fleet::v1::PHASE_UNSPECIFIED) return fail(Errc::parse, where + ": the report has no known phase");
+  if (r.sequence() == 0) return fail(Errc::parse, where + ": the report has no sequence number");
   return r;
 }
 

@@ -275,21 +275,4 @@ std::string report_table(const Report& r) {
   return out;
 }
 
-std::string report_json(const Report& r) {
-  nlohmann::json j;
-  j["ok"] = r.ok();
-  j["checks"] = nlohmann::json::array();
-  for (const auto& c : r.checks) {
-    j["checks"].push_back(
-        {{"property", c.property}, {"expected", c.expected}, {"actual", c.actual}, {"pass", c.pass}, {"detail", c.detail},
-         {"warning", c.warning}});
-  }
-  if (r.memory) {
-    j["memory"] = {{"mem_total_kb", r.memory->mem_total_kb}, {"mem_available_kb", r.memory->mem_available_kb}};
-  } else {
-    j["memory"] = {{"error", r.memory_error}};
-  }
-  return j.dump() + "\n";
-}
-
 }  // namespace fleet::agent

@@ -56,13 +56,11 @@ struct Report {
   std::vector<Check> checks;
   std::optional<Meminfo> memory;
   std::string memory_error;
-  nlohmann::json throughput;  // set by the lifecycle when it measured tokens/s (null otherwise)
   bool ok() const;
 };
 
 Report evaluate(const Contract& contract, const Observations& obs);
 
 std::string report_table(const Report& report);
-std::string report_json(const Report& report);
 
 }  // namespace fleet::agent

@@ -20,6 +20,8 @@
 #include "common/text.hpp"
 #include "sim/board.hpp"
 #include "sim/boot.hpp"
+#include "proto/codec.hpp"
+#include "proto/fleet.pb.h"
 #include "sim/firmware.hpp"
 
 #ifndef FLEET_SOURCE_DIR
@@ -166,7 +168,16 @@ int boot_verify(const std::vector<std::string>& argv, std::ostream& out, std::os
   nlohmann::json report = r->verify.json ? nlohmann::json::parse(*r->verify.json, nullptr, false) : nlohmann::json();
   nlohmann::json bench = r->verify.bench_json ? nlohmann::json::parse(*r->verify.bench_json, nullptr, false)
                                               : nlohmann::json();
-  bool verified = r->verify.exit_code == 0 && report.is_object() && report.value("ok", false);
+  // Read through the codec the controller uses: a board whose verification does not parse is
+  // not verified, and the table below says why.
+  std::optional<fleet::v1::Verification> verification;
+  std::string unreadable;
+  if (r->verify.json) {
+    auto v = wire::parse<fleet::v1::Verification>(*r->verify.json, "the board's fleet-agent verify --json");
+    if (v) verification = std::move(*v);
+    else unreadable = v.error().message;
+  }
+  bool verified = r->verify.exit_code == 0 && verification && verification->ok();
   if (json) {
     out << nlohmann::json{{"kernel_release", r->kernel_release}, {"cmdline", r->cmdline}, {"seconds", r->seconds},
                           {"timed_out", r->timed_out}, {"verify_exit", r->verify.exit_code ? *r->verify.exit_code : -1},
@@ -176,24 +187,23 @@ int boot_verify(const std::vector<std::string>& argv, std::ostream& out, std::os
         << "\n";
     return verified ? 0 : 1;
   }
-  if (!report.is_object()) {
-    out << "the board did not report" << (r->timed_out ? " (timed out)" : "") << "; last console lines:\n"
+  if (!verification) {
+    out << "the board did not report" << (r->timed_out ? " (timed out)" : "")
+        << (unreadable.empty() ? "" : " (" + unreadable + ")") << "; last console lines:\n"
         << r->console.substr(r->console.size() > 1500 ? r->console.size() - 1500 : 0);
     return 1;
   }
   out << "kernel " << r->kernel_release << ", command line: " << r->cmdline << "\n";
-  for (const auto& c : report["checks"]) {
-    const std::string warning = c.value("warning", std::string());
-    out << "  " << (!c["pass"].get<bool>() ? "FAIL " : warning.empty() ? "pass " : "WARN ")
-        << c["property"].get<std::string>() << ": expected " << c["expected"].get<std::string>() << ", actual "
-        << c["actual"].get<std::string>();
-    if (!c["pass"].get<bool>()) out << " (" << c["detail"].get<std::string>() << ")";
-    if (!warning.empty()) out << " (" << warning << ")";
+  for (const auto& c : verification->checks()) {
+    out << "  " << (!c.pass() ? "FAIL " : c.warning().empty() ? "pass " : "WARN ") << c.property() << ": expected "
+        << c.expected() << ", actual " << c.actual();
+    if (!c.pass()) out << " (" << c.detail() << ")";
+    if (!c.warning().empty()) out << " (" << c.warning() << ")";
     out << "\n";
   }
-  if (report.contains("memory") && report["memory"].contains("mem_total_kb")) {
-    out << "  memory: MemTotal " << report["memory"]["mem_total_kb"].get<long>() / 1024 << " MiB, MemAvailable "
-        << report["memory"]["mem_available_kb"].get<long>() / 1024 << " MiB\n";
+  if (const auto& m = verification->memory(); m.error().empty() && m.mem_total_kb() > 0) {
+    out << "  memory: MemTotal " << m.mem_total_kb() / 1024 << " MiB, MemAvailable " << m.mem_available_kb() / 1024
+        << " MiB\n";
   }
   if (!o.bench_args.empty()) out << "  bench: " << (bench.is_object() ? bench.dump() : "(no result)") << "\n";
   out << (verified ? "VERIFIED" : "NOT VERIFIED") << " in " << static_cast<int>(r->seconds * 10 + 0.5) / 10.0

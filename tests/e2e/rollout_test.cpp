@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "proto/codec.hpp"
+#include "proto/fleet.pb.h"
 #include "common/fs.hpp"
 #include "common/process.hpp"
 #include "controller/store/store.hpp"
@@ -120,10 +122,13 @@ struct Rack {
     return *r;
   }
 
-  nlohmann::json status() {
+  // fleetctl status --json read back through the codec a script's protobuf library would use.
+  fleet::v1::StatusSnapshot status() {
     auto out = process::capture({{FLEETCTL, "status", "--json", "--state", (dir / "fleet.db").string()}, {}, {}, 60s});
     REQUIRE(out);
-    return nlohmann::json::parse(*out);
+    auto snap = wire::parse<fleet::v1::StatusSnapshot>(*out, "fleetctl status --json");
+    REQUIRE(snap);
+    return *snap;
   }
 
   std::vector<store::BoardRow> rows(const std::string& id) {
@@ -165,18 +170,19 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
       CHECK(b.wave == (b.board == "pi-1" ? 0 : 1));
     }
     auto st = rack.status();
-    for (const auto& b : st["boards"]) {
-      CHECK(b["outcome"] == "committed");
-      CHECK(b["kernel_release"].get<std::string>().ends_with("-fleet-qemu"));
-      CHECK(b["checks"].size() == 9);  // the contract's 7, tokens_per_s and the bootloader
-      INFO(b.dump());
+    REQUIRE(st.boards_size() == 3);
+    for (const auto& b : st.boards()) {
+      INFO(b.DebugString());
+      CHECK(b.outcome() == "committed");
+      CHECK(b.kernel_release().ends_with("-fleet-qemu"));
+      CHECK(b.checks_size() == 9);  // the contract's 7, tokens_per_s and the bootloader
       // Throughput measured on the board by its agent, carried over gRPC into the state database.
-      REQUIRE(b["throughput"].is_object());
-      CHECK(b["throughput"]["shape"] == "15m");
-      CHECK(b["throughput"]["dot_path"] == "neon-dotprod");
-      CHECK(b["throughput"]["tokens_per_s"].get<double>() > 0);
-      CHECK(b["throughput"]["read_gbps"].get<double>() > 0);
-      CHECK(b["throughput"]["numa_nodes"] == 2);
+      REQUIRE(b.has_throughput());
+      CHECK(b.throughput().shape() == "15m");
+      CHECK(b.throughput().dot_path() == "neon-dotprod");
+      CHECK(b.throughput().tokens_per_s() > 0);
+      CHECK(b.throughput().read_gbps() > 0);
+      CHECK(b.throughput().numa_nodes() == 2);
     }
     auto table = process::capture({{FLEETCTL, "status", "--state", (rack.dir / "fleet.db").string()}, {}, {}, 60s});
     REQUIRE(table);
@@ -319,11 +325,11 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
     CHECK_THAT(out, Catch::Contains("bundle signed by key"));  // the saved --trust-key, checked again
     bool listed = false;
     const auto st = rack.status();  // held: a range-for over a temporary's member would dangle
-    INFO(st["rollouts"].dump());
-    for (const auto& ro : st["rollouts"]) {
-      if (ro["id"] != id) continue;
+    INFO(st.DebugString());
+    for (const auto& ro : st.rollouts()) {
+      if (ro.id() != id) continue;
       listed = true;
-      CHECK(ro["signed_by"].get<std::string>().size() == 16);
+      CHECK(ro.signed_by().size() == 16);
     }
     CHECK(listed);
     for (const auto& b : rack.rows(id)) {

@@ -1,8 +1,10 @@
 #include <catch2/catch.hpp>
 
 #include "node-agent/bench/bench.hpp"
+#include "node-agent/lifecycle/wire.hpp"
 
 using namespace fleet::agent::bench;
+using fleet::agent::throughput_message;
 
 TEST_CASE("the report's throughput: the probe, read bandwidth on the most threads measured, llama-bench") {
   BenchReport r;
@@ -21,13 +23,14 @@ TEST_CASE("the report's throughput: the probe, read bandwidth on the most thread
   p.dot_path = "neon-dotprod";
   p.numa_nodes = 8;
   r.probe = p;
-  auto j = throughput_json(r);
-  CHECK(j["shape"] == "3b");
-  CHECK(j["tokens_per_s"] == 5.25);
-  CHECK(j["read_gbps"] == 12.5);  // --threads 3 on a 4-CPU board: the 3-thread figure
-  CHECK(j["read_gbps_nohuge"] == 10.0);
-  CHECK(j["numa_nodes"] == 8);
-  CHECK_FALSE(j.contains("llama_tg_ts"));
+  auto j = throughput_message(r);
+  CHECK(j.shape() == "3b");
+  CHECK(j.tokens_per_s() == 5.25);
+  CHECK(j.read_gbps() == 12.5);  // --threads 3 on a 4-CPU board: the 3-thread figure
+  CHECK(j.read_gbps_nohuge() == 10.0);
+  CHECK(j.numa_nodes() == 8);
+  CHECK(j.llama_tg_ts() == 0);
+  CHECK_FALSE(j.has_temperature_c());  // a board without a sensor says nothing, not 0 C
 
   LlamaBenchResult lb;
   LlamaBenchTest tg;
@@ -37,11 +40,13 @@ TEST_CASE("the report's throughput: the probe, read bandwidth on the most thread
   lb.generation = tg;
   r.llama = lb;
   r.model = ModelFile{"/srv/models/m.gguf", 100, "Q4_0"};
-  j = throughput_json(r);
-  CHECK(j["llama_tg_ts"] == 4.5);
-  CHECK(j["llama_tg_stddev"] == 0.25);
-  CHECK(j["model"] == "m.gguf");
-  CHECK_FALSE(j.contains("llama_pp_ts"));
+  r.health.temperature_c = 81.26;
+  j = throughput_message(r);
+  CHECK(j.llama_tg_ts() == 4.5);
+  CHECK(j.llama_tg_stddev() == 0.25);
+  CHECK(j.model() == "m.gguf");
+  CHECK(j.llama_pp_ts() == 0);
+  CHECK(j.temperature_c() == Approx(81.3));
 }
 
 TEST_CASE("auto picks the largest shape that fits in half the free memory") {

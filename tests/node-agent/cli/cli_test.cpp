@@ -5,6 +5,8 @@
 #include "common/signing.hpp"
 #include "controller/tls/authority.hpp"
 #include "node-agent/cli/cli.hpp"
+#include "proto/codec.hpp"
+#include "proto/fleet.pb.h"
 #include "tests/support/cli.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -76,6 +78,23 @@ TEST_CASE("fleet-agent setup --trust-key: install then takes only bundles that k
   CHECK(installed.code == 0);
   CHECK_THAT(installed.out, Catch::Contains("signature checked"));
   CHECK(std::filesystem::exists(root / "boot/firmware/tryboot.txt"));
+
+  // What the controller reads: fleet.v1.AgentStatus through the one codec.
+  auto json = fleet_agent({"status", "--root", root.path().string(), "--json"});
+  INFO(json.out << json.err);
+  REQUIRE(json.code == 0);
+  auto st = wire::parse<fleet::v1::AgentStatus>(json.out, "fleet-agent status --json");
+  REQUIRE(st);
+  CHECK(st->state() == fleet::v1::AGENT_INSTALLED);
+  CHECK(st->committed().release() == "6.1.0-stock");
+  CHECK(st->target().slot().release() == "6.1-new");
+  CHECK(st->target().build_key() == std::string(64, 'a'));
+  CHECK(st->running_release() == "6.1.0-stock");
+  REQUIRE(st->trusted_keys_size() == 1);
+  CHECK(st->trusted_keys(0) == release->id);
+  CHECK(st->trust_error().empty());
+  CHECK_FALSE(st->version().empty());
+  CHECK(st->sequence() == 1);  // the INSTALLED report
 }
 
 TEST_CASE("fleet-agent install names a damaged trusted key instead of installing") {

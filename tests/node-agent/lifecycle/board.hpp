@@ -54,10 +54,14 @@ class SimBoard : public agent::System {
     agent::Throughput t;
     t.tokens_per_s = faults.find("slow") != std::string::npos ? 1.0 : 5.0;
     t.measured_by = "probe " + spec.shape;
-    t.detail = {{"shape", spec.shape}, {"tokens_per_s", t.tokens_per_s}, {"effective_gbps", 9.5}};
+    t.detail.set_shape(spec.shape);
+    t.detail.set_tokens_per_s(t.tokens_per_s);
+    t.detail.set_effective_gbps(9.5);
     if (faults.find("undervolt") != std::string::npos) {  // a weak supply on a hot board
-      t.detail["undervoltage"] = true;
-      t.detail["temperature_c"] = 84.0;
+      t.health.undervoltage = true;
+      t.health.temperature_c = 84.0;
+      t.detail.set_undervoltage(true);
+      t.detail.set_temperature_c(84.0);
     }
     return t;
   }

@@ -1,7 +1,9 @@
 #include <catch2/catch.hpp>
 #include <functional>
 
+#include "node-agent/lifecycle/wire.hpp"
 #include "node-agent/verify/verify.hpp"
+#include "proto/codec.hpp"
 
 using namespace fleet;
 using namespace fleet::agent;
@@ -120,13 +122,28 @@ TEST_CASE("only the properties in the contract are checked") {
   CHECK(r.checks[0].property == "thp");
 }
 
-TEST_CASE("report JSON carries expected, actual and pass per property") {
+TEST_CASE("the Verification's JSON carries expected, actual and pass per property, and reads back whole") {
   Observations o = tuned_board();
   o.thp_enabled = "always madvise [never]";
-  auto json = report_json(evaluate(tuned_contract(), o));
-  CHECK(json.find("\"ok\":false") != std::string::npos);
-  CHECK(json.find("\"property\":\"thp\"") != std::string::npos);
-  CHECK(json.find("\"mem_available_kb\":943312") != std::string::npos);
+  auto json = wire::to_json(verification_message(evaluate(tuned_contract(), o)));
+  REQUIRE(json);
+  CHECK(json->find("\"ok\":false") != std::string::npos);
+  CHECK(json->find("\"property\":\"thp\"") != std::string::npos);
+  // The JSON mapping writes 64-bit integers as strings; a reader takes either.
+  CHECK(json->find("\"mem_available_kb\":\"943312\"") != std::string::npos);
+  auto back = wire::parse<fleet::v1::Verification>(*json, "test");
+  REQUIRE(back);
+  CHECK_FALSE(back->ok());
+  CHECK(back->checks_size() == 7);
+  CHECK(back->memory().mem_available_kb() == 943312);
+  int failing = 0;
+  for (const auto& c : back->checks()) {
+    if (c.pass()) continue;
+    ++failing;
+    CHECK(c.property() == "thp");
+    CHECK(c.actual() == "never");
+  }
+  CHECK(failing == 1);
   auto table = report_table(evaluate(tuned_contract(), o));
   CHECK(table.find("NOT verified: 1 of 7") != std::string::npos);
 }
@@ -168,7 +185,8 @@ TEST_CASE("NUMA emulation: as many nodes as the bootloader's numa=fake asks for,
   CHECK(loader.actual == "2024-05-13 (83b5e5e6)");
   CHECK_THAT(loader.warning, Catch::Contains("2024-12-07"));
   CHECK_THAT(report_table(warned), Catch::Contains("WARN"));
-  CHECK_THAT(report_json(warned), Catch::Contains("\"warning\":\"the bootloader 2024-05-13"));
+  CHECK_THAT(wire::to_json(verification_message(warned)).value_or(""),
+             Catch::Contains("\"warning\":\"the bootloader 2024-05-13"));
 }
 
 TEST_CASE("the bootloader check: a current one passes quietly, an unreadable node warns, no node no check") {
