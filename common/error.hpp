@@ -31,8 +31,17 @@ struct Error {
   Error wrap(const std::string& context) const { return {code, context + ": " + message}; }
 };
 
+// std::expected that cannot be ignored: a call whose Result is dropped does not compile
+// (-Werror), so a failed save or write is handled or said, never lost. Converts both ways
+// with std::expected (what and_then/transform return).
 template <class T>
-using Result = std::expected<T, Error>;
+class [[nodiscard]] Result : public std::expected<T, Error> {
+ public:
+  using std::expected<T, Error>::expected;
+  Result() = default;
+  Result(const std::expected<T, Error>& e) : std::expected<T, Error>(e) {}
+  Result(std::expected<T, Error>&& e) : std::expected<T, Error>(std::move(e)) {}
+};
 
 inline std::unexpected<Error> fail(Errc code, std::string message) {
   return std::unexpected<Error>(Error{code, std::move(message)});

@@ -347,13 +347,20 @@ Result<void> run_board(const RunOptions& o, const std::atomic<bool>& stop) {
 
     BootSignals seen;
     int qemu_pid = 0;
+    // status.json is how the rack and the tests see the board: a write that fails stops the
+    // board with that error rather than leaving it looking stuck.
+    std::optional<Error> status_error;
+    auto keep_status = [&](int pid) {
+      if (auto w = write_status(b, st, pid); !w && !status_error) status_error = w.error();
+    };
     const auto started = std::chrono::steady_clock::now();
     process::Command cmd{qemu_argv(spec), {}, {}, std::nullopt, {}, {}};
     cmd.on_start = [&](int pid) {
       qemu_pid = pid;
-      (void)write_status(b, st, pid);  // best effort: the next write carries the pid too
+      keep_status(pid);
     };
     cmd.keep_going = [&] {
+      if (status_error) return false;
       if (stop) {
         seen.stop_requested = true;
         return false;
@@ -383,14 +390,15 @@ Result<void> run_board(const RunOptions& o, const std::atomic<bool>& stop) {
       if (line.find(k_alive_line) != std::string_view::npos) {
         seen.alive = true;
         st.state = "up";
-        (void)write_status(b, st, qemu_pid);  // best effort: progress only
+        keep_status(qemu_pid);
       }
       if (line.find(k_ready_line) != std::string_view::npos) {
         st.state = "ready";
-        (void)write_status(b, st, qemu_pid);  // best effort: progress only
+        keep_status(qemu_pid);
       }
     });
     if (!outcome) return std::unexpected(outcome.error());
+    if (status_error) return std::unexpected(status_error->wrap("board " + b.dir.filename().string() + ": status.json"));
     if (!outcome->stopped && outcome->signal == 0 && outcome->exit_code != 0) {
       // QEMU itself failed (an image another QEMU holds, a bad option): not a board event.
       std::string why = "qemu-system-aarch64 exited with status " + std::to_string(outcome->exit_code) +

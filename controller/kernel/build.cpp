@@ -138,7 +138,16 @@ Result<Source> tarball_source(const Profile& p, const BuildOptions& opt, Progres
   return fail(Errc::invalid_input, tarball.string() + " holds no kernel tree (no folder with a Makefile)");
 }
 
-Result<Source> user_source(const Profile& p, const stdfs::path& dir, Job* job) {
+// A --source checkout on another branch than the profile pins builds, with a note saying so.
+void note_branch(const Profile& p, const stdfs::path& dir, Job& job) {
+  if (p.source.git_ref.empty()) return;
+  auto branch = process::capture({{"git", "-C", dir.string(), "rev-parse", "--abbrev-ref", "HEAD"}, {}, {}, std::chrono::minutes(2)});
+  if (branch && first_line(*branch) != p.source.git_ref) {
+    note(job, "source is on '" + first_line(*branch) + "', the profile pins '" + p.source.git_ref + "'");
+  }
+}
+
+Result<Source> user_source(const Profile& p, const stdfs::path& dir) {
   if (!stdfs::is_regular_file(dir / "Makefile") || !stdfs::is_directory(dir / "arch" / "arm64")) {
     return fail(Errc::invalid_input, "--source " + dir.string() + " is not a Linux kernel tree (no Makefile or arch/arm64)");
   }
@@ -154,12 +163,6 @@ Result<Source> user_source(const Profile& p, const stdfs::path& dir, Job* job) {
     std::string identity = "git " + first_line(*head);
     auto diff = git({"diff", "HEAD"});
     if (diff && !diff->empty()) identity += " dirty " + hash::sha256_hex(*diff);
-    if (!p.source.git_ref.empty()) {
-      auto branch = git({"rev-parse", "--abbrev-ref", "HEAD"});
-      if (branch && first_line(*branch) != p.source.git_ref && job) {
-        note(*job, "source is on '" + first_line(*branch) + "', the profile pins '" + p.source.git_ref + "'");
-      }
-    }
     return Source{dir, identity};
   }
   // Not a git checkout: name it by every file's path, size and mtime.
@@ -313,7 +316,10 @@ Result<void> compile(Job& job, bool use_ccache) {
   FLEET_TRY(run_logged(job, make_cmd(job, argv, std::chrono::hours(10)), [&](std::string_view line) {
     if (auto step = kbuild_step(line)) job.progress.compile(*step, ++done, expected);
   }));
-  if (done > 0) (void)fs::write_file_atomic(count_file, std::to_string(done));
+  // The count only sizes the next build's progress bar: a failure to keep it is said, not fatal.
+  if (done > 0) {
+    if (auto kept = fs::write_file_atomic(count_file, std::to_string(done)); !kept) note(job, kept.error().message);
+  }
   return {};
 }
 
@@ -464,7 +470,7 @@ Result<BuildResult> build(const Profile& p, const BuildOptions& opt, Progress& p
   }
   Source source;
   if (opt.source_dir) {
-    source = FLEET_TRY(user_source(p, stdfs::absolute(*opt.source_dir), nullptr));
+    source = FLEET_TRY(user_source(p, stdfs::absolute(*opt.source_dir)));
   } else if (!p.source.tarball.empty()) {
     source = FLEET_TRY(tarball_source(p, opt, progress));
   } else {
@@ -518,7 +524,7 @@ Result<BuildResult> build(const Profile& p, const BuildOptions& opt, Progress& p
   job.log.open(job.stage / bundle::k_build_log);
   job.log << "fleetctl kernel build: profile " << p.name << ", source " << source.dir.string() << " ("
           << source.identity << "), key " << key << ", tree " << job.kbuild.string() << "\n";
-  if (opt.source_dir) (void)user_source(p, stdfs::absolute(*opt.source_dir), &job);  // notes on the ref
+  if (opt.source_dir) note_branch(p, stdfs::absolute(*opt.source_dir), job);
   bool use_ccache = have_program("ccache");
   if (!use_ccache) note(job, "ccache not found: every build compiles from scratch (install ccache)");
 

@@ -62,7 +62,7 @@ class BoardIO {
   virtual Result<void> connect() = 0;
   virtual Result<Inspection> inspect() = 0;
   virtual Result<void> push_agent(const std::string& token) = 0;
-  virtual Result<void> push_bundle() = 0;         // upload, sha256 check, unpack; nothing installed
+  virtual Result<void> push_bundle() = 0;         // upload, sha256 check, unpack, the agent staged; nothing installed
   virtual Result<void> install(const std::string& rollout_id) = 0;
   virtual Result<void> tryboot() = 0;             // the connection may drop: not an error
   virtual Result<void> rollback() = 0;            // fleet-agent rollback: reboots into the previous slot

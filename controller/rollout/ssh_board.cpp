@@ -71,24 +71,60 @@ Result<Inspection> SshBoard::inspect() {
   return i;
 }
 
-Result<void> SshBoard::push_agent(const std::string& token) {
-  auto* s = FLEET_TRY(session());
+Result<bool> SshBoard::agent_is_current(ssh::Session& s) {
   if (!agent_current_) {
     // This object may not be the one that inspected the board (a slot is given up while a
     // board waits at staged): the board's agent is looked at again before it is replaced.
-    auto sum = FLEET_TRY(s->run({"sha256sum", k_remote_agent}, 30s));
+    auto sum = FLEET_TRY(s.run({"sha256sum", k_remote_agent}, 30s));
     agent_current_ = sum.exit_status == 0 && sum.out.substr(0, 64) == payload_.agent_sha256;
   }
-  if (!agent_current_) {
+  return agent_current_;
+}
+
+std::string SshBoard::staged_agent() const { return std::string(k_remote_incoming) + "/fleet-agent-" + payload_.agent_sha256; }
+
+Result<void> SshBoard::stage_agent(ssh::Session& s) {
+  if (FLEET_TRY(agent_is_current(s))) return {};
+  if (payload_.agent_sha256.size() != 64) {
+    return fail(Errc::invalid_input, "board " + endpoint_.name + ": no sha256 of the agent to check the upload with");
+  }
+  // upload() names the file only once the board's sha256 of it matches; one already there
+  // (a resumed rollout) is checked again, not trusted by its name.
+  auto there = FLEET_TRY(s.run({"sha256sum", staged_agent()}, 30s));
+  if (there.exit_status == 0 && there.out.substr(0, 64) == payload_.agent_sha256) return {};
+  FLEET_TRY(s.check({"mkdir", "-p", k_remote_incoming}, 30s));
+  auto r = s.upload(payload_.agent, staged_agent());
+  if (!r) {
+    session_.reset();
+    return std::unexpected(r.error());
+  }
+  return {};
+}
+
+Result<void> SshBoard::push_agent(const std::string& token) {
+  auto* s = FLEET_TRY(session());
+  if (!FLEET_TRY(agent_is_current(*s))) {
+    // Staged with the bundle (while the previous wave was on trial): now only moved into
+    // place, within /usr/local/bin so that the last step is one rename, and checked there.
+    FLEET_TRY(stage_agent(*s));
+    const std::string next = std::string(k_remote_agent) + ".new";
     FLEET_TRY(s->check({"mkdir", "-p", "/usr/local/bin"}, 30s));
-    FLEET_TRY(s->upload(payload_.agent, k_remote_agent));
-    FLEET_TRY(s->check({"chmod", "0755", k_remote_agent}, 30s));
+    FLEET_TRY(s->check({"cp", staged_agent(), next}, 60s));
+    FLEET_TRY(s->check({"chmod", "0755", next}, 30s));
+    auto sum = FLEET_TRY(s->check({"sha256sum", next}, 30s));
+    if (sum.substr(0, 64) != payload_.agent_sha256) {
+      return fail(Errc::mismatch, "board " + endpoint_.name + ": the agent copied to " + next + " has sha256 " +
+                                      sum.substr(0, 64) + ", not " + payload_.agent_sha256);
+    }
+    FLEET_TRY(s->check({"mv", "-f", next, k_remote_agent}, 30s));
+    FLEET_TRY(s->check({"rm", "-f", staged_agent()}, 30s));
+    agent_current_ = true;
   }
   if (payload_.ca_cert.empty()) {
     return fail(Errc::invalid_input, "board " + endpoint_.name + ": no CA certificate to set the agent up with");
   }
   // The CA certificate is public: it goes through the same incoming folder as a trusted key.
-  const std::string incoming = "/var/lib/fleet-agent/incoming";
+  const std::string incoming = k_remote_incoming;
   const std::string ca_file = incoming + "/controller-ca.pem";
   FLEET_TRY(s->check({"mkdir", "-p", incoming}, 30s));
   FLEET_TRY(s->upload(payload_.ca_cert, ca_file));
@@ -116,7 +152,9 @@ Result<void> SshBoard::push_bundle() {
     return fail(Errc::invalid_input, "board " + endpoint_.name + ": no sha256 of the bundle's tar to check the upload with");
   }
   auto* s = FLEET_TRY(session());
-  const std::string incoming = "/var/lib/fleet-agent/incoming";
+  // The agent goes ahead with the bundle: uploaded and checked, not yet in place.
+  FLEET_TRY(stage_agent(*s));
+  const std::string incoming = k_remote_incoming;
   const std::string tar = incoming + "/" + payload_.build_key + ".tar";
   const std::string dir = std::string(k_remote_bundles) + "/" + payload_.build_key;
   // Beside the unpacked folder (not in it: the agent refuses files its manifest does not

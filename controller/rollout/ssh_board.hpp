@@ -25,6 +25,8 @@ struct Payload {
 
 inline constexpr const char* k_remote_agent = "/usr/local/bin/fleet-agent";
 inline constexpr const char* k_remote_bundles = "/var/lib/fleet-agent/bundles";
+// Uploads land here, checked, before anything uses them (bundle tars, the staged agent).
+inline constexpr const char* k_remote_incoming = "/var/lib/fleet-agent/incoming";
 
 // What fleet-agent status --json (fleet.v1.AgentStatus) tells the rollout. Pure.
 AgentView agent_view_of(const fleet::v1::AgentStatus& status);
@@ -37,6 +39,8 @@ class SshBoard : public BoardIO {
   Result<void> connect() override;
   Result<Inspection> inspect() override;
   Result<void> push_agent(const std::string& token) override;
+  // Uploads the bundle (sha256 checked, unpacked beside the agent's bundles) and, when the
+  // board's agent is not ours, the agent to incoming/fleet-agent-SHA256: nothing installed.
   Result<void> push_bundle() override;
   Result<void> install(const std::string& rollout_id) override;
   Result<void> tryboot() override;
@@ -46,6 +50,9 @@ class SshBoard : public BoardIO {
 
  private:
   Result<ssh::Session*> session();
+  Result<bool> agent_is_current(ssh::Session& s);
+  Result<void> stage_agent(ssh::Session& s);
+  std::string staged_agent() const;
   ssh::Endpoint endpoint_;
   const Payload& payload_;
   std::vector<std::string> install_args_;

@@ -98,12 +98,13 @@ int verify(const std::vector<std::string>& argv, std::ostream& out, std::ostream
   Observations obs = root ? observe(*root, Source::folder) : observe("/", Source::live);
   Report report = evaluate(*contract, obs);
   if (parsed->flag("json")) {
-    auto printed = wire::to_json(verification_message(report), wire::Layout::indented);
+    // One line: the virtual boards' console carries it to fleet-sim line by line.
+    auto printed = wire::to_json(verification_message(report));
     if (!printed) {
       err << "fleet-agent verify: " << printed.error().message << "\n";
       return k_exit_check_failed;  // unreported is not verified
     }
-    out << *printed;
+    out << *printed << "\n";
   } else {
     out << report_table(report);
   }

@@ -338,7 +338,11 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
     } else if (sub == "run") {
       ::signal(SIGTERM, on_signal);
       ::signal(SIGINT, on_signal);
-      (void)fs::write_file_atomic(board.pid(), std::to_string(::getpid()) + "\n");
+      // Without its pid file `rack down` could not stop this board: refused before it starts.
+      if (auto w = fs::write_file_atomic(board.pid(), std::to_string(::getpid()) + "\n"); !w) {
+        err << "fleet-sim board run " << name << ": " << w.error().message << "\n";
+        return 1;
+      }
       RunOptions o;
       o.board = board;
       o.watchdog = std::chrono::seconds(seconds("watchdog", 120));

@@ -1,12 +1,16 @@
 #include <grpcpp/grpcpp.h>
 
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <thread>
 
 #include "common/rpc/rpc.hpp"
+#include "controller/cli/cli.hpp"
 #include "controller/status/status_service.hpp"
 #include "controller/tls/authority.hpp"
+#include "proto/codec.hpp"
 #include "proto/fleet.grpc.pb.h"
+#include "tests/support/cli.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace fleet;
@@ -119,4 +123,112 @@ TEST_CASE("the status service lists boards and rollouts, and streams board chang
     CHECK(ev.board().step() == "install");
     ctx.TryCancel();
   }
+}
+
+TEST_CASE("the status service and fleetctl status answer while a rollout writes 2,000 boards") {
+  test::TempDir dir;
+  auto db = dir / "fleet.db";
+  {
+    auto st = store::Store::open(db);
+    REQUIRE(st);
+    store::RolloutRow r;
+    r.id = "r-big";
+    r.kernel_release = "6.12.49-v8-16k-fleet";
+    r.state = vocab::RolloutState::running;
+    REQUIRE((*st)->put_rollout(r));
+  }
+  auto ca = tls::Authority::open_or_create(dir / "tls").value();
+  const std::string token = "00112233445566778899aabbccddeeff";
+  auto server = controller::StatusServer::start({"127.0.0.1:0", ca.issue_server().value(), token}, db);
+  REQUIRE(server);
+  auto channel = rpc::controller_channel("127.0.0.1:" + std::to_string((*server)->port()), ca.certificate().pem).value();
+  auto stub = fleet::v1::StatusService::NewStub(channel);
+
+  // The rollout's side: its own connection, a transaction per batch as the runner writes,
+  // every board passing through the steps again and again until the readers have read 10
+  // times each (at most 5,000 passes of 20 batches of 100, or 60 s), then once more to done.
+  constexpr int k_boards = 2000, k_batch = 100, k_reads = 10;
+  std::atomic<bool> writing{true}, readers_done{false};
+  std::string write_error;
+  std::thread writer([&] {
+    auto st = store::Store::open(db);
+    if (!st) {
+      write_error = st.error().message;
+      writing = false;
+      return;
+    }
+    const vocab::Step steps[] = {vocab::Step::connect, vocab::Step::push_bundle, vocab::Step::install,
+                                 vocab::Step::await_boot};
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (int pass = 0; pass <= 5000 && write_error.empty(); ++pass) {
+      const bool last = readers_done || pass == 5000 || std::chrono::steady_clock::now() > give_up;
+      const auto step = last ? vocab::Step::done : steps[pass % 4];
+      for (int first = 0; first < k_boards && write_error.empty(); first += k_batch) {
+        std::vector<store::BoardRow> rows(k_batch);
+        std::vector<const store::BoardRow*> ptrs;
+        for (int i = 0; i < k_batch; ++i) {
+          char name[16];
+          std::snprintf(name, sizeof name, "pi-%04d", first + i);
+          rows[i].rollout_id = "r-big";
+          rows[i].board = name;
+          rows[i].step = step;
+          rows[i].outcome = step == vocab::Step::done ? vocab::Outcome::committed : vocab::Outcome::none;
+          ptrs.push_back(&rows[i]);
+        }
+        if (auto w = (*st)->put_boards(ptrs); !w) write_error = w.error().message;
+      }
+      if (last) break;
+    }
+    writing = false;
+  });
+
+  // The readers' side, meanwhile: the service over TLS and fleetctl status on the file.
+  int service_reads = 0, cli_reads = 0, last_count = 0, during = 0;
+  std::vector<std::string> errors;
+  double slowest_ms = 0;
+  for (int round = 0; round < k_reads; ++round) {
+    const bool writing_before = writing;
+    const auto t0 = std::chrono::steady_clock::now();
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    fleet::v1::ListBoardsResponse resp;
+    auto status = stub->ListBoards(&ctx, {}, &resp);
+    slowest_ms = std::max(slowest_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    if (!status.ok()) {
+      errors.push_back("ListBoards: " + status.error_message());
+    } else {
+      ++service_reads;
+      // Whole transactions only: the count moves in batches and never back.
+      CHECK(resp.boards_size() % k_batch == 0);
+      CHECK(resp.boards_size() >= last_count);
+      last_count = resp.boards_size();
+    }
+    auto cli = test::run_cli(controller::cli::run, {"status", "--state", db.string(), "--json"});
+    if (cli.code != 0) {
+      errors.push_back("fleetctl status: " + cli.err);
+    } else {
+      auto snap = wire::parse<fleet::v1::StatusSnapshot>(cli.out, "fleetctl status --json");
+      if (snap) ++cli_reads;
+      else errors.push_back(snap.error().message);
+    }
+    if (writing_before && writing) ++during;
+  }
+  readers_done = true;
+  writer.join();
+  INFO("service reads " << service_reads << ", fleetctl status reads " << cli_reads << ", " << during
+                        << " rounds wholly while the rollout wrote, slowest ListBoards " << slowest_ms << " ms");
+  REQUIRE(write_error.empty());
+  CHECK(errors.empty());
+  for (const auto& e : errors) UNSCOPED_INFO(e);
+  CHECK(service_reads == k_reads);
+  CHECK(cli_reads == k_reads);
+  CHECK(during >= k_reads / 2);  // the reads overlapped the writes, not followed them
+
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + token);
+  fleet::v1::ListBoardsResponse done;
+  REQUIRE(stub->ListBoards(&ctx, {}, &done).ok());
+  REQUIRE(done.boards_size() == k_boards);
+  for (const auto& b : done.boards()) CHECK(b.outcome() == "committed");
 }

@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "proto/codec.hpp"
+#include "proto/fleet.pb.h"
 #include "node-agent/cli/cli.hpp"
 #include "tests/support/cli.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -52,14 +54,17 @@ TEST_CASE("fleet-agent verify --json: exit 1 and THP named when THP differs") {
   auto contract = root.write("contract.json", k_contract);
   std::string out, err;
   CHECK(run({"verify", "--json", "--contract", contract.string(), "--root", root.path().string()}, out, err) == 1);
-  auto j = nlohmann::json::parse(out);
-  CHECK(j["ok"] == false);
+  // One line (a virtual board's console carries it line by line), a fleet.v1.Verification.
+  CHECK(out.find('\n') == out.size() - 1);
+  auto v = wire::parse<fleet::v1::Verification>(out, "fleet-agent verify --json");
+  REQUIRE(v);
+  CHECK_FALSE(v->ok());
   int failed = 0;
-  for (const auto& c : j["checks"]) {
-    if (!c["pass"].get<bool>()) {
+  for (const auto& c : v->checks()) {
+    if (!c.pass()) {
       ++failed;
-      CHECK(c["property"] == "thp");
-      CHECK(c["actual"] == "never");
+      CHECK(c.property() == "thp");
+      CHECK(c.actual() == "never");
     }
   }
   CHECK(failed == 1);
