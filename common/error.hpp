@@ -32,8 +32,9 @@ struct Error {
 };
 
 // std::expected that cannot be ignored: a call whose Result is dropped does not compile
-// (-Werror), so a failed save or write is handled or said, never lost. Converts both ways
-// with std::expected (what and_then/transform return).
+// (-Werror), so a failed save or write is handled or said, never lost. A std::expected<T,
+// Error> converts to it; what and_then/transform return is a plain std::expected (their
+// callbacks must return std::expected too), which FLEET_TRY and with_context also take.
 template <class T>
 class [[nodiscard]] Result : public std::expected<T, Error> {
  public:
@@ -54,13 +55,18 @@ Result<T> with_context(Result<T> r, const std::string& context) {
   if (!r) return std::unexpected(r.error().wrap(context));
   return r;
 }
+// What and_then/transform return.
+template <class T>
+Result<T> with_context(std::expected<T, Error>&& r, const std::string& context) {
+  return with_context(Result<T>(std::move(r)), context);
+}
 
 namespace detail {
 template <class T>
-T unwrap(Result<T>&& r) {
+T unwrap(std::expected<T, Error>&& r) {
   return std::move(*r);
 }
-inline void unwrap(Result<void>&&) {}
+inline void unwrap(std::expected<void, Error>&&) {}
 }  // namespace detail
 
 }  // namespace fleet

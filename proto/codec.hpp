@@ -2,8 +2,9 @@
 // The one JSON codec for fleet.v1 messages: protobuf's own JSON mapping, with the field names
 // as fleet.proto writes them (board_id, not boardId), every field printed (zeros, false and ""
 // too: a script sees the whole schema), enums by name, 64-bit integers as strings (as the
-// mapping says; numbers are accepted on input). Reading ignores fields it does not know, so an
-// older controller reads a newer agent. Everything that prints or reads the JSON of an
+// mapping says; numbers are accepted on input). Reading ignores fields it does not know, so a
+// controller reads an agent newer than itself (both from this codec on: a fleetctl from before
+// it reads 64-bit numbers only as numbers; upgrade fleetctl first, it then replaces the agents). Everything that prints or reads the JSON of an
 // AgentStatus, a Verification, a PhaseReport (the agent's outbox), a Throughput or a status
 // snapshot goes through here.
 #include <string>

@@ -2,6 +2,8 @@
 
 #include "common/bundle.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include "proto/codec.hpp"
 
 namespace fleet::rollout {
@@ -13,6 +15,20 @@ std::string trimmed(std::string s) {
   return s;
 }
 }  // namespace
+
+Result<fleet::v1::AgentStatus> read_agent_status(std::string_view text, const std::string& source) {
+  auto st = FLEET_TRY(wire::parse<fleet::v1::AgentStatus>(text, source));
+  if (st.state() == fleet::v1::AGENT_STATE_UNSPECIFIED) {
+    // An agent from before AgentStatus printed its state in lowercase. Rollback does not
+    // replace the agent, so its two resting states are still understood; any other stays
+    // unknown (busy).
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    const std::string old = j.is_object() && j.contains("state") && j["state"].is_string() ? j["state"].get<std::string>() : "";
+    if (old == "idle") st.set_state(fleet::v1::AGENT_IDLE);
+    if (old == "installed") st.set_state(fleet::v1::AGENT_INSTALLED);
+  }
+  return st;
+}
 
 AgentView agent_view_of(const fleet::v1::AgentStatus& st) {
   AgentView v;
@@ -58,7 +74,7 @@ Result<Inspection> SshBoard::inspect() {
   i.agent_current = agent_current_;
   auto status = FLEET_TRY(s->run({k_remote_agent, "status", "--json"}, 30s));
   if (status.exit_status == 0) {
-    auto st = wire::parse<fleet::v1::AgentStatus>(status.out, "board " + endpoint_.name + ": fleet-agent status --json");
+    auto st = read_agent_status(status.out, "board " + endpoint_.name + ": fleet-agent status --json");
     if (st) {
       i.committed_release = st->committed().release();
       i.agent_sequence = st->sequence();
@@ -93,6 +109,10 @@ Result<void> SshBoard::stage_agent(ssh::Session& s) {
   auto there = FLEET_TRY(s.run({"sha256sum", staged_agent()}, 30s));
   if (there.exit_status == 0 && there.out.substr(0, 64) == payload_.agent_sha256) return {};
   FLEET_TRY(s.check({"mkdir", "-p", k_remote_incoming}, 30s));
+  // Agents staged by earlier rollouts that never installed them: 14 MB each on the board.
+  FLEET_TRY(s.check({"find", k_remote_incoming, "-maxdepth", "1", "-name", "fleet-agent-*", "!", "-name",
+                     "fleet-agent-" + payload_.agent_sha256 + "*", "-delete"},
+                    30s));
   auto r = s.upload(payload_.agent, staged_agent());
   if (!r) {
     session_.reset();
@@ -113,12 +133,14 @@ Result<void> SshBoard::push_agent(const std::string& token) {
     FLEET_TRY(s->check({"chmod", "0755", next}, 30s));
     auto sum = FLEET_TRY(s->check({"sha256sum", next}, 30s));
     if (sum.substr(0, 64) != payload_.agent_sha256) {
-      return fail(Errc::mismatch, "board " + endpoint_.name + ": the agent copied to " + next + " has sha256 " +
-                                      sum.substr(0, 64) + ", not " + payload_.agent_sha256);
+      auto e = fail(Errc::mismatch, "board " + endpoint_.name + ": the agent copied to " + next + " has sha256 " +
+                                        sum.substr(0, 64) + ", not " + payload_.agent_sha256);
+      FLEET_TRY(s->check({"rm", "-f", next}, 30s));
+      return e;
     }
     FLEET_TRY(s->check({"mv", "-f", next, k_remote_agent}, 30s));
+    agent_current_ = true;  // in place: a retry goes on to the setup
     FLEET_TRY(s->check({"rm", "-f", staged_agent()}, 30s));
-    agent_current_ = true;
   }
   if (payload_.ca_cert.empty()) {
     return fail(Errc::invalid_input, "board " + endpoint_.name + ": no CA certificate to set the agent up with");
@@ -236,7 +258,7 @@ Result<AgentView> SshBoard::agent_view() {
     session_.reset();
     return std::unexpected(out.error());
   }
-  auto st = FLEET_TRY(wire::parse<fleet::v1::AgentStatus>(*out, "board " + endpoint_.name + ": fleet-agent status --json"));
+  auto st = FLEET_TRY(read_agent_status(*out, "board " + endpoint_.name + ": fleet-agent status --json"));
   return agent_view_of(st);
 }
 

@@ -28,6 +28,9 @@ inline constexpr const char* k_remote_bundles = "/var/lib/fleet-agent/bundles";
 // Uploads land here, checked, before anything uses them (bundle tars, the staged agent).
 inline constexpr const char* k_remote_incoming = "/var/lib/fleet-agent/incoming";
 
+// fleet-agent status --json through the codec; an agent from before AgentStatus (lowercase
+// states) has its idle and installed states read too. Errors start with `source`. Pure.
+Result<fleet::v1::AgentStatus> read_agent_status(std::string_view text, const std::string& source);
 // What fleet-agent status --json (fleet.v1.AgentStatus) tells the rollout. Pure.
 AgentView agent_view_of(const fleet::v1::AgentStatus& status);
 

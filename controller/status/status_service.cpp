@@ -34,16 +34,17 @@ fleet::v1::BoardStatus board_status(store::Store& store, const store::BoardRow& 
       if (s.kernel_release().empty()) s.set_kernel_release(r.running_release);
       auto v = stored_verification(r);
       if (!v) {
-        // A row this controller cannot read is said where people look, not skipped silently.
-        if (s.message().empty()) s.set_message(v.error().message);
-        continue;
+        // The newest verification cannot be read: said where people look, and no older one
+        // shown in its place as if it were current.
+        s.set_message(s.message().empty() ? v.error().message : s.message() + "; " + v.error().message);
+        break;
       }
       if (v->checks().empty()) continue;
       *s.mutable_checks() = v->checks();
       if (!r.throughput_json.empty()) {
         auto t = wire::parse<fleet::v1::Throughput>(r.throughput_json, "report " + std::to_string(r.sequence) + " of board " + r.board);
         if (t) *s.mutable_throughput() = std::move(*t);
-        else if (s.message().empty()) s.set_message(t.error().message);
+        else s.set_message(s.message().empty() ? t.error().message : s.message() + "; " + t.error().message);
       }
       break;
     }

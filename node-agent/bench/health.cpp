@@ -1,6 +1,7 @@
 #include "node-agent/bench/health.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <charconv>
 #include <cstdio>
 #include <vector>
@@ -70,8 +71,15 @@ Health worst(const Health& a, const Health& b) {
   return w;
 }
 
-void add_health(nlohmann::json& t, const Health& h) {
-  if (h.temperature_c) t["temperature_c"] = double(int(*h.temperature_c * 10 + 0.5)) / 10.0;
+Health as_reported(const Health& h) {
+  Health r = h;
+  if (r.temperature_c) r.temperature_c = std::round(*r.temperature_c * 10) / 10;
+  return r;
+}
+
+void add_health(nlohmann::json& t, const Health& raw) {
+  const Health h = as_reported(raw);
+  if (h.temperature_c) t["temperature_c"] = *h.temperature_c;
   if (h.undervoltage) t["undervoltage"] = *h.undervoltage;
   if (h.cpu_mhz) t["cpu_mhz"] = *h.cpu_mhz;
   if (h.cpu_max_mhz) t["cpu_max_mhz"] = *h.cpu_max_mhz;

@@ -26,6 +26,9 @@ struct Health {
   std::optional<int> cpu_max_mhz;
 };
 
+// The temperature as reports carry it (0.1 C): the warning is judged on the same figure. Pure.
+Health as_reported(const Health& h);
+
 // "52312\n" (millidegrees) -> 52.312; nullopt if not a number. Pure.
 std::optional<double> parse_millicelsius(std::string_view text);
 // "1500000\n" (kHz) -> 1500; nullopt if not a number. Pure.

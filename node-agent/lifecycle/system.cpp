@@ -45,7 +45,7 @@ Result<Throughput> RealSystem::measure(const BenchSpec& spec) {
   auto r = FLEET_TRY(bench::run_bench(o));
   Throughput t;
   t.detail = throughput_message(r);
-  t.health = r.health;
+  t.health = bench::as_reported(r.health);
   if (r.llama && r.llama->generation) {
     t.tokens_per_s = r.llama->generation->avg_ts;
     t.measured_by = "llama-bench tg" + std::to_string(r.llama->generation->n_gen) + " of " + spec.model;

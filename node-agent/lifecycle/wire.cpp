@@ -122,8 +122,8 @@ fleet::v1::Throughput throughput_message(const bench::BenchReport& r) {
   }
   if (r.model) t.set_model(r.model->path.filename().string());
   t.set_note(r.llama_note);
-  const auto& h = r.health;
-  if (h.temperature_c) t.set_temperature_c(std::round(*h.temperature_c * 10) / 10);
+  const auto h = bench::as_reported(r.health);
+  if (h.temperature_c) t.set_temperature_c(*h.temperature_c);
   if (h.undervoltage) t.set_undervoltage(*h.undervoltage);
   if (h.cpu_mhz) t.set_cpu_mhz(static_cast<std::uint32_t>(std::max(0, *h.cpu_mhz)));
   if (h.cpu_max_mhz) t.set_cpu_max_mhz(static_cast<std::uint32_t>(std::max(0, *h.cpu_max_mhz)));

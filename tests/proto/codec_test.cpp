@@ -97,7 +97,7 @@ TEST_CASE("the agent's status travels whole: what the agent prints is what the c
   CHECK(rollout::agent_view_of(agent::status_message(s)).last_phase == rollout::AgentPhase::none);
 }
 
-TEST_CASE("an agent older than AgentStatus is still read for what inspect needs, and its unknown state counts as busy") {
+TEST_CASE("an agent older than AgentStatus is still read: inspect's fields, and its idle and installed states for rollback") {
   // What fleet-agent printed before: its state.json plus trusted_keys, lowercase states.
   const char* old = R"({"state":"idle","committed":{"name":"","release":"6.1.0-stock"},"boots_in_state":0,
       "last":{"phase":"COMMITTED","release":"6.1.0-stock","message":"","at_ms":1700000000000},"sequence":4,
@@ -109,6 +109,20 @@ TEST_CASE("an agent older than AgentStatus is still read for what inspect needs,
   CHECK(st->sequence() == 4);
   CHECK(st->trusted_keys_size() == 1);
   CHECK(rollout::agent_view_of(*st).state == rollout::AgentState::busy);
+
+  // Rollback does not replace the agent: what it waits for, idle after the reboot, is read
+  // from the old names too; a working state stays unknown.
+  auto legacy = rollout::read_agent_status(old, "board pi-3: fleet-agent status --json");
+  REQUIRE(legacy);
+  CHECK(rollout::agent_view_of(*legacy).state == rollout::AgentState::idle);
+  CHECK(rollout::agent_view_of(*legacy).last_phase == rollout::AgentPhase::committed);
+  auto installed = rollout::read_agent_status(R"({"state":"installed","sequence":5})", "x");
+  REQUIRE(installed);
+  CHECK(rollout::agent_view_of(*installed).state == rollout::AgentState::installed);
+  auto working = rollout::read_agent_status(R"({"state":"verifying","sequence":5})", "x");
+  REQUIRE(working);
+  CHECK(rollout::agent_view_of(*working).state == rollout::AgentState::busy);
+  CHECK_FALSE(rollout::read_agent_status("{", "board pi-3: fleet-agent status --json"));
 }
 
 TEST_CASE("a stored verification: the Verification message, or the bare list older databases hold") {

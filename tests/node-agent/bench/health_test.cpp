@@ -65,3 +65,14 @@ TEST_CASE("health: the worse of two readings") {
   CHECK(unknown_after.temperature_c == Approx(55.0));
   CHECK(unknown_after.undervoltage == false);
 }
+
+TEST_CASE("health: the warning is judged on the temperature the report carries") {
+  Health h{79.96, false, 2400, 2400};
+  CHECK(health_warning(h).empty());  // the raw reading is below the throttle point
+  auto reported = as_reported(h);
+  CHECK(*reported.temperature_c == Approx(80.0));
+  // What fleetctl status shows as HOT 80C also carries the warning.
+  CHECK_THAT(health_warning(reported), Catch::Contains("80.0 C"));
+  CHECK(health_warning(Health{79.94, false, {}, {}}).empty());
+  CHECK(health_warning(as_reported(Health{79.94, false, {}, {}})).empty());
+}
