@@ -110,8 +110,9 @@ Result<void> SshBoard::stage_agent(ssh::Session& s) {
   if (there.exit_status == 0 && there.out.substr(0, 64) == payload_.agent_sha256) return {};
   FLEET_TRY(s.check({"mkdir", "-p", k_remote_incoming}, 30s));
   // Agents staged by earlier rollouts that never installed them: 14 MB each on the board.
+  // (-exec, not -delete: busybox find has no -delete.)
   FLEET_TRY(s.check({"find", k_remote_incoming, "-maxdepth", "1", "-name", "fleet-agent-*", "!", "-name",
-                     "fleet-agent-" + payload_.agent_sha256 + "*", "-delete"},
+                     "fleet-agent-" + payload_.agent_sha256 + "*", "-exec", "rm", "-f", "{}", ";"},
                     30s));
   auto r = s.upload(payload_.agent, staged_agent());
   if (!r) {
