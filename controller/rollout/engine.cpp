@@ -214,16 +214,17 @@ constexpr int k_max_reentries = 1;
 
 // ---- executors ----
 
+// The simulated clock's heap order: the earliest finish first, ties in submission order.
+bool SimExecutor::later(const Pending& a, const Pending& b) { return std::tie(a.at, a.order) > std::tie(b.at, b.order); }
+
 void SimExecutor::submit(std::size_t board, std::function<void()> job) {
   charged_ = std::chrono::milliseconds(0);
   job();
   heap_.push_back({now_ + charged_, order_++, board});
-  std::push_heap(heap_.begin(), heap_.end(),
-                 [](const Pending& a, const Pending& b) { return std::tie(a.at, a.order) > std::tie(b.at, b.order); });
+  std::push_heap(heap_.begin(), heap_.end(), later);
 }
 
 std::vector<std::size_t> SimExecutor::wait(Clock::time_point until) {
-  auto later = [](const Pending& a, const Pending& b) { return std::tie(a.at, a.order) > std::tie(b.at, b.order); };
   std::vector<std::size_t> done;
   if (heap_.empty() || heap_.front().at > until) {
     now_ = std::max(now_, until);

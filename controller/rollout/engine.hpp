@@ -105,6 +105,7 @@ class SimExecutor : public Executor {
     std::uint64_t order;
     std::size_t board;
   };
+  static bool later(const Pending& a, const Pending& b);
   Clock::time_point now_{};
   std::chrono::milliseconds charged_{0};
   std::uint64_t order_ = 0;
