@@ -46,6 +46,26 @@ void seed(store::Store& st) {
                          R"({"shape":"1b","tokens_per_s":6.5,"read_gbps":12.25,"dot_path":"neon-dotprod"})"}));
 }
 
+// Every call carries the token (tests/controller/reports/tls_test.cpp: without it, refused).
+struct Authorized : grpc::ClientContext {
+  explicit Authorized(const std::string& t) { AddMetadata("authorization", "Bearer " + t); }
+};
+
+// A StatusServer on loopback over `db`, with a CA made in `dir`, and a stub that trusts it.
+struct Served {
+  Served(const test::TempDir& dir, const std::filesystem::path& db) {
+    auto ca = tls::Authority::open_or_create(dir / "tls").value();
+    auto started = controller::StatusServer::start({"127.0.0.1:0", ca.issue_server().value(), token}, db);
+    REQUIRE(started);
+    server = std::move(*started);
+    auto channel = rpc::controller_channel("127.0.0.1:" + std::to_string(server->port()), ca.certificate().pem).value();
+    stub = fleet::v1::StatusService::NewStub(channel);
+  }
+  std::string token = "00112233445566778899aabbccddeeff";
+  std::unique_ptr<controller::StatusServer> server;
+  std::unique_ptr<fleet::v1::StatusService::Stub> stub;
+};
+
 }  // namespace
 
 TEST_CASE("the status service lists boards and rollouts, and streams board changes") {
@@ -54,16 +74,9 @@ TEST_CASE("the status service lists boards and rollouts, and streams board chang
   auto st = store::Store::open(db);
   REQUIRE(st);
   seed(**st);
-  auto ca = tls::Authority::open_or_create(dir / "tls").value();
-  const std::string token = "00112233445566778899aabbccddeeff";
-  auto server = controller::StatusServer::start({"127.0.0.1:0", ca.issue_server().value(), token}, db);
-  REQUIRE(server);
-  auto channel = rpc::controller_channel("127.0.0.1:" + std::to_string((*server)->port()), ca.certificate().pem).value();
-  auto stub = fleet::v1::StatusService::NewStub(channel);
-  // Every call carries the token (tests/controller/reports/tls_test.cpp: without it, refused).
-  struct Authorized : grpc::ClientContext {
-    explicit Authorized(const std::string& t) { AddMetadata("authorization", "Bearer " + t); }
-  };
+  Served served(dir, db);
+  auto& stub = served.stub;
+  const std::string& token = served.token;
 
   {
     Authorized ctx(token);
@@ -197,20 +210,16 @@ TEST_CASE("the status service and fleetctl status answer while a rollout process
     }
   } reap{child, &child_exited};
 
-  auto ca = tls::Authority::open_or_create(dir / "tls").value();
-  const std::string token = "00112233445566778899aabbccddeeff";
-  auto server = controller::StatusServer::start({"127.0.0.1:0", ca.issue_server().value(), token}, db);
-  REQUIRE(server);
-  auto channel = rpc::controller_channel("127.0.0.1:" + std::to_string((*server)->port()), ca.certificate().pem).value();
-  auto stub = fleet::v1::StatusService::NewStub(channel);
+  Served served(dir, db);
+  auto& stub = served.stub;
+  const std::string& token = served.token;
 
   // The readers, meanwhile: the service over TLS and fleetctl status on the file.
   int service_reads = 0, cli_reads = 0, last_count = 0, during = 0;
   std::vector<std::string> errors;
   for (int round = 0; round < k_reads; ++round) {
     const bool writing_before = child_running();
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + token);
+    Authorized ctx(token);
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     fleet::v1::ListBoardsResponse resp;
     auto status = stub->ListBoards(&ctx, {}, &resp);
@@ -248,8 +257,7 @@ TEST_CASE("the status service and fleetctl status answer while a rollout process
   CHECK(cli_reads == k_reads);
   CHECK(during == k_reads);  // every read overlapped the writes
 
-  grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", "Bearer " + token);
+  Authorized ctx(token);
   fleet::v1::ListBoardsResponse done;
   REQUIRE(stub->ListBoards(&ctx, {}, &done).ok());
   REQUIRE(done.boards_size() == k_boards);
