@@ -823,7 +823,8 @@ int status_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ost
         }
         char line[512];
         std::snprintf(line, sizeof line, "%-13s %-27s %-13s %-22s %s\n", b.board().c_str(), b.kernel_release().c_str(),
-                      (b.step() == "done" ? b.outcome() : b.step()).c_str(), throughput_cell(b).c_str(),
+                      (vocab::step_from_name(b.step()) == vocab::Step::done ? b.outcome() : b.step()).c_str(),
+                      throughput_cell(b).c_str(),
                       verification.c_str());
         out << line;
       }
