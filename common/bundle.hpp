@@ -18,6 +18,10 @@ namespace fleet::bundle {
 inline constexpr int k_format = 1;
 inline constexpr const char* k_manifest = "manifest.json";
 inline constexpr const char* k_contract = "contract.json";
+// The bundle's contract as the agent copies it into the slot it installs (a folder of
+// /boot/firmware), beside the kernel: what boot-check checks the running kernel against, and
+// what a light board's kernel shows (sim/light.hpp).
+inline constexpr const char* k_slot_contract = "fleet-contract.json";
 // Kept beside a bundle by `fleetctl kernel build`, never part of it.
 inline constexpr const char* k_build_log = "build.log";
 // The Ed25519 signature of manifest.json's exact bytes (which list every file's sha256);

@@ -29,7 +29,7 @@ struct BoardPaths {
 };
 
 inline constexpr const char* k_slot_prefix = "fleet-";
-inline constexpr const char* k_slot_contract = "fleet-contract.json";
+using bundle::k_slot_contract;
 // In the outbox: the highest report sequence already delivered.
 inline constexpr const char* k_sent_marker = "sent";
 // A board that boots this often in one state without leaving it is in a loop: give up and

@@ -10,11 +10,17 @@
 #include <cstring>
 
 #include "common/fs.hpp"
+#include "common/light_board.hpp"
 #include "common/process.hpp"
 #include "node-agent/bench/bench.hpp"
 #include "node-agent/lifecycle/wire.hpp"
 
 namespace fleet::agent {
+
+RealSystem::RealSystem(std::filesystem::path root) : root_(std::move(root)) {
+  std::error_code ec;
+  light_ = std::filesystem::exists(root_ / light::k_marker, ec);
+}
 
 std::string RealSystem::running_release() {
   auto r = fs::read_file(root_ / "proc/sys/kernel/osrelease").value_or("");
@@ -23,7 +29,9 @@ std::string RealSystem::running_release() {
 }
 
 Report RealSystem::verify(const Contract& contract) {
-  return evaluate(contract, observe(root_, root_ == "/" ? Source::live : Source::folder));
+  // A light board's page size is its kernel's (proc/self/smaps as fleet-sim wrote it), not
+  // that of the machine it runs on.
+  return evaluate(contract, observe(root_, root_ == "/" && !light_ ? Source::live : Source::folder));
 }
 
 Result<std::optional<bootloader::Info>> RealSystem::bootloader() { return read_bootloader(root_); }
@@ -66,6 +74,13 @@ Result<void> RealSystem::reboot(RebootMode mode) {
     return fail(Errc::unsupported, std::string("not rebooting: the board's root is ") + root_.string() +
                                        ", not /; a reboot would restart this machine, not that board. The state is "
                                        "saved: boot that board and boot-check carries on");
+  }
+  if (light_) {
+    // fleet-sim restarts this board: it stops its namespaces, which ends this process too.
+    const auto request = root_ / light::k_reboot_request;
+    std::filesystem::create_directories(request.parent_path(), ec);
+    return with_context(fs::write_file_atomic(request, mode == RebootMode::tryboot ? "tryboot\n" : "normal\n"),
+                        "asking fleet-sim for a reboot (a light board)");
   }
   if (std::error_code sd; std::filesystem::exists("/run/systemd/system", sd)) {
     // systemd is init (Raspberry Pi OS): an orderly reboot. Units stop, file systems are

@@ -40,10 +40,12 @@ class System {
   virtual std::int64_t now_ms() = 0;
 };
 
-// The running board: /proc and /sys under `root`, reboot(2) with "0 tryboot".
+// The running board: /proc and /sys under `root`, reboot(2) with "0 tryboot". On a light board
+// (common/light_board.hpp: its marker under `root`) the kernel's view is the board's files
+// and a reboot is a request to fleet-sim.
 class RealSystem : public System {
  public:
-  explicit RealSystem(std::filesystem::path root) : root_(std::move(root)) {}
+  explicit RealSystem(std::filesystem::path root);
   std::string running_release() override;
   Report verify(const Contract& contract) override;
   Result<std::optional<bootloader::Info>> bootloader() override;
@@ -53,6 +55,7 @@ class RealSystem : public System {
 
  private:
   std::filesystem::path root_;
+  bool light_ = false;
 };
 
 }  // namespace fleet::agent

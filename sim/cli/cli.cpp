@@ -23,6 +23,7 @@
 #include "proto/codec.hpp"
 #include "proto/fleet.pb.h"
 #include "sim/firmware.hpp"
+#include "sim/light.hpp"
 
 #ifndef FLEET_SOURCE_DIR
 #define FLEET_SOURCE_DIR "."
@@ -48,6 +49,8 @@ const std::string k_usage =
     "  rack up       create and start boards pi-1..pi-N and write an inventory for them\n"
     "  rack down     stop every board of a rack\n"
     "  rack status   show every board of a rack\n"
+    "  light         run a rack of light boards (no QEMU: a folder and an sshd each) for\n"
+    "                measuring fleetctl at 32 or 128 boards\n"
     "\n"
     "Run 'fleet-sim COMMAND --help' for a command's options.\n";
 
@@ -584,6 +587,66 @@ int rack_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostre
   return 0;
 }
 
+int light_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  const std::string src = FLEET_SOURCE_DIR;
+  const std::array options = {
+      args::Option{"n", args::Takes::value, "N", "boards pi-1 .. pi-N (default 32)"},
+      args::Option{"rack", args::Takes::value, "DIR", "the folder holding the boards (default build/light-rack); it and every folder above it must be root's and not writable by others (sshd's rule for chroots)"},
+      args::Option{"bundle", args::Takes::value, "DIR", "the stock kernel bundle new boards start on (default build/bundles/qemu-virt-stock); only its contract and files matter, nothing boots it"},
+      args::Option{"base-port", args::Takes::value, "PORT", "board pi-i gets SSH on 127.0.0.1:PORT+i (default 24000)"},
+      args::Option{"boot-time", args::Takes::value, "MS", "milliseconds from power-on to sshd and boot-check (default 0)"},
+      args::Option{"bench", args::Takes::value, "SHAPE", "fleet_bench in the inventory (default none: the boards run on this machine's CPUs)"},
+      args::Option{"help", args::Takes::nothing, "", "show this help"},
+  };
+  int code = 0;
+  auto a = args::parse_command(argv, options,
+                               {"fleet-sim", "fleet-sim light [-n N] [--rack DIR] [options]",
+                                "Runs a rack of light boards in the foreground until interrupted (SIGINT, SIGTERM):\n"
+                                "no QEMU, each board a folder with its own sshd on loopback, chrooted into the\n"
+                                "folder, in mount and PID namespaces of its own. The agent there reads the /proc and\n"
+                                "/sys files fleet-sim writes from the booted kernel's contract, and its reboots are\n"
+                                "requests fleet-sim carries out: new boot_id, the firmware's choice of kernel\n"
+                                "(tryboot.txt once, else config.txt), boot-check and send-reports, sshd again.\n"
+                                "For measuring fleetctl at 32 or 128 boards (bench/light_rack.sh); the QEMU boards\n"
+                                "prove that kernels work. Needs root. Writes RACK/inventory.yml and RACK/id_ed25519;\n"
+                                "prints 'light rack ready' once every board listens. Boards keep their files\n"
+                                "between runs; remove the folder for a fresh rack."},
+                               out, err, code);
+  if (!a) return code;
+  auto number = [&](const char* opt, int dflt, int min, int max) -> std::optional<int> {
+    auto v = args::int_value(*a, opt, min, max);
+    if (!v) {
+      err << "fleet-sim light: " << v.error().message << "\n";
+      return std::nullopt;
+    }
+    return v->value_or(dflt);
+  };
+  auto n = number("n", 32, 1, 1024);
+  auto base = number("base-port", 24000, 1024, 64000);
+  auto boot_ms = number("boot-time", 0, 0, 600000);
+  if (!n || !base || !boot_ms) return 2;
+  if (*base + *n > 65535) {
+    err << "fleet-sim light: --base-port " << *base << " leaves no port for pi-" << *n << "\n";
+    return 2;
+  }
+  light::RackOptions o;
+  o.rack = a->value("rack").value_or("build/light-rack");
+  o.boards = *n;
+  o.stock_bundle = a->value("bundle").value_or(src + "/build/bundles/qemu-virt-stock");
+  o.base_port = *base;
+  o.boot_time = std::chrono::milliseconds(*boot_ms);
+  o.bench = a->value("bench").value_or("none");
+  ::signal(SIGTERM, on_signal);
+  ::signal(SIGINT, on_signal);
+  auto r = light::run_rack(o, out, g_stop);
+  if (!r) {
+    err << "fleet-sim light: " << r.error().message << "\n";
+    return 1;
+  }
+  out << "light rack stopped\n";
+  return 0;
+}
+
 }  // namespace
 
 int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -598,6 +661,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   if (args[0] == "boot-verify") return boot_verify({args.begin() + 1, args.end()}, out, err);
   if (args[0] == "board") return board_cmd({args.begin() + 1, args.end()}, out, err);
   if (args[0] == "rack") return rack_cmd({args.begin() + 1, args.end()}, out, err);
+  if (args[0] == "light") return light_cmd({args.begin() + 1, args.end()}, out, err);
   err << "fleet-sim: unknown command '" << args[0] << "'\n\n" << k_usage;
   return 2;
 }
