@@ -63,12 +63,14 @@ lines = []
 for line in p.stdout:
     lines.append((time.monotonic() - t0, line.rstrip("\n")))
 rc = p.wait()
+with open("build/light-rack-rollout.log", "w") as log:  # the last case's whole output, kept
+    log.writelines(f"{t:8.3f} {l}\n" for t, l in lines)
 wall = time.monotonic() - t0
 rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 if rc != 0:
-    for _, l in lines[-20:]:
-        print(l, file=sys.stderr)
-    sys.exit(f"fleetctl rollout exited {rc}")
+    shown = [l for _, l in lines if "failed" in l or "error" in l][:20] + [l for _, l in lines[-5:]]
+    print("\n".join(shown), file=sys.stderr)
+    sys.exit(f"fleetctl rollout exited {rc}; its output: build/light-rack-rollout.log")
 steps = {}
 for t, l in lines:
     w = l.split()

@@ -46,7 +46,7 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-Sshd::Sshd() {
+Sshd::Sshd(const std::string& first_config) {
   auto keygen = [&](const char* name) {
     must(process::capture({{"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", (dir_ / name).string()},
                            {}, {}, std::chrono::seconds(30)}));
@@ -57,7 +57,7 @@ Sshd::Sshd() {
   keygen("other");
   dir_.write("authorized_keys", fs::read_file(dir_ / "client.pub").value());
   port_ = free_port();
-  dir_.write("sshd_config", "Port " + std::to_string(port_) +
+  dir_.write("sshd_config", first_config + "Port " + std::to_string(port_) +
                                 "\nListenAddress 127.0.0.1\nHostKey " + (dir_ / "host_key").string() +
                                 "\nAuthorizedKeysFile " + (dir_ / "authorized_keys").string() +
                                 "\nPidFile " + (dir_ / "sshd.pid").string() +

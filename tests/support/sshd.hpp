@@ -10,7 +10,8 @@ namespace fleet::test {
 
 class Sshd {
  public:
-  Sshd();
+  // `first_config` goes before the usual lines (sshd takes an option's first value).
+  explicit Sshd(const std::string& first_config = "");
   ~Sshd();
   Sshd(const Sshd&) = delete;
   Sshd& operator=(const Sshd&) = delete;

@@ -77,6 +77,28 @@ TEST_CASE("a key the board does not accept is auth_refused") {
   CHECK(s.error().code == Errc::auth_refused);
 }
 
+TEST_CASE("a connection that breaks during authentication is unreachable (retried), not auth_refused") {
+  // sshd asks a command for the authorized keys; the first time, the command ends the
+  // connection's sshd process, as a board going down for its reboot would.
+  test::TempDir dir;
+  auto script = dir.write("keys.sh", "if [ ! -e " + (dir / "dropped").string() + " ]; then touch " +
+                                         (dir / "dropped").string() + "; kill -9 $PPID; sleep 5; fi\ncat " +
+                                         (dir / "keys").string() + "\n");
+  test::Sshd sshd("AuthorizedKeysFile none\nAuthorizedKeysCommand /bin/sh " + script.string() +
+                  "\nAuthorizedKeysCommandUser root\n");
+  dir.write("keys", fs::read_file(sshd.client_key().string() + ".pub").value());
+  auto kh = dir.write("known_hosts", sshd.known_hosts_line());
+  auto first = Session::connect(endpoint(sshd, kh));
+  REQUIRE_FALSE(first);
+  CHECK(first.error().code == Errc::unreachable);
+  CHECK_THAT(first.error().message, Catch::Contains("broke off during authentication"));
+  CHECK(std::filesystem::exists(dir / "dropped"));
+  auto second = Session::connect(endpoint(sshd, kh));
+  INFO(fs::read_file(sshd.dir() / "sshd.log").value_or(""));
+  REQUIRE(second);
+  CHECK((*second)->check({"true"}, std::chrono::seconds(10)));
+}
+
 TEST_CASE("a closed port is unreachable") {
   test::TempDir dir;
   Endpoint e;
