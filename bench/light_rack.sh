@@ -51,7 +51,7 @@ for case in ${LIGHT_CASES:-32:5 32:50 128:5 128:50}; do
   t1=$(date +%s.%N)
   report=$((port + n + 1))
   # Each saved step is a line ("[wave 2] pi-7 install"): stamped as it comes.
-  python3 - "$fleetctl" "$rack" "$agent" "$new" "$forks" "$report" <<'PY' >"$work/result"
+  python3 - "$fleetctl" "$rack" "$agent" "$new" "$forks" "$report" <<'PY' >"$work/result" || true
 import resource, subprocess, sys, time
 fleetctl, rack, agent, bundle, forks, report = sys.argv[1:]
 argv = [fleetctl, "rollout", "--bundle", bundle, "--inventory", f"{rack}/inventory.yml", "--agent", agent,
@@ -86,6 +86,11 @@ print(done[-1] if done else "(no summary)")
 order = ["connect", "inspect", "push_bundle", "staged", "push_agent", "install", "reboot", "await_boot", "await_outcome"]
 print("  ".join(f"{k} {sum(spent[k]) / len(spent[k]):.1f}" for k in order if k in spent))
 PY
+  if ! [ -s "$work/result" ]; then
+    cp "$work/sim.log" build/light-rack-sim.log
+    echo "light_rack.sh: the rollout failed; fleet-sim's output: build/light-rack-sim.log" >&2
+    exit 1
+  fi
   read -r wall rss <"$work/result"
   printf '%4d boards, forks %2d: rollout %6.1f s wall, controller peak RSS %5.1f MiB (rack up in %.1f s)\n' \
     "$n" "$forks" "$wall" "$rss" "$(echo "$t1 - $t0" | bc)"

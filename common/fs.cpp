@@ -60,7 +60,8 @@ Result<void> fsync_renamed(const std::filesystem::path& path) {
   return {};
 }
 
-Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data, FileMode mode) {
+Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data, FileMode mode,
+                               Durability durability) {
   auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
   std::string tmpl = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
   std::vector<char> name(tmpl.begin(), tmpl.end());
@@ -99,9 +100,11 @@ Result<void> write_file_atomic(const std::filesystem::path& path, std::string_vi
     p += n;
     left -= static_cast<size_t>(n);
   }
-  if (::fsync(fd.get()) != 0) return cleanup_fail("cannot fsync");
+  const bool durable = durability == Durability::durable;
+  if (durable && ::fsync(fd.get()) != 0) return cleanup_fail("cannot fsync");
   if (::close(fd.release()) != 0) return cleanup_fail("cannot close");
   if (::rename(tmp.c_str(), path.c_str()) != 0) return cleanup_fail("cannot rename to " + path.string() + ":");
+  if (!durable) return {};
   FLEET_TRY(fsync_renamed(path));
   return fsync_dir(dir);
 }

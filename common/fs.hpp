@@ -19,8 +19,13 @@ Result<std::string> read_file(const std::filesystem::path& path);
 // first byte (mkstemp creates it 0600, fchmod widens it before any write), so a secret
 // written owner_only is never readable by others, not even between write and chmod.
 enum class FileMode { world_readable, owner_only };
+// Whether the write must survive a power cut. `until_power_cut` skips the fsyncs (the rename
+// still leaves readers the old file or the new one, never half of one): for files worth
+// nothing after a restart, such as a light board's /proc and /sys, written by the hundred
+// while boards upload, where each fsync waited behind their writes.
+enum class Durability { durable, until_power_cut };
 Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data,
-                               FileMode mode = FileMode::world_readable);
+                               FileMode mode = FileMode::world_readable, Durability durability = Durability::durable);
 
 // Reads `path` only if it is a plain regular file: not a symlink (O_NOFOLLOW), FIFO, device
 // or socket (checked with fstat on what was opened, and opened O_NONBLOCK so a FIFO cannot

@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -286,7 +287,7 @@ Result<Boot> power_on(const Board& b, bool tryboot) {
     const auto p = b.root() / rel;
     stdfs::create_directories(p.parent_path(), ec);
     if (ec) return fail(Errc::io, "cannot create " + p.parent_path().string() + ": " + ec.message());
-    FLEET_TRY(fs::write_file_atomic(p, data));
+    FLEET_TRY(fs::write_file_atomic(p, data, fs::FileMode::world_readable, fs::Durability::until_power_cut));
   }
   return Boot{choice.kernel, contract.kernel_release.value_or("unknown"), choice.config_file, v.tryboot, v.boot_id};
 }
@@ -307,6 +308,8 @@ namespace {
     ::dup2(log, 1);
     ::dup2(log, 2);
   }
+  // The board ends with fleet-sim, however fleet-sim ends.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   // Only inside a PID namespace of its own does a reboot(2) end this board rather than the machine.
   if (::getpid() != 1) die("not PID 1 of a new PID namespace; refusing to start the board");
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) die("making the mounts private");
@@ -350,7 +353,8 @@ Result<void> write_status(const Running& r) {
             {"boots", r.boots},          {"ssh_port", r.meta.ssh_port}, {"kernel", r.boot.kernel},
             {"release", r.boot.release}, {"tryboot", r.boot.tryboot},  {"boot_id", r.boot.boot_id},
             {"last_event", r.last_event}};
-  return fs::write_file_atomic(r.board.status(), j.dump(2) + "\n");
+  return fs::write_file_atomic(r.board.status(), j.dump(2) + "\n", fs::FileMode::world_readable,
+                               fs::Durability::until_power_cut);
 }
 
 // Ends the board's PID 1; the kernel ends every other process of its namespace before PID 1
@@ -446,6 +450,17 @@ Result<void> run_rack(const RackOptions& options, std::ostream& out, const std::
   }
   out << "light rack ready: " << boards.size() << " boards, inventory " << (o.rack / "inventory.yml").string() << "\n"
       << std::flush;
+  // One board that cannot start again is off, with why in its status and on this output;
+  // the rest of the rack goes on.
+  auto restart = [&](Running& r, bool tryboot) {
+    auto started = start(r, tryboot, o.boot_time);
+    if (started) return;
+    r.pid = 0;
+    r.state = "off";
+    r.last_event = started.error().message;
+    out << r.meta.name << " is off: " << started.error().message << "\n" << std::flush;
+    if (auto w = write_status(r); !w) out << r.meta.name << ": " << w.error().message << "\n" << std::flush;
+  };
   while (!stop) {
     for (auto& r : boards) {
       std::error_code ec;
@@ -457,17 +472,18 @@ Result<void> run_rack(const RackOptions& options, std::ostream& out, const std::
         auto mode = fs::read_file(r.board.request()).value_or("");
         stdfs::remove(r.board.request(), ec);
         power_off(r);
-        FLEET_TRY(start(r, mode.starts_with("tryboot"), o.boot_time));
+        restart(r, mode.starts_with("tryboot"));
       } else if (ended) {
         // No request: the board's PID 1 ended. A reboot(2) inside the namespace ends it with
         // SIGHUP (restart) or SIGINT (power off, halt): a real board's kernel would do the same.
         if (WIFSIGNALED(status) && WTERMSIG(status) == SIGHUP) {
-          FLEET_TRY(start(r, false, o.boot_time));
+          restart(r, false);
         } else {
           r.state = "off";
           r.last_event = WIFSIGNALED(status) ? "PID 1 ended by signal " + std::to_string(WTERMSIG(status))
                                              : "PID 1 exited with " + std::to_string(WEXITSTATUS(status));
-          FLEET_TRY(write_status(r));
+          out << r.meta.name << " is off: " << r.last_event << " (see " << r.board.console().string() << ")\n" << std::flush;
+          if (auto w = write_status(r); !w) out << r.meta.name << ": " << w.error().message << "\n" << std::flush;
         }
       }
     }
