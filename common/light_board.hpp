@@ -13,5 +13,8 @@ namespace fleet::light {
 
 inline constexpr const char* k_marker = "etc/fleet-agent/light-board";
 inline constexpr const char* k_reboot_request = "run/fleet-light/reboot";
+// The request's one line: the reboot the agent asked for.
+inline constexpr const char* k_request_tryboot = "tryboot";
+inline constexpr const char* k_request_normal = "normal";
 
 }  // namespace fleet::light

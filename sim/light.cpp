@@ -95,6 +95,10 @@ Result<Meta> read_meta(const Board& b) {
   m.name = j["name"].get<std::string>();
   m.ssh_port = j["ssh_port"].get<int>();
   m.memory_mb = j["memory_mb"].get<int>();
+  if (m.ssh_port < 1 || m.ssh_port > 65535) return fail(Errc::parse, where + ": ssh_port " + std::to_string(m.ssh_port) + " is no port");
+  if (m.memory_mb < 256 || m.memory_mb > 65536) {
+    return fail(Errc::parse, where + ": memory_mb " + std::to_string(m.memory_mb) + " is outside 256 to 65536");
+  }
   m.stock = FLEET_TRY(parse_contract(j["stock_contract"].dump(), where + ": stock_contract"));
   return m;
 }
@@ -135,7 +139,9 @@ Result<std::map<std::string, std::string>> kernel_files(const KernelView& v) {
   if (c.numa_emulation.value_or(false) && fake) nodes = *fake;
   if (c.numa_nodes) nodes = *c.numa_nodes;
   else if (c.numa_nodes_min && nodes < *c.numa_nodes_min) nodes = *c.numa_nodes_min;
-  if (nodes < 1 || nodes > 64) return fail(Errc::invalid_input, "a contract of " + std::to_string(nodes) + " NUMA nodes");
+  if (nodes < 1 || nodes > 64) {
+    return fail(Errc::invalid_input, "the kernel's contract asks for " + std::to_string(nodes) + " NUMA nodes (1 to 64)");
+  }
   if (c.numa_emulation.value_or(false)) config += "CONFIG_NUMA=y\nCONFIG_NUMA_EMU=y\n";
   f["sys/devices/system/node/online"] = (nodes == 1 ? std::string("0") : "0-" + std::to_string(nodes - 1)) + "\n";
   f["proc/config.gz"] = FLEET_TRY(gzip::compress(config));
@@ -223,7 +229,10 @@ Result<void> create(const CreateOptions& o) {
   // The stock kernel, at the top of the boot partition as on a fresh card. A copy: a hard
   // link would make the bundle's file one that bundle::verify refuses.
   stdfs::copy_file(o.stock_bundle / manifest.image, root / "boot/firmware/kernel_2712.img", ec);
-  if (ec) return fail(Errc::io, "cannot copy the stock kernel: " + ec.message());
+  if (ec) {
+    return fail(Errc::io, "cannot copy the stock kernel " + (o.stock_bundle / manifest.image).string() + " to " +
+                              (root / "boot/firmware").string() + ": " + ec.message());
+  }
   FLEET_TRY(fs::write_file_atomic(root / "boot/firmware/config.txt", "# A light board (fleet-sim light)\n[all]\n"));
   FLEET_TRY(fs::write_file_atomic(root / "boot/firmware/cmdline.txt",
                                   "console=ttyAMA0 root=/dev/mmcblk0p2 rootfstype=ext4 fsck.repair=yes rootwait\n"));
@@ -279,10 +288,12 @@ Result<Boot> power_on(const Board& b, bool tryboot) {
   v.boot_id = uuid;
   auto files = FLEET_TRY(kernel_files(v));
   std::error_code ec;
-  for (const char* d : {"proc", "sys"}) {
+  // /run is a tmpfs on a real board: a reboot request of an earlier run is gone too.
+  for (const char* d : {"proc", "sys", "run"}) {
     stdfs::remove_all(b.root() / d, ec);
     if (ec) return fail(Errc::io, "cannot clear " + (b.root() / d).string() + ": " + ec.message());
   }
+  FLEET_TRY(make_dir(b.root() / "run"));
   for (const auto& [rel, data] : files) {
     const auto p = b.root() / rel;
     stdfs::create_directories(p.parent_path(), ec);
@@ -302,17 +313,18 @@ namespace {
 
 // PID 1 of a board's new mount and PID namespaces (a child of clone): the board's mounts, its
 // boot-time units, then sshd. Never returns; on an error it exits and the board is off.
-[[noreturn]] void board_init(const Board& b, std::chrono::milliseconds boot_time) {
+[[noreturn]] void board_init(const Board& b, const std::string& name, std::chrono::milliseconds boot_time) {
   int log = ::open(b.console().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log >= 0) {
     ::dup2(log, 1);
     ::dup2(log, 2);
   }
   // The board ends with fleet-sim, however fleet-sim ends.
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) die("asking to end with fleet-sim");
   // Only inside a PID namespace of its own does a reboot(2) end this board rather than the machine.
   if (::getpid() != 1) die("not PID 1 of a new PID namespace; refusing to start the board");
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) die("making the mounts private");
+  if (::sethostname(name.data(), name.size()) != 0) die("setting the host name");
   auto bind = [&](const stdfs::path& from, const stdfs::path& to, bool read_only) {
     if (::mount(from.c_str(), to.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) die("binding " + from.string() + " on " + to.string());
     if (read_only && ::mount(nullptr, to.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
@@ -338,23 +350,32 @@ namespace {
   die("starting sshd");
 }
 
+// Whether a board's PID 1 runs: the only two states a light board has (its agent has the rest).
+enum class Power { off, up };
+const char* power_name(Power p) { return p == Power::up ? "up" : "off"; }
+
 struct Running {
   Board board;
   Meta meta;
   pid_t pid = 0;  // the board's PID 1, as this machine sees it; 0 when off
   int boots = 0;
   Boot boot;
-  std::string state = "off";
+  Power power = Power::off;
   std::string last_event;
 };
 
 Result<void> write_status(const Running& r) {
-  json j = {{"name", r.meta.name},       {"kind", "light"},          {"state", r.state},
+  json j = {{"name", r.meta.name},       {"kind", "light"},          {"state", power_name(r.power)},
             {"boots", r.boots},          {"ssh_port", r.meta.ssh_port}, {"kernel", r.boot.kernel},
             {"release", r.boot.release}, {"tryboot", r.boot.tryboot},  {"boot_id", r.boot.boot_id},
             {"last_event", r.last_event}};
   return fs::write_file_atomic(r.board.status(), j.dump(2) + "\n", fs::FileMode::world_readable,
                                fs::Durability::until_power_cut);
+}
+
+// status.json is for people and tests: a board whose status cannot be written runs on, said so.
+void note_status(const Running& r, std::ostream& out) {
+  if (auto w = write_status(r); !w) out << r.meta.name << ": " << w.error().message << "\n" << std::flush;
 }
 
 // Ends the board's PID 1; the kernel ends every other process of its namespace before PID 1
@@ -366,28 +387,48 @@ void power_off(Running& r) {
   while (::waitpid(r.pid, &status, 0) < 0 && errno == EINTR) {
   }
   r.pid = 0;
-  r.state = "off";
+  r.power = Power::off;
 }
 
-Result<void> start(Running& r, bool tryboot, std::chrono::milliseconds boot_time) {
+// Powers the board on. An error leaves it off (nothing started), with why in its status and
+// on `out`; the rest of the rack goes on.
+void start(Running& r, bool tryboot, std::chrono::milliseconds boot_time, std::ostream& out) {
+  auto off = [&](const std::string& why) {
+    r.power = Power::off;
+    r.last_event = why;
+    out << r.meta.name << " is off: " << why << "\n" << std::flush;
+    note_status(r, out);
+  };
   auto boot = power_on(r.board, tryboot);
-  if (!boot) {
-    r.state = "off";
-    r.last_event = boot.error().message;
-    FLEET_TRY(write_status(r));
-    return {};
-  }
+  if (!boot) return off(boot.error().message);
   r.boot = *boot;
   ++r.boots;
   std::fflush(nullptr);
-  // A fork into new mount and PID namespaces: the child is PID 1 of its own.
-  const long pid = ::syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWPID | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
-  if (pid < 0) return fail(Errc::io, std::string("cannot start ") + r.meta.name + " in new namespaces: " + std::strerror(errno));
-  if (pid == 0) board_init(r.board, boot_time);
+  // A fork into new namespaces (mount, PID, host name, IPC): the child is PID 1 of its own.
+  const long pid = ::syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD, nullptr,
+                             nullptr, nullptr, nullptr);
+  if (pid < 0) return off(std::string("cannot start in new namespaces: ") + std::strerror(errno));
+  if (pid == 0) board_init(r.board, r.meta.name, boot_time);
   r.pid = static_cast<pid_t>(pid);
-  r.state = "up";
+  r.power = Power::up;
   r.last_event = "booted " + boot->kernel + " (" + boot->release + ") from " + boot->config_file;
-  return write_status(r);
+  note_status(r, out);
+}
+
+// The reboot a board's agent asked for, if it asked: the request is read and removed. An
+// unreadable or unknown request is an error naming the file (the board is then stopped: a
+// request that cannot be removed would reboot it at every look).
+Result<std::optional<bool>> take_request(const Board& b) {
+  std::error_code ec;
+  if (!stdfs::exists(b.request(), ec)) return std::optional<bool>();
+  auto text = FLEET_TRY(fs::read_file(b.request()));
+  stdfs::remove(b.request(), ec);
+  if (ec) return fail(Errc::io, "cannot remove the reboot request " + b.request().string() + ": " + ec.message());
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  if (text == fleet::light::k_request_tryboot) return std::optional<bool>(true);
+  if (text == fleet::light::k_request_normal) return std::optional<bool>(false);
+  return fail(Errc::parse, b.request().string() + ": '" + text + "' is no reboot request (" +
+                               fleet::light::k_request_tryboot + " or " + fleet::light::k_request_normal + ")");
 }
 
 std::string inventory_text(const RackOptions& o, const std::vector<Running>& boards) {
@@ -407,9 +448,9 @@ Result<void> run_rack(const RackOptions& options, std::ostream& out, const std::
   o.stock_bundle = stdfs::absolute(o.stock_bundle);
   if (::geteuid() != 0) return fail(Errc::unsupported, "light boards need root: mount and PID namespaces, and sshd");
   if (!stdfs::exists("/usr/sbin/sshd")) return fail(Errc::not_found, "no /usr/sbin/sshd (apt-get install openssh-server)");
-  if (o.boards < 1 || o.boards > 1024) return fail(Errc::invalid_input, "--boards must be 1 to 1024");
+  if (o.boards < 1 || o.boards > 1024) return fail(Errc::invalid_input, "-n must be 1 to 1024 boards");
+  FLEET_TRY(check_chroot_path(o.rack));  // before anything is made there
   FLEET_TRY(make_dir(o.rack));
-  FLEET_TRY(check_chroot_path(o.rack));
   FLEET_TRY(make_dir("/run/sshd"));  // sshd's privilege separation folder
   const auto key = o.rack / "id_ed25519";
   if (!stdfs::exists(key)) FLEET_TRY(run_quiet({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "fleet-sim light", "-f", key.string()}));
@@ -435,7 +476,7 @@ Result<void> run_rack(const RackOptions& options, std::ostream& out, const std::
   } stop_all{boards};
   for (auto& r : boards) {
     if (port_open(r.meta.ssh_port)) return fail(Errc::invalid_input, r.meta.name + ": port " + std::to_string(r.meta.ssh_port) + " is taken");
-    FLEET_TRY(start(r, false, o.boot_time));
+    start(r, false, o.boot_time, out);
   }
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60) + o.boot_time;
   for (auto& r : boards) {
@@ -450,40 +491,33 @@ Result<void> run_rack(const RackOptions& options, std::ostream& out, const std::
   }
   out << "light rack ready: " << boards.size() << " boards, inventory " << (o.rack / "inventory.yml").string() << "\n"
       << std::flush;
-  // One board that cannot start again is off, with why in its status and on this output;
-  // the rest of the rack goes on.
-  auto restart = [&](Running& r, bool tryboot) {
-    auto started = start(r, tryboot, o.boot_time);
-    if (started) return;
-    r.pid = 0;
-    r.state = "off";
-    r.last_event = started.error().message;
-    out << r.meta.name << " is off: " << started.error().message << "\n" << std::flush;
-    if (auto w = write_status(r); !w) out << r.meta.name << ": " << w.error().message << "\n" << std::flush;
-  };
   while (!stop) {
     for (auto& r : boards) {
-      std::error_code ec;
-      const bool asked = stdfs::exists(r.board.request(), ec);
       int status = 0;
       const bool ended = r.pid > 0 && ::waitpid(r.pid, &status, WNOHANG) == r.pid;
-      if (ended) r.pid = 0;
-      if (asked) {
-        auto mode = fs::read_file(r.board.request()).value_or("");
-        stdfs::remove(r.board.request(), ec);
+      if (ended) {
+        r.pid = 0;
+        r.power = Power::off;
+      }
+      auto asked = take_request(r.board);
+      if (!asked) {
         power_off(r);
-        restart(r, mode.starts_with("tryboot"));
+        r.last_event = asked.error().message;
+        out << r.meta.name << " is off: " << asked.error().message << "\n" << std::flush;
+        note_status(r, out);
+      } else if (*asked) {
+        power_off(r);
+        start(r, **asked, o.boot_time, out);
       } else if (ended) {
         // No request: the board's PID 1 ended. A reboot(2) inside the namespace ends it with
         // SIGHUP (restart) or SIGINT (power off, halt): a real board's kernel would do the same.
         if (WIFSIGNALED(status) && WTERMSIG(status) == SIGHUP) {
-          restart(r, false);
+          start(r, false, o.boot_time, out);
         } else {
-          r.state = "off";
           r.last_event = WIFSIGNALED(status) ? "PID 1 ended by signal " + std::to_string(WTERMSIG(status))
                                              : "PID 1 exited with " + std::to_string(WEXITSTATUS(status));
           out << r.meta.name << " is off: " << r.last_event << " (see " << r.board.console().string() << ")\n" << std::flush;
-          if (auto w = write_status(r); !w) out << r.meta.name << ": " << w.error().message << "\n" << std::flush;
+          note_status(r, out);
         }
       }
     }

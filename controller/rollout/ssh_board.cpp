@@ -68,7 +68,8 @@ Result<Inspection> SshBoard::inspect() {
   auto* s = FLEET_TRY(session());
   Inspection i;
   i.boot_id = trimmed(FLEET_TRY(s->check({"cat", "/proc/sys/kernel/random/boot_id"}, 30s)));
-  i.running_release = trimmed(FLEET_TRY(s->check({"uname", "-r"}, 30s)));
+  // What uname -r prints, read where the agent reads it (a light board's kernel is a file).
+  i.running_release = trimmed(FLEET_TRY(s->check({"cat", "/proc/sys/kernel/osrelease"}, 30s)));
   auto sum = FLEET_TRY(s->run({"sha256sum", k_remote_agent}, 30s));
   agent_current_ = sum.exit_status == 0 && sum.out.substr(0, 64) == payload_.agent_sha256;
   i.agent_current = agent_current_;

@@ -129,14 +129,15 @@ Result<std::unique_ptr<Session>> Session::connect(const Endpoint& e) {
   } else {
     rc = ssh_userauth_agent(session, nullptr);
   }
-  if (rc == SSH_AUTH_ERROR) {
+  if (rc == SSH_AUTH_ERROR && !ssh_is_connected(session)) {
     // The connection broke during authentication: a board going down for its reboot, sshd's
     // LoginGraceTime or MaxStartups under load, a reset. Not a refusal: connect's retries
     // apply (a light board's reboot showed it as auth_refused, and the board was given up).
     return std::unexpected(s->error(Errc::unreachable, "the connection broke off during authentication"));
   }
   if (rc != SSH_AUTH_SUCCESS) {
-    // SSH_AUTH_DENIED (or PARTIAL: more methods wanted): the board does not accept the key.
+    // SSH_AUTH_DENIED (or PARTIAL: more methods wanted): the board does not accept the key;
+    // an SSH_AUTH_ERROR on a live connection (a key libssh cannot sign with) is no better.
     return std::unexpected(s->error(Errc::auth_refused, std::string("authentication refused with ") +
                                                             (e.key.empty() ? "the ssh-agent's keys" : e.key.string())));
   }

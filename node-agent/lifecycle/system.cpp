@@ -79,7 +79,8 @@ Result<void> RealSystem::reboot(RebootMode mode) {
     // fleet-sim restarts this board: it stops its namespaces, which ends this process too.
     const auto request = root_ / light::k_reboot_request;
     std::filesystem::create_directories(request.parent_path(), ec);
-    return with_context(fs::write_file_atomic(request, mode == RebootMode::tryboot ? "tryboot\n" : "normal\n"),
+    return with_context(fs::write_file_atomic(request, std::string(mode == RebootMode::tryboot ? light::k_request_tryboot
+                                                                                         : light::k_request_normal) + "\n"),
                         "asking fleet-sim for a reboot (a light board)");
   }
   if (std::error_code sd; std::filesystem::exists("/run/systemd/system", sd)) {
