@@ -16,7 +16,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -350,9 +352,11 @@ namespace {
   die("starting sshd");
 }
 
-// Whether a board's PID 1 runs: the only two states a light board has (its agent has the rest).
-enum class Power { off, up };
-const char* power_name(Power p) { return p == Power::up ? "up" : "off"; }
+// Whether a board's PID 1 runs (its agent has the rest of its states). `stopping`: killed,
+// not yet reaped; the kernel tears a namespace down in its own time (seconds under load), so
+// the loop does not wait for it and other boards go on.
+enum class Power { off, up, stopping };
+const char* power_name(Power p) { return p == Power::up ? "up" : p == Power::stopping ? "stopping" : "off"; }
 
 struct Running {
   Board board;
@@ -362,6 +366,8 @@ struct Running {
   Boot boot;
   Power power = Power::off;
   std::string last_event;
+  std::optional<bool> boot_after;  // while stopping for a reboot: with the tryboot flag or not
+  std::string stop_reason;         // while stopping for good: why
 };
 
 Result<void> write_status(const Running& r) {
@@ -378,13 +384,16 @@ void note_status(const Running& r, std::ostream& out) {
   if (auto w = write_status(r); !w) out << r.meta.name << ": " << w.error().message << "\n" << std::flush;
 }
 
-// Ends the board's PID 1; the kernel ends every other process of its namespace before PID 1
-// can be reaped, so once this returns the board's port and files are free.
-void power_off(Running& r) {
+// Ends the board's PID 1. The kernel ends every other process of its namespace before PID 1
+// can be reaped, so once it is reaped the board's port and files are free.
+void stop_board(Running& r) {
   if (r.pid <= 0) return;
   ::kill(r.pid, SIGKILL);
-  int status = 0;
-  while (::waitpid(r.pid, &status, 0) < 0 && errno == EINTR) {
+  r.power = Power::stopping;
+}
+void reap(Running& r) {
+  if (r.pid <= 0) return;
+  while (::waitpid(r.pid, nullptr, 0) < 0 && errno == EINTR) {
   }
   r.pid = 0;
   r.power = Power::off;
@@ -471,7 +480,8 @@ Result<void> run_rack(const RackOptions& options, std::ostream& out, const std::
   struct StopAll {
     std::vector<Running>& boards;
     ~StopAll() {
-      for (auto& r : boards) power_off(r);
+      for (auto& r : boards) stop_board(r);  // every teardown at once
+      for (auto& r : boards) reap(r);
     }
   } stop_all{boards};
   for (auto& r : boards) {
@@ -494,24 +504,19 @@ Result<void> run_rack(const RackOptions& options, std::ostream& out, const std::
   while (!stop) {
     for (auto& r : boards) {
       int status = 0;
-      const bool ended = r.pid > 0 && ::waitpid(r.pid, &status, WNOHANG) == r.pid;
-      if (ended) {
+      if (r.pid > 0 && ::waitpid(r.pid, &status, WNOHANG) == r.pid) {
         r.pid = 0;
         r.power = Power::off;
-      }
-      auto asked = take_request(r.board);
-      if (!asked) {
-        power_off(r);
-        r.last_event = asked.error().message;
-        out << r.meta.name << " is off: " << asked.error().message << "\n" << std::flush;
-        note_status(r, out);
-      } else if (*asked) {
-        power_off(r);
-        start(r, **asked, o.boot_time, out);
-      } else if (ended) {
-        // No request: the board's PID 1 ended. A reboot(2) inside the namespace ends it with
-        // SIGHUP (restart) or SIGINT (power off, halt): a real board's kernel would do the same.
-        if (WIFSIGNALED(status) && WTERMSIG(status) == SIGHUP) {
+        if (r.boot_after) {
+          const bool tryboot = *r.boot_after;
+          r.boot_after.reset();
+          start(r, tryboot, o.boot_time, out);
+        } else if (!r.stop_reason.empty()) {
+          r.last_event = std::exchange(r.stop_reason, "");
+          note_status(r, out);
+        } else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGHUP) {
+          // No request: a reboot(2) inside the namespace ends its PID 1 with SIGHUP (restart)
+          // or SIGINT (power off, halt), as a real board's kernel would restart or stop.
           start(r, false, o.boot_time, out);
         } else {
           r.last_event = WIFSIGNALED(status) ? "PID 1 ended by signal " + std::to_string(WTERMSIG(status))
@@ -519,6 +524,17 @@ Result<void> run_rack(const RackOptions& options, std::ostream& out, const std::
           out << r.meta.name << " is off: " << r.last_event << " (see " << r.board.console().string() << ")\n" << std::flush;
           note_status(r, out);
         }
+        continue;
+      }
+      if (r.power != Power::up) continue;
+      auto asked = take_request(r.board);
+      if (!asked) {
+        r.stop_reason = asked.error().message;
+        out << r.meta.name << " stops: " << asked.error().message << "\n" << std::flush;
+        stop_board(r);
+      } else if (*asked) {
+        r.boot_after = **asked;
+        stop_board(r);
       }
     }
     ::poll(nullptr, 0, 50);
