@@ -1,10 +1,7 @@
 // A rack of two light boards (fleet-sim light) under the real fleetctl: SSH to each board's
 // own sshd chrooted into its folder, the host's fleet-agent pushed and run there, its tryboot
 // and rollback reboots carried out by fleet-sim, reports over gRPC with TLS, SQLite state.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -104,17 +101,6 @@ struct LightRack {
   }
 };
 
-bool listening(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
-
 struct Ran {
   int exit_code = -1;
   std::string output;
@@ -186,5 +172,5 @@ TEST_CASE("fleetctl rolls a kernel out to light boards and back: tryboot, verify
 
   // Every board's processes end with the rack: its ports are closed.
   rack.stop();
-  for (int port : {rack.base + 1, rack.base + 2}) CHECK_FALSE(listening(port));
+  for (int port : {rack.base + 1, rack.base + 2}) CHECK_FALSE(test::port_open(port));
 }

@@ -21,6 +21,8 @@ void must(const Result<std::string>& r) {
   if (!r) throw std::runtime_error(r.error().message);
 }
 
+}  // namespace
+
 bool port_open(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -31,8 +33,6 @@ bool port_open(int port) {
   ::close(fd);
   return ok;
 }
-
-}  // namespace
 
 int free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);

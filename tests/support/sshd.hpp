@@ -35,5 +35,7 @@ class Sshd {
 
 // A TCP port on 127.0.0.1 nobody listens on right now.
 int free_port();
+// Whether something listens on this port of 127.0.0.1 (a connect succeeds).
+bool port_open(int port);
 
 }  // namespace fleet::test
