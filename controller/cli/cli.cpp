@@ -446,13 +446,15 @@ int kernel_profiles(const std::vector<std::string>& argv, std::ostream& out, std
 
 int inventory_cmd(const std::string& sub, const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
   const std::array options = {
-      args::Option{"inventory", args::Takes::value, "FILE", "the inventory (required; -i in Ansible)"},
+      args::Option{"inventory", args::Takes::value, "PATH", "the inventory file or directory (required; -i in Ansible)"},
       args::Option{"limit", args::Takes::value, "PATTERN", "host pattern: group, host, glob, a:b, a:&b, a:!b"},
       k_opt_json, k_opt_help};
   int code = 0;
   auto a = parse_or_help(argv, options,
-                         {"fleetctl", "fleetctl inventory " + sub + " --inventory FILE [--limit PATTERN] [--json]",
-                          "Loads an Ansible-shaped YAML inventory. 'check' reports the first error with its file,\n"
+                         {"fleetctl", "fleetctl inventory " + sub + " --inventory PATH [--limit PATTERN] [--json]",
+                          "Loads an Ansible inventory: YAML or INI (the 'hosts' format: [group], [group:vars],\n"
+                          "[group:children], inline host variables), host ranges (pi-[01:32]), or a directory of\n"
+                          "them with group_vars/ and host_vars/, as Ansible loads it. 'check' reports the first error with its file,\n"
                           "line and column; 'list' prints each selected board with its address, port, user and groups."},
                          out, err, code);
   if (!a) return code;
@@ -461,12 +463,7 @@ int inventory_cmd(const std::string& sub, const std::vector<std::string>& argv, 
     err << "fleetctl inventory " << sub << ": --inventory FILE is required\n";
     return k_exit_usage;
   }
-  auto text = fs::read_file(*file);
-  if (!text) {
-    err << "fleetctl inventory: " << text.error().message << "\n";
-    return k_exit_usage;
-  }
-  auto inv = inventory::parse_inventory(*text, *file);
+  auto inv = inventory::load_inventory(*file);
   if (!inv) {
     err << "fleetctl inventory: " << inv.error().message << "\n";
     return k_exit_failed;
@@ -526,7 +523,7 @@ int forks_of(const args::Parsed& a) {
 int rollout_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
   const std::array options = {
       args::Option{"bundle", args::Takes::value, "DIR", "the kernel bundle (required)"},
-      args::Option{"inventory", args::Takes::value, "FILE", "the inventory (required)"},
+      args::Option{"inventory", args::Takes::value, "PATH", "the inventory: a YAML or INI file, or a directory (required)"},
       args::Option{"limit", args::Takes::value, "PATTERN", "only these boards (host pattern; default all)"},
       args::Option{"serial", args::Takes::value, "LIST", "wave sizes: counts and percentages, the last repeats (default 1,100%)"},
       args::Option{"max-fail", args::Takes::value, "N|P%", "failures a wave may have before the rest stop (default 0%)"},
@@ -608,7 +605,7 @@ int rollout_cmd(const std::vector<std::string>& argv, std::ostream& out, std::os
 
 int rollback_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
   const std::array options = {
-      args::Option{"inventory", args::Takes::value, "FILE", "the inventory (required)"},
+      args::Option{"inventory", args::Takes::value, "PATH", "the inventory: a YAML or INI file, or a directory (required)"},
       args::Option{"rollout", args::Takes::value, "ID", "roll back the boards this rollout committed"},
       args::Option{"limit", args::Takes::value, "PATTERN", "or: roll back the boards this host pattern selects"},
       args::Option{"forks", args::Takes::value, "N", "boards worked on at once (default 5)"},

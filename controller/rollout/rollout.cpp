@@ -178,8 +178,7 @@ std::string signature_refusal(const std::vector<std::string>& board_keys, const 
 
 Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   auto manifest = FLEET_TRY(bundle::verify(o.bundle));
-  std::string inv_text = FLEET_TRY(fs::read_file(o.inventory));
-  auto inv = FLEET_TRY(inventory::parse_inventory(inv_text, o.inventory.string()));
+  auto inv = FLEET_TRY(inventory::load_inventory(o.inventory));
   auto store = FLEET_TRY(store::Store::open(o.state_db));
   std::optional<store::RolloutRow> resumed;
   if (o.resume) {
@@ -394,8 +393,7 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
 }
 
 Result<RolloutSummary> run_rollback(const RollbackOptions& o, std::ostream& out) {
-  std::string inv_text = FLEET_TRY(fs::read_file(o.inventory));
-  auto inv = FLEET_TRY(inventory::parse_inventory(inv_text, o.inventory.string()));
+  auto inv = FLEET_TRY(inventory::load_inventory(o.inventory));
   auto store = FLEET_TRY(store::Store::open(o.state_db));
   std::vector<std::string> names;
   if (o.rollout) {

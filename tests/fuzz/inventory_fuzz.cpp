@@ -1,4 +1,5 @@
-// parse_inventory (controller/inventory): whatever YAML an operator gives, a Result and no
+// parse_inventory (controller/inventory): whatever YAML or INI an operator gives (the source
+// has no extension, so the format is detected from the content, as for a file named hosts), a Result and no
 // crash or hang; an error names the file; an accepted inventory has hosts with usable ports,
 // each in group "all", and the pattern "all" selects every one of them.
 #include <algorithm>
@@ -9,7 +10,7 @@
 using namespace fleet;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  constexpr std::string_view k_source = "fuzz/inventory.yml";
+  constexpr std::string_view k_source = "fuzz/inventory";
   auto inv = inventory::parse_inventory(fuzz::as_text(data, size), k_source);
   if (!inv) {
     fuzz::names_source(inv.error().message, k_source);

@@ -302,3 +302,280 @@ TEST_CASE("groups shared by many parents are walked once, not once per path") {
   CHECK(h->groups.size() == 1 + 3 * levels + 1);  // all, every g, a and b, and the last g
   CHECK(h->groups.front() == "all");
 }
+
+// Ansible's documentation ("How to build your inventory") writes the same inventory in both
+// formats; loaded side by side they must give the same hosts, groups and variables.
+namespace {
+const char* k_doc_ini = R"(mail.example.com
+
+[webservers]
+foo.example.com
+bar.example.com
+
+[dbservers]
+one.example.com
+two.example.com
+three.example.com
+
+[atlanta]
+host1 http_port=80 maxRequestsPerChild=808
+host2 http_port=303 maxRequestsPerChild=909
+
+[atlanta:vars]
+ntp_server=ntp.atlanta.example.com
+proxy=proxy.atlanta.example.com
+
+[southeast:children]
+atlanta
+
+[southeast:vars]
+some_server=foo.southeast.example.com
+halon_system_timeout=30
+self_destruct_countdown=60
+escape_pods=2
+
+[usa:children]
+southeast
+
+[www]
+www[01:03].example.com
+
+[jumpers]
+jumper ansible_port=5555 ansible_host=192.0.2.50
+badwolf.example.com:5309
+)";
+
+const char* k_doc_yaml = R"(ungrouped:
+  hosts:
+    mail.example.com:
+webservers:
+  hosts:
+    foo.example.com:
+    bar.example.com:
+dbservers:
+  hosts:
+    one.example.com:
+    two.example.com:
+    three.example.com:
+atlanta:
+  hosts:
+    host1:
+      http_port: 80
+      maxRequestsPerChild: 808
+    host2:
+      http_port: 303
+      maxRequestsPerChild: 909
+  vars:
+    ntp_server: ntp.atlanta.example.com
+    proxy: proxy.atlanta.example.com
+southeast:
+  children:
+    atlanta:
+  vars:
+    some_server: foo.southeast.example.com
+    halon_system_timeout: 30
+    self_destruct_countdown: 60
+    escape_pods: 2
+usa:
+  children:
+    southeast:
+www:
+  hosts:
+    www[01:03].example.com:
+jumpers:
+  hosts:
+    jumper:
+      ansible_port: 5555
+      ansible_host: 192.0.2.50
+    badwolf.example.com:
+      ansible_port: 5309
+)";
+
+// Everything a rollout reads of a host, in one comparable value.
+std::map<std::string, std::string> flat(const Inventory& inv) {
+  std::map<std::string, std::string> out;
+  for (const auto& h : inv.hosts) {
+    std::string groups;
+    for (const auto& g : h.groups) groups += g + ",";
+    out[h.name] = h.address + ":" + std::to_string(h.port) + " " + h.user + " [" + groups + "]";
+    for (const auto& [k, v] : h.vars) out[h.name + "." + k] = v;
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("Ansible's documented INI and YAML inventories load to the same hosts and variables") {
+  CHECK(detect_format(k_doc_ini, "hosts") == Format::ini);
+  CHECK(detect_format(k_doc_yaml, "hosts") == Format::yaml);
+  auto ini = parse_inventory(k_doc_ini, "hosts");
+  REQUIRE(ini);
+  auto yml = parse_inventory(k_doc_yaml, "hosts.yml");
+  REQUIRE(yml);
+  CHECK(flat(*ini) == flat(*yml));
+  CHECK(ini->hosts.size() == 13);
+  auto* host1 = ini->find("host1");
+  REQUIRE(host1);
+  CHECK(host1->vars.at("http_port") == "80");
+  CHECK(host1->vars.at("ntp_server") == "ntp.atlanta.example.com");
+  CHECK(host1->vars.at("escape_pods") == "2");  // from southeast, through [southeast:children]
+  CHECK(host1->groups == std::vector<std::string>{"all", "usa", "southeast", "atlanta"});
+  CHECK(host1->where == "hosts:13");
+  CHECK(ini->find("www02.example.com"));
+  CHECK(ini->find("jumper")->address == "192.0.2.50");
+  CHECK(ini->find("jumper")->port == 5555);
+  CHECK(ini->find("badwolf.example.com")->port == 5309);
+  CHECK(ini->find("mail.example.com")->groups == std::vector<std::string>{"all", "ungrouped"});
+  auto usa = select(*ini, "usa");
+  REQUIRE(usa);
+  CHECK(names(*usa) == std::vector<std::string>{"host1", "host2"});
+}
+
+TEST_CASE("INI: quoting, comments, [all:vars] and the same precedence as YAML") {
+  auto inv = parse_inventory(R"(# a rack of Pi 5 boards
+; another comment style
+[all:vars]
+ansible_user=pi
+fleet_bench="3b"
+
+[rack1]
+pi-[1:3] ansible_host=127.0.0.1 note="two words" # the first rack
+pi-2 fleet_bench=1b
+
+[canary]
+pi-1
+
+[canary:vars]
+fleet_min_tokens_per_s = 2.5
+)",
+                             "hosts.ini");
+  REQUIRE(inv);
+  REQUIRE(inv->hosts.size() == 3);
+  auto* pi1 = inv->find("pi-1");
+  CHECK(pi1->user == "pi");
+  CHECK(pi1->address == "127.0.0.1");
+  CHECK(pi1->vars.at("note") == "two words");
+  CHECK(pi1->vars.at("fleet_bench") == "3b");
+  CHECK(pi1->vars.at("fleet_min_tokens_per_s") == "2.5");
+  CHECK(inv->find("pi-2")->vars.at("fleet_bench") == "1b");  // host beats group
+  CHECK_FALSE(inv->find("pi-3")->vars.contains("fleet_min_tokens_per_s"));
+}
+
+TEST_CASE("host ranges, in INI and in YAML") {
+  auto r = [](const char* p) {
+    auto v = expand_host_range(p);
+    REQUIRE(v);
+    return *v;
+  };
+  using V = std::vector<std::string>;
+  CHECK(r("pi-[01:03]") == V{"pi-01", "pi-02", "pi-03"});
+  CHECK(r("pi-[8:10]") == V{"pi-8", "pi-9", "pi-10"});
+  CHECK(r("rack-[a:c]") == V{"rack-a", "rack-b", "rack-c"});
+  CHECK(r("n[0:6:3]") == V{"n0", "n3", "n6"});
+  CHECK(r("r[a:b]-p[1:2]") == V{"ra-p1", "ra-p2", "rb-p1", "rb-p2"});
+  CHECK(r("plain") == V{"plain"});
+  struct Bad {
+    const char* pattern;
+    const char* expect;
+  } bad[] = {
+      {"pi-[3:1]", "ends before it starts"},
+      {"pi-[01:100]", "zero-padded start needs an end of the same width"},
+      {"pi-[1:]", "has no end"},
+      {"pi-[1:2", "no closing ']'"},
+      {"pi-1]", "without its '['"},
+      {"pi-[x:9]", "neither numbers nor single letters"},
+      {"pi-[1:9:0]", "step is not a whole number"},
+      {"pi-[1:2:3:4]", "not [start:end]"},
+      {"pi-[0:100000]", "more than 10000 hosts"},
+      {"a[0:999]b[0:999]", "more than 10000 hosts"},
+  };
+  for (const auto& b : bad) {
+    INFO(b.pattern);
+    auto v = expand_host_range(b.pattern);
+    REQUIRE_FALSE(v);
+    CHECK_THAT(v.error().message, Catch::Contains(b.expect));
+  }
+  auto yml = parse_inventory("rack:\n  hosts:\n    pi-[01:32]:\n      ansible_user: pi\n", "hosts.yml");
+  REQUIRE(yml);
+  CHECK(yml->hosts.size() == 32);
+  CHECK(yml->find("pi-17")->user == "pi");
+  CHECK(yml->find("pi-32")->where == "hosts.yml:3:5");
+  auto ini = parse_inventory("[rack]\npi-[01:32] ansible_user=pi\n", "hosts");
+  REQUIRE(ini);
+  CHECK(flat(*ini) == flat(*yml));
+}
+
+TEST_CASE("INI errors name the file and line") {
+  struct Case {
+    const char* ini;
+    const char* expect;
+  } cases[] = {
+      {"[rack]\npi-1 ansible_port=twenty\n", "hosts:2: variable 'ansible_port' of host 'pi-1': 'twenty' is not a TCP port"},
+      {"[rack]\npi-1\n[rack:vars]\nfleet_bench_threads=0\n",
+       "hosts:4: variable 'fleet_bench_threads' of group 'rack': '0' is not a thread count"},
+      {"[rack]\npi-1 stray\n", "hosts:2: expected key=value after host 'pi-1', got 'stray'"},
+      {"[rack]\npi-1 note=\"open\n", "hosts:2: no closing quotation"},
+      {"[rack:hosts]\npi-1\n", "hosts:1: section [rack:hosts] has an unknown kind 'hosts' (vars or children)"},
+      {"[rack]\npi-1\n[rack:vars]\njust words\n", "hosts:4: expected key=value in [rack:vars], got 'just words'"},
+      {"[rack]\npi-1\n[a b]\n", "hosts:3: group name 'a b' holds a space"},
+      {"[rack]\npi;reboot\n", "hosts:2: 'pi;reboot' is not a usable host name"},
+      {"[rack]\npi-[9:1]\n", "hosts:2: host range [9:1] ends before it starts"},
+      {"[rack]\npi-1 ansible_host='1.2.3.4 x'\n", "address '1.2.3.4 x' is not usable"},
+      {"[a:children]\nb\n[b:children]\na\n[b]\npi-1\n", "group 'a' contains itself through its children (a > b > a)"},
+      {"[rack]\n# nothing\n", "hosts: no hosts"},
+      {"[rack]\npi-1 a=\x01\n", "hosts:2: the line holds a control character"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.ini);
+    auto inv = parse_inventory(c.ini, "hosts");
+    REQUIRE_FALSE(inv);
+    CHECK_THAT(inv.error().message, Catch::Contains(c.expect));
+  }
+}
+
+TEST_CASE("a directory loads as Ansible loads it: every file, then group_vars/ and host_vars/") {
+  test::TempDir tmp;
+  auto dir = tmp.path() / "inventory";
+  std::filesystem::create_directories(dir / "group_vars" / "rack1");
+  std::filesystem::create_directories(dir / "host_vars");
+  auto write = [](const std::filesystem::path& p, const std::string& text) {
+    REQUIRE(fs::write_file_atomic(p, text));
+  };
+  write(dir / "hosts", "[rack1]\npi-[1:2] ansible_host=127.0.0.1 threads=2\n[rack1:vars]\nmodel=inline\n");
+  write(dir / "more.yml", "rack2:\n  hosts:\n    pi-3:\n");
+  write(dir / "README.md", "not an inventory [at all\n");  // an ignored extension
+  write(dir / ".hidden", "garbage = [\n");
+  write(dir / "group_vars" / "all.yml", "ansible_user: pi\nmodel: from-all\n");
+  write(dir / "group_vars" / "rack1" / "a.yml", "model: from-group-vars\n");
+  write(dir / "group_vars" / "rack1" / "b.yml", "ansible_port: 2222\n");
+  write(dir / "group_vars" / "nosuchgroup.yml", "x: 1\n");  // Ansible ignores it
+  write(dir / "host_vars" / "pi-2.yaml", "threads: 4\n");
+  auto inv = load_inventory(dir);
+  REQUIRE(inv);
+  REQUIRE(inv->hosts.size() == 3);
+  auto* pi1 = inv->find("pi-1");
+  CHECK(pi1->user == "pi");
+  CHECK(pi1->port == 2222);
+  CHECK(pi1->vars.at("model") == "from-group-vars");  // group_vars/ beats the inventory's [rack1:vars]
+  CHECK(pi1->vars.at("threads") == "2");
+  CHECK(inv->find("pi-2")->vars.at("threads") == "4");  // host_vars/ beats inline
+  CHECK(inv->find("pi-3")->vars.at("model") == "from-all");
+  CHECK(inv->find("pi-3")->where == (dir / "more.yml").string() + ":3:5");
+
+  // A file loads the group_vars/ beside it too.
+  auto one = load_inventory(dir / "hosts");
+  REQUIRE(one);
+  CHECK(one->find("pi-1")->vars.at("model") == "from-group-vars");
+
+  // A bad vars file is named, with its line.
+  write(dir / "host_vars" / "pi-1.yml", "ansible_port: 99999\n");
+  auto bad = load_inventory(dir);
+  REQUIRE_FALSE(bad);
+  CHECK_THAT(bad.error().message,
+             Catch::Contains((dir / "host_vars" / "pi-1.yml").string() + ":1:15: variable 'ansible_port' of host 'pi-1'"));
+
+  auto empty = tmp.path() / "empty";
+  std::filesystem::create_directories(empty);
+  auto none = load_inventory(empty);
+  REQUIRE_FALSE(none);
+  CHECK_THAT(none.error().message, Catch::Contains("no inventory file in this directory"));
+}
