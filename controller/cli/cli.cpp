@@ -18,6 +18,7 @@
 #include "controller/cli/bundle_cmd.hpp"
 #include "controller/cli/progress.hpp"
 #include "controller/inventory/inventory.hpp"
+#include "controller/web/server.hpp"
 #include "controller/rollout/rollout.hpp"
 #include "controller/status/status_service.hpp"
 #include "controller/tls/authority.hpp"
@@ -29,6 +30,8 @@
 #include "controller/kernel/build.hpp"
 #include "controller/kernel/config_check.hpp"
 #include "controller/kernel/profile.hpp"
+
+#include "common/build_info.hpp"
 
 #ifndef FLEET_VERSION
 #define FLEET_VERSION "0.0.0"
@@ -62,7 +65,7 @@ const std::string k_usage =
     "  rollout               take a kernel bundle across the boards, in waves\n"
     "  rollback              return boards to their previous kernel\n"
     "  status                boards and rollouts: kernel, outcome, verification\n"
-    "  serve                 the status service for dashboards (gRPC)\n"
+    "  serve                 the status service (gRPC), the web dashboard and /metrics (--http)\n"
     "  version               print the version\n"
     "\n"
     "Run 'fleetctl COMMAND --help' for a command's options.\n"
@@ -854,16 +857,25 @@ int serve_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
       k_opt_state,
       args::Option{"listen", args::Takes::value, "ADDR",
                    "where the StatusService listens (default 127.0.0.1:50052: this machine only)"},
+      args::Option{"http", args::Takes::value, "ADDR",
+                   "also serve the web dashboard and /metrics (Prometheus) there, e.g. 127.0.0.1:8080"},
+      args::Option{"chart-js", args::Takes::value, "FILE",
+                   "Chart.js for the board page's chart (default: Debian's libjs-chart.js, "
+                   "/usr/share/javascript/chart.js/chart.min.js)"},
       k_opt_help};
   int code = 0;
   auto a = parse_or_help(argv, options,
-                         {"fleetctl", "fleetctl serve [--listen ADDR] [--state FILE]",
+                         {"fleetctl", "fleetctl serve [--listen ADDR] [--http ADDR] [--state FILE]",
                           "Serves the StatusService (proto/fleet.proto) for dashboards: boards, rollouts, and a\n"
                           "stream of board changes, read from the state database while rollouts write it.\n"
                           "TLS only, with a certificate from the controller's CA (tls/ca.pem beside the state,\n"
                           "made on first use), and every call needs the token in status.token beside the state\n"
                           "(mode 0600, made on first use) as \"authorization: Bearer TOKEN\"; fleetctl status\n"
-                          "--server reads both. Listens on loopback unless --listen says otherwise."},
+                          "--server reads both. Listens on loopback unless --listen says otherwise.\n"
+                          "With --http: the dashboard (the fleet, each rollout's waves live, each board's history\n"
+                          "with a chart of tokens/s) and GET /metrics in Prometheus' text format, over plain HTTP.\n"
+                          "The same token: a browser logs in with it once (a cookie), scripts and Prometheus send\n"
+                          "\"Authorization: Bearer TOKEN\". Keep --http on loopback or behind a TLS proxy."},
                          out, err, code);
   if (!a) return code;
   auto path = a->value("state") ? std::filesystem::path(*a->value("state")) : default_state_db();
@@ -886,16 +898,34 @@ int serve_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
     err << "fleetctl serve: " << server.error().message << "\n";
     return k_exit_failed;
   }
+  std::unique_ptr<web::HttpServer> http;
+  if (auto addr = a->value("http")) {
+    web::HttpOptions ho{*addr, *token, path};
+    if (auto js = a->value("chart-js")) ho.chart_js = *js;
+    auto h = web::HttpServer::start(ho);
+    if (!h) {
+      err << "fleetctl serve: " << h.error().message << "\n";
+      return h.error().code == Errc::invalid_input ? k_exit_usage : k_exit_failed;
+    }
+    http = std::move(*h);
+  }
   out << "status service on " << listen.substr(0, listen.rfind(':') + 1) << (*server)->port() << " over TLS ("
       << authority->certificate().subject << ", " << authority->certificate_file().string() << ")\n"
       << "token: " << token_file.string() << (token_made ? " (made now)" : "")
       << "; callers send \"authorization: Bearer TOKEN\" (fleetctl status --server reads it)\n"
       << "state: " << path.string() << "\n";
   if (!is_loopback(listen)) out << "note: --listen " << listen << " reaches beyond this machine; the token guards it\n";
+  if (http) {
+    const std::string addr = *a->value("http");
+    out << "dashboard on http://" << addr.substr(0, addr.rfind(':') + 1) << http->port()
+        << "/ (log in with the token), metrics on /metrics\n";
+    if (!is_loopback(addr)) out << "note: --http " << addr << " is plain HTTP beyond this machine: the token crosses it in clear\n";
+  }
   out << std::flush;
   ::signal(SIGINT, on_stop_signal);
   ::signal(SIGTERM, on_stop_signal);
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  if (http) http->stop();
   (*server)->stop();
   return k_exit_ok;
 }
@@ -912,7 +942,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     return k_exit_ok;
   }
   if (cmd == "version" || cmd == "--version") {
-    out << "fleetctl " << FLEET_VERSION << "\n";
+    out << "fleetctl " << FLEET_VERSION << " (commit " << build::k_git_commit << ")\n";
     return k_exit_ok;
   }
   if (cmd == "kernel") {

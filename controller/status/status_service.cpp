@@ -30,6 +30,7 @@ fleet::v1::BoardStatus board_status(store::Store& store, const store::BoardRow& 
   s.set_message(b.message);
   s.set_updated_unix_ms(b.updated_ms);
   if (auto reports = store.reports(b.board, 20)) {
+    if (!reports->empty()) s.set_last_report_unix_ms(reports->front().at_ms);
     for (const auto& r : *reports) {
       if (s.kernel_release().empty()) s.set_kernel_release(r.running_release);
       auto v = stored_verification(r);

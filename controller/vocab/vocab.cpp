@@ -1,5 +1,7 @@
 #include "controller/vocab/vocab.hpp"
 
+#include <array>
+
 #include <utility>
 
 namespace fleet::vocab {
@@ -53,6 +55,20 @@ std::optional<E> find_in(const Names<E> (&table)[N], std::string_view name) {
 }
 
 }  // namespace
+
+template <class E, std::size_t N>
+std::span<const E> values_of(const Names<E> (&table)[N]) {
+  static const auto values = [&] {
+    std::array<E, N> v{};
+    for (std::size_t i = 0; i < N; ++i) v[i] = table[i].first;
+    return v;
+  }();
+  return values;
+}
+
+std::span<const Step> all_steps() { return values_of(k_steps); }
+std::span<const Outcome> all_outcomes() { return values_of(k_outcomes); }
+std::span<const RolloutState> all_rollout_states() { return values_of(k_rollout_states); }
 
 const char* name(Step s) { return name_in(k_steps, s); }
 const char* name(Outcome o) { return name_in(k_outcomes, o); }

@@ -5,6 +5,7 @@
 // only place a name becomes an enum again is `*_from_name`, at those edges.
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string_view>
 
 namespace fleet::vocab {
@@ -47,6 +48,11 @@ enum class RolloutState : std::uint8_t {
   done,
   dry_run,
 };
+
+// Every value, in declaration order (metrics give each a series, pages a column).
+std::span<const Step> all_steps();
+std::span<const Outcome> all_outcomes();
+std::span<const RolloutState> all_rollout_states();
 
 const char* name(Step s);
 const char* name(Outcome o);

@@ -23,6 +23,8 @@
 #include "node-agent/report/sender.hpp"
 #include "node-agent/verify/verify.hpp"
 
+#include "common/build_info.hpp"
+
 #ifndef FLEET_VERSION
 #define FLEET_VERSION "0.0.0"
 #endif
@@ -561,7 +563,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   if (args[0] == "setup") return setup(rest, out, err);
   if (args[0] == "bench") return bench_command(rest, out, err);
   if (args[0] == "version" || args[0] == "--version") {
-    out << "fleet-agent " << FLEET_VERSION << "\n";
+    out << "fleet-agent " << FLEET_VERSION << " (commit " << build::k_git_commit << ")\n";
     return k_exit_ok;
   }
   err << "fleet-agent: unknown command '" << args[0] << "'\n\n" << k_usage;
