@@ -26,6 +26,14 @@ host_pkgs=(
   # debugfs (e2fsprogs).
   dosfstools mtools e2fsprogs
   nlohmann-json3-dev file binutils jq time
+  # fleetctl serve --http: the web dashboard (cpp-httplib), /metrics (prometheus-cpp's core),
+  # the board page's chart (Chart.js, served from the package's path).
+  libcpp-httplib-dev prometheus-cpp-dev libjs-chart.js
+  # Their tests: a real Prometheus scraping fleetctl (and promtool checking the text), a real
+  # browser (headless Chromium, driven over the DevTools protocol by python3-websocket).
+  prometheus chromium python3-websocket
+  # Packages: CPack's .debs, checked by lintian; man pages made from --help by help2man.
+  lintian help2man
   # The fuzz tree (preset fuzz): clang 16 is Debian 12's oldest clang that compiles
   # libstdc++ 12's <expected> (cmake/Fuzz.cmake); llvm-14 brings llvm-symbolizer.
   clang-16 libclang-rt-16-dev libfuzzer-16-dev llvm-14

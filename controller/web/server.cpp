@@ -52,6 +52,12 @@ std::string safe_next(const std::string& next) {
   return next;
 }
 
+// httplib's set_redirect decodes the URL it is given; the Location is kept as written here.
+void see_other(httplib::Response& res, const std::string& url) {
+  res.status = 303;
+  res.set_header("Location", url);
+}
+
 std::int64_t since_param(const httplib::Request& req) {
   std::string v = req.get_header_value("Last-Event-ID");
   if (v.empty()) v = req.get_param_value("since");
@@ -119,7 +125,7 @@ class HttpServer::Impl {
       ++refused;
       const bool browser = req.method == "GET" && req.get_header_value("Accept").find("text/html") != std::string::npos;
       if (browser) {
-        res.set_redirect("/login?next=" + url_segment(req.path), 303);
+        see_other(res, "/login?next=" + url_segment(req.path));
       } else {
         res.status = 401;
         res.set_header("WWW-Authenticate", "Bearer realm=\"fleetctl\"");
@@ -136,15 +142,15 @@ class HttpServer::Impl {
       const std::string next = safe_next(req.get_param_value("next"));
       if (!tls::same_secret(req.get_param_value("token"), opts.token)) {
         ++refused;
-        res.set_redirect("/login?failed=1&next=" + url_segment(next), 303);
+        see_other(res, "/login?failed=1&next=" + url_segment(next));
         return;
       }
       res.set_header("Set-Cookie", std::string(k_cookie) + "=" + opts.token + "; Path=/; HttpOnly; SameSite=Strict");
-      res.set_redirect(next, 303);
+      see_other(res, next);
     });
     svr.Post("/logout", [](const httplib::Request&, httplib::Response& res) {
       res.set_header("Set-Cookie", std::string(k_cookie) + "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-      res.set_redirect("/login", 303);
+      see_other(res, "/login");
     });
 
     svr.Get("/static/fleet.css", [](const httplib::Request&, httplib::Response& res) {
