@@ -26,7 +26,7 @@ th { font-weight: 600; font-size: .85em; color: #444; white-space: nowrap; }
 td.num { text-align: right; white-space: nowrap; }
 td.message { max-width: 28em; overflow-wrap: anywhere; font-size: .9em; color: #444; }
 tr.good .state { color: var(--good); font-weight: 600; }
-tr.bad .state, .bad { color: var(--bad); font-weight: 600; }
+tr.bad .state, .bad:not(tr) { color: var(--bad); font-weight: 600; }
 tr.busy .state { color: var(--busy); font-weight: 600; }
 .check { display: inline-block; padding: 0 .35em; margin: 1px; border-radius: 3px; font-size: .8em; white-space: nowrap; }
 .check.pass { background: #e3f3e8; color: var(--good); }
@@ -45,6 +45,13 @@ form.login button { margin-top: .6em; font: inherit; padding: .3em 1.2em; }
   body { font-size: 14px; }
   th, td { padding: .3em .35em; }
   main { padding: .3em .4em 1em; }
+  /* A board per card: each cell on its own line, named by its column. */
+  table.cards thead { display: none; }
+  table.cards tr { display: block; border: 1px solid var(--line); border-radius: 4px; margin: 0 0 .6em; background: #fff; }
+  table.cards td { display: flex; gap: .6em; border: 0; padding: .15em .5em; max-width: none; }
+  table.cards td::before { content: attr(data-label); flex: 0 0 7.5em; color: var(--idle); font-size: .85em; }
+  table.cards td.num { text-align: left; }
+  table.cards td.checks { flex-wrap: wrap; }
 }
 )css";
 
@@ -86,6 +93,30 @@ const std::string_view k_script = R"js(
       if (bar) bar.value = done;
     }
   }
+  // The verification chips, built as the server builds them, every text through textContent.
+  function setChecks(tr, checks) {
+    const cell = tr.querySelector("td.checks");
+    if (!cell || !checks || checks.length === 0) return;
+    const chips = [];
+    for (const c of checks) {
+      if (c.property === "bootloader") continue;
+      const cls = !c.pass ? "fail" : (c.warning ? "warn" : "pass");
+      const chip = document.createElement("span");
+      chip.className = "check " + cls;
+      chip.dataset.check = c.property;
+      chip.dataset.pass = c.pass ? "true" : "false";
+      chip.title = c.property + ": expected " + c.expected + ", got " + c.actual +
+                   (c.detail ? " (" + c.detail + ")" : "") + (c.warning ? "; warning: " + c.warning : "");
+      chip.textContent = c.property + " " + (cls === "fail" ? "FAIL" : cls === "warn" ? "warn" : "ok");
+      chips.push(chip, document.createTextNode(" "));
+    }
+    const before = Array.from(cell.querySelectorAll(".check")).map(e => e.textContent).join("|");
+    cell.replaceChildren(...chips);
+    if (before !== chips.filter(e => e.nodeType === 1).map(e => e.textContent).join("|")) {
+      cell.classList.add("changed");
+      setTimeout(() => cell.classList.remove("changed"), 1500);
+    }
+  }
   function onBoard(b) {
     const state = b.step === "done" ? (b.outcome || "done") : b.step;
     for (const tr of rowsFor(b.board)) {
@@ -95,6 +126,7 @@ const std::string_view k_script = R"js(
       set(tr, "kernel", b.kernel_release);
       set(tr, "message", b.message);
       set(tr, "report", utc(b.last_report_unix_ms));
+      setChecks(tr, b.checks);
       tr.className = tone(state);
     }
     recountWaves();

@@ -84,14 +84,18 @@ std::string bootloader_of(const fleet::v1::BoardStatus& b) {
 }
 
 std::string throughput_cells(const fleet::v1::BoardStatus& b) {
-  if (!b.has_throughput() || b.throughput().tokens_per_s() <= 0) return "<td class=\"num\">-</td><td class=\"num\">-</td><td>-</td>";
+  if (!b.has_throughput() || b.throughput().tokens_per_s() <= 0) {
+    return "<td data-label=\"tokens/s\" class=\"num\">-</td><td data-label=\"GB/s eff / read\" class=\"num\">-</td>"
+           "<td data-label=\"board health\">-</td>";
+  }
   const auto& t = b.throughput();
   std::string marks;
   if (t.has_temperature_c()) marks += std::string(t.temperature_c() >= 80 ? "<b class=\"bad\">" : "<span>") +
                                       fixed(t.temperature_c(), 0) + " C" + (t.temperature_c() >= 80 ? " HOT</b>" : "</span>");
   if (t.has_undervoltage() && t.undervoltage()) marks += " <b class=\"bad\">UNDER-VOLTAGE</b>";
-  return "<td class=\"num\">" + fixed(t.tokens_per_s(), 2) + " <small>" + escape(t.shape()) + "</small></td>"
-         "<td class=\"num\">" + fixed(t.effective_gbps(), 2) + " / " + fixed(t.read_gbps(), 2) + "</td><td>" +
+  return "<td data-label=\"tokens/s\" class=\"num\">" + fixed(t.tokens_per_s(), 2) + " <small>" + escape(t.shape()) + "</small></td>"
+         "<td data-label=\"GB/s eff / read\" class=\"num\">" + fixed(t.effective_gbps(), 2) + " / " + fixed(t.read_gbps(), 2) +
+         "</td><td data-label=\"board health\">" +
          (marks.empty() ? "-" : marks) + "</td>";
 }
 
@@ -140,20 +144,20 @@ std::string fleet_page(const fleet::v1::StatusSnapshot& snap, std::int64_t since
   std::string body = "<h1>Fleet <small>" + std::to_string(snap.boards_size()) + " boards: " + std::to_string(good) +
                      " updated, " + std::to_string(busy) + " updating, " + std::to_string(bad) + " failed" +
                      (other ? ", " + std::to_string(other) + " not started" : "") + "</small></h1>\n";
-  body += "<div class=\"scroll\"><table id=\"boards\"><thead><tr><th>board</th><th>kernel</th><th>last update</th>"
+  body += "<div class=\"scroll\"><table id=\"boards\" class=\"cards\"><thead><tr><th>board</th><th>kernel</th><th>last update</th>"
           "<th>verification</th><th>tokens/s</th><th>GB/s eff / read</th><th>board health</th><th>bootloader</th>"
           "<th>last report</th><th>message</th></tr></thead><tbody>\n";
   for (const auto& b : snap.boards()) {
     const std::string st = state_of(b);
     body += "<tr data-board=\"" + escape(b.board()) + "\" class=\"" + tone(st) + "\">"
-            "<td><a href=\"/boards/" + url_segment(b.board()) + "\">" + escape(b.board()) + "</a></td>"
-            "<td data-field=\"kernel\">" + escape(b.kernel_release()) + "</td>"
-            "<td><span data-field=\"state\" class=\"state\">" + escape(st) + "</span> <small><a href=\"/rollouts/" +
+            "<td data-label=\"board\"><a href=\"/boards/" + url_segment(b.board()) + "\">" + escape(b.board()) + "</a></td>"
+            "<td data-label=\"kernel\" data-field=\"kernel\">" + escape(b.kernel_release()) + "</td>"
+            "<td data-label=\"last update\"><span data-field=\"state\" class=\"state\">" + escape(st) + "</span> <small><a href=\"/rollouts/" +
             url_segment(b.rollout_id()) + "\">" + escape(b.rollout_id()) + "</a></small></td>"
-            "<td class=\"checks\">" + checks_cells(b) + "</td>" + throughput_cells(b) +
-            "<td>" + escape(bootloader_of(b).empty() ? "-" : bootloader_of(b)) + "</td>"
-            "<td data-field=\"report\">" + utc(b.last_report_unix_ms()) + "</td>"
-            "<td data-field=\"message\" class=\"message\">" + escape(b.message()) + "</td></tr>\n";
+            "<td data-label=\"verification\" class=\"checks\">" + checks_cells(b) + "</td>" + throughput_cells(b) +
+            "<td data-label=\"bootloader\">" + escape(bootloader_of(b).empty() ? "-" : bootloader_of(b)) + "</td>"
+            "<td data-label=\"last report\" data-field=\"report\">" + utc(b.last_report_unix_ms()) + "</td>"
+            "<td data-label=\"message\" data-field=\"message\" class=\"message\">" + escape(b.message()) + "</td></tr>\n";
   }
   body += "</tbody></table></div>\n<h2>Rollouts</h2>\n<div class=\"scroll\"><table id=\"rollouts\"><thead><tr><th>rollout</th>"
           "<th>kernel</th><th>state</th><th>started</th><th>waves</th><th>why</th></tr></thead><tbody>\n";
@@ -185,14 +189,14 @@ std::string rollout_page(const fleet::v1::RolloutStatus& r, std::int64_t since_m
             (wave == 0 ? " (canary)" : "") + " <small><span data-field=\"wave-done\">" + std::to_string(done) +
             "</span> of " + std::to_string(boards.size()) + " finished</small></h2>"
             "<progress max=\"" + std::to_string(boards.size()) + "\" value=\"" + std::to_string(done) + "\"></progress>\n"
-            "<div class=\"scroll\"><table><thead><tr><th>board</th><th>step</th><th>outcome</th><th>kernel</th>"
+            "<div class=\"scroll\"><table class=\"cards\"><thead><tr><th>board</th><th>step</th><th>outcome</th><th>kernel</th>"
             "<th>verification</th><th>message</th></tr></thead><tbody>\n";
     for (auto* b : boards) {
-      body += "<tr data-board=\"" + escape(b->board()) + "\" class=\"" + tone(state_of(*b)) + "\"><td><a href=\"/boards/" +
-              url_segment(b->board()) + "\">" + escape(b->board()) + "</a></td><td data-field=\"step\" class=\"state\">" +
-              escape(b->step()) + "</td><td data-field=\"outcome\">" + escape(b->outcome().empty() ? "-" : b->outcome()) +
-              "</td><td data-field=\"kernel\">" + escape(b->kernel_release()) + "</td><td class=\"checks\">" +
-              checks_cells(*b) + "</td><td data-field=\"message\" class=\"message\">" + escape(b->message()) +
+      body += "<tr data-board=\"" + escape(b->board()) + "\" class=\"" + tone(state_of(*b)) + "\"><td data-label=\"board\"><a href=\"/boards/" +
+              url_segment(b->board()) + "\">" + escape(b->board()) + "</a></td><td data-label=\"step\" data-field=\"step\" class=\"state\">" +
+              escape(b->step()) + "</td><td data-label=\"outcome\" data-field=\"outcome\">" + escape(b->outcome().empty() ? "-" : b->outcome()) +
+              "</td><td data-label=\"kernel\" data-field=\"kernel\">" + escape(b->kernel_release()) + "</td><td data-label=\"verification\" class=\"checks\">" +
+              checks_cells(*b) + "</td><td data-label=\"message\" data-field=\"message\" class=\"message\">" + escape(b->message()) +
               "</td></tr>\n";
     }
     body += "</tbody></table></div></section>\n";

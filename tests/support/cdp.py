@@ -7,6 +7,7 @@ usage: cdp.py --chromium PATH --out DIR SCRIPT.json
 
 SCRIPT.json is a list of steps, each an object with one of:
   {"go": URL}                          navigate, then wait for the load
+  {"go_js": JS}                        navigate to the URL the expression gives
   {"fill": CSS, "value": TEXT}         set an input's value
   {"click": CSS}                       click an element (then "wait" for what it does)
   {"wait": JS, "what": TEXT, "timeout": S}   poll until the expression is truthy (default 20 s)
@@ -14,6 +15,8 @@ SCRIPT.json is a list of steps, each an object with one of:
   {"eval": JS}                         run it, ignore the value
   {"touch": PATH}                      write PATH (tells the test a step was reached)
   {"shot": NAME, "width": W, "height": H}   a PNG screenshot of the page at that size, in DIR
+  {"size": [W, H]}                     lay the page out at that size (a phone's: mobile), until
+                                       the next "size": null
 Prints a line per step; on the first failure prints why, the page's URL and text, and exits 1.
 """
 import argparse
@@ -96,11 +99,14 @@ def run(page, steps, out):
     page.call("Runtime.enable")
     for n, step in enumerate(steps, 1):
         what = step.get("what", "")
-        if "go" in step:
-            page.call("Page.navigate", url=step["go"])
-            ok, _ = page.wait("document.readyState === 'complete' && location.href !== 'about:blank'", 30)
+        if "go" in step or "go_js" in step:
+            url = step["go"] if "go" in step else page.js(step["go_js"])
+            if not url:
+                return f"step {n}: {step['go_js']} gave no URL"
+            page.call("Page.navigate", url=url)
+            ok, _ = page.wait(f"document.readyState === 'complete' && location.href.startsWith({json.dumps(url.split('?')[0])})", 30)
             if not ok:
-                return f"step {n}: {step['go']} did not load in 30 s"
+                return f"step {n}: {url} did not load in 30 s"
             print(f"ok {n}: loaded {page.js('location.pathname')}")
         elif "fill" in step:
             sel = json.dumps(step["fill"])
@@ -125,6 +131,14 @@ def run(page, steps, out):
             print(f"ok {n}: {what or step['check']}")
         elif "eval" in step:
             page.js(step["eval"])
+        elif "size" in step:
+            if step["size"]:
+                w, h = step["size"]
+                page.call("Emulation.setDeviceMetricsOverride", width=w, height=h, deviceScaleFactor=1, mobile=w < 600)
+                time.sleep(0.3)
+            else:
+                page.call("Emulation.clearDeviceMetricsOverride")
+            print(f"ok {n}: size {step['size']}")
         elif "touch" in step:
             with open(step["touch"], "w") as f:
                 f.write("reached\n")

@@ -50,7 +50,7 @@ TEST_CASE("the pages show every board, failed checks as failed, and markup from 
                                     "title=\"thp: expected madvise, got never\">thp FAIL"));
   CHECK_THAT(fleet, Catch::Contains("UNDER-VOLTAGE"));  // pi-2 was measured under-voltage, at 82 C
   CHECK_THAT(fleet, Catch::Contains("82 C HOT"));
-  CHECK_THAT(fleet, Catch::Contains("<td>2025-05-08</td>"));  // the bootloader, from its check
+  CHECK_THAT(fleet, Catch::Contains("<td data-label=\"bootloader\">2025-05-08</td>"));  // the bootloader, from its check
   CHECK_THAT(fleet, Catch::Contains("data-live=\"/events?since=1\""));
 
   const auto& rollout = snap.rollouts(0);
