@@ -51,6 +51,7 @@ const std::string k_usage =
     "  send-reports  deliver pending reports to the controller (retries with backoff)\n"
     "  setup         write the board's identity and the systemd units\n"
     "  bench         measure memory bandwidth and model throughput (tokens/s)\n"
+    "  units         write the agent's systemd units into a folder (packaging)\n"
     "  version       print the agent version\n"
     "\n"
     "Run 'fleet-agent COMMAND --help' for a command's options.\n";
@@ -370,6 +371,51 @@ int send_reports(const std::vector<std::string>& argv, std::ostream& out, std::o
   return k_exit_ok;
 }
 
+// The agent's two units: boot-check at every boot (before the network: a trial kernel is
+// judged, committed or given up on its own), send-reports once the network is up. `setup`
+// writes them to the board's /etc/systemd/system for the agent fleetctl pushed; `units`
+// writes them for a package (/usr/bin/fleet-agent, installed under /lib/systemd/system).
+std::vector<std::pair<std::string, std::string>> systemd_units(const std::string& agent) {
+  return {
+      {"fleet-agent-boot-check.service",
+       "[Unit]\nDescription=fleetctl: verify a trial kernel, commit or fall back\nDefaultDependencies=no\n"
+       "After=local-fs.target\nBefore=network-online.target\n\n[Service]\nType=oneshot\nExecStart=" + agent +
+       " boot-check\nRemainAfterExit=yes\n\n[Install]\nWantedBy=multi-user.target\n"},
+      {"fleet-agent-reports.service",
+       "[Unit]\nDescription=fleetctl: deliver the agent's reports\nAfter=network-online.target "
+       "fleet-agent-boot-check.service\nWants=network-online.target\n\n[Service]\nType=oneshot\nExecStart=" + agent +
+       " send-reports\n\n[Install]\nWantedBy=multi-user.target\n"},
+  };
+}
+
+int units_command(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  const std::array options = {
+      args::Option{"agent", args::Takes::value, "PATH", "the agent the units run (default /usr/bin/fleet-agent)"},
+      args::Option{"help", args::Takes::nothing, "", "show this help"},
+  };
+  auto a = args::parse(argv, options);
+  if (!a) {
+    err << "fleet-agent units: " << a.error().message << "\n";
+    return k_exit_usage;
+  }
+  if (a->flag("help") || a->positional.size() != 1) {
+    (a->flag("help") ? out : err) << "usage: fleet-agent units DIR [--agent PATH]\n\n"
+                                     "Writes the agent's systemd units into DIR (for a package: /lib/systemd/system).\n"
+                                     "'setup' writes the same units on a board, for the agent fleetctl pushed.\n\n"
+                                  << args::help(options);
+    return a->flag("help") ? k_exit_ok : k_exit_usage;
+  }
+  const std::filesystem::path dir = a->positional[0];
+  for (const auto& [name, text] : systemd_units(a->value("agent").value_or("/usr/bin/fleet-agent"))) {
+    if (auto w = fs::write_file_atomic(dir / name, text); !w) {
+      err << "fleet-agent units: " << w.error().message << "\n";
+      return k_exit_check_failed;
+    }
+    out << (dir / name).string() << "\n";
+  }
+  return k_exit_ok;
+}
+
 int setup(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
   const std::array options = {
       k_root_option,
@@ -430,17 +476,8 @@ int setup(const std::vector<std::string>& argv, std::ostream& out, std::ostream&
   std::filesystem::create_directories(root / "etc/systemd/system/multi-user.target.wants", ec);
   // The token's file is 0600 from its first byte (never 0644 between write and chmod).
   auto w = fs::write_file_atomic(root / k_agent_config, j.dump(2) + "\n", fs::FileMode::owner_only);
-  const std::string boot_unit =
-      "[Unit]\nDescription=fleetctl: verify a trial kernel, commit or fall back\nDefaultDependencies=no\n"
-      "After=local-fs.target\nBefore=network-online.target\n\n[Service]\nType=oneshot\nExecStart=" + agent +
-      " boot-check\nRemainAfterExit=yes\n\n[Install]\nWantedBy=multi-user.target\n";
-  const std::string report_unit =
-      "[Unit]\nDescription=fleetctl: deliver the agent's reports\nAfter=network-online.target "
-      "fleet-agent-boot-check.service\nWants=network-online.target\n\n[Service]\nType=oneshot\nExecStart=" + agent +
-      " send-reports\n\n[Install]\nWantedBy=multi-user.target\n";
   if (w) w = fs::write_file_atomic(root / k_agent_ca, ca->pem);
-  for (auto [name, text] : {std::pair{"fleet-agent-boot-check.service", boot_unit},
-                            std::pair{"fleet-agent-reports.service", report_unit}}) {
+  for (const auto& [name, text] : systemd_units(agent)) {
     if (w) w = fs::write_file_atomic(root / "etc/systemd/system" / name, text);
     auto link = root / "etc/systemd/system/multi-user.target.wants" / name;
     std::filesystem::remove(link, ec);
@@ -562,6 +599,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   if (args[0] == "send-reports") return send_reports(rest, out, err);
   if (args[0] == "setup") return setup(rest, out, err);
   if (args[0] == "bench") return bench_command(rest, out, err);
+  if (args[0] == "units") return units_command(rest, out, err);
   if (args[0] == "version" || args[0] == "--version") {
     out << "fleet-agent " << FLEET_VERSION << " (commit " << build::k_git_commit << ")\n";
     return k_exit_ok;
