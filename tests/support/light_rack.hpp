@@ -62,9 +62,9 @@ struct RackDir {
 struct LightRack {
   RackDir dir{"rack"};
   pid_t pid = 0;
-  int base = test::free_port();
+  int base;
 
-  explicit LightRack(const std::filesystem::path& stock, int boards = 2) {
+  explicit LightRack(const std::filesystem::path& stock, int boards = 2) : base(test::free_port_run(boards)) {
     std::filesystem::create_directories(dir.path);
     pid = ::fork();
     if (pid == 0) {

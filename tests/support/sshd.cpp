@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <stdexcept>
 #include <thread>
 
@@ -44,6 +45,30 @@ int free_port() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   ::close(fd);
   return ntohs(a.sin_port);
+}
+
+int free_port_run(int count) {
+  // Below Linux's ephemeral range (32768-60999), where no outgoing connection of a parallel
+  // test (an SSH client, a gRPC channel) takes a port from under the run; each port bound to
+  // be sure it is free now. Seeded by pid and time: two test processes start apart.
+  std::uint32_t seed = static_cast<std::uint32_t>(::getpid()) * 2654435761u ^
+                       static_cast<std::uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    seed = seed * 1664525u + 1013904223u;
+    const int base = 20000 + static_cast<int>(seed % 12000u);
+    bool all = true;
+    for (int p = base; all && p < base + count; ++p) {
+      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a.sin_port = htons(static_cast<std::uint16_t>(p));
+      all = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+      ::close(fd);
+    }
+    if (all) return base;
+  }
+  return free_port();
 }
 
 Sshd::Sshd(const std::string& first_config) {

@@ -35,6 +35,8 @@ class Sshd {
 
 // A TCP port on 127.0.0.1 nobody listens on right now.
 int free_port();
+// The first of `count` consecutive such ports (a rack's boards listen on base, base+1, ...).
+int free_port_run(int count);
 // Whether something listens on this port of 127.0.0.1 (a connect succeeds).
 bool port_open(int port);
 

@@ -170,7 +170,7 @@ TEST_CASE("the dashboard in Chromium follows a live rollout on light boards") {
   const auto next = test::make_bundle(bundles.path / "next", "6.1.0-light-next", tuned_contract);
   test::LightRack rack(stock, 3);
   auto first = test::fleetctl(rack, {"rollout", "--bundle", tuned.string()});
-  INFO(first.output);
+  INFO(first.output << "\n" << rack.log());
   REQUIRE(first.exit_code == 0);
 
   auto server = web::HttpServer::start({"127.0.0.1:0", k_token, rack.rack() / "fleet.db"});
