@@ -179,6 +179,15 @@ constexpr std::pair<const char*, const char*> k_aliases[] = {
     {"ansible_ssh_private_key_file", "key"}, {"ansible_ssh_port", "port"}, {"ansible_ssh_host", "address"},
 };
 
+// A variable fleetctl itself reads (a connection setting, a number it checks, a fleet_ one).
+bool read_by_fleetctl(std::string_view key) {
+  for (auto [alias, name] : k_aliases)
+    if (key == alias || key == name) return true;
+  for (const auto& v : k_numeric_vars)
+    if (key == v.name) return true;
+  return key.starts_with("fleet_") || key == "address" || key == "user" || key == "key" || key == "port";
+}
+
 // A line of an INI host section cut into words as Ansible's shlex does (posix, comments):
 // quotes group, a backslash escapes, '#' ends the line.
 Result<std::vector<std::string>> shell_words(std::string_view line) {
@@ -347,6 +356,14 @@ struct Parser {
     Section section = Section::hosts;
     std::string group = "ungrouped";
     int line_no = 0;
+    // As Ansible's INI reader: [g] and [g:children] define g; [g:vars] and a child named in
+    // [p:children] must name a group defined somewhere in the file, else a typo
+    // ([webserver:vars] for webservers) would drop its variables without a word.
+    std::set<std::string> defined = {"all", "ungrouped"};
+    struct Pending {
+      std::string where, what;
+    };
+    std::map<std::string, Pending> pending;
     for (std::size_t from = 0; from <= text.size();) {
       auto nl = text.find('\n', from);
       std::string_view raw = text.substr(from, nl == std::string_view::npos ? std::string_view::npos : nl - from);
@@ -381,6 +398,13 @@ struct Parser {
         }
         group = std::string(name);
         touch_group(group, where);
+        if (section == Section::vars) {
+          if (!defined.contains(group) && !pending.contains(group)) {
+            pending[group] = {where, "section [" + group + ":vars] is for a group no section defines"};
+          }
+        } else {
+          defined.insert(group);
+        }
         continue;
       }
       switch (section) {
@@ -389,8 +413,14 @@ struct Parser {
           if (!words) return fail(Errc::invalid_input, where + ": " + words.error().message);
           std::string pattern = words->front();
           std::string port;
-          // "host:port", as Ansible reads it; a range's colons are inside brackets.
-          if (auto colon = pattern.rfind(':'); colon != std::string::npos && pattern.find(']', colon) == std::string::npos) {
+          // "host:port", as Ansible reads it; a range's colons are inside brackets, and an
+          // IPv6 address (more than one colon) has no port here (give it ansible_port).
+          int colons = 0, depth = 0;
+          for (char ch : pattern) {
+            depth += ch == '[' ? 1 : ch == ']' ? -1 : 0;
+            colons += ch == ':' && depth == 0;
+          }
+          if (auto colon = pattern.rfind(':'); colons == 1 && pattern.find(']', colon) == std::string::npos) {
             port = pattern.substr(colon + 1);
             pattern.resize(colon);
           }
@@ -432,24 +462,51 @@ struct Parser {
           }
           touch_group(child, where);
           add_child(inv.groups[group], child);
+          if (!defined.contains(child) && !pending.contains(child)) {
+            pending[child] = {where, "[" + group + ":children] names group '" + child + "', which no section defines"};
+          }
           break;
         }
       }
     }
+    for (const auto& [name, p] : pending) {
+      if (!defined.contains(name)) return fail(Errc::invalid_input, p.where + ": " + p.what);
+    }
     return {};
   }
 
-  // group_vars/NAME and host_vars/NAME files: a YAML map of plain values (or nothing).
+  // group_vars/NAME and host_vars/NAME files: a YAML map (or nothing). Unlike an inventory's
+  // own variables, these hold what playbooks use (package lists, nested settings): a list or
+  // a map is kept as its YAML text, and refused only for a variable fleetctl reads.
   Result<void> vars_file(const VarsFile& f) {
+    if (text::trim(f.text).starts_with("$ANSIBLE_VAULT")) {
+      return fail(Errc::unsupported, f.file + ": encrypted with ansible-vault; fleetctl cannot read it "
+                                              "(decrypt it, or move the secrets to a file fleetctl is not given)");
+    }
     Ctx vc{f.file};
     YAML::Node root = FLEET_TRY(yaml::load(f.text, vc));
     const bool group = f.owner == VarsFile::Owner::group;
     const std::string owner = (group ? "group '" : "host '") + f.name + "'";
     try {
       if (!root.IsNull() && !root.IsMap()) return bad(vc, root, "variables of " + owner + " must be a YAML map");
-      auto vars = FLEET_TRY(read_vars(vc, root, owner));
       auto& into = group ? group_file_vars[f.name] : host_file_vars[f.name];
-      for (auto& [k, v] : vars) into[k] = v;
+      if (root.IsNull()) return {};
+      for (const auto& kv : root) {
+        const auto key = kv.first.as<std::string>();
+        std::string value;
+        if (kv.second.IsScalar()) {
+          value = kv.second.as<std::string>();
+        } else if (!kv.second.IsNull()) {
+          if (read_by_fleetctl(key)) {
+            return bad(vc, kv.second, "variable '" + key + "' of " + owner + " must be a plain value");
+          }
+          YAML::Emitter e;
+          e << YAML::Flow << kv.second;
+          value = e.c_str();
+        }
+        FLEET_TRY(check_number(vc.at(kv.second), key, value, owner));
+        into[key] = value;
+      }
     } catch (const YAML::Exception& e) {
       return fail(Errc::parse, f.file + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
     }
@@ -545,16 +602,18 @@ struct Parser {
         memo.erase("all");
         groups.push_back("ungrouped");
       }
-      // Ansible's order: shallower groups first, then by name; later ones win. A group's
-      // group_vars/ file wins over what the inventory files give it, a host's host_vars/
-      // file over its inline variables.
+      // Ansible's order: shallower groups first, then by name; later ones win. A host's
+      // host_vars/ file wins over its inline variables.
       std::sort(groups.begin(), groups.end(), [&](const std::string& a, const std::string& b) {
         int da = inv.groups.at(a).depth, db = inv.groups.at(b).depth;
         return da != db ? da < db : a < b;
       });
       h.groups = groups;
-      for (const auto& g : groups) {
+      // Ansible's precedence: every group's variables from the inventory files, then every
+      // group_vars/ file (so group_vars/all.yml beats [rack:vars]), each by depth and name.
+      for (const auto& g : groups)
         for (const auto& [k, v] : inv.groups.at(g).vars) h.vars[k] = v;
+      for (const auto& g : groups) {
         if (auto it = group_file_vars.find(g); it != group_file_vars.end())
           for (const auto& [k, v] : it->second) h.vars[k] = v;
       }
@@ -596,25 +655,54 @@ bool ignored_in_directory(const std::filesystem::path& p) {
   return false;
 }
 
+// A file of a group_vars/NAME/ folder Ansible reads: .yml, .yaml, .json or no extension,
+// not hidden, not a backup (name~).
+bool vars_file_name(const std::filesystem::path& p) {
+  const std::string name = p.filename().string();
+  if (name.starts_with('.') || name.ends_with('~')) return false;
+  const std::string ext = p.extension().string();
+  return ext.empty() || ext == ".yml" || ext == ".yaml" || ext == ".json";
+}
+
+// The entries of a folder in name order; an unreadable folder is an error that names it.
+Result<std::vector<std::filesystem::path>> entries_of(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::vector<std::filesystem::path> out;
+  std::filesystem::directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) out.push_back(it->path());
+  if (ec) return fail(Errc::io, dir.string() + ": " + ec.message());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Every vars file under a group_vars/NAME/ folder, its subfolders too (as Ansible).
+Result<void> vars_folder(const std::filesystem::path& dir, std::vector<std::filesystem::path>& files, int depth) {
+  if (depth > 8) return fail(Errc::invalid_input, dir.string() + ": folders nest deeper than 8 levels");
+  for (const auto& e : FLEET_TRY(entries_of(dir))) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(e, ec)) {
+      if (!e.filename().string().starts_with('.')) FLEET_TRY(vars_folder(e, files, depth + 1));
+    } else if (std::filesystem::is_regular_file(e, ec) && vars_file_name(e)) {
+      files.push_back(e);
+    }
+  }
+  return {};
+}
+
 // group_vars/ or host_vars/ under `base`: NAME, NAME.yml, NAME.yaml, NAME.json, or a
-// directory NAME/ whose files are read in name order.
+// folder NAME/ of such files.
 Result<void> collect_vars(const std::filesystem::path& base, VarsFile::Owner owner, std::vector<VarsFile>& out) {
   const auto dir = base / (owner == VarsFile::Owner::group ? "group_vars" : "host_vars");
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) return {};
-  std::vector<std::filesystem::path> entries;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) entries.push_back(e.path());
-  if (ec) return fail(Errc::io, dir.string() + ": " + ec.message());
-  std::sort(entries.begin(), entries.end());
-  for (const auto& e : entries) {
-    if (e.filename().string().starts_with('.')) continue;
+  for (const auto& e : FLEET_TRY(entries_of(dir))) {
     std::vector<std::filesystem::path> files;
     std::string name = e.filename().string();
     if (std::filesystem::is_directory(e, ec)) {
-      for (const auto& f : std::filesystem::directory_iterator(e, ec))
-        if (f.is_regular_file() && !f.path().filename().string().starts_with('.')) files.push_back(f.path());
-      std::sort(files.begin(), files.end());
+      if (name.starts_with('.')) continue;
+      FLEET_TRY(vars_folder(e, files, 0));
     } else {
+      if (!vars_file_name(e)) continue;
       for (std::string_view ext : {".yml", ".yaml", ".json"}) {
         if (name.ends_with(ext)) {
           name.resize(name.size() - ext.size());
@@ -633,14 +721,10 @@ Result<void> collect_vars(const std::filesystem::path& base, VarsFile::Owner own
 
 Result<void> collect_sources(const std::filesystem::path& dir, std::vector<Source>& out, int depth) {
   if (depth > 8) return fail(Errc::invalid_input, dir.string() + ": inventory directories nest deeper than 8 levels");
-  std::error_code ec;
-  std::vector<std::filesystem::path> entries;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) entries.push_back(e.path());
-  if (ec) return fail(Errc::io, dir.string() + ": " + ec.message());
-  std::sort(entries.begin(), entries.end());
-  for (const auto& e : entries) {
+  for (const auto& e : FLEET_TRY(entries_of(dir))) {
     const std::string name = e.filename().string();
     if (name == "group_vars" || name == "host_vars" || ignored_in_directory(e)) continue;
+    std::error_code ec;
     if (std::filesystem::is_directory(e, ec)) {
       FLEET_TRY(collect_sources(e, out, depth + 1));
     } else {

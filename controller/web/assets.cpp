@@ -71,12 +71,14 @@ const std::string_view k_script = R"js(
     el.classList.add("changed");
     setTimeout(() => el.classList.remove("changed"), 1500);
   }
-  function tone(state) {
-    if (state === "committed" || state === "skipped") return "good";
-    if (state === "pending" || state === "not_started" || state === "done" || state === "") return "idle";
-    const steps = ["connect", "inspect", "push_bundle", "staged", "push_agent", "install", "reboot",
-                   "request_rollback", "await_boot", "await_outcome"];
-    return steps.includes(state) ? "busy" : "bad";
+  // The server's rules (pages.cpp tone_of), as the page carries them.
+  const words = name => (body.dataset[name] || "").split(" ").filter(w => w);
+  const busySteps = words("busySteps"), goodOutcomes = words("goodOutcomes"), idleOutcomes = words("idleOutcomes");
+  function tone(b) {
+    if (b.step === "pending") return "idle";
+    if (b.step !== "done") return busySteps.includes(b.step) ? "busy" : "bad";
+    if (goodOutcomes.includes(b.outcome)) return "good";
+    return !b.outcome || idleOutcomes.includes(b.outcome) ? "idle" : "bad";
   }
   function utc(ms) {
     const n = Number(ms);
@@ -127,7 +129,7 @@ const std::string_view k_script = R"js(
       set(tr, "message", b.message);
       set(tr, "report", utc(b.last_report_unix_ms));
       setChecks(tr, b.checks);
-      tr.className = tone(state);
+      tr.className = tone(b);
     }
     recountWaves();
   }

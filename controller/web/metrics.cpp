@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -27,6 +28,16 @@ constexpr double k_gb = 1e9;  // the agent reports GB/s (10^9 bytes), Prometheus
 
 }  // namespace
 
+namespace {
+// A number of a /proc file; Errc::parse naming the file otherwise.
+Result<double> number(std::string_view text, const char* file) {
+  double v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{}) return fail(Errc::parse, std::string(file) + ": '" + std::string(text.substr(0, 32)) + "' is not a number");
+  return v;
+}
+}  // namespace
+
 Result<ProcessStats> read_process_stats() {
   ProcessStats p;
   // /proc/self/stat: fields after the command's closing parenthesis; utime and stime are the
@@ -38,13 +49,15 @@ Result<ProcessStats> read_process_stats() {
   if (f.size() < 22) return fail(Errc::parse, "/proc/self/stat: " + std::to_string(f.size()) + " fields");
   const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
   const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
-  p.cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) / tick;
-  p.virtual_bytes = std::stod(f[20]);
-  p.resident_bytes = std::stod(f[21]) * page;
+  p.cpu_seconds = (FLEET_TRY(number(f[11], "/proc/self/stat")) + FLEET_TRY(number(f[12], "/proc/self/stat"))) / tick;
+  p.virtual_bytes = FLEET_TRY(number(f[20], "/proc/self/stat"));
+  p.resident_bytes = FLEET_TRY(number(f[21], "/proc/self/stat")) * page;
   // starttime is since boot: the boot time from /proc/stat's btime.
   auto sys = FLEET_TRY(fs::read_file("/proc/stat"));
   if (auto at = sys.find("\nbtime "); at != std::string::npos) {
-    p.start_time_seconds = std::stod(sys.substr(at + 7)) + std::stod(f[19]) / tick;
+    auto words = text::split_words(std::string_view(sys).substr(at + 7, 24));
+    if (words.empty()) return fail(Errc::parse, "/proc/stat: btime without a number");
+    p.start_time_seconds = FLEET_TRY(number(words[0], "/proc/stat")) + FLEET_TRY(number(f[19], "/proc/self/stat")) / tick;
   }
   std::error_code ec;
   for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec); !ec && it != std::filesystem::directory_iterator();
@@ -54,12 +67,12 @@ Result<ProcessStats> read_process_stats() {
   auto limits = FLEET_TRY(fs::read_file("/proc/self/limits"));
   if (auto at = limits.find("Max open files"); at != std::string::npos) {
     auto words = text::split_words(limits.substr(at + 14, limits.find('\n', at) - at - 14));
-    if (!words.empty() && words[0] != "unlimited") p.max_fds = std::stod(words[0]);
+    if (!words.empty() && words[0] != "unlimited") p.max_fds = FLEET_TRY(number(words[0], "/proc/self/limits"));
   }
   return p;
 }
 
-std::string render_metrics(const fleet::v1::StatusSnapshot& snap, const ProcessStats& process,
+std::string render_metrics(const fleet::v1::StatusSnapshot& snap, const ProcessStats* process,
                            const ServerCounters& counters) {
   Registry reg;
 
@@ -156,20 +169,22 @@ std::string render_metrics(const fleet::v1::StatusSnapshot& snap, const ProcessS
     r_started.Add({{"rollout", id}}).Set(static_cast<double>(r.started_unix_ms()) / 1000.0);
   }
 
-  // ---- the controller.
-  BuildCounter().Name("process_cpu_seconds_total").Help("User and system CPU time of fleetctl").Register(reg)
-      .Add({}).Increment(process.cpu_seconds);
-  BuildGauge().Name("process_resident_memory_bytes").Help("Resident memory of fleetctl").Register(reg)
-      .Add({}).Set(process.resident_bytes);
-  BuildGauge().Name("process_virtual_memory_bytes").Help("Virtual memory of fleetctl").Register(reg)
-      .Add({}).Set(process.virtual_bytes);
-  BuildGauge().Name("process_start_time_seconds").Help("When fleetctl started, since the epoch").Register(reg)
-      .Add({}).Set(process.start_time_seconds);
-  BuildGauge().Name("process_open_fds").Help("Open file descriptors of fleetctl").Register(reg)
-      .Add({}).Set(process.open_fds);
-  if (process.max_fds > 0) {
-    BuildGauge().Name("process_max_fds").Help("fleetctl's limit of open file descriptors").Register(reg)
-        .Add({}).Set(process.max_fds);
+  // ---- the controller (left out, not zero, when /proc could not be read).
+  if (process) {
+    BuildCounter().Name("process_cpu_seconds_total").Help("User and system CPU time of fleetctl").Register(reg)
+        .Add({}).Increment(process->cpu_seconds);
+    BuildGauge().Name("process_resident_memory_bytes").Help("Resident memory of fleetctl").Register(reg)
+        .Add({}).Set(process->resident_bytes);
+    BuildGauge().Name("process_virtual_memory_bytes").Help("Virtual memory of fleetctl").Register(reg)
+        .Add({}).Set(process->virtual_bytes);
+    BuildGauge().Name("process_start_time_seconds").Help("When fleetctl started, since the epoch").Register(reg)
+        .Add({}).Set(process->start_time_seconds);
+    BuildGauge().Name("process_open_fds").Help("Open file descriptors of fleetctl").Register(reg)
+        .Add({}).Set(process->open_fds);
+    if (process->max_fds > 0) {
+      BuildGauge().Name("process_max_fds").Help("fleetctl's limit of open file descriptors").Register(reg)
+          .Add({}).Set(process->max_fds);
+    }
   }
   BuildCounter().Name("fleet_http_requests_total").Help("HTTP requests fleetctl serve answered").Register(reg)
       .Add({}).Increment(static_cast<double>(counters.http_requests));

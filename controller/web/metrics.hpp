@@ -33,7 +33,8 @@ struct ServerCounters {
 };
 
 // `snapshot` holds every board's latest row and the recent rollouts with their boards.
-std::string render_metrics(const fleet::v1::StatusSnapshot& snapshot, const ProcessStats& process,
+// `process` null: /proc could not be read, and the process_* series are left out.
+std::string render_metrics(const fleet::v1::StatusSnapshot& snapshot, const ProcessStats* process,
                            const ServerCounters& counters);
 
 }  // namespace fleet::web

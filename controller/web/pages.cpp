@@ -34,13 +34,65 @@ std::string state_of(const fleet::v1::BoardStatus& b) {
   return b.step();
 }
 
-// A CSS class for a state: good, bad, or busy.
-std::string tone(const std::string& state) {
-  if (state == "committed" || state == "skipped") return "good";
-  if (state == "pending" || state == "not_started" || state == "done" || state.empty()) return "idle";
-  auto step = vocab::step_from_name(state);
-  if (step) return "busy";
+// How a row looks: its CSS class. The same rules reach fleet.js through <body data-*>, so a
+// row that changes live looks as it will after a reload.
+enum class Tone { good, bad, busy, idle };
+
+const char* name(Tone t) {
+  switch (t) {
+    case Tone::good: return "good";
+    case Tone::bad: return "bad";
+    case Tone::busy: return "busy";
+    case Tone::idle: return "idle";
+  }
   return "bad";
+}
+
+Tone tone_of(vocab::Step step, vocab::Outcome outcome) {
+  if (step == vocab::Step::pending) return Tone::idle;
+  if (step != vocab::Step::done) return Tone::busy;
+  switch (outcome) {
+    case vocab::Outcome::committed:
+    case vocab::Outcome::skipped: return Tone::good;
+    case vocab::Outcome::none:
+    case vocab::Outcome::not_started: return Tone::idle;
+    default: return Tone::bad;
+  }
+}
+
+// From the message's words (the edge): a word this fleetctl does not know is bad.
+Tone tone_of(const fleet::v1::BoardStatus& b) {
+  auto step = vocab::step_from_name(b.step());
+  auto outcome = vocab::outcome_from_name(b.outcome());
+  if (!step || !outcome) return Tone::bad;
+  return tone_of(*step, *outcome);
+}
+
+Tone tone_of_rollout(const std::string& state) {
+  auto s = vocab::rollout_state_from_name(state);
+  if (!s) return Tone::bad;
+  switch (*s) {
+    case vocab::RolloutState::done: return Tone::good;
+    case vocab::RolloutState::stopped: return Tone::bad;
+    case vocab::RolloutState::running:
+    case vocab::RolloutState::dry_run: return Tone::busy;
+  }
+  return Tone::bad;
+}
+
+// The rules of tone_of as word lists, for fleet.js.
+std::string tone_attributes() {
+  std::string busy, good, idle;
+  for (auto s : vocab::all_steps()) {
+    if (tone_of(s, vocab::Outcome::none) == Tone::busy) busy += std::string(busy.empty() ? "" : " ") + vocab::name(s);
+  }
+  for (auto o : vocab::all_outcomes()) {
+    const Tone t = tone_of(vocab::Step::done, o);
+    const std::string n = vocab::name(o);
+    if (t == Tone::good) good += (good.empty() ? "" : " ") + n;
+    if (t == Tone::idle && !n.empty()) idle += (idle.empty() ? "" : " ") + n;
+  }
+  return " data-busy-steps=\"" + busy + "\" data-good-outcomes=\"" + good + "\" data-idle-outcomes=\"" + idle + "\"";
 }
 
 std::string page(std::string_view title, std::string live, std::int64_t since_ms, const std::string& body) {
@@ -52,7 +104,7 @@ std::string page(std::string_view title, std::string live, std::int64_t since_ms
       "<link rel=\"stylesheet\" href=\"/static/fleet.css\">"
       "<script src=\"/static/chart.js\" defer></script>"
       "<script src=\"/static/fleet.js\" defer></script></head>\n"
-      "<body data-live=\"" + escape(live) + "\">\n"
+      "<body data-live=\"" + escape(live) + "\"" + tone_attributes() + ">\n"
       "<header><a class=\"brand\" href=\"/\">fleetctl</a> <nav><a href=\"/\">fleet</a> "
       "<a href=\"/metrics\">metrics</a> <a href=\"/api/status\">json</a> "
       "<form method=\"post\" action=\"/logout\"><button>log out</button></form></nav>"
@@ -135,10 +187,10 @@ std::string url_segment(std::string_view text) {
 std::string fleet_page(const fleet::v1::StatusSnapshot& snap, std::int64_t since_ms) {
   int good = 0, bad = 0, busy = 0;
   for (const auto& b : snap.boards()) {
-    const auto t = tone(state_of(b));
-    good += t == "good";
-    bad += t == "bad";
-    busy += t == "busy";
+    const Tone t = tone_of(b);
+    good += t == Tone::good;
+    bad += t == Tone::bad;
+    busy += t == Tone::busy;
   }
   const int other = snap.boards_size() - good - bad - busy;
   std::string body = "<h1>Fleet <small>" + std::to_string(snap.boards_size()) + " boards: " + std::to_string(good) +
@@ -149,7 +201,7 @@ std::string fleet_page(const fleet::v1::StatusSnapshot& snap, std::int64_t since
           "<th>last report</th><th>message</th></tr></thead><tbody>\n";
   for (const auto& b : snap.boards()) {
     const std::string st = state_of(b);
-    body += "<tr data-board=\"" + escape(b.board()) + "\" class=\"" + tone(st) + "\">"
+    body += "<tr data-board=\"" + escape(b.board()) + "\" class=\"" + name(tone_of(b)) + "\">"
             "<td data-label=\"board\"><a href=\"/boards/" + url_segment(b.board()) + "\">" + escape(b.board()) + "</a></td>"
             "<td data-label=\"kernel\" data-field=\"kernel\">" + escape(b.kernel_release()) + "</td>"
             "<td data-label=\"last update\"><span data-field=\"state\" class=\"state\">" + escape(st) + "</span> <small><a href=\"/rollouts/" +
@@ -162,7 +214,7 @@ std::string fleet_page(const fleet::v1::StatusSnapshot& snap, std::int64_t since
   body += "</tbody></table></div>\n<h2>Rollouts</h2>\n<div class=\"scroll\"><table id=\"rollouts\"><thead><tr><th>rollout</th>"
           "<th>kernel</th><th>state</th><th>started</th><th>waves</th><th>why</th></tr></thead><tbody>\n";
   for (const auto& r : snap.rollouts()) {
-    body += "<tr data-rollout=\"" + escape(r.id()) + "\" class=\"" + (r.state() == "stopped" ? "bad" : r.state() == "done" ? "good" : "busy") +
+    body += "<tr data-rollout=\"" + escape(r.id()) + "\" class=\"" + name(tone_of_rollout(r.state())) +
             "\"><td><a href=\"/rollouts/" + url_segment(r.id()) + "\">" + escape(r.id()) + "</a></td><td>" +
             escape(r.kernel_release()) + "</td><td>" + escape(r.state()) + "</td><td>" + utc(r.started_unix_ms()) +
             "</td><td>" + escape(r.serial()) + "</td><td class=\"message\">" + escape(r.message()) + "</td></tr>\n";
@@ -192,7 +244,7 @@ std::string rollout_page(const fleet::v1::RolloutStatus& r, std::int64_t since_m
             "<div class=\"scroll\"><table class=\"cards\"><thead><tr><th>board</th><th>step</th><th>outcome</th><th>kernel</th>"
             "<th>verification</th><th>message</th></tr></thead><tbody>\n";
     for (auto* b : boards) {
-      body += "<tr data-board=\"" + escape(b->board()) + "\" class=\"" + tone(state_of(*b)) + "\"><td data-label=\"board\"><a href=\"/boards/" +
+      body += "<tr data-board=\"" + escape(b->board()) + "\" class=\"" + name(tone_of(*b)) + "\"><td data-label=\"board\"><a href=\"/boards/" +
               url_segment(b->board()) + "\">" + escape(b->board()) + "</a></td><td data-label=\"step\" data-field=\"step\" class=\"state\">" +
               escape(b->step()) + "</td><td data-label=\"outcome\" data-field=\"outcome\">" + escape(b->outcome().empty() ? "-" : b->outcome()) +
               "</td><td data-label=\"kernel\" data-field=\"kernel\">" + escape(b->kernel_release()) + "</td><td data-label=\"verification\" class=\"checks\">" +
@@ -218,7 +270,7 @@ std::string board_page(const std::string& board, const fleet::v1::BoardStatus* l
   std::string body = "<h1>Board " + escape(board) + "</h1>\n";
   if (latest) {
     body += "<div class=\"scroll\"><table><tbody><tr data-board=\"" + escape(board) + "\" class=\"" +
-            tone(state_of(*latest)) + "\"><th>now</th><td data-field=\"kernel\">" +
+            name(tone_of(*latest)) + "\"><th>now</th><td data-field=\"kernel\">" +
             escape(latest->kernel_release()) + "</td><td><span data-field=\"state\" class=\"state\">" +
             escape(state_of(*latest)) + "</span></td><td class=\"checks\">" + checks_cells(*latest) + "</td>" +
             throughput_cells(*latest) + "<td data-field=\"message\" class=\"message\">" + escape(latest->message()) +

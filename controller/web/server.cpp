@@ -1,9 +1,14 @@
 #include "controller/web/server.hpp"
 
 #include <httplib.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cctype>
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "common/fs.hpp"
@@ -24,8 +29,13 @@ struct Limits {
   std::chrono::milliseconds poll;         // how often a stream looks at the database
   std::chrono::seconds stream_lifetime;   // a stream then ends; EventSource reconnects by itself
   std::size_t max_body;                   // the login form is the only body
+  std::chrono::seconds session;           // a login lasts a working day
+  std::chrono::milliseconds overlap;      // a stream looks this far behind its last row again
+  std::chrono::minutes replay;            // the furthest back a stream starts (Last-Event-ID)
 };
-constexpr Limits k_limits{32, 24, std::chrono::milliseconds(400), std::chrono::seconds(600), 4096};
+// Streams hold a thread each: 24 of 32, so pages and scrapes always have 8.
+constexpr Limits k_limits{32, 24, std::chrono::milliseconds(400), std::chrono::seconds(600), 4096,
+                          std::chrono::hours(12), std::chrono::milliseconds(2000), std::chrono::minutes(10)};
 
 constexpr const char* k_cookie = "fleet_token";
 constexpr int k_history = 200;  // reports on a board's page
@@ -46,11 +56,40 @@ std::string cookie_value(const httplib::Request& req, std::string_view name) {
   return "";
 }
 
+}  // namespace
+
 // Where the login form may send a browser back to: a path of this server, never another site.
-std::string safe_next(const std::string& next) {
-  if (next.empty() || next[0] != '/' || next.starts_with("//") || next.find_first_of("\\\r\n") != std::string::npos) return "/";
-  return next;
+// Browsers drop tabs and newlines from URLs and read "\\" as "/", so "/\t/evil" or "/\\evil"
+// would become "//evil": only plain path characters pass.
+std::string safe_next(std::string_view next) {
+  if (next.empty() || next[0] != '/' || next.size() > 512) return "/";
+  if (next.size() > 1 && (next[1] == '/' || next[1] == '\\')) return "/";
+  for (unsigned char c : next) {
+    if (!(std::isalnum(c) || std::string_view("/._~%-?=&").find(static_cast<char>(c)) != std::string_view::npos)) return "/";
+  }
+  return std::string(next);
 }
+
+// The login cookie: not the token itself (which also opens the gRPC StatusService), but a
+// value derived from it that opens only these pages.
+std::string session_value(std::string_view token) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  static constexpr std::string_view k_purpose = "fleetctl web session v1";
+  if (!HMAC(EVP_sha256(), token.data(), static_cast<int>(token.size()), reinterpret_cast<const unsigned char*>(k_purpose.data()),
+            k_purpose.size(), mac, &len)) {
+    return "";
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += hex[mac[i] >> 4];
+    out += hex[mac[i] & 15];
+  }
+  return out;
+}
+
+namespace {
 
 // httplib's set_redirect decodes the URL it is given; the Location is kept as written here.
 void see_other(httplib::Response& res, const std::string& url) {
@@ -61,20 +100,23 @@ void see_other(httplib::Response& res, const std::string& url) {
 std::int64_t since_param(const httplib::Request& req) {
   std::string v = req.get_header_value("Last-Event-ID");
   if (v.empty()) v = req.get_param_value("since");
-  try {
-    return v.empty() ? store::now_ms() : std::stoll(v);
-  } catch (const std::exception&) {
-    return store::now_ms();
-  }
+  const std::int64_t now = store::now_ms();
+  std::int64_t since = now;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), since);
+  if (v.empty() || ec != std::errc{} || p != v.data() + v.size()) since = now;
+  // An old id would replay the whole database in one answer: a page that old reloads instead.
+  const std::int64_t oldest = now - std::chrono::duration_cast<std::chrono::milliseconds>(k_limits.replay).count();
+  return std::clamp(since, oldest, now);
 }
 
 }  // namespace
 
 class HttpServer::Impl {
  public:
-  explicit Impl(HttpOptions o) : opts(std::move(o)) {}
+  explicit Impl(HttpOptions o) : opts(std::move(o)), session(session_value(opts.token)) {}
 
   HttpOptions opts;
+  std::string session;  // the login cookie's value
   httplib::Server svr;
   std::thread thread;
   int port = 0;
@@ -86,10 +128,17 @@ class HttpServer::Impl {
     std::string auth = req.get_header_value("Authorization");
     if (auth.starts_with("Bearer ") && tls::same_secret(auth.substr(7), opts.token)) return true;
     const std::string c = cookie_value(req, k_cookie);
-    return !c.empty() && tls::same_secret(c, opts.token);
+    return !c.empty() && tls::same_secret(c, session);
   }
 
-  Result<std::unique_ptr<store::Store>> open_store() const { return store::Store::open(opts.state_db); }
+  // A database that was moved or removed is said, not made again empty (Store::open would).
+  Result<std::unique_ptr<store::Store>> open_store() const {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(opts.state_db, ec)) {
+      return fail(Errc::not_found, "the state database " + opts.state_db.string() + " is gone");
+    }
+    return store::Store::open(opts.state_db);
+  }
 
   static void error_page(httplib::Response& res, int status, const std::string& what) {
     res.status = status;
@@ -145,7 +194,8 @@ class HttpServer::Impl {
         see_other(res, "/login?failed=1&next=" + url_segment(next));
         return;
       }
-      res.set_header("Set-Cookie", std::string(k_cookie) + "=" + opts.token + "; Path=/; HttpOnly; SameSite=Strict");
+      res.set_header("Set-Cookie", std::string(k_cookie) + "=" + session + "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
+                                       std::to_string(k_limits.session.count()));
       see_other(res, next);
     });
     svr.Post("/logout", [](const httplib::Request&, httplib::Response& res) {
@@ -201,7 +251,7 @@ class HttpServer::Impl {
       auto snap = snapshot(**st, true);
       if (!snap) return error_page(res, 500, snap.error().message);
       auto process = read_process_stats();
-      res.set_content(render_metrics(*snap, process ? *process : ProcessStats{}, {requests, refused, scrapes}),
+      res.set_content(render_metrics(*snap, process ? &*process : nullptr, {requests, refused, scrapes}),
                       "text/plain; version=0.0.4; charset=utf-8");
     });
     svr.Get("/events", [this](const httplib::Request& req, httplib::Response& res) { events(req, res); });
@@ -261,9 +311,8 @@ class HttpServer::Impl {
   void events(const httplib::Request& req, httplib::Response& res) {
     if (streams.fetch_add(1) >= k_limits.streams) {
       --streams;
-      res.status = 503;
-      res.set_header("Retry-After", "10");
-      res.set_content("too many event streams open\n", "text/plain");
+      // EventSource gives up on any answer but 200: this one asks it to come back later.
+      res.set_content("retry: 15000\n: too many event streams open; try again later\n\n", "text/event-stream");
       return;
     }
     auto st = open_store();
@@ -276,26 +325,40 @@ class HttpServer::Impl {
       std::string rollout;
       std::int64_t since;
       std::int64_t rollout_updated = -1;
+      bool first = true;
       std::chrono::steady_clock::time_point until;
+      // What was sent of each board, by its row's time: the look behind `since` (a row
+      // stamped before a page read it but committed after) finds rows again, sent once.
+      std::map<std::pair<std::string, std::string>, std::int64_t> sent;
     };
-    auto s = std::make_shared<Stream>(Stream{std::shared_ptr<store::Store>(std::move(*st)), req.get_param_value("rollout"),
-                                             since_param(req), -1,
-                                             std::chrono::steady_clock::now() + k_limits.stream_lifetime});
+    auto s = std::make_shared<Stream>();
+    s->store = std::shared_ptr<store::Store>(std::move(*st));
+    s->rollout = req.get_param_value("rollout");
+    s->since = since_param(req);
+    s->until = std::chrono::steady_clock::now() + k_limits.stream_lifetime;
     res.set_header("X-Accel-Buffering", "no");
     res.set_chunked_content_provider(
         "text/event-stream",
         [this, s](std::size_t, httplib::DataSink& sink) {
           std::string out;
-          if (s->rollout_updated < 0) out += "retry: 2000\n\n";
-          auto rows = s->store->boards_changed_since(s->since, s->rollout);
+          if (s->first) out += "retry: 2000\n\n";
+          s->first = false;
+          auto rows = s->store->boards_changed_since(s->since - k_limits.overlap.count(), s->rollout);
           if (!rows) {
             out += "event: failure\ndata: " + rows.error().message + "\n\n";
           } else {
+            std::int64_t newest = s->since;
             for (const auto& b : *rows) {
-              s->since = std::max(s->since, b.updated_ms);
+              newest = std::max(newest, b.updated_ms);
+              auto& last = s->sent[{b.rollout_id, b.board}];
+              if (last >= b.updated_ms) continue;
+              last = b.updated_ms;
               auto json = wire::to_json(controller::board_status(*s->store, b));
               if (json) out += "id: " + std::to_string(b.updated_ms) + "\nevent: board\ndata: " + *json + "\n\n";
             }
+            s->since = newest;
+            // Forget what fell out of the look behind.
+            std::erase_if(s->sent, [&](const auto& kv) { return kv.second < s->since - 2 * k_limits.overlap.count(); });
           }
           if (!s->rollout.empty()) {
             auto r = s->store->rollout(s->rollout);
@@ -336,7 +399,12 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options
   } catch (const std::exception&) {
     return fail(Errc::invalid_input, "--http " + options.address + ": the port is not a number from 0 to 65535");
   }
-  // The database must open now: a wrong --state is said at start, not on the first page.
+  // The database must be there now: a wrong --state is said at start, not on the first page.
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(options.state_db, ec)) {
+    return fail(Errc::invalid_input, "--state " + options.state_db.string() +
+                                         ": no state database there (a rollout makes it; fleetctl serve makes it too)");
+  }
   FLEET_TRY(store::Store::open(options.state_db));
   std::unique_ptr<HttpServer> s(new HttpServer());
   s->impl_ = std::make_unique<Impl>(options);
@@ -352,6 +420,13 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options
     impl.port = port;
   }
   impl.thread = std::thread([&impl] { impl.svr.listen_after_bind(); });
+  // httplib's stop() does nothing before the loop runs: a stop right after start would wait
+  // on the thread for ever.
+  for (int i = 0; i < 500 && !impl.svr.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (!impl.svr.is_running()) {
+    s->stop();
+    return fail(Errc::io, "--http " + options.address + ": the server did not start");
+  }
   return s;
 }
 
@@ -359,7 +434,12 @@ int HttpServer::port() const { return impl_->port; }
 
 void HttpServer::stop() {
   if (!impl_ || impl_->stopping.exchange(true)) return;
-  impl_->svr.stop();
+  // Until the loop has seen it: a stop before the loop ran would be lost.
+  while (impl_->thread.joinable()) {
+    impl_->svr.stop();
+    if (!impl_->svr.is_running()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 

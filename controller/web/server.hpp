@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "common/error.hpp"
 
@@ -26,6 +27,13 @@ struct HttpOptions {
   // Chart.js, from Debian's libjs-chart.js; the board page says so when it is absent.
   std::filesystem::path chart_js = "/usr/share/javascript/chart.js/chart.min.js";
 };
+
+// Where the login form sends a browser back to: `next` if it is a plain path of this server,
+// else "/" (no other site, however the browser would read the URL).
+std::string safe_next(std::string_view next);
+// The login cookie's value for `token`: HMAC-SHA256 of a fixed purpose, so the cookie does not
+// carry the token that also opens the gRPC StatusService.
+std::string session_value(std::string_view token);
 
 class HttpServer {
  public:

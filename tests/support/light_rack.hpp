@@ -64,7 +64,7 @@ struct LightRack {
   pid_t pid = 0;
   int base;
 
-  explicit LightRack(const std::filesystem::path& stock, int boards = 2) : base(test::free_port_run(boards)) {
+  explicit LightRack(const std::filesystem::path& stock, int boards = 2) : base(test::free_port_run(boards + 1)) {
     std::filesystem::create_directories(dir.path);
     pid = ::fork();
     if (pid == 0) {

@@ -457,6 +457,15 @@ fleet_min_tokens_per_s = 2.5
   CHECK(pi1->vars.at("fleet_bench") == "3b");
   CHECK(pi1->vars.at("fleet_min_tokens_per_s") == "2.5");
   CHECK(inv->find("pi-2")->vars.at("fleet_bench") == "1b");  // host beats group
+  // Defined later in the file is defined: [g:vars] and children may come first.
+  auto later = parse_inventory("[edge:children]\nrack\n[rack:vars]\nx=1\n[rack]\npi-1\n", "hosts");
+  REQUIRE(later);
+  CHECK(later->find("pi-1")->vars.at("x") == "1");
+  // An IPv6 address has no :port (its colons are the address's).
+  auto v6 = parse_inventory("[rack]\nfe80::1\npi-1:2222\n", "hosts");
+  REQUIRE(v6);
+  CHECK(v6->find("fe80::1")->port == 22);
+  CHECK(v6->find("pi-1")->port == 2222);
   CHECK_FALSE(inv->find("pi-3")->vars.contains("fleet_min_tokens_per_s"));
 }
 
@@ -523,6 +532,9 @@ TEST_CASE("INI errors name the file and line") {
       {"[a:children]\nb\n[b:children]\na\n[b]\npi-1\n", "group 'a' contains itself through its children (a > b > a)"},
       {"[rack]\n# nothing\n", "hosts: no hosts"},
       {"[rack]\npi-1 a=\x01\n", "hosts:2: the line holds a control character"},
+      // As Ansible: [g:vars] and a child of [p:children] name a group some section defines.
+      {"[webservers]\npi-1\n[webserver:vars]\nntp=x\n", "hosts:3: section [webserver:vars] is for a group no section defines"},
+      {"[rack]\npi-1\n[edge:children]\nrak\n", "hosts:4: [edge:children] names group 'rak', which no section defines"},
   };
   for (const auto& c : cases) {
     INFO(c.ini);
@@ -540,13 +552,17 @@ TEST_CASE("a directory loads as Ansible loads it: every file, then group_vars/ a
   auto write = [](const std::filesystem::path& p, const std::string& text) {
     REQUIRE(fs::write_file_atomic(p, text));
   };
-  write(dir / "hosts", "[rack1]\npi-[1:2] ansible_host=127.0.0.1 threads=2\n[rack1:vars]\nmodel=inline\n");
+  write(dir / "hosts", "[rack1]\npi-[1:2] ansible_host=127.0.0.1 threads=2\n[rack1:vars]\nmodel=inline\nntp=inline\n");
   write(dir / "more.yml", "rack2:\n  hosts:\n    pi-3:\n");
   write(dir / "README.md", "not an inventory [at all\n");  // an ignored extension
   write(dir / ".hidden", "garbage = [\n");
-  write(dir / "group_vars" / "all.yml", "ansible_user: pi\nmodel: from-all\n");
+  write(dir / "group_vars" / "all.yml", "ansible_user: pi\nmodel: from-all\nntp: from-all\npackages: [a, b]\n");
   write(dir / "group_vars" / "rack1" / "a.yml", "model: from-group-vars\n");
   write(dir / "group_vars" / "rack1" / "b.yml", "ansible_port: 2222\n");
+  std::filesystem::create_directories(dir / "group_vars" / "rack1" / "more");
+  write(dir / "group_vars" / "rack1" / "more" / "c.yaml", "deep: yes\n");      // subfolders are read
+  write(dir / "group_vars" / "rack1" / "README.md", "# not variables [\n");  // other files are not
+  write(dir / "group_vars" / "rack1" / "b.yml~", "ansible_port: [\n");
   write(dir / "group_vars" / "nosuchgroup.yml", "x: 1\n");  // Ansible ignores it
   write(dir / "host_vars" / "pi-2.yaml", "threads: 4\n");
   auto inv = load_inventory(dir);
@@ -557,6 +573,11 @@ TEST_CASE("a directory loads as Ansible loads it: every file, then group_vars/ a
   CHECK(pi1->port == 2222);
   CHECK(pi1->vars.at("model") == "from-group-vars");  // group_vars/ beats the inventory's [rack1:vars]
   CHECK(pi1->vars.at("threads") == "2");
+  // Every inventory file's group variables come before every group_vars/ file, as in
+  // Ansible: group_vars/all.yml beats [rack1:vars].
+  CHECK(pi1->vars.at("ntp") == "from-all");
+  CHECK(pi1->vars.at("deep") == "yes");
+  CHECK(pi1->vars.at("packages") == "[a, b]");  // what playbooks use is kept, as YAML text
   CHECK(inv->find("pi-2")->vars.at("threads") == "4");  // host_vars/ beats inline
   CHECK(inv->find("pi-3")->vars.at("model") == "from-all");
   CHECK(inv->find("pi-3")->where == (dir / "more.yml").string() + ":3:5");
@@ -572,6 +593,16 @@ TEST_CASE("a directory loads as Ansible loads it: every file, then group_vars/ a
   REQUIRE_FALSE(bad);
   CHECK_THAT(bad.error().message,
              Catch::Contains((dir / "host_vars" / "pi-1.yml").string() + ":1:15: variable 'ansible_port' of host 'pi-1'"));
+
+  // A list where fleetctl reads a plain value is refused; a vault file is named.
+  write(dir / "host_vars" / "pi-1.yml", "ansible_host: [a, b]\n");
+  auto listed = load_inventory(dir);
+  REQUIRE_FALSE(listed);
+  CHECK_THAT(listed.error().message, Catch::Contains("pi-1.yml:1:15: variable 'ansible_host' of host 'pi-1' must be a plain value"));
+  write(dir / "host_vars" / "pi-1.yml", "$ANSIBLE_VAULT;1.1;AES256\n6162\n");
+  auto vault = load_inventory(dir);
+  REQUIRE_FALSE(vault);
+  CHECK_THAT(vault.error().message, Catch::Contains("pi-1.yml: encrypted with ansible-vault"));
 
   auto empty = tmp.path() / "empty";
   std::filesystem::create_directories(empty);

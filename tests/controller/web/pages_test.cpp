@@ -80,7 +80,8 @@ TEST_CASE("metrics: Prometheus names, a series per board, check and rollout") {
   test::TempDir dir;
   auto snap = finished_snapshot(dir);
   web::ProcessStats p{1.5, 4096, 8192, 1700000000, 9, 1024};
-  const std::string m = web::render_metrics(snap, p, {12, 3, 2});
+  const std::string m = web::render_metrics(snap, &p, {12, 3, 2});
+  CHECK_THAT(web::render_metrics(snap, nullptr, {}), !Catch::Contains("process_"));
   auto has = [&](const std::string& line) {
     INFO(line);
     CHECK_THAT(m, Catch::Contains(line + "\n"));

@@ -80,6 +80,9 @@ TEST_CASE("every page but the login needs the token: a browser is sent to log in
   auto away = c.Post("/login", std::string("token=") + k_token + "&next=%2F%2Fevil.example", "application/x-www-form-urlencoded");
   REQUIRE(away);
   CHECK(away->get_header_value("Location") == "/");
+  // The cookie opens the pages, but it is not the token (which also opens the gRPC service).
+  CHECK_THAT(cookie, !Catch::Contains(k_token));
+  CHECK_THAT(cookie, Catch::Contains("Max-Age=43200"));
   // Every answer forbids inline script.
   CHECK_THAT(page->get_header_value("Content-Security-Policy"), Catch::Contains("script-src 'self'"));
 }
@@ -158,6 +161,30 @@ TEST_CASE("the event stream carries a board's new step as the database gets it")
   CHECK_THAT(received, !Catch::Contains("\"board\":\"pi-2\""));
 }
 
+TEST_CASE("after logging in, a browser goes back only to a plain path of this server") {
+  struct Case {
+    const char* next;
+    const char* to;
+  } cases[] = {
+      {"/rollouts/r-1", "/rollouts/r-1"},
+      {"/boards/pi%2D1?x=1&y=2", "/boards/pi%2D1?x=1&y=2"},
+      {"//evil.example", "/"},
+      {"/\\evil.example", "/"},
+      {"/\t/evil.example", "/"},   // browsers drop the tab: "//evil.example"
+      {"/\n/evil.example", "/"},
+      {"https://evil.example", "/"},
+      {"/\xc3\xa9", "/"},
+      {"", "/"},
+      {"javascript:alert(1)", "/"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.next);
+    CHECK(web::safe_next(c.next) == c.to);
+  }
+  CHECK(web::session_value(k_token).size() == 64);
+  CHECK(web::session_value(k_token) != web::session_value("another token of the same length......"));
+}
+
 TEST_CASE("a wrong --http address or state is said at start") {
   test::TempDir dir;
   auto db = dir / "fleet.db";
@@ -170,4 +197,19 @@ TEST_CASE("a wrong --http address or state is said at start") {
   CHECK_THAT(no_colon.error().message, Catch::Contains("say HOST:PORT"));
   auto no_token = web::HttpServer::start({"127.0.0.1:0", "", db});
   REQUIRE_FALSE(no_token);
+  auto no_db = web::HttpServer::start({"127.0.0.1:0", k_token, dir / "typo.db"});
+  REQUIRE_FALSE(no_db);
+  CHECK_THAT(no_db.error().message, Catch::Contains("typo.db: no state database there"));
+  CHECK_FALSE(std::filesystem::exists(dir / "typo.db"));  // not made, empty, in its place
+}
+
+TEST_CASE("a state database removed under a running server is said, not made again") {
+  Served s;
+  std::filesystem::remove(s.db);
+  auto c = s.client();
+  auto page = c.Get("/", k_bearer);
+  REQUIRE(page);
+  CHECK(page->status == 500);
+  CHECK_THAT(page->body, Catch::Contains("is gone"));
+  CHECK_FALSE(std::filesystem::exists(s.db));
 }
