@@ -667,8 +667,17 @@ std::string throughput_cell(const fleet::v1::BoardStatus& b) {
   } else {
     std::snprintf(buf, sizeof buf, "%.2f t/s %s", t.tokens_per_s(), t.shape().c_str());
   }
+  std::string spread;
+  if (t.llama_tg_ts() <= 0 && t.tokens_timed() > 0) {
+    // How steady one token's time was (interquartile / median) over how many tokens.
+    char s2[48];
+    std::snprintf(s2, sizeof s2, " ±%.0f%%", 100 * t.spread());
+    spread = s2;
+  }
   // The board's condition when it was measured, when it explains a low figure.
-  std::string cell = buf;
+  std::string cell = buf + spread;
+  // What the update changed: the trial kernel against the committed one, measured alike.
+  if (auto change = controller::throughput_change_text(t); !change.empty()) cell += " (" + change + ")";
   if (t.has_undervoltage() && t.undervoltage()) cell += " UNDERVOLT";
   if (t.has_temperature_c() && t.temperature_c() >= 80.0) {
     std::snprintf(buf, sizeof buf, " HOT %.0fC", t.temperature_c());

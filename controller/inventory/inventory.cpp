@@ -27,7 +27,7 @@ using yaml::bad;
 // value and nothing reaches a board. The bounds are those the agent applies to the options
 // they become (node-agent/cli/cli.cpp `install`), so a value accepted here is not refused
 // later, on a board, in the middle of a rollout. An empty value means "not set".
-enum class Number { integer, real };
+enum class Number { integer, real, percent };
 struct NumericVar {
   std::string_view name;
   Number kind;
@@ -41,9 +41,13 @@ constexpr NumericVar k_numeric_vars[] = {
     {"port", Number::integer, 1, 65535, "a TCP port (1 to 65535)"},
     // Threads of the throughput measurement (a Pi 5 has 4 cores; the agent allows 1024).
     {"fleet_bench_threads", Number::integer, 1, 1024, "a thread count from 1 to 1024"},
+    // The probe's bound at boot, in seconds (the agent's --bench-max-seconds).
+    {"fleet_bench_max_seconds", Number::integer, 1, 3600, "a number of seconds from 1 to 3600"},
     // Below it the verification fails; 0 means "report only". NaN would compare false with
     // every measured rate, so the check would pass every board.
     {"fleet_min_tokens_per_s", Number::real, 0, 1e6, "a rate in tokens per second from 0 to 1000000, such as 2.5"},
+    // How much slower than the committed kernel a trial kernel may be: "3%" or "3".
+    {"fleet_max_regression", Number::percent, 0, 99.99, "a percentage from 0 to 100, such as 3%"},
 };
 
 // `where` is "file:line" or "file:line:col" of the value.
@@ -61,6 +65,7 @@ Result<void> check_number(const std::string& where, const std::string& key, cons
       whole = ec == std::errc{} && p == last;
       x = static_cast<double>(n);
     } else {
+      if (v.kind == Number::percent && last > first && *(last - 1) == '%') --last;
       auto [p, ec] = std::from_chars(first, last, x);
       whole = ec == std::errc{} && p == last;
     }

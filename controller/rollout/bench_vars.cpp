@@ -20,9 +20,14 @@ Result<std::vector<std::string>> bench_install_args(const inventory::Host& h) {
   const std::string model = var("fleet_model");
   const std::string threads = var("fleet_bench_threads");
   const std::string min = var("fleet_min_tokens_per_s");
+  const std::string max_seconds = var("fleet_bench_max_seconds");
+  const std::string max_regression = var("fleet_max_regression");
   if (shape == "none" || shape == "off") {
     if (!min.empty()) {
       return bad("fleet_min_tokens_per_s", min, "needs a measurement, and fleet_bench is '" + shape + "'");
+    }
+    if (!max_regression.empty()) {
+      return bad("fleet_max_regression", max_regression, "needs a measurement, and fleet_bench is '" + shape + "'");
     }
     return std::vector<std::string>{};
   }
@@ -55,6 +60,24 @@ Result<std::vector<std::string>> bench_install_args(const inventory::Host& h) {
       return bad("fleet_min_tokens_per_s", min, "is not a rate such as 2.5 (tokens per second)");
     }
     args.insert(args.end(), {"--min-tokens-per-s", min});
+  }
+  if (!max_seconds.empty()) {
+    int n = 0;
+    auto [p, ec] = std::from_chars(max_seconds.data(), max_seconds.data() + max_seconds.size(), n);
+    if (ec != std::errc{} || p != max_seconds.data() + max_seconds.size() || n < 1 || n > 3600) {
+      return bad("fleet_bench_max_seconds", max_seconds, "is not a number of seconds from 1 to 3600");
+    }
+    args.insert(args.end(), {"--bench-max-seconds", max_seconds});
+  }
+  if (!max_regression.empty()) {
+    std::string v = max_regression;
+    if (v.ends_with('%')) v.pop_back();
+    double pct = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), pct);
+    if (v.empty() || ec != std::errc{} || p != v.data() + v.size() || !std::isfinite(pct) || pct < 0 || pct >= 100) {
+      return bad("fleet_max_regression", max_regression, "is not a percentage from 0 to 100 such as 3%");
+    }
+    args.insert(args.end(), {"--max-regression", v});
   }
   return args;
 }

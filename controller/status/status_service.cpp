@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <cstdio>
 #include <thread>
 
 #include "common/rpc/rpc.hpp"
@@ -17,6 +18,20 @@ Result<fleet::v1::Verification> stored_verification(const store::ReportRow& r) {
   // Databases written before the Verification message hold the bare list of checks.
   if (r.checks_json.front() == '[') return wire::parse<fleet::v1::Verification>("{\"checks\":" + r.checks_json + "}", source);
   return wire::parse<fleet::v1::Verification>(r.checks_json, source);
+}
+
+std::optional<double> throughput_change(const fleet::v1::Throughput& t) {
+  const double now = t.llama_tg_ts() > 0 ? t.llama_tg_ts() : t.tokens_per_s();
+  if (t.baseline_tokens_per_s() <= 0 || now <= 0) return std::nullopt;
+  return (now - t.baseline_tokens_per_s()) / t.baseline_tokens_per_s();
+}
+
+std::string throughput_change_text(const fleet::v1::Throughput& t) {
+  auto c = throughput_change(t);
+  if (!c) return "";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%+.1f%% vs ", 100 * *c);
+  return buf + t.baseline_release();
 }
 
 fleet::v1::BoardStatus board_status(store::Store& store, const store::BoardRow& b) {

@@ -6,6 +6,7 @@
 // ("authorization: Bearer TOKEN"): it is checked in gRPC's auth layer, before any handler.
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/error.hpp"
@@ -24,6 +25,12 @@ fleet::v1::BoardStatus board_status(store::Store& store, const store::BoardRow& 
 // A report's verification as the database keeps it (fleet.v1.Verification; a bare list of
 // checks in databases from before that message). Errors name the report and the board.
 Result<fleet::v1::Verification> stored_verification(const store::ReportRow& r);
+// The trial kernel's figure against the committed kernel's, both measured the same way: 0.079
+// is 7.9% faster. nullopt without a baseline. (llama-bench's rate when it ran, else the probe's.)
+std::optional<double> throughput_change(const fleet::v1::Throughput& t);
+// "+7.9% vs 6.12.49-v8-16k", or "" without a baseline.
+std::string throughput_change_text(const fleet::v1::Throughput& t);
+
 // A rollout row as the StatusService sends it, with its boards when `boards` is set.
 void fill_rollout(store::Store& store, const store::RolloutRow& row, fleet::v1::RolloutStatus* out, bool boards);
 

@@ -33,6 +33,8 @@ tr.busy .state { color: var(--busy); font-weight: 600; }
 .check.warn { background: #fff1d6; color: var(--busy); }
 .check.fail { background: #fbe0de; color: var(--bad); font-weight: 700; }
 .changed { background: #fff6a8; transition: background 1s; }
+small.faster { color: var(--good); }
+small.slower { color: var(--bad); }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .2em 1em; }
 dl.facts dt { color: var(--idle); }
 dl.facts dd { margin: 0; overflow-wrap: anywhere; }

@@ -15,6 +15,7 @@
 
 #include "common/fs.hpp"
 #include "common/text.hpp"
+#include "controller/status/status_service.hpp"
 #include "controller/vocab/vocab.hpp"
 
 namespace fleet::web {
@@ -94,6 +95,16 @@ std::string render_metrics(const fleet::v1::StatusSnapshot& snap, const ProcessS
                   .Help("Weight bytes per token times tokens per second (the probe)").Register(reg);
   auto& rd = BuildGauge().Name("fleet_board_memory_read_bandwidth_bytes_per_second")
                  .Help("Memory read bandwidth, all threads, with huge pages").Register(reg);
+  auto& baseline = BuildGauge().Name("fleet_board_baseline_tokens_per_second")
+                       .Help("The committed kernel's tokens/s, measured the same way at install (the trial's baseline)")
+                       .Register(reg);
+  auto& change = BuildGauge().Name("fleet_board_tokens_per_second_change_ratio")
+                     .Help("(trial - committed) / committed tokens/s: 0.079 is 7.9% faster").Register(reg);
+  auto& spread = BuildGauge().Name("fleet_board_token_time_spread_ratio")
+                     .Help("Interquartile range of one token's time over its median, in the probe's measurement")
+                     .Register(reg);
+  auto& timed = BuildGauge().Name("fleet_board_tokens_timed")
+                    .Help("Tokens the probe timed for its figure").Register(reg);
   auto& llama = BuildGauge().Name("fleet_board_llama_bench_tokens_per_second")
                     .Help("llama-bench token generation on the board's model, where it ran").Register(reg);
   auto& temp = BuildGauge().Name("fleet_board_temperature_celsius")
@@ -127,6 +138,14 @@ std::string render_metrics(const fleet::v1::StatusSnapshot& snap, const ProcessS
     if (t.tokens_per_s() > 0) {
       tps.Add({{"board", board}, {"shape", t.shape()}, {"kernel_release", b.kernel_release()}}).Set(t.tokens_per_s());
       eff.Add({{"board", board}, {"shape", t.shape()}}).Set(t.effective_gbps() * k_gb);
+      if (t.baseline_tokens_per_s() > 0) {
+        baseline.Add({{"board", board}, {"kernel_release", t.baseline_release()}}).Set(t.baseline_tokens_per_s());
+      }
+      if (auto c = controller::throughput_change(t)) change.Add({{"board", board}}).Set(*c);
+      if (t.tokens_timed() > 0) {
+        spread.Add({{"board", board}}).Set(t.spread());
+        timed.Add({{"board", board}}).Set(t.tokens_timed());
+      }
     }
     if (t.read_gbps() > 0) rd.Add({{"board", board}}).Set(t.read_gbps() * k_gb);
     if (t.llama_tg_ts() > 0) llama.Add({{"board", board}, {"model", t.model()}}).Set(t.llama_tg_ts());

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <map>
 
+#include "controller/status/status_service.hpp"
 #include "controller/vocab/vocab.hpp"
 
 namespace fleet::web {
@@ -145,7 +146,18 @@ std::string throughput_cells(const fleet::v1::BoardStatus& b) {
   if (t.has_temperature_c()) marks += std::string(t.temperature_c() >= 80 ? "<b class=\"bad\">" : "<span>") +
                                       fixed(t.temperature_c(), 0) + " C" + (t.temperature_c() >= 80 ? " HOT</b>" : "</span>");
   if (t.has_undervoltage() && t.undervoltage()) marks += " <b class=\"bad\">UNDER-VOLTAGE</b>";
-  return "<td data-label=\"tokens/s\" class=\"num\">" + fixed(t.tokens_per_s(), 2) + " <small>" + escape(t.shape()) + "</small></td>"
+  // How steady the figure is: one token's time, interquartile / median, over tokens timed.
+  const std::string spread =
+      t.tokens_timed() > 0 ? " <small title=\"spread of one token's time over " + std::to_string(t.tokens_timed()) +
+                                 " tokens in " + fixed(t.seconds_timed(), 1) + " s\">&plusmn;" + fixed(100 * t.spread(), 0) + "%</small>"
+                           : "";
+  const auto change = controller::throughput_change(t);
+  const std::string versus =
+      change ? "<br><small class=\"" + std::string(*change < 0 ? "slower" : "faster") + "\" data-field=\"change\">" +
+                   escape(controller::throughput_change_text(t)) + "</small>"
+             : "";
+  return "<td data-label=\"tokens/s\" class=\"num\">" + fixed(t.tokens_per_s(), 2) + " <small>" + escape(t.shape()) + "</small>" +
+         spread + versus + "</td>"
          "<td data-label=\"GB/s eff / read\" class=\"num\">" + fixed(t.effective_gbps(), 2) + " / " + fixed(t.read_gbps(), 2) +
          "</td><td data-label=\"board health\">" +
          (marks.empty() ? "-" : marks) + "</td>";

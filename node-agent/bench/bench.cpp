@@ -154,6 +154,9 @@ nlohmann::json bench_json(const BenchReport& r) {
                   {"resident_bytes", p.resident_bytes},
                   {"huge_fraction", p.huge_fraction},
                   {"tokens", p.tokens},
+                  {"seconds_timed", p.seconds_timed},
+                  {"spread", p.spread},
+                  {"cut_short", p.cut_short},
                   {"seconds_per_token", p.seconds_per_token},
                   {"best_seconds_per_token", p.best_seconds_per_token},
                   {"tokens_per_s", p.tokens_per_s},
@@ -219,8 +222,9 @@ std::string bench_table(const BenchReport& r) {
       << (p.resident_bytes >> 20) << " MiB held (" << p.layers_resident << "/" << p.shape.layers << " layers), "
       << fixed(100 * p.huge_fraction, 0) << "% THP-backed\n"
       << "  threads      " << p.threads << " on " << p.numa_nodes << " NUMA node(s), " << p.dot_path << " dot product\n"
-      << "  per token    " << fixed(p.seconds_per_token * 1000, 1) << " ms median, " << fixed(p.best_seconds_per_token * 1000, 1)
-      << " ms best, " << p.tokens << " tokens\n"
+      << "  per token    " << fixed(p.seconds_per_token * 1000, 2) << " ms median, " << fixed(p.best_seconds_per_token * 1000, 2)
+      << " ms best, spread " << fixed(100 * p.spread, 1) << "% (interquartile / median), " << p.tokens << " tokens timed over "
+      << fixed(p.seconds_timed, 2) << " s\n"
       << "  throughput   " << fixed(p.tokens_per_s, 2) << " tokens/s, " << fixed(p.effective_gbps, 2) << " GB/s effective\n";
     if (r.bandwidth) {
       const double read = r.bandwidth->gbps(Kernel::read, p.threads, Huge::on);

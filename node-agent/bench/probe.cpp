@@ -51,8 +51,8 @@ void quantize(std::vector<BlockQ8_0>& q, const std::vector<float>& x) { quantize
 // parallel matrix-vector phases).
 class Decoder {
  public:
-  Decoder(const ModelShape& s, std::vector<Layer>& layers, Matrix& output, int max_tokens)
-      : s_(s), layers_(layers), output_(output), max_tokens_(max_tokens) {
+  Decoder(const ModelShape& s, std::vector<Layer>& layers, Matrix& output, const ProbeOptions& options)
+      : s_(s), layers_(layers), output_(output), options_(options) {
     const std::size_t d = std::size_t(s.dim), kv = std::size_t(s.kv_dim()), f = std::size_t(s.ffn);
     x_.assign(d, 0);
     xn_.assign(d, 0);
@@ -115,11 +115,10 @@ class Decoder {
         if (tokens_done_ > 0) times_.push_back(std::chrono::duration<double>(now - last_end_).count());
         last_end_ = now;
         ++tokens_done_;
-        double timed = 0;
-        for (double t : times_) timed += t;
-        const int timed_tokens = int(times_.size());
-        if (timed_tokens >= max_tokens_ ||
-            (timed_tokens >= min_tokens && timed * 1000 >= double(min_time_ms))) {
+        if (!times_.empty()) timed_ += times_.back();
+        const Timing t = timing(int(times_.size()), timed_, options_);
+        if (t != Timing::go_on) {
+          cut_short_ = t == Timing::cut_short;
           done_.store(true, std::memory_order_release);
         }
         break;
@@ -131,8 +130,7 @@ class Decoder {
   void start() { last_end_ = std::chrono::steady_clock::now(); }
   std::vector<double> times() const { return times_; }
   std::uint32_t last_token() const { return last_token_; }
-  int min_tokens = 3;
-  long long min_time_ms = 2000;
+  bool cut_short() const { return cut_short_; }
 
  private:
   void embed(std::uint32_t token) {  // a deterministic stand-in for the embedding row
@@ -144,7 +142,9 @@ class Decoder {
   const ModelShape& s_;
   std::vector<Layer>& layers_;
   Matrix& output_;
-  int max_tokens_;
+  const ProbeOptions& options_;
+  double timed_ = 0;
+  bool cut_short_ = false;
   std::vector<float> x_, xn_, q_, k_, v_, att_, o_, h1_, h3_, logits_;
   std::vector<BlockQ8_0> xq_, aq_, gq_;
   std::vector<std::vector<MatVec>> phases_;
@@ -162,6 +162,29 @@ struct AfterPhase {
 };
 
 }  // namespace
+
+TokenTimes summarize(std::vector<double> times) {
+  TokenTimes t;
+  t.count = int(times.size());
+  if (times.empty()) return t;
+  std::sort(times.begin(), times.end());
+  for (double x : times) t.total += x;
+  const std::size_t n = times.size();
+  // The median of an even count is the mean of the middle two.
+  t.median = n % 2 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
+  t.best = times.front();
+  // Quartiles by the nearest rank: robust to the odd token a scheduler delayed.
+  const double q1 = times[(n - 1) / 4], q3 = times[(3 * (n - 1)) / 4];
+  t.spread = t.median > 0 ? (q3 - q1) / t.median : 0;
+  return t;
+}
+
+Timing timing(int timed_tokens, double timed_seconds, const ProbeOptions& o) {
+  const double ms = timed_seconds * 1000;
+  if (timed_tokens >= std::max(1, o.min_tokens) && ms >= double(o.min_time.count())) return Timing::done;
+  if (ms >= double(o.max_time.count())) return Timing::cut_short;
+  return Timing::go_on;
+}
 
 Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
   FLEET_TRY(check_shape(opt.shape));
@@ -214,9 +237,7 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
     }
     take(output, s.vocab, s.dim);
   }
-  Decoder decoder(s, layers, output, std::max(opt.max_tokens, opt.min_tokens));
-  decoder.min_tokens = std::max(1, opt.min_tokens);
-  decoder.min_time_ms = opt.min_time.count();
+  Decoder decoder(s, layers, output, opt);
 
   const auto cpus = spread_over_nodes(topo.node_cpus, topo.cpus);
   Team team(threads, cpus);
@@ -261,16 +282,24 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
     }
   });
 
-  auto times = decoder.times();
-  std::sort(times.begin(), times.end());
-  r.tokens = int(times.size());
-  r.seconds_per_token = times.empty() ? 0 : times[times.size() / 2];
-  r.best_seconds_per_token = times.empty() ? 0 : times.front();
+  const TokenTimes times = summarize(decoder.times());
+  r.tokens = times.count;
+  r.seconds_timed = times.total;
+  r.spread = times.spread;
+  r.cut_short = decoder.cut_short();
+  r.seconds_per_token = times.median;
+  r.best_seconds_per_token = times.best;
   r.tokens_per_s = r.seconds_per_token > 0 ? 1.0 / r.seconds_per_token : 0;
   r.effective_gbps = r.seconds_per_token > 0 ? double(r.bytes_per_token) / r.seconds_per_token / 1e9 : 0;
   r.last_token = decoder.last_token();
+  if (r.cut_short) {
+    r.note = "cut at the bound of " + std::to_string(opt.max_time.count() / 1000) + " s after " + std::to_string(r.tokens) +
+             " tokens (fewer than " + std::to_string(opt.min_tokens) + " or under " +
+             std::to_string(opt.min_time.count() / 1000) + " s): a less certain figure";
+  }
   if (resident < s.layers) {
-    r.note = std::to_string(resident) + " of " + std::to_string(s.layers) +
+    if (!r.note.empty()) r.note += "; ";
+    r.note += std::to_string(resident) + " of " + std::to_string(s.layers) +
              " layers held in memory, each reused in turn (every layer is read from memory per token as in the model)";
     if (topo.llc_bytes && r.resident_bytes < 2 * topo.llc_bytes) {
       r.note += "; the held weights fit the " + std::to_string(topo.llc_bytes >> 20) +

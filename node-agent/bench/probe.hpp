@@ -36,9 +36,12 @@ struct ProbeOptions {
   DotPath path = best_dot_path();
   Huge huge = Huge::on;
   std::uint64_t memory_budget = 0;    // bytes of weights to hold; 0: the model, at most half of MemAvailable
-  int min_tokens = 3;                 // timed tokens (after one warm-up token)
-  int max_tokens = 32;
-  std::chrono::milliseconds min_time{2000};  // keep decoding until this much was timed
+  // The measurement ends when both minimums are met, or at max_time whatever was timed (a
+  // bound on the boot's wait, set per board class). A small shape is timed for the whole
+  // min_time, not cut after a count of tokens (0.13 s for 32 tokens of 110m: a spread of 30%).
+  int min_tokens = 16;                          // timed tokens (after one warm-up token)
+  std::chrono::milliseconds min_time{2000};     // timed at least this long
+  std::chrono::milliseconds max_time{60000};    // and never longer than this
   std::chrono::microseconds barrier_spin{200};  // between phases, spin this long before sleeping
 };
 
@@ -52,6 +55,9 @@ struct ProbeResult {
   std::uint64_t resident_bytes = 0;
   double huge_fraction = 0;            // share of the weights backed by THP
   int tokens = 0;                      // timed tokens
+  double seconds_timed = 0;            // their time, together
+  double spread = 0;                   // interquartile range of the token times / their median
+  bool cut_short = false;              // max_time ended it before min_tokens and min_time were met
   double seconds_per_token = 0;        // median
   double best_seconds_per_token = 0;
   double tokens_per_s = 0;             // 1 / median
@@ -64,5 +70,16 @@ struct ProbeResult {
 std::uint64_t probe_min_bytes(const ModelShape& shape);
 
 Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& options);
+
+// The figures of a list of token times (seconds): median, best, spread (pure; the probe's).
+struct TokenTimes {
+  double median = 0, best = 0, total = 0, spread = 0;
+  int count = 0;
+};
+TokenTimes summarize(std::vector<double> times);
+
+// Whether a measurement is done: both minimums met, or the bound reached.
+enum class Timing { go_on, done, cut_short };
+Timing timing(int timed_tokens, double timed_seconds, const ProbeOptions& options);
 
 }  // namespace fleet::agent::bench

@@ -197,14 +197,22 @@ int lifecycle_command(const std::string& cmd, const std::vector<std::string>& ar
     options.push_back({"bench-threads", args::Takes::value, "N", "threads for the measurement (default: every CPU)"});
     options.push_back({"min-tokens-per-s", args::Takes::value, "RATE",
                        "fail the verification below this rate (implies --bench auto)"});
+    options.push_back({"max-regression", args::Takes::value, "PERCENT",
+                       "fail the verification when the trial kernel is slower than the committed one by more than\n"
+                       "PERCENT (e.g. 3) beyond the noise of both measurements (implies --bench auto)"});
+    options.push_back({"bench-max-seconds", args::Takes::value, "S",
+                       "the measurement at boot takes at most S seconds (default 60; implies --bench auto)"});
     synopsis = "fleet-agent install --bundle DIR [--rollout ID] [--bench SHAPE|--model FILE] [--min-tokens-per-s RATE]";
     what = "Checks every file of the bundle against its manifest, its signature when the board trusts\n"
            "keys (/etc/fleet-agent/trusted-keys, see setup --trust-key), the contract, and the room on\n"
            "the boot partition, changing nothing if any is wrong. Then copies the kernel, dtbs, overlays and\n"
            "cmdline.txt into a new slot folder of /boot/firmware, the modules into /lib/modules/RELEASE,\n"
            "and writes tryboot.txt (config.txt with os_prefix=SLOT/). config.txt is not touched.\n"
-           "With --bench, --model or --min-tokens-per-s, boot-check measures tokens/s once the trial\n"
-           "kernel passes its contract (see 'fleet-agent bench') and adds a tokens_per_s check.\n"
+           "With --bench, --model or --min-tokens-per-s, install first measures the running (committed)\n"
+           "kernel's tokens/s (or reuses its measurement from the last day), and boot-check measures the\n"
+           "trial kernel the same way once it passes its contract (see 'fleet-agent bench'), adds a\n"
+           "tokens_per_s check and reports both figures; with --max-regression, a tokens_per_s_change\n"
+           "check fails a trial kernel slower than that beyond the noise of the two measurements.\n"
            "\n"
            "Refused, naming the field or file, with nothing changed: a build_key that is not 64 lowercase\n"
            "hex digits, a kernel_release outside [A-Za-z0-9._+-] (or '.', '..', over 64 characters), a file\n"
@@ -298,18 +306,32 @@ int lifecycle_command(const std::string& cmd, const std::vector<std::string>& ar
       return k_exit_usage;
     }
     std::optional<BenchSpec> bench;
-    if (a->value("bench") || a->value("model") || a->value("min-tokens-per-s") || a->value("bench-threads")) {
+    if (a->value("bench") || a->value("model") || a->value("min-tokens-per-s") || a->value("bench-threads") ||
+        a->value("bench-max-seconds") || a->value("max-regression")) {
       bench = BenchSpec{};
       bench->shape = a->value("bench").value_or("auto");
       bench->model = a->value("model").value_or("");
       bool bad = false;
       bench->threads = int_option(*a, "bench-threads", 1, 1024, err, bad, "install").value_or(0);
+      bench->max_seconds = int_option(*a, "bench-max-seconds", 1, 3600, err, bad, "install").value_or(0);
       if (auto m = a->value("min-tokens-per-s")) {
         char* end = nullptr;
         bench->min_tokens_per_s = std::strtod(m->c_str(), &end);
         if (m->empty() || *end != '\0' || !(bench->min_tokens_per_s >= 0) || bench->min_tokens_per_s > 1e6) {
           err << "fleet-agent install: --min-tokens-per-s must be a rate such as 2.5, got '" << *m << "'\n";
           bad = true;
+        }
+      }
+      if (auto m = a->value("max-regression")) {
+        std::string v = *m;
+        if (v.ends_with('%')) v.pop_back();
+        char* end = nullptr;
+        const double pct = std::strtod(v.c_str(), &end);
+        if (v.empty() || *end != '\0' || !(pct >= 0) || pct >= 100) {
+          err << "fleet-agent install: --max-regression must be a percentage from 0 to 100 such as 3, got '" << *m << "'\n";
+          bad = true;
+        } else {
+          bench->max_regression = pct / 100;
         }
       }
       if (bad) return k_exit_usage;
@@ -504,7 +526,10 @@ int bench_command(const std::vector<std::string>& argv, std::ostream& out, std::
       args::Option{"model-shape", args::Takes::value, "SHAPE",
                    "7b, 3b, 1b, 110m, 15m or auto (default: the largest that fits in half the free memory)"},
       args::Option{"threads", args::Takes::value, "N", "threads for the probe and the all-thread bandwidth (default: every CPU)"},
-      args::Option{"tokens", args::Takes::value, "N", "decode at most N timed tokens (default 32; at least 3 and 2 s)"},
+      args::Option{"tokens", args::Takes::value, "N", "time at least N tokens (default 16)"},
+      args::Option{"min-seconds", args::Takes::value, "S", "and for at least S seconds (default 2)"},
+      args::Option{"max-seconds", args::Takes::value, "S",
+                   "but never longer than S seconds: a figure cut there says so (default 60)"},
       args::Option{"size-mib", args::Takes::value, "MIB", "bandwidth array size (default max(256 MiB, 4 x last-level cache))"},
       args::Option{"repetitions", args::Takes::value, "N", "bandwidth repetitions, the best counts (default 5)"},
       args::Option{"path", args::Takes::value, "PATH", "dot product: portable, avx2, avx-vnni or neon-dotprod (default: the fastest here)"},
@@ -546,9 +571,12 @@ int bench_command(const std::vector<std::string>& argv, std::ostream& out, std::
   bench::BenchOptions o;
   bool bad = false;
   o.threads = int_option(*a, "threads", 1, 1024, err, bad).value_or(0);
-  if (auto t = int_option(*a, "tokens", 1, 10000, err, bad)) {
-    o.probe_options.max_tokens = *t;
-    o.probe_options.min_tokens = std::min(*t, o.probe_options.min_tokens);
+  if (auto t = int_option(*a, "tokens", 1, 1000000, err, bad)) o.probe_options.min_tokens = *t;
+  if (auto t = int_option(*a, "min-seconds", 0, 3600, err, bad)) o.probe_options.min_time = std::chrono::seconds(*t);
+  if (auto t = int_option(*a, "max-seconds", 1, 3600, err, bad)) o.probe_options.max_time = std::chrono::seconds(*t);
+  if (!bad && o.probe_options.max_time < o.probe_options.min_time) {
+    err << "fleet-agent bench: --max-seconds is below --min-seconds\n";
+    bad = true;
   }
   if (auto m = int_option(*a, "size-mib", 1, 1 << 20, err, bad)) o.bw.array_bytes = std::size_t(*m) << 20;
   if (auto r = int_option(*a, "repetitions", 1, 1000, err, bad)) o.bw.repetitions = *r;

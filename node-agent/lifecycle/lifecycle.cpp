@@ -1,5 +1,7 @@
 #include "node-agent/lifecycle/lifecycle.hpp"
 
+#include "node-agent/lifecycle/compare.hpp"
+
 #include <algorithm>
 #include <set>
 
@@ -267,6 +269,7 @@ Result<void> Agent::conclude(Action action) {
     case Action::finish_commit:
       next.previous = st_.committed;
       next.committed = st_.target->slot;
+      if (last_trial_) next.measured = last_trial_;  // the next install's baseline, for a day
       FLEET_TRY(remove_old_slots(next));
       phase = Phase::committed;
       message = "committed " + next.committed.release + " in slot " + next.committed.name;
@@ -435,11 +438,40 @@ Result<Event> Agent::run_checks() {
   return Event::checks_failed;
 }
 
+namespace {
+
+// A measurement as the comparison keeps it. The probe gives its spread and token count;
+// llama-bench its standard deviation over the mean of its repetitions (3).
+Measurement measurement_of(const Throughput& t, const std::string& release, const BenchSpec& spec, std::int64_t now) {
+  Measurement m;
+  m.release = release;
+  m.key = bench_key(spec);
+  m.tokens_per_s = t.tokens_per_s;
+  m.at_ms = now;
+  if (t.detail.llama_tg_ts() > 0) {
+    m.spread = t.detail.llama_tg_stddev() / t.detail.llama_tg_ts();
+    m.tokens = 3;
+  } else {
+    m.spread = t.detail.spread();
+    m.tokens = static_cast<int>(t.detail.tokens_timed());
+  }
+  return m;
+}
+
+// A measurement of the committed kernel younger than this is reused as the baseline of the
+// next install (the last trial kernel's, once committed): a board updated twice in an hour
+// is not measured twice on the same kernel.
+constexpr std::int64_t k_baseline_max_age_ms = 24LL * 3600 * 1000;
+
+}  // namespace
+
 void Agent::measure_throughput(const BenchSpec& spec) {
   Check c;
   c.property = "tokens_per_s";
   c.expected = spec.min_tokens_per_s > 0 ? ">= " + format_rate(spec.min_tokens_per_s) : "measured";
   auto t = ctx_.system.measure(spec);
+  last_trial_.reset();
+  std::optional<Check> gate;
   if (t) {
     c.actual = format_rate(t->tokens_per_s);
     c.pass = t->tokens_per_s >= spec.min_tokens_per_s;
@@ -447,6 +479,25 @@ void Agent::measure_throughput(const BenchSpec& spec) {
     // A hot or under-powered board measures low whatever its kernel: say so beside the figure.
     if (auto w = bench::health_warning(t->health); !w.empty()) c.detail += "; " + w;
     last_throughput_ = t->detail;
+    last_trial_ = measurement_of(*t, ctx_.system.running_release(), spec, ctx_.system.now_ms());
+    const auto& base = st_.target->baseline;
+    if (base) {
+      auto& d = *last_throughput_;
+      d.set_baseline_tokens_per_s(base->tokens_per_s);
+      d.set_baseline_release(base->release);
+      d.set_baseline_spread(base->spread);
+      d.set_baseline_tokens_timed(static_cast<std::uint32_t>(std::max(0, base->tokens)));
+      c.detail += "; " + change_text(*base, *last_trial_);
+      if (spec.max_regression > 0) gate = regression_check(*base, *last_trial_, spec.max_regression);
+    } else {
+      last_throughput_->set_baseline_note(st_.target->baseline_note);
+      if (spec.max_regression > 0) {
+        // Without the committed kernel's figure nothing can be compared: said, not failed.
+        gate = Check{"tokens_per_s_change", ">= -" + format_rate(100 * spec.max_regression) + "%", "not compared", true,
+                     "no figure of the committed kernel: " + st_.target->baseline_note,
+                     "the regression gate could not act on this board"};
+      }
+    }
   } else {
     // Without a minimum a failed measurement is reported, not held against the kernel.
     c.actual = "none";
@@ -454,6 +505,7 @@ void Agent::measure_throughput(const BenchSpec& spec) {
     c.detail = "the benchmark failed: " + t.error().message;
   }
   last_report_.checks.push_back(std::move(c));
+  if (gate) last_report_.checks.push_back(std::move(*gate));
 }
 
 std::string format_rate(double tokens_per_s) {
@@ -555,7 +607,22 @@ Result<void> Agent::install(const stdfs::path& bundle_dir, const std::string& ro
   manifest_ = manifest;
   signer_ = signer;
   reason_.clear();
-  st_.target = Target{slot, manifest.build_key, rollout_id, bench};
+  st_.target = Target{slot, manifest.build_key, rollout_id, bench, std::nullopt, ""};
+  if (bench) {
+    // The committed kernel's figure, measured the way the trial kernel will be, before
+    // anything is written: the report then says what the update changed. The last
+    // measurement of this kernel, the same way, serves when it is younger than a day.
+    const std::string running = ctx_.system.running_release();
+    const std::int64_t now = ctx_.system.now_ms();
+    if (st_.measured && st_.measured->release == running && st_.measured->key == bench_key(*bench) &&
+        now - st_.measured->at_ms < k_baseline_max_age_ms && now >= st_.measured->at_ms) {
+      st_.target->baseline = st_.measured;
+    } else if (auto t = ctx_.system.measure(*bench)) {
+      st_.target->baseline = measurement_of(*t, running, *bench, now);
+    } else {
+      st_.target->baseline_note = "measuring " + running + " at install failed: " + t.error().message;
+    }
+  }
   st_.note.clear();
   return fire(Event::install);
 }
@@ -572,7 +639,7 @@ Result<void> Agent::rollback() {
                                          "); rollback works from idle");
   }
   if (!st_.previous) return fail(Errc::invalid_input, "no previous kernel to roll back to");
-  st_.target = Target{*st_.previous, "", "rollback", std::nullopt};
+  st_.target = Target{*st_.previous, "", "rollback", std::nullopt, std::nullopt, ""};
   return fire(Event::rollback);
 }
 

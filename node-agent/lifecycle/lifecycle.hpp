@@ -139,6 +139,7 @@ class Agent {
   std::string signer_;             // during install: the key that signed the bundle, if any
   Report last_report_;
   std::optional<fleet::v1::Throughput> last_throughput_;  // measured after last_report_ passed
+  std::optional<Measurement> last_trial_;                 // the same, to keep once committed
 };
 
 }  // namespace fleet::agent

@@ -1,5 +1,7 @@
 #include "node-agent/lifecycle/state.hpp"
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "common/bundle.hpp"
@@ -83,6 +85,29 @@ std::optional<Phase> phase_from_name(std::string_view name) {
   return std::nullopt;
 }
 
+std::string bench_key(const BenchSpec& b) {
+  const std::string threads = b.threads > 0 ? std::to_string(b.threads) + " threads" : "all threads";
+  return b.model.empty() ? "probe " + b.shape + ", " + threads : "model " + b.model + ", " + threads;
+}
+
+namespace {
+
+json measurement_json(const Measurement& m) {
+  return {{"release", m.release}, {"key", m.key},     {"tokens_per_s", m.tokens_per_s},
+          {"spread", m.spread},   {"tokens", m.tokens}, {"at_ms", m.at_ms}};
+}
+
+Result<Measurement> measurement_from(const json& j, const std::string& where) {
+  Measurement m{j.at("release").get<std::string>(), j.at("key").get<std::string>(), j.at("tokens_per_s").get<double>(),
+                j.value("spread", 0.0), j.value("tokens", 0), j.value("at_ms", std::int64_t{0})};
+  if (!std::isfinite(m.tokens_per_s) || m.tokens_per_s < 0 || !std::isfinite(m.spread) || m.spread < 0 || m.tokens < 0) {
+    return fail(Errc::parse, where + ": a measurement with a negative or non-finite figure");
+  }
+  return m;
+}
+
+}  // namespace
+
 std::string state_to_json(const AgentState& s) {
   json j;
   j["state"] = state_name(s.state);
@@ -93,8 +118,11 @@ std::string state_to_json(const AgentState& s) {
                    {"rollout_id", s.target->rollout_id}};
     if (const auto& b = s.target->bench) {
       j["target"]["bench"] = {{"shape", b->shape}, {"model", b->model}, {"threads", b->threads},
-                              {"min_tokens_per_s", b->min_tokens_per_s}};
+                              {"min_tokens_per_s", b->min_tokens_per_s}, {"max_seconds", b->max_seconds},
+                              {"max_regression", b->max_regression}};
     }
+    if (s.target->baseline) j["target"]["baseline"] = measurement_json(*s.target->baseline);
+    if (!s.target->baseline_note.empty()) j["target"]["baseline_note"] = s.target->baseline_note;
   }
   j["boots_in_state"] = s.boots_in_state;
   if (!s.note.empty()) j["note"] = s.note;
@@ -103,6 +131,7 @@ std::string state_to_json(const AgentState& s) {
                  {"message", s.last->message}, {"at_ms", s.last->at_ms}};
   }
   j["sequence"] = s.sequence;
+  if (s.measured) j["measured"] = measurement_json(*s.measured);
   return j.dump(2) + "\n";
 }
 
@@ -124,7 +153,7 @@ Result<AgentState> parse_state(std::string_view text, std::string_view source) {
       const std::string key = t.at("build_key").get<std::string>();
       s.target = Target{FLEET_TRY(slot_from(t.at("slot"), where + ": target",
                                             key.empty() ? SlotKind::any_folder : SlotKind::made_by_agent)),
-                        key, t.at("rollout_id").get<std::string>(), std::nullopt};
+                        key, t.at("rollout_id").get<std::string>(), std::nullopt, std::nullopt, ""};
       if (!key.empty() && !bundle::is_build_key(key)) {
         return fail(Errc::parse, where + ": target build_key '" + key + "' is not 64 lowercase hex digits");
       }
@@ -132,9 +161,23 @@ Result<AgentState> parse_state(std::string_view text, std::string_view source) {
       if (t.contains("bench")) {
         const json& b = t["bench"];
         s.target->bench = BenchSpec{b.at("shape").get<std::string>(), b.value("model", std::string()),
-                                    b.value("threads", 0), b.value("min_tokens_per_s", 0.0)};
+                                    b.value("threads", 0), b.value("min_tokens_per_s", 0.0), b.value("max_seconds", 0),
+                                    b.value("max_regression", 0.0)};
+        const double mr = s.target->bench->max_regression;
+        if (!std::isfinite(mr) || mr < 0 || mr >= 1) {
+          return fail(Errc::parse, where + ": target bench max_regression is not a fraction from 0 to 1");
+        }
+        if (s.target->bench->max_seconds < 0 || s.target->bench->max_seconds > 3600) {
+          return fail(Errc::parse, where + ": target bench max_seconds " + std::to_string(s.target->bench->max_seconds) +
+                                       " is not 0 to 3600");
+        }
       }
     }
+    if (s.target && j["target"].contains("baseline")) {
+      s.target->baseline = FLEET_TRY(measurement_from(j["target"]["baseline"], where + ": target baseline"));
+    }
+    if (s.target) s.target->baseline_note = j["target"].value("baseline_note", std::string());
+    if (j.contains("measured")) s.measured = FLEET_TRY(measurement_from(j["measured"], where + ": measured"));
     s.boots_in_state = j.value("boots_in_state", 0);
     s.note = j.value("note", std::string());
     if (j.contains("last")) {

@@ -48,6 +48,25 @@ struct BenchSpec {
   std::string model;              // a GGUF file on the board: the probe's shape, and llama-bench
   int threads = 0;                // 0: every CPU
   double min_tokens_per_s = 0;    // 0: report only; otherwise below it the verification fails
+  int max_seconds = 0;            // the probe's bound at boot; 0: the probe's default (60 s)
+  double max_regression = 0;      // 0: not gated; 0.03: a trial kernel more than 3% slower than the
+                                  // committed one (beyond the noise of both) fails the verification
+};
+
+// What a measurement measured, so two are compared only when it is the same: "probe 1b, 4
+// threads", "model /srv/m.gguf, all threads".
+std::string bench_key(const BenchSpec& spec);
+
+// One measurement of a kernel's tokens/s, kept to compare a trial kernel with the committed
+// one: at install the committed kernel's (or the last one of the same kernel and key, when
+// younger than a day), after the trial boot the trial kernel's.
+struct Measurement {
+  std::string release;        // the kernel it ran on
+  std::string key;            // bench_key of its BenchSpec
+  double tokens_per_s = 0;
+  double spread = 0;          // one token's time, interquartile / median (llama-bench: stddev / mean)
+  int tokens = 0;             // tokens timed (llama-bench: generated over its repetitions)
+  std::int64_t at_ms = 0;
 };
 
 struct Target {
@@ -55,6 +74,8 @@ struct Target {
   std::string build_key;
   std::string rollout_id;
   std::optional<BenchSpec> bench;
+  std::optional<Measurement> baseline{};  // the committed kernel's, measured (or reused) at install
+  std::string baseline_note{};          // why there is none, when bench is set
 };
 
 struct Outcome {
@@ -73,6 +94,7 @@ struct AgentState {
   std::string note;                  // why the update in progress is failing, across a reboot
   std::optional<Outcome> last;       // how the last update or rollback ended
   std::uint64_t sequence = 0;        // numbers the reports
+  std::optional<Measurement> measured;  // the committed kernel's latest measurement, reused as a baseline
 };
 
 std::string state_to_json(const AgentState& s);

@@ -50,6 +50,10 @@ Result<Throughput> RealSystem::measure(const BenchSpec& spec) {
   o.bw.repetitions = 3;
   o.bw.floor_bytes = 64u << 20;  // still 32x a Pi 5's L3; keeps the boot short
   o.bw.thread_counts = {spec.threads > 0 ? spec.threads : 0};
+  if (spec.max_seconds > 0) {
+    o.probe_options.max_time = std::chrono::seconds(spec.max_seconds);
+    o.probe_options.min_time = std::min(o.probe_options.min_time, o.probe_options.max_time);
+  }
   auto r = FLEET_TRY(bench::run_bench(o));
   Throughput t;
   t.detail = throughput_message(r);

@@ -56,6 +56,8 @@ fleet::v1::AgentStatus status_message(const AgentState& s) {
       w->set_model(b->model);
       w->set_threads(b->threads);
       w->set_min_tokens_per_s(b->min_tokens_per_s);
+      w->set_max_seconds(b->max_seconds);
+      w->set_max_regression(b->max_regression);
     }
   }
   m.set_boots_in_state(s.boots_in_state);
@@ -102,6 +104,9 @@ fleet::v1::Throughput throughput_message(const bench::BenchReport& r) {
     t.set_dot_path(r.probe->dot_path);
     t.set_numa_nodes(static_cast<std::uint32_t>(std::max(0, r.probe->numa_nodes)));
     t.set_bytes_per_token(r.probe->bytes_per_token);
+    t.set_tokens_timed(static_cast<std::uint32_t>(std::max(0, r.probe->tokens)));
+    t.set_seconds_timed(r.probe->seconds_timed);
+    t.set_spread(r.probe->spread);
   }
   if (r.bandwidth) {
     // The read figure on the most threads measured (all CPUs, or --threads).

@@ -29,6 +29,7 @@ TEST_CASE("board classes choose what each board measures, host vars win") {
         pi-1:
         pi-2:
           fleet_bench_threads: 3
+          fleet_bench_max_seconds: 20
     big:
       vars:
         fleet_model: /srv/models/llama-2-7b.Q4_0.gguf
@@ -42,7 +43,7 @@ TEST_CASE("board classes choose what each board measures, host vars win") {
 )";
   CHECK(*rollout::bench_install_args(host(yaml, "pi-1")) == Args{"--bench", "1b", "--min-tokens-per-s", "6.5"});
   CHECK(*rollout::bench_install_args(host(yaml, "pi-2")) ==
-        Args{"--bench", "1b", "--bench-threads", "3", "--min-tokens-per-s", "6.5"});
+        Args{"--bench", "1b", "--bench-threads", "3", "--min-tokens-per-s", "6.5", "--bench-max-seconds", "20"});
   CHECK(*rollout::bench_install_args(host(yaml, "pi-3")) == Args{"--model", "/srv/models/llama-2-7b.Q4_0.gguf"});
   CHECK(*rollout::bench_install_args(host(yaml, "pi-4")) == Args{"--bench", "auto"});  // measured by default
   CHECK(rollout::bench_install_args(host(yaml, "pi-5"))->empty());
@@ -76,6 +77,7 @@ TEST_CASE("a wrong measurement variable names the board, where it is and the var
     CHECK_THAT(r.error().message, Catch::Contains(want));
   };
   check_host("fleet_min_tokens_per_s", "fast", "fleet_min_tokens_per_s 'fast' is not a rate");
+  check_host("fleet_bench_max_seconds", "0", "is not a number of seconds from 1 to 3600");
   check_host("fleet_min_tokens_per_s", "-1", "is not a rate");
   check_host("fleet_min_tokens_per_s", "nan", "is not a rate");
   check_host("fleet_bench_threads", "0", "fleet_bench_threads '0' is not a thread count");

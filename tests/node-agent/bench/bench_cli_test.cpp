@@ -19,7 +19,8 @@ int run(const std::vector<std::string>& args, std::string& out, std::string& err
 
 TEST_CASE("fleet-agent bench --json: bandwidth and probe figures a script can read") {
   std::string out, err;
-  int code = run({"bench", "--model-shape", "15m", "--size-mib", "2", "--repetitions", "1", "--tokens", "3", "--json"},
+  int code = run({"bench", "--model-shape", "15m", "--size-mib", "2", "--repetitions", "1", "--tokens", "3",
+                  "--min-seconds", "0", "--json"},
                  out, err);
   INFO(err);
   REQUIRE(code == 0);
@@ -27,7 +28,10 @@ TEST_CASE("fleet-agent bench --json: bandwidth and probe figures a script can re
   CHECK(j["probe"]["shape"]["name"] == "15m");
   CHECK(j["probe"]["what"] == "synthetic weights, real arithmetic, real memory traffic");
   CHECK(j["probe"]["tokens_per_s"].get<double>() > 0);
-  CHECK(j["probe"]["tokens"] == 3);
+  CHECK(j["probe"]["tokens"] == 3);  // at least 3 tokens and 0 s: three
+  CHECK(j["probe"]["seconds_timed"].get<double>() > 0);
+  CHECK(j["probe"]["spread"].get<double>() >= 0);
+  CHECK(j["probe"]["cut_short"] == false);
   CHECK(j["bandwidth"]["array_bytes"] == 2u << 20);
   CHECK(j["bandwidth"]["results"].size() >= 6);
   CHECK(err.find("token-generation probe: 15m") != std::string::npos);  // progress on stderr
@@ -40,6 +44,8 @@ TEST_CASE("fleet-agent bench: bad options are usage errors that name the option"
   CHECK(run({"bench", "--model-shape", "13b", "--no-bandwidth"}, out, err) == 2);
   CHECK(err.find("unknown model shape '13b'") != std::string::npos);
   CHECK(run({"bench", "--path", "sse9"}, out, err) == 2);
+  CHECK(run({"bench", "--min-seconds", "10", "--max-seconds", "5", "--no-bandwidth"}, out, err) == 2);
+  CHECK(err.find("--max-seconds is below --min-seconds") != std::string::npos);
   CHECK(run({"bench", "--model", "a.gguf", "--model-shape", "7b"}, out, err) == 2);
   CHECK(err.find("not both") != std::string::npos);
   test::TempDir dir;

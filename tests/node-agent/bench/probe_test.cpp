@@ -20,11 +20,12 @@ TEST_CASE("the probe decodes tokens through every layer and reports what it read
   o.shape = k_tiny;
   o.threads = 2;
   o.min_tokens = 3;
-  o.max_tokens = 5;
   o.min_time = std::chrono::milliseconds(0);
   auto r = run_probe(two_cpus(), o);
   REQUIRE(r);
   CHECK(r->tokens == 3);
+  CHECK(r->seconds_timed > 0);
+  CHECK_FALSE(r->cut_short);
   CHECK(r->layers_resident == 4);
   CHECK(r->bytes_per_token == q4_0_bytes(k_tiny.weights()));
   CHECK(r->tokens_per_s > 0);
@@ -59,7 +60,7 @@ TEST_CASE("the same weights decode to the same token on every path") {
   ProbeOptions o;
   o.shape = k_tiny;
   o.threads = 1;
-  o.min_tokens = o.max_tokens = 4;
+  o.min_tokens = 4;
   o.min_time = std::chrono::milliseconds(0);
   o.path = DotPath::portable;
   auto ref = run_probe(two_cpus(), o);
@@ -75,7 +76,7 @@ TEST_CASE("how the threads meet between phases does not change what the probe de
   ProbeOptions o;
   o.shape = k_tiny;
   o.threads = 2;
-  o.min_tokens = o.max_tokens = 6;
+  o.min_tokens = 6;
   o.min_time = std::chrono::milliseconds(0);
   o.barrier_spin = std::chrono::microseconds(0);  // sleep at every phase, as std::barrier did
   auto sleeping = run_probe(two_cpus(), o);
@@ -85,4 +86,47 @@ TEST_CASE("how the threads meet between phases does not change what the probe de
   REQUIRE(spinning);
   CHECK(spinning->tokens == 6);
   CHECK(spinning->last_token == sleeping->last_token);
+}
+
+TEST_CASE("a measurement goes on until both its token count and its time are met, or its bound") {
+  ProbeOptions o;
+  o.min_tokens = 16;
+  o.min_time = std::chrono::milliseconds(2000);
+  o.max_time = std::chrono::milliseconds(10000);
+  // Many fast tokens are not enough: the time too (32 tokens in 0.13 s was the old stop).
+  CHECK(timing(32, 0.13, o) == Timing::go_on);
+  CHECK(timing(15, 2.5, o) == Timing::go_on);
+  CHECK(timing(16, 2.0, o) == Timing::done);
+  CHECK(timing(500, 2.01, o) == Timing::done);
+  // A slow shape on a slow board: cut at the bound, and said.
+  CHECK(timing(3, 10.0, o) == Timing::cut_short);
+  CHECK(timing(3, 9.99, o) == Timing::go_on);
+}
+
+TEST_CASE("token times: the median, the best and the interquartile spread") {
+  auto t = summarize({0.010, 0.012, 0.011, 0.013, 0.050, 0.011, 0.012, 0.010});
+  CHECK(t.count == 8);
+  CHECK(t.best == Approx(0.010));
+  CHECK(t.median == Approx(0.0115));  // the mean of the middle two of eight
+  CHECK(t.total == Approx(0.129));
+  // Sorted: .010 .010 .011 .011 .012 .012 .013 .050: q1 (rank 1) .010, q3 (rank 5) .012. The
+  // one slow token (a scheduler's) moves neither the median nor the spread.
+  CHECK(t.spread == Approx((0.012 - 0.010) / 0.0115));
+  CHECK(summarize({}).count == 0);
+  CHECK(summarize({0.5}).median == Approx(0.5));
+}
+
+TEST_CASE("a probe cut at its bound says so") {
+  ProbeOptions o;
+  o.shape = k_tiny;
+  o.threads = 1;
+  o.min_tokens = 1000000;
+  o.min_time = std::chrono::milliseconds(0);
+  o.max_time = std::chrono::milliseconds(200);
+  auto r = run_probe(two_cpus(), o);
+  REQUIRE(r);
+  CHECK(r->cut_short);
+  CHECK(r->seconds_timed >= 0.2);
+  CHECK(r->tokens < 1000000);
+  CHECK(r->note.find("cut at the bound") != std::string::npos);
 }

@@ -52,10 +52,14 @@ class SimBoard : public agent::System {
     measured.push_back(spec);
     if (faults.find("bench-fails") != std::string::npos) return fail(Errc::unsupported, "not enough memory");
     agent::Throughput t;
-    t.tokens_per_s = faults.find("slow") != std::string::npos ? 1.0 : 5.0;
+    t.tokens_per_s = faults.find("slightly-slow") != std::string::npos ? 4.9
+                     : faults.find("slow") != std::string::npos        ? 1.0
+                                                                        : 5.0;
     t.measured_by = "probe " + spec.shape;
     t.detail.set_shape(spec.shape);
     t.detail.set_tokens_per_s(t.tokens_per_s);
+    t.detail.set_tokens_timed(29);  // a Pi 5's 1b shape in 2 s, at a 5% spread
+    t.detail.set_spread(0.05);
     t.detail.set_effective_gbps(9.5);
     if (faults.find("undervolt") != std::string::npos) {  // a weak supply on a hot board
       t.health.undervoltage = true;

@@ -282,11 +282,15 @@ TEST_CASE_METHOD(Fixture, "throughput is measured after the contract passes and 
   REQUIRE(agent.tryboot());
   test::settle(board, agent);
   CHECK(board.running == "6.1-new");
-  REQUIRE(board.measured.size() == 1);
+  REQUIRE(board.measured.size() == 2);  // the committed kernel at install, the trial kernel after its boot
   CHECK(board.measured[0].shape == "1b");
+  CHECK(board.measured[1].shape == "1b");
   auto j = last_report(board, "COMMITTED");
   CHECK(j["throughput"]["tokens_per_s"] == 5.0);
   CHECK(j["throughput"]["shape"] == "1b");
+  CHECK(j["throughput"]["baseline_tokens_per_s"] == 5.0);
+  CHECK(j["throughput"]["baseline_release"] == k_old);
+  CHECK(j["throughput"]["baseline_tokens_timed"] == 29);
   bool found = false;
   for (const auto& c : j["checks"]) {
     if (c["property"] == "tokens_per_s") {
@@ -358,10 +362,10 @@ TEST_CASE_METHOD(Fixture, "no benchmark is run on a kernel that failed its contr
   BenchSpec spec;
   spec.min_tokens_per_s = 2.0;
   update_with(test::make_bundle(bundles, "b1", "6.1-new", "thp-never"), spec);
-  CHECK(board.measured.empty());
+  CHECK(board.measured.size() == 1);  // only the committed kernel's, at install
   update(test::make_bundle(bundles, "b2", "6.1-newer"));
   CHECK(board.running == "6.1-newer");
-  CHECK(board.measured.empty());
+  CHECK(board.measured.size() == 1);
 }
 
 TEST_CASE_METHOD(Fixture, "a benchmark model that is not on the board, or an unknown shape, refuses the install") {
@@ -425,4 +429,62 @@ TEST_CASE("a board that trusts a key installs only bundles that key signed, and 
     if (e.path().extension() == ".json") named = fs::read_file(e.path()).value().find("signed by key " + release->id) != std::string::npos;
   }
   CHECK(named);
+}
+
+namespace {
+// The check of `property` in a report, or null.
+nlohmann::json check_of(const nlohmann::json& report, const std::string& property) {
+  for (const auto& c : report["checks"])
+    if (c["property"] == property) return c;
+  return nullptr;
+}
+}  // namespace
+
+TEST_CASE_METHOD(Fixture, "a trial kernel slower than the committed one beyond the allowed regression goes back, with both figures") {
+  BenchSpec spec;
+  spec.shape = "1b";
+  spec.max_regression = 0.03;
+  update_with(test::make_bundle(bundles, "b1", "6.1-new", "slow"), spec);
+  CHECK(board.running == k_old);
+  REQUIRE(board.state().last);
+  CHECK(board.state().last->phase == Phase::rolled_back);
+  auto report = last_report(board, "VERIFY_FAILED");
+  auto gate = check_of(report, "tokens_per_s_change");
+  REQUIRE_FALSE(gate.is_null());
+  CHECK(gate["pass"] == false);
+  CHECK(gate["expected"] == ">= -3.0%");
+  CHECK(gate["actual"] == "-80.0% vs " + std::string(k_old) + " (5.00 -> 1.00 t/s)");
+  CHECK_THAT(gate["detail"].get<std::string>(), Catch::Contains("noise 3.7%"));
+  CHECK_THAT(board.state().last->message, Catch::Contains("tokens_per_s_change expected >= -3.0%, got -80.0% vs"));
+}
+
+TEST_CASE_METHOD(Fixture, "a slowdown within the noise of the two measurements passes, with a warning") {
+  BenchSpec spec;
+  spec.shape = "1b";
+  spec.max_regression = 0.01;  // 2% slower: past the 1% allowed, within 1% + 3.7% of noise
+  update_with(test::make_bundle(bundles, "b1", "6.1-new", "slightly-slow"), spec);
+  CHECK(board.running == "6.1-new");
+  auto gate = check_of(last_report(board, "COMMITTED"), "tokens_per_s_change");
+  REQUIRE_FALSE(gate.is_null());
+  CHECK(gate["pass"] == true);
+  CHECK(gate["actual"] == "-2.0% vs " + std::string(k_old) + " (5.00 -> 4.90 t/s)");
+  CHECK_THAT(gate["warning"].get<std::string>(), Catch::Contains("within the noise"));
+}
+
+TEST_CASE_METHOD(Fixture, "the committed kernel's last measurement serves as the next baseline, the same way, for a day") {
+  BenchSpec spec;
+  spec.shape = "1b";
+  update_with(test::make_bundle(bundles, "b1", "6.1-new"), spec);
+  REQUIRE(board.measured.size() == 2);
+  REQUIRE(board.state().measured);
+  CHECK(board.state().measured->release == "6.1-new");
+  CHECK(board.state().measured->key == "probe 1b, all threads");
+  // The next update compares with the figure 6.1-new was committed on: not measured again.
+  update_with(test::make_bundle(bundles, "b2", "6.1-newer"), spec);
+  CHECK(board.measured.size() == 3);
+  CHECK(last_report(board, "COMMITTED")["throughput"]["baseline_release"] == "6.1-new");
+  // Measured another way (more threads), it is measured again.
+  spec.threads = 2;
+  update_with(test::make_bundle(bundles, "b3", "6.1-newest"), spec);
+  CHECK(board.measured.size() == 5);
 }

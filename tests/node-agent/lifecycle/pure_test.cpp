@@ -1,5 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
+#include "node-agent/lifecycle/compare.hpp"
+
 #include "node-agent/lifecycle/lifecycle.hpp"
 
 using namespace fleet::agent;
@@ -87,4 +91,25 @@ TEST_CASE("a state file whose names would become paths outside the board's slots
   CHECK(is_slot_folder("kernels/test"));  // a user's nested os_prefix
   CHECK_FALSE(is_slot_folder("../b"));
   CHECK_FALSE(is_slot_folder("/boot"));
+}
+
+TEST_CASE("the change between two measurements and its noise") {
+  Measurement base{"6.12-old", "probe 1b, all threads", 5.0, 0.05, 29, 1};
+  Measurement trial{"6.12-new", "probe 1b, all threads", 5.4, 0.05, 29, 2};
+  auto c = compare(base, trial);
+  CHECK(c.change == Approx(0.08));
+  // 3 x sqrt(2) x 0.93 x 0.05 / sqrt(29)
+  CHECK(c.noise == Approx(3 * std::sqrt(2.0) * 0.93 * 0.05 / std::sqrt(29.0)));
+  CHECK(change_text(base, trial) == "+8.0% vs 6.12-old (5.00 -> 5.40 t/s)");
+  // More tokens, less noise: 400 tokens bring a 5% spread to 1% of noise.
+  base.tokens = trial.tokens = 400;
+  CHECK(compare(base, trial).noise == Approx(0.00986).epsilon(0.01));
+  // No spread known: no noise forgiven.
+  base.spread = trial.spread = 0;
+  CHECK(compare(base, trial).noise == 0);
+  trial.tokens_per_s = 4.8;  // -4% against a 3% gate, nothing to forgive
+  CHECK_FALSE(regression_check(base, trial, 0.03).pass);
+  trial.tokens_per_s = 4.9;  // -2%
+  CHECK(regression_check(base, trial, 0.03).pass);
+  CHECK(regression_check(base, trial, 0.03).warning.empty());
 }
