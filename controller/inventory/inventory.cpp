@@ -42,12 +42,15 @@ constexpr NumericVar k_numeric_vars[] = {
     // Threads of the throughput measurement (a Pi 5 has 4 cores; the agent allows 1024).
     {"fleet_bench_threads", Number::integer, 1, 1024, "a thread count from 1 to 1024"},
     // The probe's bound at boot, in seconds (the agent's --bench-max-seconds).
-    {"fleet_bench_max_seconds", Number::integer, 1, 3600, "a number of seconds from 1 to 3600"},
+    // At most 240: the install and the trial boot both measure, within the controller's
+    // 600 s bounds of those steps, beside weights to write and bandwidth to measure.
+    {"fleet_bench_max_seconds", Number::integer, 1, 240, "a number of seconds from 1 to 240"},
     // Below it the verification fails; 0 means "report only". NaN would compare false with
     // every measured rate, so the check would pass every board.
     {"fleet_min_tokens_per_s", Number::real, 0, 1e6, "a rate in tokens per second from 0 to 1000000, such as 2.5"},
     // How much slower than the committed kernel a trial kernel may be: "3%" or "3".
-    {"fleet_max_regression", Number::percent, 0, 99.99, "a percentage from 0 to 100, such as 3%"},
+    // 0 would gate on noise alone: unset means "report only".
+    {"fleet_max_regression", Number::percent, 0.01, 99.99, "a percentage above 0 and below 100, such as 3% (unset it to report only)"},
 };
 
 // `where` is "file:line" or "file:line:col" of the value.

@@ -64,8 +64,8 @@ Result<std::vector<std::string>> bench_install_args(const inventory::Host& h) {
   if (!max_seconds.empty()) {
     int n = 0;
     auto [p, ec] = std::from_chars(max_seconds.data(), max_seconds.data() + max_seconds.size(), n);
-    if (ec != std::errc{} || p != max_seconds.data() + max_seconds.size() || n < 1 || n > 3600) {
-      return bad("fleet_bench_max_seconds", max_seconds, "is not a number of seconds from 1 to 3600");
+    if (ec != std::errc{} || p != max_seconds.data() + max_seconds.size() || n < 1 || n > 240) {
+      return bad("fleet_bench_max_seconds", max_seconds, "is not a number of seconds from 1 to 240");
     }
     args.insert(args.end(), {"--bench-max-seconds", max_seconds});
   }
@@ -74,8 +74,8 @@ Result<std::vector<std::string>> bench_install_args(const inventory::Host& h) {
     if (v.ends_with('%')) v.pop_back();
     double pct = 0;
     auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), pct);
-    if (v.empty() || ec != std::errc{} || p != v.data() + v.size() || !std::isfinite(pct) || pct < 0 || pct >= 100) {
-      return bad("fleet_max_regression", max_regression, "is not a percentage from 0 to 100 such as 3%");
+    if (v.empty() || ec != std::errc{} || p != v.data() + v.size() || !std::isfinite(pct) || pct <= 0 || pct >= 100) {
+      return bad("fleet_max_regression", max_regression, "is not a percentage above 0 and below 100 such as 3%");
     }
     args.insert(args.end(), {"--max-regression", v});
   }

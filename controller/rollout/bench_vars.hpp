@@ -5,7 +5,7 @@
 //   fleet_model             a GGUF file on the board: the probe takes its shape, llama-bench runs it
 //   fleet_bench_threads     threads (default: every CPU)
 //   fleet_min_tokens_per_s  below this the verification fails and the board goes back
-//   fleet_bench_max_seconds the measurement's bound at boot (default 60 s): a slow board or a
+//   fleet_bench_max_seconds the measurement's bound at boot (default 60 s, at most 240): a slow board or a
 //                           large shape is cut there, and says so
 //   fleet_max_regression    e.g. 3%: a trial kernel slower than the committed one by more than
 //                           that, beyond the noise of both measurements, fails and goes back

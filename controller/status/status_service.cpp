@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <cmath>
 #include <cstdio>
 #include <thread>
 
@@ -21,9 +22,12 @@ Result<fleet::v1::Verification> stored_verification(const store::ReportRow& r) {
 }
 
 std::optional<double> throughput_change(const fleet::v1::Throughput& t) {
-  const double now = t.llama_tg_ts() > 0 ? t.llama_tg_ts() : t.tokens_per_s();
-  if (t.baseline_tokens_per_s() <= 0 || now <= 0) return std::nullopt;
-  return (now - t.baseline_tokens_per_s()) / t.baseline_tokens_per_s();
+  // The trial's figure of the same kind as the baseline's (a report is not trusted to be sane).
+  const bool llama = t.baseline_measured_by().starts_with("llama-bench");
+  const double now = llama ? t.llama_tg_ts() : t.tokens_per_s();
+  const double base = t.baseline_tokens_per_s();
+  if (!std::isfinite(base) || !std::isfinite(now) || base <= 0 || now <= 0) return std::nullopt;
+  return (now - base) / base;
 }
 
 std::string throughput_change_text(const fleet::v1::Throughput& t) {

@@ -173,9 +173,15 @@ TokenTimes summarize(std::vector<double> times) {
   // The median of an even count is the mean of the middle two.
   t.median = n % 2 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
   t.best = times.front();
-  // Quartiles by the nearest rank: robust to the odd token a scheduler delayed.
-  const double q1 = times[(n - 1) / 4], q3 = times[(3 * (n - 1)) / 4];
-  t.spread = t.median > 0 ? (q3 - q1) / t.median : 0;
+  // Quartiles interpolated between ranks (as numpy's default): robust to the odd token a
+  // scheduler delayed. Fewer than k_min_spread_tokens give no spread (0: unknown).
+  auto quantile = [&](double q) {
+    const double pos = q * double(n - 1);
+    const std::size_t lo = std::size_t(pos);
+    const std::size_t hi = std::min(lo + 1, n - 1);
+    return times[lo] + (pos - double(lo)) * (times[hi] - times[lo]);
+  };
+  if (n >= std::size_t(k_min_spread_tokens) && t.median > 0) t.spread = (quantile(0.75) - quantile(0.25)) / t.median;
   return t;
 }
 

@@ -71,6 +71,9 @@ std::uint64_t probe_min_bytes(const ModelShape& shape);
 
 Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& options);
 
+// Below this many token times a spread says nothing (it is reported as 0: unknown).
+inline constexpr int k_min_spread_tokens = 8;
+
 // The figures of a list of token times (seconds): median, best, spread (pure; the probe's).
 struct TokenTimes {
   double median = 0, best = 0, total = 0, spread = 0;

@@ -201,7 +201,7 @@ int lifecycle_command(const std::string& cmd, const std::vector<std::string>& ar
                        "fail the verification when the trial kernel is slower than the committed one by more than\n"
                        "PERCENT (e.g. 3) beyond the noise of both measurements (implies --bench auto)"});
     options.push_back({"bench-max-seconds", args::Takes::value, "S",
-                       "the measurement at boot takes at most S seconds (default 60; implies --bench auto)"});
+                       "the measurement at boot takes at most S seconds, up to 240 (default 60; implies --bench auto)"});
     synopsis = "fleet-agent install --bundle DIR [--rollout ID] [--bench SHAPE|--model FILE] [--min-tokens-per-s RATE]";
     what = "Checks every file of the bundle against its manifest, its signature when the board trusts\n"
            "keys (/etc/fleet-agent/trusted-keys, see setup --trust-key), the contract, and the room on\n"
@@ -313,7 +313,7 @@ int lifecycle_command(const std::string& cmd, const std::vector<std::string>& ar
       bench->model = a->value("model").value_or("");
       bool bad = false;
       bench->threads = int_option(*a, "bench-threads", 1, 1024, err, bad, "install").value_or(0);
-      bench->max_seconds = int_option(*a, "bench-max-seconds", 1, 3600, err, bad, "install").value_or(0);
+      bench->max_seconds = int_option(*a, "bench-max-seconds", 1, 240, err, bad, "install").value_or(0);
       if (auto m = a->value("min-tokens-per-s")) {
         char* end = nullptr;
         bench->min_tokens_per_s = std::strtod(m->c_str(), &end);
@@ -325,10 +325,11 @@ int lifecycle_command(const std::string& cmd, const std::vector<std::string>& ar
       if (auto m = a->value("max-regression")) {
         std::string v = *m;
         if (v.ends_with('%')) v.pop_back();
-        char* end = nullptr;
-        const double pct = std::strtod(v.c_str(), &end);
-        if (v.empty() || *end != '\0' || !(pct >= 0) || pct >= 100) {
-          err << "fleet-agent install: --max-regression must be a percentage from 0 to 100 such as 3, got '" << *m << "'\n";
+        double pct = 0;
+        auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), pct);
+        if (v.empty() || ec != std::errc{} || p != v.data() + v.size() || !(pct > 0) || pct >= 100) {
+          err << "fleet-agent install: --max-regression must be a percentage above 0 and below 100 such as 3, got '"
+              << *m << "'\n";
           bad = true;
         } else {
           bench->max_regression = pct / 100;

@@ -6,11 +6,18 @@
 namespace fleet::agent {
 namespace {
 
-// The relative standard error of a median of `tokens` times with this spread (see the header).
+bool by_llama_bench(const Measurement& m) { return m.key.starts_with("llama-bench"); }
+
+// The relative standard error of the figure, weighted for how well its spread is known (see
+// the header): the probe's median of `tokens` times, llama-bench's mean of its repetitions.
 double median_error(const Measurement& m) {
   if (m.tokens <= 0) return 0;
+  if (by_llama_bench(m)) return 2.2 * m.spread / std::sqrt(double(m.tokens));
   return 0.93 * m.spread / std::sqrt(double(m.tokens));
 }
+
+// Below this many tokens (or repetitions) a spread is not known well enough to gate on.
+constexpr int k_min_probe_tokens = 8;
 
 std::string percent(double fraction, bool sign) {
   char buf[32];
@@ -33,7 +40,25 @@ std::string change_text(const Measurement& base, const Measurement& trial) {
   return percent(compare(base, trial).change, true) + " vs " + base.release + rates;
 }
 
+std::string percent_text(double fraction) { return percent(fraction, false); }
+
+Check not_gated(double max_regression, const std::string& why) {
+  return Check{"tokens_per_s_change", ">= -" + percent(max_regression, false), "not compared", true, why,
+               "the regression gate could not act on this board: " + why};
+}
+
 Check regression_check(const Measurement& base, const Measurement& trial, double max_regression) {
+  if (base.key != trial.key) {
+    return not_gated(max_regression, "measured differently: the committed kernel by " + base.key + ", the trial by " + trial.key);
+  }
+  if (base.tokens_per_s <= 0 || trial.tokens_per_s <= 0) return not_gated(max_regression, "a figure of 0 tokens/s");
+  for (const Measurement* m : {&base, &trial}) {
+    if (m->cut_short) return not_gated(max_regression, m->release + "'s measurement was cut at its time bound");
+    if (!by_llama_bench(*m) && (m->tokens < k_min_probe_tokens || m->spread <= 0)) {
+      return not_gated(max_regression, m->release + "'s measurement timed " + std::to_string(m->tokens) +
+                                           " tokens, too few for a spread");
+    }
+  }
   const Comparison c = compare(base, trial);
   Check k;
   k.property = "tokens_per_s_change";

@@ -445,12 +445,15 @@ namespace {
 Measurement measurement_of(const Throughput& t, const std::string& release, const BenchSpec& spec, std::int64_t now) {
   Measurement m;
   m.release = release;
-  m.key = bench_key(spec);
+  // What really measured (the shape auto chose, llama-bench or the probe), and how many threads.
+  m.key = t.measured_by + ", " + (spec.threads > 0 ? std::to_string(spec.threads) + " threads" : "all threads");
+  m.spec = bench_key(spec);
   m.tokens_per_s = t.tokens_per_s;
   m.at_ms = now;
+  m.cut_short = t.detail.cut_short();
   if (t.detail.llama_tg_ts() > 0) {
     m.spread = t.detail.llama_tg_stddev() / t.detail.llama_tg_ts();
-    m.tokens = 3;
+    m.tokens = 3;  // llama-bench's repetitions (-r 3)
   } else {
     m.spread = t.detail.spread();
     m.tokens = static_cast<int>(t.detail.tokens_timed());
@@ -488,14 +491,13 @@ void Agent::measure_throughput(const BenchSpec& spec) {
       d.set_baseline_spread(base->spread);
       d.set_baseline_tokens_timed(static_cast<std::uint32_t>(std::max(0, base->tokens)));
       c.detail += "; " + change_text(*base, *last_trial_);
+      d.set_baseline_measured_by(base->key);
       if (spec.max_regression > 0) gate = regression_check(*base, *last_trial_, spec.max_regression);
     } else {
       last_throughput_->set_baseline_note(st_.target->baseline_note);
       if (spec.max_regression > 0) {
         // Without the committed kernel's figure nothing can be compared: said, not failed.
-        gate = Check{"tokens_per_s_change", ">= -" + format_rate(100 * spec.max_regression) + "%", "not compared", true,
-                     "no figure of the committed kernel: " + st_.target->baseline_note,
-                     "the regression gate could not act on this board"};
+        gate = not_gated(spec.max_regression, "no figure of the committed kernel: " + st_.target->baseline_note);
       }
     }
   } else {
@@ -503,6 +505,15 @@ void Agent::measure_throughput(const BenchSpec& spec) {
     c.actual = "none";
     c.pass = spec.min_tokens_per_s <= 0;
     c.detail = "the benchmark failed: " + t.error().message;
+    // Gated, and the committed kernel measured: the trial kernel that cannot be measured
+    // the same way fails (the failure may be the kernel's).
+    if (spec.max_regression > 0) {
+      const auto& base = st_.target->baseline;
+      gate = base ? Check{"tokens_per_s_change", ">= -" + percent_text(spec.max_regression), "not measured", false,
+                          "the committed kernel " + base->release + " measured " + format_rate(base->tokens_per_s) +
+                              " t/s; the trial kernel could not be measured: " + t.error().message, ""}
+                  : not_gated(spec.max_regression, "neither kernel was measured");
+    }
   }
   last_report_.checks.push_back(std::move(c));
   if (gate) last_report_.checks.push_back(std::move(*gate));
@@ -614,11 +625,23 @@ Result<void> Agent::install(const stdfs::path& bundle_dir, const std::string& ro
     // measurement of this kernel, the same way, serves when it is younger than a day.
     const std::string running = ctx_.system.running_release();
     const std::int64_t now = ctx_.system.now_ms();
-    if (st_.measured && st_.measured->release == running && st_.measured->key == bench_key(*bench) &&
-        now - st_.measured->at_ms < k_baseline_max_age_ms && now >= st_.measured->at_ms) {
+    // Only the committed kernel is a baseline. The stock kernel's release is not kept (""):
+    // it is what runs, unless the last update gave up on a trial kernel without a reboot
+    // (a reboot loop), which then still runs.
+    const bool on_committed =
+        st_.committed.release.empty()
+            ? !(st_.last && st_.last->phase == Phase::boot_failed && st_.last->release == running)
+            : running == st_.committed.release;
+    if (!on_committed) {
+      st_.target->baseline_note = "the board runs " + running + ", not its committed kernel " +
+                                  (st_.committed.release.empty() ? std::string("(stock)") : st_.committed.release) +
+                                  ": nothing to compare with until it reboots";
+    } else if (st_.measured && st_.measured->release == running && st_.measured->spec == bench_key(*bench) &&
+               now >= st_.measured->at_ms && now - st_.measured->at_ms < k_baseline_max_age_ms) {
       st_.target->baseline = st_.measured;
     } else if (auto t = ctx_.system.measure(*bench)) {
       st_.target->baseline = measurement_of(*t, running, *bench, now);
+      st_.measured = st_.target->baseline;  // kept for the next request like this one, for a day
     } else {
       st_.target->baseline_note = "measuring " + running + " at install failed: " + t.error().message;
     }

@@ -93,17 +93,25 @@ std::string bench_key(const BenchSpec& b) {
 namespace {
 
 json measurement_json(const Measurement& m) {
-  return {{"release", m.release}, {"key", m.key},     {"tokens_per_s", m.tokens_per_s},
-          {"spread", m.spread},   {"tokens", m.tokens}, {"at_ms", m.at_ms}};
+  return {{"release", m.release}, {"key", m.key},       {"tokens_per_s", m.tokens_per_s}, {"spread", m.spread},
+          {"tokens", m.tokens},   {"at_ms", m.at_ms},   {"cut_short", m.cut_short}, {"spec", m.spec}};
 }
 
-Result<Measurement> measurement_from(const json& j, const std::string& where) {
-  Measurement m{j.at("release").get<std::string>(), j.at("key").get<std::string>(), j.at("tokens_per_s").get<double>(),
-                j.value("spread", 0.0), j.value("tokens", 0), j.value("at_ms", std::int64_t{0})};
-  if (!std::isfinite(m.tokens_per_s) || m.tokens_per_s < 0 || !std::isfinite(m.spread) || m.spread < 0 || m.tokens < 0) {
-    return fail(Errc::parse, where + ": a measurement with a negative or non-finite figure");
+// A kept measurement, checked where it is read: a release that is one, a figure above 0.
+std::optional<Measurement> measurement_from(const json& j) {
+  try {
+    if (!j.is_object() || !j.at("tokens_per_s").is_number() || !j.value("spread", json(0.0)).is_number()) return {};
+    Measurement m{j.at("release").get<std::string>(), j.at("key").get<std::string>(), j.at("tokens_per_s").get<double>(),
+                  j.value("spread", 0.0), j.value("tokens", 0), j.value("at_ms", std::int64_t{0}),
+                  j.value("cut_short", false), j.value("spec", std::string())};
+    if (!bundle::is_kernel_release(m.release) || m.key.empty() || m.key.size() > 512 || !std::isfinite(m.tokens_per_s) ||
+        m.tokens_per_s <= 0 || !std::isfinite(m.spread) || m.spread < 0 || m.tokens < 0) {
+      return {};
+    }
+    return m;
+  } catch (const json::exception&) {
+    return {};
   }
-  return m;
 }
 
 }  // namespace
@@ -173,11 +181,18 @@ Result<AgentState> parse_state(std::string_view text, std::string_view source) {
         }
       }
     }
-    if (s.target && j["target"].contains("baseline")) {
-      s.target->baseline = FLEET_TRY(measurement_from(j["target"]["baseline"], where + ": target baseline"));
+    // Measurements are a cache and a comparison, never worth refusing the state for: one that
+    // does not read back is dropped, said in the baseline's note.
+    if (s.target && s.target->bench) {
+      s.target->baseline_note = j["target"].value("baseline_note", std::string());
+      if (j["target"].contains("baseline")) {
+        s.target->baseline = measurement_from(j["target"]["baseline"]);
+        if (!s.target->baseline) s.target->baseline_note = "the saved baseline did not read back";
+      } else if (s.target->baseline_note.empty()) {
+        s.target->baseline_note = "installed by an agent that did not measure the committed kernel";
+      }
     }
-    if (s.target) s.target->baseline_note = j["target"].value("baseline_note", std::string());
-    if (j.contains("measured")) s.measured = FLEET_TRY(measurement_from(j["measured"], where + ": measured"));
+    if (j.contains("measured")) s.measured = measurement_from(j["measured"]);
     s.boots_in_state = j.value("boots_in_state", 0);
     s.note = j.value("note", std::string());
     if (j.contains("last")) {

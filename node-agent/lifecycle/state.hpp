@@ -62,11 +62,14 @@ std::string bench_key(const BenchSpec& spec);
 // younger than a day), after the trial boot the trial kernel's.
 struct Measurement {
   std::string release;        // the kernel it ran on
-  std::string key;            // bench_key of its BenchSpec
+  std::string key;            // what measured it, resolved: "probe 1b (synthetic weights, neon-dotprod), all
+                              // threads", "llama-bench tg16 of /m.gguf, 4 threads": two compare only if equal
   double tokens_per_s = 0;
   double spread = 0;          // one token's time, interquartile / median (llama-bench: stddev / mean)
-  int tokens = 0;             // tokens timed (llama-bench: generated over its repetitions)
+  int tokens = 0;             // tokens timed (llama-bench: its repetitions)
   std::int64_t at_ms = 0;
+  bool cut_short = false;     // the probe's bound ended it before its minimums
+  std::string spec{};         // bench_key of the request: a kept figure serves a later request only if equal
 };
 
 struct Target {

@@ -107,6 +107,7 @@ fleet::v1::Throughput throughput_message(const bench::BenchReport& r) {
     t.set_tokens_timed(static_cast<std::uint32_t>(std::max(0, r.probe->tokens)));
     t.set_seconds_timed(r.probe->seconds_timed);
     t.set_spread(r.probe->spread);
+    t.set_cut_short(r.probe->cut_short);
   }
   if (r.bandwidth) {
     // The read figure on the most threads measured (all CPUs, or --threads).

@@ -77,7 +77,14 @@ TEST_CASE("a wrong measurement variable names the board, where it is and the var
     CHECK_THAT(r.error().message, Catch::Contains(want));
   };
   check_host("fleet_min_tokens_per_s", "fast", "fleet_min_tokens_per_s 'fast' is not a rate");
-  check_host("fleet_bench_max_seconds", "0", "is not a number of seconds from 1 to 3600");
+  check_host("fleet_bench_max_seconds", "0", "is not a number of seconds from 1 to 240");
+  check_host("fleet_bench_max_seconds", "600", "is not a number of seconds from 1 to 240");
+  check_host("fleet_max_regression", "0%", "above 0 and below 100");
+  check_host("fleet_max_regression", "3x", "above 0 and below 100");
+  inventory::Host gated;
+  gated.name = "pi-9";
+  gated.vars["fleet_max_regression"] = "3%";
+  CHECK(*rollout::bench_install_args(gated) == Args{"--bench", "auto", "--max-regression", "3"});
   check_host("fleet_min_tokens_per_s", "-1", "is not a rate");
   check_host("fleet_min_tokens_per_s", "nan", "is not a rate");
   check_host("fleet_bench_threads", "0", "fleet_bench_threads '0' is not a thread count");

@@ -72,8 +72,13 @@ inline void seed_finished(store::Store& st, std::int64_t t0 = 1796000000000) {
   // pi-1's history: an older kernel, then the new one twice.
   REQUIRE(st.add_report({"pi-1", "r-old", seq++, "COMMITTED", "6.12.47-v8-16k", "committed", verification_json(true),
                          t0 - 86400000, throughput_json(5.25, 61, false)}));
+  // Its trial against its committed kernel, measured alike at install: +8.3%.
+  std::string measured = throughput_json(6.5, 64.5, false);
+  measured.pop_back();
+  measured += R"(,"baseline_tokens_per_s":6.0,"baseline_release":"6.12.47-v8-16k","baseline_measured_by":)"
+              R"("probe 1b (synthetic weights, neon-dotprod), all threads","tokens_timed":29,"spread":0.05})";
   REQUIRE(st.add_report({"pi-1", "r-finished", seq++, "COMMITTED", "6.12.49-v8-16k-fleet", "committed",
-                         verification_json(true), t0 + 20000, throughput_json(6.5, 64.5, false)}));
+                         verification_json(true), t0 + 20000, measured}));
   REQUIRE(st.add_report({"pi-2", "r-finished", seq++, "VERIFY_FAILED", "6.12.49-v8-16k-fleet", "thp",
                          verification_json(false), t0 + 40000, throughput_json(4.75, 82, true)}));
   REQUIRE(st.add_report({k_hostile_board, "r-finished", seq++, "COMMITTED", "6.12.49-v8-16k-fleet", k_hostile_message,

@@ -2,6 +2,8 @@
 // check looks like, the metric names and values Prometheus will see.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include "controller/status/status_service.hpp"
 #include "controller/web/metrics.hpp"
 #include "controller/web/pages.hpp"
@@ -52,6 +54,9 @@ TEST_CASE("the pages show every board, failed checks as failed, and markup from 
   CHECK_THAT(fleet, Catch::Contains("82 C HOT"));
   CHECK_THAT(fleet, Catch::Contains("<td data-label=\"bootloader\">2025-05-08</td>"));  // the bootloader, from its check
   CHECK_THAT(fleet, Catch::Contains("data-live=\"/events?since=1\""));
+  // What the update changed on pi-1, and how steady its figure was.
+  CHECK_THAT(fleet, Catch::Contains("<small class=\"faster\" data-field=\"change\">+8.3% vs 6.12.47-v8-16k</small>"));
+  CHECK_THAT(fleet, Catch::Contains("&plusmn;5%"));
 
   const auto& rollout = snap.rollouts(0);
   const std::string page = web::rollout_page(rollout, 7);
@@ -97,6 +102,9 @@ TEST_CASE("metrics: Prometheus names, a series per board, check and rollout") {
   has("fleet_board_temperature_celsius{board=\"pi-2\"} 82");
   has("fleet_board_undervoltage{board=\"pi-2\"} 1");
   has("fleet_board_undervoltage{board=\"pi-1\"} 0");
+  has("fleet_board_baseline_tokens_per_second{board=\"pi-1\",kernel_release=\"6.12.47-v8-16k\"} 6");
+  CHECK_THAT(m, Catch::Contains("fleet_board_tokens_per_second_change_ratio{board=\"pi-1\"} 0.08333"));
+  has("fleet_board_tokens_timed{board=\"pi-1\"} 29");
   has("fleet_board_kernel_info{board=\"pi-1\",kernel_release=\"6.12.49-v8-16k-fleet\"} 1");
   // Label values are escaped by the text format, not refused.
   has("fleet_board_kernel_info{board=\"<script>window.pwned=1</script>\",kernel_release=\"6.12.49-v8-16k-fleet\"} 1");
@@ -119,4 +127,23 @@ TEST_CASE("the controller's own process figures come from /proc/self") {
   CHECK(p->open_fds >= 3);
   CHECK(p->start_time_seconds > 1.6e9);
   CHECK(p->max_fds >= p->open_fds);
+}
+
+TEST_CASE("the change a report shows compares figures of the same kind, and only sane ones") {
+  fleet::v1::Throughput t;
+  t.set_tokens_per_s(5.4);
+  CHECK_FALSE(controller::throughput_change(t));  // no baseline
+  t.set_baseline_tokens_per_s(5.0);
+  t.set_baseline_release("6.12-old");
+  t.set_baseline_measured_by("probe 1b (synthetic weights, avx2), all threads");
+  REQUIRE(controller::throughput_change(t));
+  CHECK(*controller::throughput_change(t) == Approx(0.08));
+  CHECK(controller::throughput_change_text(t) == "+8.0% vs 6.12-old");
+  // A llama-bench baseline is compared with llama-bench's figure, not the probe's.
+  t.set_baseline_measured_by("llama-bench tg16 of /m.gguf, all threads");
+  t.set_llama_tg_ts(4.5);
+  CHECK(*controller::throughput_change(t) == Approx(-0.1));
+  t.set_baseline_tokens_per_s(std::nan(""));
+  CHECK_FALSE(controller::throughput_change(t));
+  CHECK(controller::throughput_change_text(t).empty());
 }

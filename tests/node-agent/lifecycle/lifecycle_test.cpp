@@ -482,9 +482,23 @@ TEST_CASE_METHOD(Fixture, "the committed kernel's last measurement serves as the
   // The next update compares with the figure 6.1-new was committed on: not measured again.
   update_with(test::make_bundle(bundles, "b2", "6.1-newer"), spec);
   CHECK(board.measured.size() == 3);
+  REQUIRE(board.state().measured);
+  CHECK(board.state().measured->release == "6.1-newer");
   CHECK(last_report(board, "COMMITTED")["throughput"]["baseline_release"] == "6.1-new");
   // Measured another way (more threads), it is measured again.
   spec.threads = 2;
   update_with(test::make_bundle(bundles, "b3", "6.1-newest"), spec);
   CHECK(board.measured.size() == 5);
+}
+
+TEST_CASE_METHOD(Fixture, "a gated board whose trial kernel cannot be measured goes back") {
+  BenchSpec spec;
+  spec.shape = "1b";
+  spec.max_regression = 0.03;
+  update_with(test::make_bundle(bundles, "b1", "6.1-new", "bench-fails"), spec);
+  CHECK(board.running == k_old);
+  auto gate = check_of(last_report(board, "VERIFY_FAILED"), "tokens_per_s_change");
+  REQUIRE_FALSE(gate.is_null());
+  CHECK(gate["pass"] == false);
+  CHECK_THAT(gate["detail"].get<std::string>(), Catch::Contains("the trial kernel could not be measured"));
 }

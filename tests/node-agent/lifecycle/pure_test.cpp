@@ -1,7 +1,9 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <functional>
 
+#include "node-agent/bench/probe.hpp"
 #include "node-agent/lifecycle/compare.hpp"
 
 #include "node-agent/lifecycle/lifecycle.hpp"
@@ -94,8 +96,9 @@ TEST_CASE("a state file whose names would become paths outside the board's slots
 }
 
 TEST_CASE("the change between two measurements and its noise") {
-  Measurement base{"6.12-old", "probe 1b, all threads", 5.0, 0.05, 29, 1};
-  Measurement trial{"6.12-new", "probe 1b, all threads", 5.4, 0.05, 29, 2};
+  const std::string probe = "probe 1b (synthetic weights, avx2), all threads";
+  Measurement base{"6.12-old", probe, 5.0, 0.05, 29, 1};
+  Measurement trial{"6.12-new", probe, 5.4, 0.05, 29, 2};
   auto c = compare(base, trial);
   CHECK(c.change == Approx(0.08));
   // 3 x sqrt(2) x 0.93 x 0.05 / sqrt(29)
@@ -104,12 +107,83 @@ TEST_CASE("the change between two measurements and its noise") {
   // More tokens, less noise: 400 tokens bring a 5% spread to 1% of noise.
   base.tokens = trial.tokens = 400;
   CHECK(compare(base, trial).noise == Approx(0.00986).epsilon(0.01));
-  // No spread known: no noise forgiven.
-  base.spread = trial.spread = 0;
-  CHECK(compare(base, trial).noise == 0);
-  trial.tokens_per_s = 4.8;  // -4% against a 3% gate, nothing to forgive
+  base.spread = trial.spread = 0.002;  // a quiet machine: 0.04% of noise
+  trial.tokens_per_s = 4.8;            // -4% against a 3% gate
   CHECK_FALSE(regression_check(base, trial, 0.03).pass);
   trial.tokens_per_s = 4.9;  // -2%
   CHECK(regression_check(base, trial, 0.03).pass);
   CHECK(regression_check(base, trial, 0.03).warning.empty());
+  // llama-bench's 3 repetitions: their errors count 2.2 times more.
+  Measurement lb{"6.12-old", "llama-bench tg16 of /m.gguf, all threads", 5.0, 0.05, 3, 1};
+  Measurement lt = lb;
+  lt.release = "6.12-new";
+  CHECK(compare(lb, lt).noise == Approx(3 * std::sqrt(2.0) * 2.2 * 0.05 / std::sqrt(3.0)));
+}
+
+TEST_CASE("the gate does not judge figures it cannot compare: it passes and says why") {
+  const std::string probe = "probe 1b (synthetic weights, avx2), all threads";
+  Measurement base{"6.12-old", probe, 5.0, 0.002, 400, 1};
+  struct Case {
+    const char* what;
+    std::function<void(Measurement&)> change;
+    const char* why;
+  } cases[] = {
+      {"another shape (auto chose by free memory)", [](Measurement& m) { m.key = "probe 3b (synthetic weights, avx2), all threads"; },
+       "measured differently"},
+      {"llama-bench against the probe", [](Measurement& m) { m.key = "llama-bench tg16 of /m.gguf, all threads"; },
+       "measured differently"},
+      {"cut at its bound", [](Measurement& m) { m.cut_short = true; }, "cut at its time bound"},
+      {"too few tokens for a spread", [](Measurement& m) { m.tokens = 3; }, "timed 3 tokens, too few"},
+      {"no spread", [](Measurement& m) { m.spread = 0; }, "too few for a spread"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.what);
+    Measurement trial = base;
+    trial.release = "6.12-new";
+    trial.tokens_per_s = 1.0;  // far slower: would fail if judged
+    c.change(trial);
+    auto k = regression_check(base, trial, 0.03);
+    CHECK(k.pass);
+    CHECK(k.actual == "not compared");
+    CHECK_THAT(k.warning, Catch::Contains(c.why));
+  }
+}
+
+TEST_CASE("token times: interpolated quartiles, no spread from too few") {
+  using fleet::agent::bench::summarize;
+  auto t = summarize({0.010, 0.012, 0.011, 0.013, 0.050, 0.011, 0.012, 0.010});
+  // Sorted .010 .010 .011 .011 .012 .012 .013 .050: q1 at rank 1.75 (.01075), q3 at 5.25 (.01225).
+  CHECK(t.spread == Approx((0.01225 - 0.01075) / 0.0115));
+  CHECK(summarize({0.01, 0.02}).spread == 0);  // unknown, not zero noise
+}
+
+TEST_CASE("kept measurements read back checked, and one that does not is dropped, not fatal") {
+  AgentState s;
+  s.committed = {"fleet-aaaaaaaaaaaa", "6.1-a"};
+  s.measured = Measurement{"6.1-a", "probe 1b (x), all threads", 5.5, 0.04, 30, 77, false, "probe 1b, all threads"};
+  s.target = Target{{"fleet-bbbbbbbbbbbb", "6.1-b"}, std::string(64, 'b'), "r7", BenchSpec{"1b", "", 0, 0, 0, 0.03}};
+  s.target->baseline = s.measured;
+  s.state = State::installed;
+  auto back = parse_state(state_to_json(s), "state.json");
+  REQUIRE(back);
+  REQUIRE(back->measured);
+  CHECK(back->measured->tokens_per_s == 5.5);
+  CHECK(back->measured->spec == "probe 1b, all threads");
+  REQUIRE(back->target->baseline);
+  CHECK(back->target->baseline->key == "probe 1b (x), all threads");
+  CHECK(back->target->bench->max_regression == 0.03);
+  // A bad figure (0, a release that is none) is dropped; the state still loads.
+  auto text = state_to_json(s);
+  const std::string good = "\"tokens_per_s\": 5.5";
+  int replaced = 0;
+  for (auto at = text.find(good); at != std::string::npos; at = text.find(good)) {
+    text.replace(at, good.size(), "\"tokens_per_s\": 0");
+    ++replaced;
+  }
+  REQUIRE(replaced == 2);  // the kept one and the baseline
+  auto dropped = parse_state(text, "state.json");
+  REQUIRE(dropped);
+  CHECK_FALSE(dropped->measured);
+  CHECK_FALSE(dropped->target->baseline);
+  CHECK(dropped->target->baseline_note == "the saved baseline did not read back");
 }
