@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <iomanip>
 #include <map>
@@ -9,6 +10,7 @@
 #include <sstream>
 
 #include "common/process.hpp"
+#include "node-agent/bench/repack.hpp"
 
 namespace fleet::agent::bench {
 
@@ -148,6 +150,7 @@ nlohmann::json bench_json(const BenchReport& r) {
                              {"vocab", p.shape.vocab}}},
                   {"threads", p.threads},
                   {"dot_path", p.dot_path},
+                  {"layout", p.layout},
                   {"numa_nodes", p.numa_nodes},
                   {"layers_resident", p.layers_resident},
                   {"bytes_per_token", p.bytes_per_token},
@@ -222,6 +225,7 @@ std::string bench_table(const BenchReport& r) {
       << (p.resident_bytes >> 20) << " MiB held (" << p.layers_resident << "/" << p.shape.layers << " layers), "
       << fixed(100 * p.huge_fraction, 0) << "% THP-backed\n"
       << "  threads      " << p.threads << " on " << p.numa_nodes << " NUMA node(s), " << p.dot_path << " dot product\n"
+      << "  layout       " << p.layout << "\n"
       << "  per token    " << fixed(p.seconds_per_token * 1000, 2) << " ms median, " << fixed(p.best_seconds_per_token * 1000, 2)
       << " ms best, spread " << fixed(100 * p.spread, 1) << "% (interquartile / median), " << p.tokens << " tokens timed over "
       << fixed(p.seconds_timed, 2) << " s\n"
@@ -257,7 +261,8 @@ Result<std::string> self_test_dot(int blocks, int trials) {
   std::vector<BlockQ8_0> qb(static_cast<std::size_t>(blocks));
   std::ostringstream out;
   bool ok = true;
-  for (DotPath p : {DotPath::portable, DotPath::avx2, DotPath::avx_vnni, DotPath::neon_dotprod}) {
+  constexpr DotPath paths[] = {DotPath::portable, DotPath::avx2, DotPath::avx_vnni, DotPath::neon_dotprod};
+  for (DotPath p : paths) {
     auto fn = dot_fn(p);
     if (!fn) {
       out << dot_path_name(p) << ": not available on this CPU\n";
@@ -281,6 +286,42 @@ Result<std::string> self_test_dot(int blocks, int trials) {
     ok = ok && pass;
     out << dot_path_name(p) << ": " << (pass ? "ok" : "MISMATCH") << ", worst relative error " << worst << " over "
         << trials << " trials of " << blocks << " blocks\n";
+  }
+  // The repacked layouts: a matrix of random rows, repacked, times a random vector, against
+  // the plain rows' reference dot product row by row. Each row has its own scales, the
+  // column count is odd in blocks and the row count a few groups.
+  for (Layout l : {Layout::q4_0_4x4, Layout::q4_0_4x8, Layout::q4_0_8x8}) {
+    const std::size_t n = std::size_t(layout_rows(l)), rows = 3 * n, cols_blocks = 37;
+    std::vector<float> wf(rows * cols_blocks * k_block), xf(cols_blocks * k_block);
+    std::vector<BlockQ4_0> w(rows * cols_blocks);
+    std::vector<BlockQ8_0> x(cols_blocks);
+    std::vector<std::uint8_t> packed(w.size() * sizeof(BlockQ4_0));
+    std::vector<float> got(rows), ref_out(rows);
+    for (DotPath p : paths) {
+      auto fn = gemv_fn(l, p);
+      if (!fn) continue;
+      double worst = 0;
+      for (int t = 0; t < trials; ++t) {
+        for (std::size_t i = 0; i < wf.size(); ++i) wf[i] = normal(rng) * float(1 + (i / (cols_blocks * k_block)) % 5);
+        for (auto& v : xf) v = normal(rng);
+        quantize_q4_0(wf, w);
+        quantize_q8_0(xf, x);
+        repack(l, w.data(), rows, cols_blocks, packed.data());
+        fn(packed.data(), x.data(), cols_blocks, rows / n, got.data());
+        gemv_reference(l, packed.data(), x.data(), cols_blocks, rows / n, ref_out.data());
+        for (std::size_t r = 0; r < rows; ++r) {
+          const BlockQ4_0* row = w.data() + r * cols_blocks;
+          const double ref = dot_q4_0_q8_0_reference(row, x.data(), cols_blocks);
+          double scale = 0;
+          for (std::size_t i = 0; i < cols_blocks; ++i) scale += std::fabs(fp16_to_fp32(row[i].d) * fp16_to_fp32(x[i].d)) * 8 * 127 * 32;
+          worst = std::max({worst, std::fabs(got[r] - ref) / scale, std::fabs(ref_out[r] - ref) / scale});
+        }
+      }
+      const bool pass = worst < 1e-6;
+      ok = ok && pass;
+      out << layout_name(l) << " " << dot_path_name(p) << ": " << (pass ? "ok" : "MISMATCH") << ", worst relative error "
+          << worst << " over " << trials << " trials of " << rows << " x " << cols_blocks * k_block << "\n";
+    }
   }
   if (!ok) return fail(Errc::mismatch, out.str());
   return out.str();

@@ -14,9 +14,10 @@ std::uint64_t probe_min_bytes(const ModelShape& s) { return q4_0_bytes(s.layer_w
 namespace {
 
 struct Matrix {
-  BlockQ4_0* w = nullptr;
+  std::uint8_t* w = nullptr;
   int rows = 0;
   int cols = 0;  // weights per row
+  Layout layout = Layout::rows;
   std::size_t row_blocks() const { return std::size_t(cols) / k_block; }
 };
 
@@ -197,6 +198,14 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
   const ModelShape& s = opt.shape;
   auto dot = dot_fn(opt.path);
   if (!dot) return fail(Errc::unsupported, "this CPU cannot run the " + std::string(dot_path_name(opt.path)) + " path");
+  GemvFn gemv = nullptr;
+  if (opt.layout != Layout::rows) {
+    gemv = gemv_fn(opt.layout, opt.path);
+    if (!gemv) {
+      return fail(Errc::unsupported, "the " + std::string(layout_name(opt.layout)) + " layout has no " +
+                                         std::string(dot_path_name(opt.path)) + " kernel here");
+    }
+  }
   const int threads = opt.threads > 0 ? opt.threads : int(topo.cpus.size());
   const std::uint64_t layer_bytes = q4_0_bytes(s.layer_weights());
   const std::uint64_t output_bytes = q4_0_bytes(s.output_weights());
@@ -218,6 +227,7 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
   r.shape = s;
   r.threads = threads;
   r.dot_path = std::string(dot_path_name(opt.path));
+  r.layout = std::string(layout_name(opt.layout));
   r.numa_nodes = int(topo.node_cpus.size());
   r.layers_resident = resident;
   r.bytes_per_token = model_bytes;
@@ -227,10 +237,13 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
   std::vector<Layer> layers(static_cast<std::size_t>(resident));
   Matrix output;
   {
-    auto* next = reinterpret_cast<BlockQ4_0*>(region.data());
+    auto* next = reinterpret_cast<std::uint8_t*>(region.data());
+    bool all_fit = true;
     auto take = [&](Matrix& m, int rows, int cols) {
-      m = {next, rows, cols};
-      next += std::size_t(rows) * m.row_blocks();
+      const Layout l = layout_fits(opt.layout, std::size_t(rows), std::size_t(cols)) ? opt.layout : Layout::rows;
+      all_fit = all_fit && l == opt.layout;
+      m = {next, rows, cols, l};
+      next += std::size_t(rows) * m.row_blocks() * sizeof(BlockQ4_0);
     };
     for (auto& L : layers) {
       take(L.wq, s.dim, s.dim);
@@ -242,6 +255,7 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
       take(L.w2, s.dim, s.ffn);
     }
     take(output, s.vocab, s.dim);
+    if (!all_fit) r.layout += " (plain rows where the rows do not divide, as ggml)";
   }
   Decoder decoder(s, layers, output, opt);
 
@@ -249,25 +263,36 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
   Team team(threads, cpus);
   // Each thread writes the rows it will read (first touch places them on its node).
   team.run([&](int t) {
-    std::uint64_t seed = 0x9e3779b97f4a7c15ull * std::uint64_t(t + 1);
-    auto fill = [&](const Matrix& m) {
-      auto [lo, hi] = slice(std::size_t(m.rows), t, threads);
+    // A thread writes the rows it will read. Each row's nibbles come from its own seed (the
+    // matrix and the row), written as plain rows and repacked group by group: every layout and
+    // thread count holds the same matrices, so the tokens decoded are the same. Every scale
+    // is the same.
+    std::vector<BlockQ4_0> plain;
+    auto fill = [&](const Matrix& m, std::uint64_t id) {
+      auto [lo, hi] = layout_slice(m.layout, std::size_t(m.rows), t, threads);
       const std::uint16_t d = fp32_to_fp16(0.25f / std::sqrt(float(m.cols)));
-      for (std::size_t row = lo; row < hi; ++row) {
-        BlockQ4_0* b = m.w + row * m.row_blocks();
-        for (std::size_t k = 0; k < m.row_blocks(); ++k) {
-          b[k].d = d;
-          for (std::size_t j = 0; j < sizeof b[k].qs; j += 8) {
-            const std::uint64_t v = xorshift(seed);
-            std::memcpy(b[k].qs + j, &v, 8);
+      const std::size_t n = std::size_t(layout_rows(m.layout)), nb = m.row_blocks();
+      plain.resize(n * nb);
+      for (std::size_t g = lo / n; g < hi / n; ++g) {
+        for (std::size_t i = 0; i < n; ++i) {
+          std::uint64_t seed = (id << 32 | (g * n + i)) * 0x9e3779b97f4a7c15ull + 1;
+          for (std::size_t k = 0; k < nb; ++k) {
+            BlockQ4_0& b = plain[i * nb + k];
+            b.d = d;
+            for (std::size_t j = 0; j < sizeof b.qs; j += 8) {
+              const std::uint64_t v = xorshift(seed);
+              std::memcpy(b.qs + j, &v, 8);
+            }
           }
         }
+        repack(m.layout, plain.data(), n, nb, m.w + g * n * nb * sizeof(BlockQ4_0));
       }
     };
+    std::uint64_t id = 0;
     for (const auto& L : layers) {
-      for (const Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w3, &L.w2}) fill(*m);
+      for (const Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w3, &L.w2}) fill(*m, ++id);
     }
-    fill(output);
+    fill(output, ++id);
   });
   r.huge_fraction = double(region.huge_kb()) * 1024.0 / double(region.size());
 
@@ -277,11 +302,17 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
     while (!decoder.done()) {
       for (const auto& phase : decoder.phases()) {
         for (const MatVec& mv : phase) {
-          auto [lo, hi] = slice(std::size_t(mv.m->rows), t, threads);
-          const std::size_t nb = mv.m->row_blocks();
+          const Matrix& m = *mv.m;
+          auto [lo, hi] = layout_slice(m.layout, std::size_t(m.rows), t, threads);
+          const std::size_t nb = m.row_blocks();
           const BlockQ8_0* in = mv.in->data();
           float* out = mv.out->data();
-          for (std::size_t row = lo; row < hi; ++row) out[row] = dot(mv.m->w + row * nb, in, nb);
+          if (m.layout == Layout::rows) {
+            const auto* w = reinterpret_cast<const BlockQ4_0*>(m.w);
+            for (std::size_t row = lo; row < hi; ++row) out[row] = dot(w + row * nb, in, nb);
+          } else if (hi > lo) {
+            gemv(m.w + lo * nb * sizeof(BlockQ4_0), in, nb, (hi - lo) / std::size_t(layout_rows(m.layout)), out + lo);
+          }
         }
         sync.arrive_and_wait();
       }

@@ -17,6 +17,7 @@
 #include "common/model_shape.hpp"
 #include "node-agent/bench/memory.hpp"
 #include "node-agent/bench/quant.hpp"
+#include "node-agent/bench/repack.hpp"
 #include "node-agent/bench/topology.hpp"
 
 namespace fleet::agent::bench {
@@ -34,6 +35,9 @@ struct ProbeOptions {
   ModelShape shape;
   int threads = 0;                    // 0: every CPU
   DotPath path = best_dot_path();
+  // How the weights are held: ggml's repacked row groups where ggml would repack them on this
+  // CPU (a matrix whose rows do not divide stays plain rows, as in ggml), or plain rows.
+  Layout layout = best_layout();
   Huge huge = Huge::on;
   std::uint64_t memory_budget = 0;    // bytes of weights to hold; 0: the model, at most half of MemAvailable
   // The measurement ends when both minimums are met, or at max_time whatever was timed (a
@@ -49,6 +53,7 @@ struct ProbeResult {
   ModelShape shape;
   int threads = 0;
   std::string dot_path;
+  std::string layout;                  // the weights' layout (repack.hpp): q4_0_8x8, q4_0_4x4, ... or rows
   int numa_nodes = 1;
   int layers_resident = 0;             // distinct layers in memory; the others reuse them in turn
   std::uint64_t bytes_per_token = 0;   // weight bytes one token reads

@@ -28,6 +28,8 @@ struct BlockQ8_0 {
 static_assert(sizeof(BlockQ8_0) == 34);
 
 float fp16_to_fp32(std::uint16_t h);
+// The same through a table of all 65536 halves (what the kernels use: one load per scale).
+const float* fp16_lookup();
 std::uint16_t fp32_to_fp16(float f);  // round to nearest even
 
 // x.size() must be a multiple of k_block; out has x.size() / k_block blocks.

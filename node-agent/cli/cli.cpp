@@ -534,12 +534,15 @@ int bench_command(const std::vector<std::string>& argv, std::ostream& out, std::
       args::Option{"size-mib", args::Takes::value, "MIB", "bandwidth array size (default max(256 MiB, 4 x last-level cache))"},
       args::Option{"repetitions", args::Takes::value, "N", "bandwidth repetitions, the best counts (default 5)"},
       args::Option{"path", args::Takes::value, "PATH", "dot product: portable, avx2, avx-vnni or neon-dotprod (default: the fastest here)"},
+      args::Option{"layout", args::Takes::value, "LAYOUT",
+                   "the weights' layout: rows, q4_0_4x4, q4_0_4x8 or q4_0_8x8 (default: what llama.cpp's CPU backend "
+                   "repacks Q4_0 into on this CPU: 8x8 with AVX2, 4x8 with Arm i8mm, 4x4 with the Arm dot product)"},
       args::Option{"no-bandwidth", args::Takes::nothing, "", "skip the bandwidth measurement"},
       args::Option{"no-probe", args::Takes::nothing, "", "skip the token-generation probe"},
       args::Option{"no-hugepage", args::Takes::nothing, "", "hold the probe's weights with MADV_NOHUGEPAGE"},
       args::Option{"llama-bench", args::Takes::value, "PROGRAM", "llama-bench to run with --model (default: llama-bench on PATH)"},
       args::Option{"self-test", args::Takes::nothing, "",
-                   "check every dot-product path this CPU has against the scalar reference, then exit"},
+                   "check every dot-product path and repacked layout this CPU has against the scalar reference, then exit"},
       args::Option{"json", args::Takes::nothing, "", "print one JSON object instead of a table"},
       k_help_option};
   int code = 0;
@@ -594,6 +597,22 @@ int bench_command(const std::vector<std::string>& argv, std::ostream& out, std::
       err << "fleet-agent bench: --path must be portable, avx2, avx-vnni or neon-dotprod, got '" << *p << "'\n";
       return k_exit_usage;
     }
+  }
+  if (auto l = a->value("layout")) {
+    auto layout = bench::parse_layout(*l);
+    if (!layout) {
+      err << "fleet-agent bench: --layout must be rows, q4_0_4x4, q4_0_4x8 or q4_0_8x8, got '" << *l << "'\n";
+      return k_exit_usage;
+    }
+    if (*layout != bench::Layout::rows && !bench::gemv_fn(*layout, o.probe_options.path)) {
+      err << "fleet-agent bench: the " << *l << " layout has no " << bench::dot_path_name(o.probe_options.path)
+          << " kernel on this CPU (8x8 runs on avx2, avx-vnni and portable; 4x4 and 4x8 on neon-dotprod and portable)\n";
+      return k_exit_usage;
+    }
+    o.probe_options.layout = *layout;
+  } else if (o.probe_options.layout != bench::Layout::rows &&
+             !bench::gemv_fn(o.probe_options.layout, o.probe_options.path)) {
+    o.probe_options.layout = bench::Layout::rows;  // a --path whose instructions the layout's kernel does not use
   }
   if (auto m = a->value("model")) o.model = std::filesystem::path(*m);
   o.shape = a->value("model-shape");

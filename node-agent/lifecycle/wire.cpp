@@ -102,6 +102,7 @@ fleet::v1::Throughput throughput_message(const bench::BenchReport& r) {
     t.set_effective_gbps(r.probe->effective_gbps);
     t.set_threads(static_cast<std::uint32_t>(std::max(0, r.probe->threads)));
     t.set_dot_path(r.probe->dot_path);
+    t.set_layout(r.probe->layout);
     t.set_numa_nodes(static_cast<std::uint32_t>(std::max(0, r.probe->numa_nodes)));
     t.set_bytes_per_token(r.probe->bytes_per_token);
     t.set_tokens_timed(static_cast<std::uint32_t>(std::max(0, r.probe->tokens)));

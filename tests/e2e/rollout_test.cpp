@@ -180,6 +180,7 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
       REQUIRE(b.has_throughput());
       CHECK(b.throughput().shape() == "15m");
       CHECK(b.throughput().dot_path() == "neon-dotprod");
+      CHECK(b.throughput().layout() == "q4_0_4x4");  // -cpu cortex-a76: what ggml repacks into on a Pi 5
       CHECK(b.throughput().tokens_per_s() > 0);
       CHECK(b.throughput().read_gbps() > 0);
       CHECK(b.throughput().numa_nodes() == 2);

@@ -32,11 +32,24 @@ echo "$out" | grep -q '"actual":"never"' || { echo "FAIL: THP actual never not r
 echo "aarch64 agent: verify passes on the tuned folder and fails on THP never"
 
 # The throughput probe's aarch64 paths: vdotq_s32 (qemu's default CPU has the dot-product
-# extension) and the portable one, each against the scalar reference.
+# extension) and the portable one, each against the scalar reference, and ggml's repacked
+# layouts 4x4 and 4x8 on both.
 out=$(timeout 120 qemu-aarch64-static "$agent" bench --self-test)
 echo "$out"
-echo "$out" | grep -q '^neon-dotprod: ok' || { echo "FAIL: the neon-dotprod path did not match the reference"; exit 1; }
-echo "$out" | grep -q '^portable: ok' || { echo "FAIL: the portable path did not match the reference"; exit 1; }
-out=$(timeout 120 qemu-aarch64-static "$agent" bench --model-shape 15m --no-bandwidth --tokens 3 --json)
-echo "$out" | grep -q '"dot_path": "neon-dotprod"' || { echo "FAIL: the probe did not use neon-dotprod"; echo "$out"; exit 1; }
-echo "aarch64 agent: the dot-product paths match the reference and the probe decodes"
+for line in 'neon-dotprod' 'portable' 'q4_0_4x4 neon-dotprod' 'q4_0_4x8 neon-dotprod' 'q4_0_4x4 portable'; do
+  echo "$out" | grep -q "^$line: ok" || { echo "FAIL: $line did not match the reference"; exit 1; }
+done
+# The layout follows the CPU as ggml's does: the Pi 5's Cortex-A76 (dot product, no i8mm)
+# 4x4, a CPU with i8mm (qemu's max) 4x8, a Cortex-A53 (neither) plain rows; all decode the
+# same tokens (the weights are seeded per row, whatever the layout).
+tokens=""
+for cpu_layout in cortex-a76:q4_0_4x4:neon-dotprod max:q4_0_4x8:neon-dotprod cortex-a53:rows:portable; do
+  IFS=: read -r cpu layout path <<< "$cpu_layout"
+  out=$(QEMU_CPU=$cpu timeout 120 qemu-aarch64-static "$agent" bench --model-shape 15m --no-bandwidth --tokens 3 --min-seconds 0 --json)
+  echo "$out" | grep -q "\"dot_path\": \"$path\"" || { echo "FAIL: on $cpu the probe did not use $path"; echo "$out"; exit 1; }
+  echo "$out" | grep -q "\"layout\": \"$layout\"" || { echo "FAIL: on $cpu the probe did not hold its weights as $layout"; echo "$out"; exit 1; }
+  tokens="$tokens $(echo "$out" | sed -n 's/.*"last_token": \([0-9]*\).*/\1/p')"
+  echo "  $cpu: $path, $layout, last token$(echo "$out" | sed -n 's/.*"last_token": \([0-9]*\).*/ \1/p')"
+done
+[ "$(echo $tokens | tr ' ' '\n' | sort -u | wc -l)" -eq 1 ] || { echo "FAIL: the layouts decoded different tokens:$tokens"; exit 1; }
+echo "aarch64 agent: the dot-product paths and layouts match the reference and the probe decodes the same tokens"

@@ -1,0 +1,187 @@
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "node-agent/bench/probe.hpp"
+#include "node-agent/bench/repack.hpp"
+
+using namespace fleet::agent::bench;
+
+namespace {
+
+constexpr Layout k_repacked[] = {Layout::q4_0_4x4, Layout::q4_0_4x8, Layout::q4_0_8x8};
+constexpr DotPath k_paths[] = {DotPath::portable, DotPath::avx2, DotPath::avx_vnni, DotPath::neon_dotprod};
+
+std::vector<BlockQ4_0> numbered_rows(std::size_t rows, std::size_t blocks) {
+  std::vector<BlockQ4_0> w(rows * blocks);
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t k = 0; k < blocks; ++k) {
+      BlockQ4_0& b = w[r * blocks + k];
+      b.d = std::uint16_t(0x3c00 + r * 16 + k);  // distinct scales
+      for (std::size_t j = 0; j < 16; ++j) b.qs[j] = std::uint8_t(r * 37 + k * 11 + j * 3);
+    }
+  }
+  return w;
+}
+
+}  // namespace
+
+TEST_CASE("repacking places scales, then chunks of B bytes of the N rows in turn, XORed with 0x88") {
+  // ggml-cpu's make_block_q4_0x4 / x8: chunk i of a group is bytes (i / N) * B .. + B of row i % N.
+  for (Layout l : k_repacked) {
+    const std::size_t n = std::size_t(layout_rows(l)), b = std::size_t(layout_chunk(l)), blocks = 3;
+    INFO(layout_name(l));
+    const auto w = numbered_rows(2 * n, blocks);
+    std::vector<std::uint8_t> out(w.size() * sizeof(BlockQ4_0));
+    repack(l, w.data(), 2 * n, blocks, out.data());
+    for (std::size_t g = 0; g < 2; ++g) {
+      for (std::size_t k = 0; k < blocks; ++k) {
+        const std::uint8_t* grp = out.data() + (g * blocks + k) * group_bytes(l);
+        for (std::size_t r = 0; r < n; ++r) {
+          std::uint16_t d;
+          std::memcpy(&d, grp + 2 * r, 2);
+          CHECK(d == w[(g * n + r) * blocks + k].d);
+        }
+        for (std::size_t i = 0; i < 16 * n; ++i) {
+          const std::size_t chunk = i / b, row = chunk % n, byte = (chunk / n) * b + i % b;
+          CHECK(grp[2 * n + i] == (w[(g * n + row) * blocks + k].qs[byte] ^ 0x88));
+        }
+      }
+    }
+  }
+  // 4x4: the first 16 bytes are bytes 0-3 of rows 0, 1, 2, 3; 8x8: bytes 0-7 of rows 0..7.
+  const auto w = numbered_rows(8, 1);
+  std::vector<std::uint8_t> out(8 * sizeof(BlockQ4_0));
+  repack(Layout::q4_0_4x4, w.data(), 4, 1, out.data());
+  CHECK(out[8 + 4] == (w[1].qs[0] ^ 0x88));
+  CHECK(out[8 + 16] == (w[0].qs[4] ^ 0x88));
+  repack(Layout::q4_0_8x8, w.data(), 8, 1, out.data());
+  CHECK(out[16 + 8 * 7] == (w[7].qs[0] ^ 0x88));
+  CHECK(out[16 + 64] == (w[0].qs[8] ^ 0x88));
+}
+
+TEST_CASE("every repacked kernel this CPU has equals the plain rows' dot products on random data") {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0, 1);
+  int tested = 0;
+  for (Layout l : k_repacked) {
+    for (DotPath p : k_paths) {
+      auto fn = gemv_fn(l, p);
+      if (!fn) continue;
+      ++tested;
+      const std::size_t n = std::size_t(layout_rows(l));
+      for (std::size_t blocks : {std::size_t(1), std::size_t(2), std::size_t(7), std::size_t(64)}) {
+        for (std::size_t groups : {std::size_t(1), std::size_t(5)}) {
+          const std::size_t rows = groups * n;
+          std::vector<float> wf(rows * blocks * 32), xf(blocks * 32);
+          for (std::size_t i = 0; i < wf.size(); ++i) wf[i] = normal(rng) * float(1 + i % 3);
+          for (auto& v : xf) v = normal(rng);
+          std::vector<BlockQ4_0> w(rows * blocks);
+          std::vector<BlockQ8_0> x(blocks);
+          quantize_q4_0(wf, w);
+          quantize_q8_0(xf, x);
+          std::vector<std::uint8_t> packed(w.size() * sizeof(BlockQ4_0));
+          repack(l, w.data(), rows, blocks, packed.data());
+          std::vector<float> got(rows, -1.0f), ref(rows, -1.0f);
+          fn(packed.data(), x.data(), blocks, groups, got.data());
+          gemv_reference(l, packed.data(), x.data(), blocks, groups, ref.data());
+          for (std::size_t r = 0; r < rows; ++r) {
+            INFO(layout_name(l) << " " << dot_path_name(p) << ", " << blocks << " blocks, row " << r);
+            const float plain = dot_q4_0_q8_0_reference(w.data() + r * blocks, x.data(), blocks);
+            CHECK(ref[r] == Approx(plain).epsilon(1e-5).margin(1e-4));
+            CHECK(got[r] == Approx(plain).epsilon(1e-5).margin(1e-4));
+          }
+        }
+      }
+    }
+  }
+  CHECK(tested >= 3);  // at least the portable kernel of each layout
+  // The layouts this build can pick have a kernel on their fastest path.
+  CHECK((best_layout() == Layout::rows || gemv_fn(best_layout(), best_dot_path()) != nullptr));
+#if defined(__x86_64__)
+  CHECK(best_layout() == (dot_path_available(DotPath::avx2) ? Layout::q4_0_8x8 : Layout::rows));
+  CHECK(gemv_fn(Layout::q4_0_4x4, DotPath::avx2) == nullptr);
+#endif
+}
+
+TEST_CASE("threads split the rows as ggml does: ends rounded up to whole groups, every row once") {
+  for (Layout l : {Layout::rows, Layout::q4_0_4x4, Layout::q4_0_8x8}) {
+    const std::size_t n = std::size_t(layout_rows(l));
+    for (std::size_t rows : {std::size_t(8), std::size_t(512), std::size_t(32000), std::size_t(128256)}) {
+      for (int threads : {1, 2, 3, 4, 7}) {
+        std::size_t next = 0;
+        for (int t = 0; t < threads; ++t) {
+          auto [lo, hi] = layout_slice(l, rows, t, threads);
+          INFO(layout_name(l) << " " << rows << " rows, thread " << t << " of " << threads);
+          CHECK(lo % n == 0);
+          CHECK(hi % n == 0);
+          if (hi > lo) {
+            CHECK(lo == next);
+            next = hi;
+          }
+        }
+        CHECK(next == rows);
+      }
+    }
+  }
+  // ggml: thread 1 of 3 over 8 rows of 8x8 starts at round_up(8 / 3 = 2, 8) = 8 and ends at
+  // round_up(16 / 3 = 5, 8) = 8: nothing; thread 0 takes the whole group.
+  CHECK(layout_slice(Layout::q4_0_8x8, 8, 0, 3) == std::pair<std::size_t, std::size_t>{0, 8});
+  CHECK(layout_slice(Layout::q4_0_8x8, 8, 1, 3).first == layout_slice(Layout::q4_0_8x8, 8, 1, 3).second);
+}
+
+TEST_CASE("layouts fit matrices whose rows divide into groups, as in ggml") {
+  CHECK(layout_fits(Layout::q4_0_8x8, 512, 2048));
+  CHECK_FALSE(layout_fits(Layout::q4_0_8x8, 12, 2048));
+  CHECK(layout_fits(Layout::q4_0_4x4, 12, 2048));
+  CHECK(layout_fits(Layout::rows, 3, 32));
+  CHECK(parse_layout("q4_0_4x8") == Layout::q4_0_4x8);
+  CHECK_FALSE(parse_layout("4x8"));
+}
+
+TEST_CASE("the probe decodes the same tokens in every layout and says which it used") {
+  // Each row's weights come from its own seed, so the layouts and thread counts hold the same
+  // model; they differ only in float rounding, which a greedy argmax over 512 logits survives.
+  Topology topo;
+  topo.cpus = {0, 1};
+  topo.node_cpus = {{0, 1}};
+  topo.mem_available_bytes = 1ull << 30;
+  const ModelShape tiny{"tiny", 128, 4, 256, 4, 2, 512, "test"};
+  ProbeOptions o;
+  o.shape = tiny;
+  o.min_tokens = 5;
+  o.min_time = std::chrono::milliseconds(0);
+  o.path = DotPath::portable;
+  o.layout = Layout::rows;
+  o.threads = 1;
+  auto ref = run_probe(topo, o);
+  REQUIRE(ref);
+  CHECK(ref->layout == "rows");
+  std::set<std::uint32_t> tokens;
+  for (Layout l : k_repacked) {
+    for (DotPath p : k_paths) {
+      if (!gemv_fn(l, p)) continue;
+      for (int threads : {1, 2}) {
+        o.layout = l;
+        o.path = p;
+        o.threads = threads;
+        auto r = run_probe(topo, o);
+        REQUIRE(r);
+        INFO(layout_name(l) << " " << dot_path_name(p) << ", " << threads << " threads");
+        CHECK(r->layout == std::string(layout_name(l)));
+        CHECK(r->tokens == 5);
+        CHECK(r->last_token == ref->last_token);
+      }
+    }
+  }
+  // A shape whose kv rows do not divide by 8 keeps those matrices as plain rows, and says so.
+  o.shape = ModelShape{"odd", 128, 2, 256, 4, 1, 516, "test"};  // 516 output rows: not a multiple of 8
+  o.layout = Layout::q4_0_8x8;
+  o.path = DotPath::portable;
+  auto odd = run_probe(topo, o);
+  REQUIRE(odd);
+  CHECK(odd->layout.find("plain rows where the rows do not divide") != std::string::npos);
+}
