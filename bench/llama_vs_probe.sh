@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The probe against llama.cpp's own llama-bench, per model shape, on this machine (or, with
+# --aarch64, both built for the Pi 5's Cortex-A76 and run under qemu-aarch64 -cpu cortex-a76).
+#
+#   bench/llama_vs_probe.sh --source LLAMA_CPP_DIR [--shapes "1b 110m"] [--rounds 5]
+#                           [--threads N] [--tokens 64] [--aarch64]
+#
+# - builds llama-bench from the llama.cpp tree at --source (or $LLAMA_CPP_DIR) into
+#   build/llama-x86 or build/llama-aarch64 (ccache; nothing is downloaded: README, "llama.cpp
+#   for the benchmarks", says how to bring a tree here), CPU only, as a user builds it
+#   (GGML_NATIVE here; armv8.2-a+dotprod, static, for the Pi 5);
+# - writes a random-weight Q4_0 GGUF file of each shape with bench/gguf_random.py, the shape
+#   being the one the probe reports (so both read the same matrices);
+# - alternates the two, --rounds times each: the probe (fleet-agent bench, its defaults: at
+#   least 16 tokens and 2 s) and llama-bench (-p 0 -n TOKENS -r 1, generation only);
+# - prints per shape the medians, probe / llama-bench (goal: within 10%, 0.90-1.10), each
+#   one's effective bandwidth (weight bytes per token x tokens/s) over the measured read
+#   bandwidth (goal 0.85 for the probe), and how far the probe's second run was from its first
+#   (goal: within 5% on a quiet machine).
+# Takes about 10 minutes for the first build, then ~1 minute per shape here (--aarch64: the
+# cross build and qemu's emulation, several minutes per shape; the 15m and 110m shapes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+src=${LLAMA_CPP_DIR:-}
+shapes=""
+rounds=5
+threads=$(nproc)
+tokens=64
+arch=x86
+while [ $# -gt 0 ]; do
+  case $1 in
+    --source) src=$2; shift 2 ;;
+    --shapes) shapes=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --tokens) tokens=$2; shift 2 ;;
+    --aarch64) arch=aarch64; shift ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "llama_vs_probe.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+[ -n "$shapes" ] || { [ $arch = x86 ] && shapes="1b 110m" || shapes="15m 110m"; }
+[ -n "$src" ] || { echo "llama_vs_probe.sh: give --source LLAMA_CPP_DIR (a llama.cpp source tree) or set LLAMA_CPP_DIR" >&2; exit 2; }
+[ -f "$src/examples/llama-bench/llama-bench.cpp" ] || [ -f "$src/tools/llama-bench/llama-bench.cpp" ] ||
+  { echo "llama_vs_probe.sh: $src is not a llama.cpp tree (no llama-bench.cpp under examples/ or tools/)" >&2; exit 2; }
+for n in "$rounds" "$threads" "$tokens"; do
+  [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "llama_vs_probe.sh: --rounds, --threads and --tokens take a positive number, got '$n'" >&2; exit 2; }
+done
+for tool in jq cmake ninja /usr/bin/python3; do
+  command -v "$tool" >/dev/null || { echo "llama_vs_probe.sh: needs $tool (scripts/setup.sh installs it)" >&2; exit 2; }
+done
+
+out=build/llama-$arch
+common=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF
+        -DBUILD_SHARED_LIBS=OFF -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+echo "== building llama-bench from $src into $out"
+if [ $arch = x86 ]; then
+  cmake -S "$src" -B "$out" "${common[@]}" -DGGML_NATIVE=ON >/dev/null
+  agent=build/host/node-agent/fleet-agent
+  run=()
+  [ -x "$agent" ] || { echo "llama_vs_probe.sh: no $agent (run scripts/build.sh)" >&2; exit 1; }
+else
+  command -v qemu-aarch64-static >/dev/null || { echo "llama_vs_probe.sh: --aarch64 needs qemu-aarch64-static" >&2; exit 2; }
+  # The Pi 5's Cortex-A76: Armv8.2-A with the dot product, no i8mm. Static, so qemu-user needs no sysroot.
+  cmake -S "$src" -B "$out" "${common[@]}" -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 \
+    -DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc -DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++ \
+    -DGGML_NATIVE=OFF -DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod -DGGML_OPENMP=OFF \
+    -DCMAKE_EXE_LINKER_FLAGS=-static >/dev/null
+  agent=build/aarch64/node-agent/fleet-agent
+  [ -x "$agent" ] || { echo "llama_vs_probe.sh: no $agent (cmake --build --preset aarch64-agent)" >&2; exit 1; }
+  export QEMU_CPU=cortex-a76
+  run=(qemu-aarch64-static)
+fi
+cmake --build "$out" --target llama-bench -j"$(nproc)" 2>&1 | tail -1
+llama=$(find "$out" -name llama-bench -type f -perm -u+x | head -1)
+[ -n "$llama" ] || { echo "llama_vs_probe.sh: the build made no llama-bench" >&2; exit 1; }
+echo "llama.cpp: $(git -C "$src" describe --always 2>/dev/null || echo "tree at $src"), $llama"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+"${run[@]}" "$agent" bench --no-probe --json 2>/dev/null > "$work/bw.json"
+read_bw=$(jq "[.bandwidth.results[] | select(.kernel==\"read\" and .threads==$threads and .hugepage) | .gbps] | max // 0" "$work/bw.json")
+if [ "$read_bw" = 0 ]; then  # --threads other than every CPU: the all-CPU figure
+  read_bw=$(jq '[.bandwidth.results[] | select(.kernel=="read" and .hugepage) | .gbps] | max' "$work/bw.json")
+fi
+printf 'read bandwidth (%s threads, MADV_HUGEPAGE): %.2f GB/s\n' "$threads" "$read_bw"
+
+median() { sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+
+printf '\n%-5s %-10s %10s %8s %12s %8s %8s %10s %10s %9s\n' shape layout "probe t/s" spread "llama t/s" "sd" ratio "probe/read" "llama/read" "2nd run"
+for shape in $shapes; do
+  "${run[@]}" "$agent" bench --model-shape "$shape" --no-bandwidth --threads "$threads" --json 2>/dev/null > "$work/p0.json"
+  dims=$(jq -r '.probe.shape | "--dim \(.dim) --layers \(.layers) --ffn \(.ffn) --heads \(.heads) --kv-heads \(.kv_heads) --vocab \(.vocab)"' "$work/p0.json")
+  # shellcheck disable=SC2086
+  /usr/bin/python3 bench/gguf_random.py "$work/$shape.gguf" $dims --name "$shape" 2>/dev/null
+  : > "$work/probe.txt"; : > "$work/llama.txt"
+  for ((r = 1; r <= rounds; r++)); do
+    "${run[@]}" "$agent" bench --model-shape "$shape" --no-bandwidth --threads "$threads" --json 2>/dev/null > "$work/p.json"
+    jq -r '.probe.tokens_per_s' "$work/p.json" >> "$work/probe.txt"
+    "${run[@]}" "$llama" -m "$work/$shape.gguf" -p 0 -n "$tokens" -r 1 -t "$threads" -o json 2>/dev/null > "$work/l.json"
+    jq -r '.[] | select(.n_gen > 0) | .avg_ts' "$work/l.json" >> "$work/llama.txt"
+  done
+  p=$(median < "$work/probe.txt"); l=$(median < "$work/llama.txt")
+  bpt=$(jq '.probe.bytes_per_token' "$work/p.json")
+  jq -r --argjson p "$p" --argjson l "$l" --argjson bw "$read_bw" --argjson bpt "$bpt" \
+     --argjson first "$(sed -n 1p "$work/probe.txt")" --argjson second "$(sed -n 2p "$work/probe.txt" | grep . || sed -n 1p "$work/probe.txt")" \
+     --arg sd "$(awk '{s+=$1; q+=$1*$1; n++} END {m=s/n; v=q/n-m*m; printf "%.1f", (v>0?sqrt(v):0)}' "$work/llama.txt")" \
+     '.probe | [.shape.name, .layout, ($p*10|round/10), "\(.spread*1000|round/10)%", ($l*10|round/10), $sd,
+               ($p/$l*1000|round/1000), ($bpt*$p/1e9/$bw*100|round/100), ($bpt*$l/1e9/$bw*100|round/100),
+               "\((($second/$first-1)*1000|round/10))%"] | @tsv' "$work/p.json" |
+    awk -F'\t' '{printf "%-5s %-10s %10s %8s %12s %8s %8.3f %10.2f %10.2f %9s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10}'
+  echo "  rounds: probe $(tr '\n' ' ' < "$work/probe.txt")| llama-bench $(tr '\n' ' ' < "$work/llama.txt")" | awk '{printf "  "; for (i=1;i<=NF;i++) printf (($i+0==$i)? "%.1f ":"%s "), $i; print ""}'
+done
+echo
+echo "ratio: probe / llama-bench generation tokens/s, medians of alternating runs (goal 0.90-1.10)."
+echo "x/read: weight bytes per token x tokens/s over the read bandwidth (goal 0.85 for the probe)."
+echo "2nd run: the probe's second run against its first (goal: within 5% on a quiet machine)."
