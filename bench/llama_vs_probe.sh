@@ -3,7 +3,7 @@
 # --aarch64, both built for the Pi 5's Cortex-A76 and run under qemu-aarch64 -cpu cortex-a76).
 #
 #   bench/llama_vs_probe.sh --source LLAMA_CPP_DIR [--shapes "1b 110m"] [--rounds 5]
-#                           [--threads N] [--tokens 64] [--aarch64]
+#                           [--threads N] [--tokens 128] [--aarch64]
 #
 # - builds llama-bench from the llama.cpp tree at --source (or $LLAMA_CPP_DIR) into
 #   build/llama-x86 or build/llama-aarch64 (ccache; nothing is downloaded: README, "llama.cpp
@@ -12,7 +12,10 @@
 # - writes a random-weight Q4_0 GGUF file of each shape with bench/gguf_random.py, the shape
 #   being the one the probe reports (so both read the same matrices);
 # - alternates the two, --rounds times each: the probe (fleet-agent bench, its defaults: at
-#   least 16 tokens and 2 s) and llama-bench (-p 0 -n TOKENS -r 1, generation only);
+#   least 16 tokens and 2 s, positions 0..TOKENS-1 in turn) and llama-bench (-p 0 -n TOKENS
+#   -r 1, generation only: tg128 by default, as llama-bench's own default; -mmp 0, the
+#   weights read into memory: on this repository's VM a memory-mapped model ran at a fifth of
+#   the speed, its page cache being reclaimed under it);
 # - prints per shape the medians, probe / llama-bench (goal: within 10%, 0.90-1.10), each
 #   one's effective bandwidth (weight bytes per token x tokens/s) over the measured read
 #   bandwidth (goal 0.85 for the probe), and how far the probe's second run was from its first
@@ -25,7 +28,7 @@ src=${LLAMA_CPP_DIR:-}
 shapes=""
 rounds=5
 threads=$(nproc)
-tokens=64
+tokens=128
 arch=x86
 while [ $# -gt 0 ]; do
   case $1 in
@@ -96,9 +99,9 @@ for shape in $shapes; do
   /usr/bin/python3 bench/gguf_random.py "$work/$shape.gguf" $dims --name "$shape" 2>/dev/null
   : > "$work/probe.txt"; : > "$work/llama.txt"
   for ((r = 1; r <= rounds; r++)); do
-    "${run[@]}" "$agent" bench --model-shape "$shape" --no-bandwidth --threads "$threads" --json 2>/dev/null > "$work/p.json"
+    "${run[@]}" "$agent" bench --model-shape "$shape" --no-bandwidth --threads "$threads" --context "$tokens" --json 2>/dev/null > "$work/p.json"
     jq -r '.probe.tokens_per_s' "$work/p.json" >> "$work/probe.txt"
-    "${run[@]}" "$llama" -m "$work/$shape.gguf" -p 0 -n "$tokens" -r 1 -t "$threads" -o json 2>/dev/null > "$work/l.json"
+    "${run[@]}" "$llama" -m "$work/$shape.gguf" -p 0 -n "$tokens" -r 1 -t "$threads" -mmp 0 -o json 2>/dev/null > "$work/l.json"
     jq -r '.[] | select(.n_gen > 0) | .avg_ts' "$work/l.json" >> "$work/llama.txt"
   done
   p=$(median < "$work/probe.txt"); l=$(median < "$work/llama.txt")

@@ -7,6 +7,9 @@
 #   the barrier        what a phase costs beyond its work: std::barrier against PhaseBarrier
 #   THP and the paths  the 1b shape without huge pages, and on each dot-product path
 #   agent memory       peak RSS of verify and send-reports (goal < 10 MB beside the buffers)
+#   llama-bench        with LLAMA_BENCH=PROGRAM (bench/llama_vs_probe.sh builds one): its
+#                      generation rate on a random-weight GGUF of the 1b shape, and its
+#                      effective GB/s as a share of the read bandwidth beside the probe's
 # Run after scripts/build.sh. About 2-4 minutes on 2 cores; needs ~8 GB free for 7b.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,3 +72,18 @@ echo
 echo "== agent memory"
 build/host/bench/agent_rss "$static_agent" 2>/dev/null | sed 's/^/  /'
 echo "  (the static x86-64 build: the same code and link as the aarch64 agent on the boards)"
+
+if [ -n "${LLAMA_BENCH:-}" ]; then
+  echo
+  echo "== llama-bench beside the probe (1b shape, random weights, tg128, weights read into memory)"
+  [ -x "$LLAMA_BENCH" ] || { echo "throughput.sh: LLAMA_BENCH=$LLAMA_BENCH is not a program" >&2; exit 1; }
+  $agent bench --model-shape 1b --no-bandwidth --context 128 --json 2>/dev/null > "$work/p1b.json"
+  dims=$(jq -r '.probe.shape | "--dim \(.dim) --layers \(.layers) --ffn \(.ffn) --heads \(.heads) --kv-heads \(.kv_heads) --vocab \(.vocab)"' "$work/p1b.json")
+  # shellcheck disable=SC2086
+  /usr/bin/python3 bench/gguf_random.py "$work/1b.gguf" $dims --name 1b 2>/dev/null
+  "$LLAMA_BENCH" -m "$work/1b.gguf" -p 0 -n 128 -r 3 -t "$cpus" -mmp 0 -o json 2>/dev/null > "$work/l1b.json"
+  bpt=$(jq '.probe.bytes_per_token' "$work/p1b.json")
+  jq -r --argjson bw "$read_bw" --argjson bpt "$bpt" --slurpfile l "$work/l1b.json" '
+    ($l[0][] | select(.n_gen > 0) | .avg_ts) as $lt |
+    "  probe        \(.probe.tokens_per_s*100|round/100) t/s, \($bpt*.probe.tokens_per_s/1e9*100|round/100) GB/s = \($bpt*.probe.tokens_per_s/1e9/$bw*100|round/100) of read (goal 0.85)\n  llama-bench  \($lt*100|round/100) t/s, \($bpt*$lt/1e9*100|round/100) GB/s = \($bpt*$lt/1e9/$bw*100|round/100) of read"' "$work/p1b.json"
+fi

@@ -151,6 +151,7 @@ nlohmann::json bench_json(const BenchReport& r) {
                   {"threads", p.threads},
                   {"dot_path", p.dot_path},
                   {"layout", p.layout},
+                  {"context", p.context},
                   {"numa_nodes", p.numa_nodes},
                   {"layers_resident", p.layers_resident},
                   {"bytes_per_token", p.bytes_per_token},
@@ -225,7 +226,7 @@ std::string bench_table(const BenchReport& r) {
       << (p.resident_bytes >> 20) << " MiB held (" << p.layers_resident << "/" << p.shape.layers << " layers), "
       << fixed(100 * p.huge_fraction, 0) << "% THP-backed\n"
       << "  threads      " << p.threads << " on " << p.numa_nodes << " NUMA node(s), " << p.dot_path << " dot product\n"
-      << "  layout       " << p.layout << "\n"
+      << "  layout       " << p.layout << ", attention over positions 0-" << p.context - 1 << " in turn\n"
       << "  per token    " << fixed(p.seconds_per_token * 1000, 2) << " ms median, " << fixed(p.best_seconds_per_token * 1000, 2)
       << " ms best, spread " << fixed(100 * p.spread, 1) << "% (interquartile / median), " << p.tokens << " tokens timed over "
       << fixed(p.seconds_timed, 2) << " s\n"

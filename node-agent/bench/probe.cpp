@@ -48,13 +48,32 @@ void rmsnorm(std::vector<float>& out, const std::vector<float>& x) {
 
 void quantize(std::vector<BlockQ8_0>& q, const std::vector<float>& x) { quantize_q8_0(x, q); }
 
-// The decoding state and its serial steps (run by the barrier's completion, between the
-// parallel matrix-vector phases).
+// One node of the decode graph as ggml runs it: the threads split its work (the rows of its
+// matrix-vector products, or the heads of an attention step), then meet; the thread that
+// arrives last runs its serial part (the ops ggml gives one thread when there is one token:
+// norms, rope, copies into the KV cache, residual adds, SwiGLU, quantizing the activations)
+// before any goes on.
+enum class Serial { none, norm, quantize_x, rope, store_kv, quantize_att, residual, silu, mul, quantize_g, head };
+enum class Attention { none, scores, softmax, values };
+struct Step {
+  std::vector<MatVec> matvecs;
+  Attention attention = Attention::none;
+  Serial serial = Serial::none;
+  int layer = 0;  // the layer whose KV cache the step uses
+};
+
+// The decoding state, the graph's steps and their serial parts. Tokens run at positions
+// 0 .. context - 1 in turn, as llama-bench's generation test does (tg128 by default), and
+// attention reads the KV cache up to n_kv: the position rounded up to 32, as llama.cpp
+// pads it without flash attention. The caches are F32 where llama.cpp's are F16 (the same
+// arithmetic; at these lengths they sit in the cache either way).
 class Decoder {
  public:
   Decoder(const ModelShape& s, std::vector<Layer>& layers, Matrix& output, const ProbeOptions& options)
       : s_(s), layers_(layers), output_(output), options_(options) {
     const std::size_t d = std::size_t(s.dim), kv = std::size_t(s.kv_dim()), f = std::size_t(s.ffn);
+    ctx_ = std::size_t(std::max(1, options.context));
+    hd_ = std::size_t(s.dim / s.heads);
     x_.assign(d, 0);
     xn_.assign(d, 0);
     q_.assign(d, 0);
@@ -68,50 +87,149 @@ class Decoder {
     xq_.resize(d / k_block);
     aq_.resize(d / k_block);
     gq_.resize(f / k_block);
+    scores_.assign(std::size_t(s.heads) * ctx_, 0);
+    k_cache_.assign(std::size_t(s.layers) * ctx_ * kv, 0);
+    v_cache_.assign(std::size_t(s.layers) * kv * ctx_, 0);  // transposed: a row per dimension
+    rope_cos_.assign(hd_ / 2, 1);
+    rope_sin_.assign(hd_ / 2, 0);
     embed(1);
-    // Phases per layer: qkv, wo, w1+w3, w2; then the output head.
+    // The nodes of one llama layer in llama.cpp's graph (build_llama, llm_build_kv without
+    // flash attention), each ending where ggml's threads meet; a matrix product meets twice
+    // (its input is quantized, or converted to F16, by one thread first). Views, reshapes and
+    // permutes compute nothing but are nodes all the same.
+    auto sync = [&](Serial serial = Serial::none, int l = 0) { steps_.push_back({{}, Attention::none, serial, l}); };
+    auto matvec = [&](Matrix& m, std::vector<BlockQ8_0>& in, std::vector<float>& out, Serial quantize) {
+      sync(quantize);
+      steps_.push_back({{{&m, &in, &out}}, Attention::none, Serial::none, 0});
+    };
     for (int l = 0; l < s.layers; ++l) {
       Layer& L = layers_[std::size_t(l) % layers_.size()];
-      phases_.push_back({{&L.wq, &xq_, &q_}, {&L.wk, &xq_, &k_}, {&L.wv, &xq_, &v_}});
-      phases_.push_back({{&L.wo, &aq_, &o_}});
-      phases_.push_back({{&L.w1, &xq_, &h1_}, {&L.w3, &xq_, &h3_}});
-      phases_.push_back({{&L.w2, &gq_, &o_}});
+      sync(Serial::norm);  // rms_norm
+      sync();              // mul by the norm's weight
+      matvec(L.wq, xq_, q_, Serial::quantize_x);
+      matvec(L.wk, xq_, k_, Serial::quantize_x);
+      matvec(L.wv, xq_, v_, Serial::quantize_x);
+      sync();                      // reshape q
+      sync(Serial::rope, l);       // rope q and k (two nodes)
+      sync();                      // reshape k
+      sync();                      // rope k
+      sync();                      // view of the K cache
+      sync(Serial::store_kv, l);   // cpy k, then v (transposed) into the caches
+      sync();                      // view of the V cache
+      sync();                      // cpy v
+      sync();                      // permute q
+      sync();                      // view k
+      sync();                      // kq: q converted to F16
+      steps_.push_back({{}, Attention::scores, Serial::none, l});
+      steps_.push_back({{}, Attention::softmax, Serial::none, l});
+      sync();  // view v
+      sync();  // kqv: the weights converted to F16
+      steps_.push_back({{}, Attention::values, Serial::none, l});
+      sync();  // permute
+      sync();  // cont
+      matvec(L.wo, aq_, o_, Serial::quantize_att);
+      sync(Serial::residual);  // add
+      sync(Serial::norm);      // rms_norm
+      sync();                  // mul
+      matvec(L.w3, xq_, h3_, Serial::quantize_x);  // up
+      matvec(L.w1, xq_, h1_, Serial::quantize_x);  // gate
+      sync(Serial::silu);
+      sync(Serial::mul);
+      matvec(L.w2, gq_, o_, Serial::quantize_g);  // down
+      sync(Serial::residual);                     // add
     }
-    phases_.push_back({{&output_, &xq_, &logits_}});
+    sync(Serial::norm);  // rms_norm
+    sync();              // mul
+    matvec(output_, xq_, logits_, Serial::quantize_x);
+    sync(Serial::head);  // the next token's embedding row (get_rows)
   }
 
-  const std::vector<std::vector<MatVec>>& phases() const { return phases_; }
+  const std::vector<Step>& steps() const { return steps_; }
   bool done() const { return done_.load(std::memory_order_acquire); }
+  std::size_t heads() const { return std::size_t(s_.heads); }
 
-  // Called once after every phase, by one thread, while the others wait.
-  void after_phase() noexcept {
-    const std::size_t p = phase_ % phases_.size();
-    const std::size_t kind = p == phases_.size() - 1 ? 4 : p % 4;
-    switch (kind) {
-      case 0: {  // attention at the first position: softmax of one score is 1, output = v
-        const int group = s_.heads / s_.kv_heads, hd = s_.dim / s_.heads;
-        for (int h = 0; h < s_.heads; ++h) {
-          const float* vh = v_.data() + std::size_t(h / group) * std::size_t(hd);
-          std::copy(vh, vh + hd, att_.begin() + std::ptrdiff_t(h) * hd);
+  // Thread t's share of an attention step: heads [lo, hi).
+  void attend(const Step& st, std::size_t lo, std::size_t hi) noexcept {
+    const std::size_t kv = std::size_t(s_.kv_dim()), group = std::size_t(s_.heads / s_.kv_heads);
+    const float* kc = k_cache_.data() + std::size_t(st.layer) * ctx_ * kv;
+    const float* vc = v_cache_.data() + std::size_t(st.layer) * kv * ctx_;
+    const std::size_t n_kv = std::min(ctx_, (pos_ + 32) / 32 * 32);
+    const float scale = 1.0f / std::sqrt(float(hd_));
+    for (std::size_t h = lo; h < hi; ++h) {
+      float* sc = scores_.data() + h * ctx_;
+      const std::size_t off = (h / group) * hd_;
+      switch (st.attention) {
+        case Attention::scores: {
+          const float* qh = q_.data() + h * hd_;
+          for (std::size_t j = 0; j < n_kv; ++j) {
+            const float* kj = kc + j * kv + off;
+            float dot = 0;
+#pragma omp simd reduction(+ : dot)
+            for (std::size_t i = 0; i < hd_; ++i) dot += qh[i] * kj[i];
+            sc[j] = dot * scale;
+          }
+          break;
         }
-        quantize(aq_, att_);
+        case Attention::softmax: {  // the mask: positions after this one count for nothing
+          float mx = -INFINITY;
+          for (std::size_t j = 0; j <= pos_; ++j) mx = std::max(mx, sc[j]);
+          float sum = 0;
+          for (std::size_t j = 0; j < n_kv; ++j) {
+            sc[j] = j <= pos_ ? std::exp(sc[j] - mx) : 0.0f;
+            sum += sc[j];
+          }
+          for (std::size_t j = 0; j < n_kv; ++j) sc[j] /= sum;
+          break;
+        }
+        case Attention::values:
+          for (std::size_t i = 0; i < hd_; ++i) {
+            const float* vi = vc + (off + i) * ctx_;
+            float acc = 0;
+#pragma omp simd reduction(+ : acc)
+            for (std::size_t j = 0; j < n_kv; ++j) acc += sc[j] * vi[j];
+            att_[h * hd_ + i] = acc;
+          }
+          break;
+        case Attention::none: break;
+      }
+    }
+  }
+
+  // Called once after every step, by one thread, while the others wait.
+  void after_step() noexcept {
+    const Step& st = steps_[step_ % steps_.size()];
+    switch (st.serial) {
+      case Serial::none: break;
+      case Serial::norm: rmsnorm(xn_, x_); break;
+      case Serial::quantize_x: quantize(xq_, xn_); break;
+      case Serial::rope:
+        rope(q_, s_.heads);
+        rope(k_, s_.kv_heads);
+        break;
+      case Serial::store_kv: {
+        const std::size_t kv = std::size_t(s_.kv_dim());
+        float* kc = k_cache_.data() + std::size_t(st.layer) * ctx_ * kv;
+        float* vc = v_cache_.data() + std::size_t(st.layer) * kv * ctx_;
+        std::copy(k_.begin(), k_.end(), kc + pos_ * kv);
+        for (std::size_t i = 0; i < kv; ++i) vc[i * ctx_ + pos_] = v_[i];
         break;
       }
-      case 1:
-      case 3:  // residual, then the next norm
+      case Serial::quantize_att: quantize(aq_, att_); break;
+      case Serial::residual:
         for (std::size_t i = 0; i < x_.size(); ++i) x_[i] += o_[i];
-        rmsnorm(xn_, x_);
-        quantize(xq_, xn_);
         break;
-      case 2: {  // SwiGLU
-        std::vector<float>& g = h1_;
-        for (std::size_t i = 0; i < g.size(); ++i) g[i] = h1_[i] / (1.0f + std::exp(-h1_[i])) * h3_[i];
-        quantize(gq_, g);
+      case Serial::silu:
+        for (float& g : h1_) g = g / (1.0f + std::exp(-g));
         break;
-      }
-      case 4: {  // the output head: greedy next token
+      case Serial::mul:
+        for (std::size_t i = 0; i < h1_.size(); ++i) h1_[i] *= h3_[i];
+        break;
+      case Serial::quantize_g: quantize(gq_, h1_); break;
+      case Serial::head: {  // greedy next token, the next position
         last_token_ = std::uint32_t(std::max_element(logits_.begin(), logits_.end()) - logits_.begin());
         embed(last_token_);
+        pos_ = (pos_ + 1) % ctx_;
+        set_rope();
         auto now = std::chrono::steady_clock::now();
         if (tokens_done_ > 0) times_.push_back(std::chrono::duration<double>(now - last_end_).count());
         last_end_ = now;
@@ -125,7 +243,7 @@ class Decoder {
         break;
       }
     }
-    ++phase_;
+    ++step_;
   }
 
   void start() { last_end_ = std::chrono::steady_clock::now(); }
@@ -136,20 +254,38 @@ class Decoder {
  private:
   void embed(std::uint32_t token) {  // a deterministic stand-in for the embedding row
     for (std::size_t i = 0; i < x_.size(); ++i) x_[i] = std::sin(float(token + 1) * float(i + 1) * 0.001f);
-    rmsnorm(xn_, x_);
-    quantize(xq_, xn_);
+  }
+  // RoPE (llama's, neighbouring pairs) at this position: the angles once per token, as ggml
+  // computes its rope cache once per row.
+  void set_rope() {
+    for (std::size_t i = 0; i < hd_ / 2; ++i) {
+      const float theta = float(pos_) * std::pow(10000.0f, -2.0f * float(i) / float(hd_));
+      rope_cos_[i] = std::cos(theta);
+      rope_sin_[i] = std::sin(theta);
+    }
+  }
+  void rope(std::vector<float>& v, int heads) {
+    for (std::size_t h = 0; h < std::size_t(heads); ++h) {
+      float* p = v.data() + h * hd_;
+      for (std::size_t i = 0; i < hd_ / 2; ++i) {
+        const float a = p[2 * i], b = p[2 * i + 1];
+        p[2 * i] = a * rope_cos_[i] - b * rope_sin_[i];
+        p[2 * i + 1] = a * rope_sin_[i] + b * rope_cos_[i];
+      }
+    }
   }
 
   const ModelShape& s_;
   std::vector<Layer>& layers_;
   Matrix& output_;
   const ProbeOptions& options_;
+  std::size_t ctx_ = 1, hd_ = 1, pos_ = 0;
   double timed_ = 0;
   bool cut_short_ = false;
-  std::vector<float> x_, xn_, q_, k_, v_, att_, o_, h1_, h3_, logits_;
+  std::vector<float> x_, xn_, q_, k_, v_, att_, o_, h1_, h3_, logits_, scores_, k_cache_, v_cache_, rope_cos_, rope_sin_;
   std::vector<BlockQ8_0> xq_, aq_, gq_;
-  std::vector<std::vector<MatVec>> phases_;
-  std::size_t phase_ = 0;
+  std::vector<Step> steps_;
+  std::size_t step_ = 0;
   std::atomic<bool> done_{false};
   std::chrono::steady_clock::time_point last_end_;
   std::vector<double> times_;
@@ -157,9 +293,9 @@ class Decoder {
   std::uint32_t last_token_ = 0;
 };
 
-struct AfterPhase {
+struct AfterStep {
   Decoder* d;
-  void operator()() noexcept { d->after_phase(); }
+  void operator()() noexcept { d->after_step(); }
 };
 
 }  // namespace
@@ -228,6 +364,7 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
   r.threads = threads;
   r.dot_path = std::string(dot_path_name(opt.path));
   r.layout = std::string(layout_name(opt.layout));
+  r.context = std::max(1, opt.context);
   r.numa_nodes = int(topo.node_cpus.size());
   r.layers_resident = resident;
   r.bytes_per_token = model_bytes;
@@ -296,12 +433,12 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
   });
   r.huge_fraction = double(region.huge_kb()) * 1024.0 / double(region.size());
 
-  PhaseBarrier sync(threads, AfterPhase{&decoder}, opt.barrier_spin);
+  PhaseBarrier sync(threads, AfterStep{&decoder}, opt.barrier_spin);
   decoder.start();
   team.run([&](int t) {
     while (!decoder.done()) {
-      for (const auto& phase : decoder.phases()) {
-        for (const MatVec& mv : phase) {
+      for (const Step& step : decoder.steps()) {
+        for (const MatVec& mv : step.matvecs) {
           const Matrix& m = *mv.m;
           auto [lo, hi] = layout_slice(m.layout, std::size_t(m.rows), t, threads);
           const std::size_t nb = m.row_blocks();
@@ -313,6 +450,10 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
           } else if (hi > lo) {
             gemv(m.w + lo * nb * sizeof(BlockQ4_0), in, nb, (hi - lo) / std::size_t(layout_rows(m.layout)), out + lo);
           }
+        }
+        if (step.attention != Attention::none) {
+          auto [lo, hi] = slice(decoder.heads(), t, threads);
+          decoder.attend(step, lo, hi);
         }
         sync.arrive_and_wait();
       }

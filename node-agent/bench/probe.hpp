@@ -1,11 +1,11 @@
 #pragma once
-// The token-generation probe: decodes tokens of a llama-shaped model held in memory with the
-// arithmetic llama.cpp uses on a CPU (Q4_0 weights x Q8_0 activations, every matrix-vector
-// product of every layer and the output head), multi-threaded, weights spread over the NUMA
-// nodes. It is a measurement, not inference: the weights are synthetic, the arithmetic and
-// the memory traffic are real. Left out: the embedding lookup (one row per token) and
-// attention over a KV cache (at the first position it is one row per head), both tiny
-// beside the weights at short contexts.
+// The token-generation probe: decodes tokens of a llama-shaped model held in memory the way
+// llama.cpp's CPU backend does: Q4_0 weights repacked as ggml repacks them on this CPU times
+// Q8_0 activations, every matrix of every layer and the output head, attention over a KV
+// cache at the positions llama-bench's generation test runs, the graph's nodes each ending
+// where the threads meet, weights spread over the NUMA nodes. It is a measurement, not
+// inference: the weights are synthetic, the arithmetic and the memory traffic are real. Left
+// out: the embedding lookup (one row per token).
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -47,6 +47,9 @@ struct ProbeOptions {
   std::chrono::milliseconds min_time{2000};     // timed at least this long
   std::chrono::milliseconds max_time{60000};    // and never longer than this
   std::chrono::microseconds barrier_spin{200};  // between phases, spin this long before sleeping
+  // Tokens run at positions 0 .. context - 1 in turn, attention reading the KV cache that far
+  // (llama-bench's generation test, tg128, by default).
+  int context = 128;
 };
 
 struct ProbeResult {
@@ -54,6 +57,7 @@ struct ProbeResult {
   int threads = 0;
   std::string dot_path;
   std::string layout;                  // the weights' layout (repack.hpp): q4_0_8x8, q4_0_4x4, ... or rows
+  int context = 0;                     // positions the tokens cycle through (the KV cache's length)
   int numa_nodes = 1;
   int layers_resident = 0;             // distinct layers in memory; the others reuse them in turn
   std::uint64_t bytes_per_token = 0;   // weight bytes one token reads

@@ -531,6 +531,9 @@ int bench_command(const std::vector<std::string>& argv, std::ostream& out, std::
       args::Option{"min-seconds", args::Takes::value, "S", "and for at least S seconds (default 2)"},
       args::Option{"max-seconds", args::Takes::value, "S",
                    "but never longer than S seconds: a figure cut there says so (default 60)"},
+      args::Option{"context", args::Takes::value, "N",
+                   "tokens run at positions 0..N-1 in turn, attention reading the KV cache that far (default 128, "
+                   "llama-bench's tg128)"},
       args::Option{"size-mib", args::Takes::value, "MIB", "bandwidth array size (default max(256 MiB, 4 x last-level cache))"},
       args::Option{"repetitions", args::Takes::value, "N", "bandwidth repetitions, the best counts (default 5)"},
       args::Option{"path", args::Takes::value, "PATH", "dot product: portable, avx2, avx-vnni or neon-dotprod (default: the fastest here)"},
@@ -582,6 +585,7 @@ int bench_command(const std::vector<std::string>& argv, std::ostream& out, std::
     err << "fleet-agent bench: --max-seconds is below --min-seconds\n";
     bad = true;
   }
+  if (auto c = int_option(*a, "context", 1, 1 << 20, err, bad)) o.probe_options.context = *c;
   if (auto m = int_option(*a, "size-mib", 1, 1 << 20, err, bad)) o.bw.array_bytes = std::size_t(*m) << 20;
   if (auto r = int_option(*a, "repetitions", 1, 1000, err, bad)) o.bw.repetitions = *r;
   if (bad) return k_exit_usage;
