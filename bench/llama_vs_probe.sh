@@ -6,8 +6,8 @@
 #                           [--threads N] [--tokens 128] [--aarch64]
 #
 # - builds llama-bench from the llama.cpp tree at --source (or $LLAMA_CPP_DIR) into
-#   build/llama-x86 or build/llama-aarch64 (ccache; nothing is downloaded: README, "llama.cpp
-#   for the benchmarks", says how to bring a tree here), CPU only, as a user builds it
+#   build/llama-x86 or build/llama-aarch64 (ccache; nothing is downloaded: README,
+#   Benchmarks, "The probe against llama-bench", says how to bring a tree here), CPU only, as a user builds it
 #   (GGML_NATIVE here; armv8.2-a+dotprod, static, for the Pi 5);
 # - writes a random-weight Q4_0 GGUF file of each shape with bench/gguf_random.py, the shape
 #   being the one the probe reports (so both read the same matrices);
@@ -49,7 +49,9 @@ done
 for n in "$rounds" "$threads" "$tokens"; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "llama_vs_probe.sh: --rounds, --threads and --tokens take a positive number, got '$n'" >&2; exit 2; }
 done
-for tool in jq cmake ninja /usr/bin/python3; do
+tools="jq cmake ninja ccache /usr/bin/python3"
+[ $arch = x86 ] || tools="$tools aarch64-linux-gnu-g++ qemu-aarch64-static"
+for tool in $tools; do
   command -v "$tool" >/dev/null || { echo "llama_vs_probe.sh: needs $tool (scripts/setup.sh installs it)" >&2; exit 2; }
 done
 
@@ -63,7 +65,6 @@ if [ $arch = x86 ]; then
   run=()
   [ -x "$agent" ] || { echo "llama_vs_probe.sh: no $agent (run scripts/build.sh)" >&2; exit 1; }
 else
-  command -v qemu-aarch64-static >/dev/null || { echo "llama_vs_probe.sh: --aarch64 needs qemu-aarch64-static" >&2; exit 2; }
   # The Pi 5's Cortex-A76: Armv8.2-A with the dot product, no i8mm. Static, so qemu-user needs no sysroot.
   cmake -S "$src" -B "$out" "${common[@]}" -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 \
     -DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc -DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++ \
@@ -85,8 +86,9 @@ trap 'rm -rf "$work"' EXIT
 "${run[@]}" "$agent" bench --no-probe --json 2>/dev/null > "$work/bw.json"
 read_bw=$(jq "[.bandwidth.results[] | select(.kernel==\"read\" and .threads==$threads and .hugepage) | .gbps] | max // 0" "$work/bw.json")
 if [ "$read_bw" = 0 ]; then  # --threads other than every CPU: the all-CPU figure
-  read_bw=$(jq '[.bandwidth.results[] | select(.kernel=="read" and .hugepage) | .gbps] | max' "$work/bw.json")
+  read_bw=$(jq '[.bandwidth.results[] | select(.kernel=="read" and .hugepage) | .gbps] | max // 0' "$work/bw.json")
 fi
+[ "$read_bw" != 0 ] || { echo "llama_vs_probe.sh: fleet-agent bench measured no read bandwidth" >&2; exit 1; }
 printf 'read bandwidth (%s threads, MADV_HUGEPAGE): %.2f GB/s\n' "$threads" "$read_bw"
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
@@ -101,9 +103,14 @@ for shape in $shapes; do
   for ((r = 1; r <= rounds; r++)); do
     "${run[@]}" "$agent" bench --model-shape "$shape" --no-bandwidth --threads "$threads" --context "$tokens" --json 2>/dev/null > "$work/p.json"
     jq -r '.probe.tokens_per_s' "$work/p.json" >> "$work/probe.txt"
-    "${run[@]}" "$llama" -m "$work/$shape.gguf" -p 0 -n "$tokens" -r 1 -t "$threads" -mmp 0 -o json 2>/dev/null > "$work/l.json"
+    if ! "${run[@]}" "$llama" -m "$work/$shape.gguf" -p 0 -n "$tokens" -r 1 -t "$threads" -mmp 0 -o json \
+         2> "$work/l.err" > "$work/l.json"; then
+      echo "llama_vs_probe.sh: llama-bench failed on the $shape shape:" >&2; tail -5 "$work/l.err" >&2; exit 1
+    fi
     jq -r '.[] | select(.n_gen > 0) | .avg_ts' "$work/l.json" >> "$work/llama.txt"
   done
+  [ -s "$work/probe.txt" ] && [ -s "$work/llama.txt" ] ||
+    { echo "llama_vs_probe.sh: no figures for the $shape shape" >&2; exit 1; }
   p=$(median < "$work/probe.txt"); l=$(median < "$work/llama.txt")
   bpt=$(jq '.probe.bytes_per_token' "$work/p.json")
   jq -r --argjson p "$p" --argjson l "$l" --argjson bw "$read_bw" --argjson bpt "$bpt" \

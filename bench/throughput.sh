@@ -81,7 +81,8 @@ if [ -n "${LLAMA_BENCH:-}" ]; then
   dims=$(jq -r '.probe.shape | "--dim \(.dim) --layers \(.layers) --ffn \(.ffn) --heads \(.heads) --kv-heads \(.kv_heads) --vocab \(.vocab)"' "$work/p1b.json")
   # shellcheck disable=SC2086
   /usr/bin/python3 bench/gguf_random.py "$work/1b.gguf" $dims --name 1b 2>/dev/null
-  "$LLAMA_BENCH" -m "$work/1b.gguf" -p 0 -n 128 -r 3 -t "$cpus" -mmp 0 -o json 2>/dev/null > "$work/l1b.json"
+  "$LLAMA_BENCH" -m "$work/1b.gguf" -p 0 -n 128 -r 3 -t "$cpus" -mmp 0 -o json 2> "$work/l1b.err" > "$work/l1b.json" ||
+    { echo "throughput.sh: llama-bench failed:" >&2; tail -5 "$work/l1b.err" >&2; exit 1; }
   bpt=$(jq '.probe.bytes_per_token' "$work/p1b.json")
   jq -r --argjson bw "$read_bw" --argjson bpt "$bpt" --slurpfile l "$work/l1b.json" '
     ($l[0][] | select(.n_gen > 0) | .avg_ts) as $lt |

@@ -151,6 +151,7 @@ nlohmann::json bench_json(const BenchReport& r) {
                   {"threads", p.threads},
                   {"dot_path", p.dot_path},
                   {"layout", p.layout},
+                  {"layout_mixed", p.layout_mixed},
                   {"context", p.context},
                   {"numa_nodes", p.numa_nodes},
                   {"layers_resident", p.layers_resident},
@@ -226,7 +227,8 @@ std::string bench_table(const BenchReport& r) {
       << (p.resident_bytes >> 20) << " MiB held (" << p.layers_resident << "/" << p.shape.layers << " layers), "
       << fixed(100 * p.huge_fraction, 0) << "% THP-backed\n"
       << "  threads      " << p.threads << " on " << p.numa_nodes << " NUMA node(s), " << p.dot_path << " dot product\n"
-      << "  layout       " << p.layout << ", attention over positions 0-" << p.context - 1 << " in turn\n"
+      << "  layout       " << p.layout << (p.layout_mixed ? " (plain rows where the rows do not divide, as ggml)" : "")
+      << ", attention over positions 0-" << p.context - 1 << " in turn\n"
       << "  per token    " << fixed(p.seconds_per_token * 1000, 2) << " ms median, " << fixed(p.best_seconds_per_token * 1000, 2)
       << " ms best, spread " << fixed(100 * p.spread, 1) << "% (interquartile / median), " << p.tokens << " tokens timed over "
       << fixed(p.seconds_timed, 2) << " s\n"
@@ -300,7 +302,12 @@ Result<std::string> self_test_dot(int blocks, int trials) {
     std::vector<float> got(rows), ref_out(rows);
     for (DotPath p : paths) {
       auto fn = gemv_fn(l, p);
-      if (!fn) continue;
+      if (!fn) {
+        if (dot_path_available(p) && p != DotPath::portable) {
+          out << layout_name(l) << " " << dot_path_name(p) << ": no such kernel (ggml has none either)\n";
+        }
+        continue;
+      }
       double worst = 0;
       for (int t = 0; t < trials; ++t) {
         for (std::size_t i = 0; i < wf.size(); ++i) wf[i] = normal(rng) * float(1 + (i / (cols_blocks * k_block)) % 5);
@@ -314,7 +321,9 @@ Result<std::string> self_test_dot(int blocks, int trials) {
           const BlockQ4_0* row = w.data() + r * cols_blocks;
           const double ref = dot_q4_0_q8_0_reference(row, x.data(), cols_blocks);
           double scale = 0;
-          for (std::size_t i = 0; i < cols_blocks; ++i) scale += std::fabs(fp16_to_fp32(row[i].d) * fp16_to_fp32(x[i].d)) * 8 * 127 * 32;
+          for (std::size_t i = 0; i < cols_blocks; ++i) {
+            scale += std::fabs(fp16_to_fp32(row[i].d) * fp16_to_fp32(x[i].d)) * 8 * 127 * 32;
+          }
           worst = std::max({worst, std::fabs(got[r] - ref) / scale, std::fabs(ref_out[r] - ref) / scale});
         }
       }

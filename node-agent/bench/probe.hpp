@@ -57,6 +57,7 @@ struct ProbeResult {
   int threads = 0;
   std::string dot_path;
   std::string layout;                  // the weights' layout (repack.hpp): q4_0_8x8, q4_0_4x4, ... or rows
+  bool layout_mixed = false;           // some matrices stayed plain rows (their rows do not divide), as in ggml
   int context = 0;                     // positions the tokens cycle through (the KV cache's length)
   int numa_nodes = 1;
   int layers_resident = 0;             // distinct layers in memory; the others reuse them in turn
@@ -89,6 +90,24 @@ struct TokenTimes {
   int count = 0;
 };
 TokenTimes summarize(std::vector<double> times);
+
+// Attention over a KV cache at one position (pure; the probe's, split by heads over threads).
+// llama.cpp pads the cache's length it reads to a multiple of 32 without flash attention
+// (llama_kv_cache_get_padding); the positions past this one are masked out.
+inline constexpr std::size_t k_kv_pad = 32;
+inline constexpr int k_max_context = 32768;
+std::size_t kv_length(std::size_t pos, std::size_t context);  // n_kv: pos + 1 rounded up to 32, at most context
+struct KvView {
+  const float* k;      // context rows of `width` (every KV head's dimensions)
+  const float* v_t;    // transposed: `width` rows of context
+  std::size_t width = 0, context = 0, pos = 0, n_kv = 0;
+};
+// scores[j] = q . k_j[off .. off + head_dim) / sqrt(head_dim), j < n_kv.
+void attention_scores(const float* q, const KvView& kv, std::size_t off, std::size_t head_dim, float* scores);
+// softmax over j <= pos; 0 for the masked rest up to n_kv.
+void attention_softmax(const KvView& kv, float* scores);
+// out[i] = sum over j < n_kv of weights[j] * v_j[off + i].
+void attention_values(const float* weights, const KvView& kv, std::size_t off, std::size_t head_dim, float* out);
 
 // Whether a measurement is done: both minimums met, or the bound reached.
 enum class Timing { go_on, done, cut_short };

@@ -161,7 +161,7 @@ void gemv_portable(const std::uint8_t* w, const BlockQ8_0* x, std::size_t blocks
 
 GemvFn gemv_fn(Layout l, DotPath p) {
   if (l == Layout::rows || !dot_path_available(p)) return nullptr;
-  (void)dot_fn(p);  // builds the fp16 table before any thread times anything
+  (void)fp16_lookup();  // builds the fp16 table (the x86 and portable kernels) before any thread times anything
   if (p == DotPath::portable) {
     switch (l) {
       case Layout::q4_0_4x4: return gemv_portable<4, 4>;

@@ -585,7 +585,7 @@ int bench_command(const std::vector<std::string>& argv, std::ostream& out, std::
     err << "fleet-agent bench: --max-seconds is below --min-seconds\n";
     bad = true;
   }
-  if (auto c = int_option(*a, "context", 1, 1 << 20, err, bad)) o.probe_options.context = *c;
+  if (auto c = int_option(*a, "context", 1, bench::k_max_context, err, bad)) o.probe_options.context = *c;
   if (auto m = int_option(*a, "size-mib", 1, 1 << 20, err, bad)) o.bw.array_bytes = std::size_t(*m) << 20;
   if (auto r = int_option(*a, "repetitions", 1, 1000, err, bad)) o.bw.repetitions = *r;
   if (bad) return k_exit_usage;

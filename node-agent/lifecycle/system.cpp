@@ -63,7 +63,8 @@ Result<Throughput> RealSystem::measure(const BenchSpec& spec) {
     t.measured_by = "llama-bench tg" + std::to_string(r.llama->generation->n_gen) + " of " + spec.model;
   } else if (r.probe) {
     t.tokens_per_s = r.probe->tokens_per_s;
-    t.measured_by = "probe " + r.probe->shape.name + " (synthetic weights, " + r.probe->dot_path + ", " + r.probe->layout + ")";
+    t.measured_by =
+        "probe " + r.probe->shape.name + " (synthetic weights, " + r.probe->dot_path + ", " + r.probe->layout + ")";
   }
   return t;
 }

@@ -2,7 +2,8 @@
 # Runs the static aarch64 fleet-agent under qemu-aarch64-static (no -L: a second glibc tree
 # makes it hang) against a folder shaped like a board, once passing and once with THP never.
 set -euo pipefail
-agent=${1:?usage: aarch64_agent_test.sh AGENT}
+agent=${1:?usage: aarch64_agent_test.sh AGENT [HOST_AGENT]}
+host_agent=${2:-}
 [ -x "$agent" ] || { echo "FAIL: no aarch64 agent at $agent (run scripts/build.sh)"; exit 1; }
 file "$agent" | grep -q 'ARM aarch64.*statically linked' || { echo "FAIL: $agent is not a static aarch64 binary"; exit 1; }
 root=$(mktemp -d)
@@ -48,8 +49,17 @@ for cpu_layout in cortex-a76:q4_0_4x4:neon-dotprod max:q4_0_4x8:neon-dotprod cor
   out=$(QEMU_CPU=$cpu timeout 120 qemu-aarch64-static "$agent" bench --model-shape 15m --no-bandwidth --tokens 3 --min-seconds 0 --json)
   echo "$out" | grep -q "\"dot_path\": \"$path\"" || { echo "FAIL: on $cpu the probe did not use $path"; echo "$out"; exit 1; }
   echo "$out" | grep -q "\"layout\": \"$layout\"" || { echo "FAIL: on $cpu the probe did not hold its weights as $layout"; echo "$out"; exit 1; }
-  tokens="$tokens $(echo "$out" | sed -n 's/.*"last_token": \([0-9]*\).*/\1/p')"
-  echo "  $cpu: $path, $layout, last token$(echo "$out" | sed -n 's/.*"last_token": \([0-9]*\).*/ \1/p')"
+  token=$(echo "$out" | sed -n 's/.*"last_token": \([0-9]*\).*/\1/p')
+  [[ $token =~ ^[0-9]+$ ]] || { echo "FAIL: on $cpu the probe reported no last token"; echo "$out"; exit 1; }
+  tokens="$tokens $token"
+  echo "  $cpu: $path, $layout, last token $token"
 done
+if [ -n "$host_agent" ]; then  # and this machine's own build, on its own layout
+  out=$(timeout 120 "$host_agent" bench --model-shape 15m --no-bandwidth --tokens 3 --min-seconds 0 --json)
+  token=$(echo "$out" | sed -n 's/.*"last_token": \([0-9]*\).*/\1/p')
+  [[ $token =~ ^[0-9]+$ ]] || { echo "FAIL: the host's probe reported no last token"; echo "$out"; exit 1; }
+  tokens="$tokens $token"
+  echo "  this machine: $(echo "$out" | sed -n 's/.*"layout": "\([^"]*\)".*/\1/p'), last token $token"
+fi
 [ "$(echo $tokens | tr ' ' '\n' | sort -u | wc -l)" -eq 1 ] || { echo "FAIL: the layouts decoded different tokens:$tokens"; exit 1; }
 echo "aarch64 agent: the dot-product paths and layouts match the reference and the probe decodes the same tokens"

@@ -54,6 +54,21 @@ TEST_CASE("fleet-agent bench: bad options are usage errors that name the option"
   CHECK(err.find(notgguf.string() + ": not a GGUF file") != std::string::npos);
 }
 
+TEST_CASE("fleet-agent bench refuses a bad layout, a layout without a kernel on the path and a bad context") {
+  std::string out, err;
+  CHECK(run({"bench", "--layout", "4x4", "--no-bandwidth"}, out, err) == 2);
+  CHECK(err.find("--layout must be rows, q4_0_4x4, q4_0_4x8 or q4_0_8x8, got '4x4'") != std::string::npos);
+  err.clear();
+  // 8x8 has no neon-dotprod kernel and 4x4 none on x86: one of the two is refused on any CPU.
+  const int a = run({"bench", "--layout", "q4_0_4x4", "--path", "avx2", "--no-bandwidth"}, out, err);
+  const int b = run({"bench", "--layout", "q4_0_8x8", "--path", "neon-dotprod", "--no-bandwidth"}, out, err);
+  CHECK((a == 2 || b == 2));
+  CHECK(err.find("kernel") != std::string::npos);
+  err.clear();
+  CHECK(run({"bench", "--context", "0", "--no-bandwidth"}, out, err) == 2);
+  CHECK(err.find("--context") != std::string::npos);
+}
+
 TEST_CASE("fleet-agent bench --self-test checks the dot-product paths") {
   std::string out, err;
   REQUIRE(run({"bench", "--self-test"}, out, err) == 0);

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <set>
@@ -183,5 +184,74 @@ TEST_CASE("the probe decodes the same tokens in every layout and says which it u
   o.path = DotPath::portable;
   auto odd = run_probe(topo, o);
   REQUIRE(odd);
-  CHECK(odd->layout.find("plain rows where the rows do not divide") != std::string::npos);
+  CHECK(odd->layout == "q4_0_8x8");
+  CHECK(odd->layout_mixed);
+  CHECK_FALSE(ref->layout_mixed);
+}
+
+TEST_CASE("attention reads the KV cache up to the padded length and masks the positions after this one") {
+  CHECK(kv_length(0, 128) == 32);  // llama.cpp pads n_kv to 32 without flash attention
+  CHECK(kv_length(31, 128) == 32);
+  CHECK(kv_length(32, 128) == 64);
+  CHECK(kv_length(127, 128) == 128);
+  CHECK(kv_length(40, 48) == 48);  // never past the cache
+  // Two KV heads of 4 dimensions, a context of 40; a naive softmax(q.k / 2) . v per head.
+  const std::size_t ctx = 40, width = 8, hd = 4;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0, 1);
+  std::vector<float> k(ctx * width), v_t(width * ctx), q(hd);
+  for (auto& x : k) x = normal(rng);
+  for (auto& x : v_t) x = normal(rng);
+  for (auto& x : q) x = normal(rng);
+  for (std::size_t pos : {std::size_t(0), std::size_t(31), std::size_t(32), ctx - 1}) {
+    for (std::size_t off : {std::size_t(0), hd}) {
+      const KvView kv{k.data(), v_t.data(), width, ctx, pos, kv_length(pos, ctx)};
+      std::vector<float> scores(ctx, 99.0f), out(hd);
+      attention_scores(q.data(), kv, off, hd, scores.data());
+      attention_softmax(kv, scores.data());
+      attention_values(scores.data(), kv, off, hd, out.data());
+      std::vector<double> w(pos + 1);
+      double mx = -1e300, sum = 0;
+      for (std::size_t j = 0; j <= pos; ++j) {
+        double dot = 0;
+        for (std::size_t i = 0; i < hd; ++i) dot += double(q[i]) * k[j * width + off + i];
+        w[j] = dot / 2;
+        mx = std::max(mx, w[j]);
+      }
+      for (auto& x : w) sum += (x = std::exp(x - mx));
+      INFO("position " << pos << ", head at " << off);
+      for (std::size_t j = 0; j < kv.n_kv; ++j) {
+        CHECK(scores[j] == Approx(j <= pos ? w[j] / sum : 0.0).margin(1e-6));
+      }
+      for (std::size_t i = 0; i < hd; ++i) {
+        double want = 0;
+        for (std::size_t j = 0; j <= pos; ++j) want += w[j] / sum * v_t[(off + i) * ctx + j];
+        CHECK(out[i] == Approx(want).margin(1e-5));
+      }
+      CHECK(scores[kv.n_kv - 1] == Approx(kv.n_kv - 1 <= pos ? w[kv.n_kv - 1] / sum : 0.0).margin(1e-6));
+    }
+  }
+}
+
+TEST_CASE("the probe refuses a context it cannot hold and one out of range") {
+  Topology topo;
+  topo.cpus = {0};
+  topo.node_cpus = {{0}};
+  topo.mem_available_bytes = 64ull << 20;
+  ProbeOptions o;
+  o.shape = ModelShape{"tiny", 128, 4, 256, 4, 2, 512, "test"};
+  o.threads = 1;
+  o.min_time = std::chrono::milliseconds(0);
+  o.context = 0;
+  auto zero = run_probe(topo, o);
+  REQUIRE_FALSE(zero);
+  CHECK(zero.error().code == fleet::Errc::invalid_input);
+  o.context = k_max_context;  // 4 layers x 32768 x 64 x 4 bytes x 2 = 64 MiB > 16 MiB
+  auto big = run_probe(topo, o);
+  REQUIRE_FALSE(big);
+  CHECK(big.error().message.find("pick a smaller --context") != std::string::npos);
+  o.context = 128;
+  auto ok = run_probe(topo, o);
+  REQUIRE(ok);
+  CHECK(ok->context == 128);
 }
