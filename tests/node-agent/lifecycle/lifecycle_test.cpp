@@ -491,6 +491,28 @@ TEST_CASE_METHOD(Fixture, "the committed kernel's last measurement serves as the
   CHECK(board.measured.size() == 5);
 }
 
+TEST_CASE_METHOD(Fixture, "a kept measurement older than a day, or from a clock that went back, is measured again") {
+  BenchSpec spec;
+  spec.shape = "1b";
+  board.clock = 1'780'000'000'000;  // a wall clock in 2026, in ms
+  update_with(test::make_bundle(bundles, "b1", "6.1-new"), spec);
+  REQUIRE(board.measured.size() == 2);
+  // Within the day: reused (one measurement, the trial's).
+  board.clock += 23LL * 3600 * 1000;
+  update_with(test::make_bundle(bundles, "b2", "6.1-newer"), spec);
+  CHECK(board.measured.size() == 3);
+  // A day and a bit later: the committed kernel is measured again before the install.
+  board.clock += 24LL * 3600 * 1000 + 1;
+  update_with(test::make_bundle(bundles, "b3", "6.1-newest"), spec);
+  CHECK(board.measured.size() == 5);
+  CHECK(last_report(board, "COMMITTED")["throughput"]["baseline_release"] == "6.1-newer");
+  // A board without a battery for its RTC can boot in 1970: a figure from the future is not
+  // trusted either.
+  board.clock = 1000;
+  update_with(test::make_bundle(bundles, "b4", "6.1-latest"), spec);
+  CHECK(board.measured.size() == 7);
+}
+
 TEST_CASE_METHOD(Fixture, "a gated board whose trial kernel cannot be measured goes back") {
   BenchSpec spec;
   spec.shape = "1b";
