@@ -190,6 +190,7 @@ struct JobResult {
   Outcome outcome = Outcome::failed;  // for failed and concluded
   std::string message;                // why (failed), or what the agent said (concluded)
   Errc code = Errc::io;               // of the last error, for a deadline that passes while not_yet
+  std::uint64_t agent_sequence = 0;   // concluded: the number of the agent's report of it
 };
 
 // One board while the runner drives it.
@@ -384,6 +385,7 @@ JobResult run_step(Step step, BoardIO& io, store::BoardRow& row, const RunnerOpt
         row.message = v->last_message;
         r.event = Event::concluded;
         r.message = v->last_message;
+        r.agent_sequence = v->sequence;
         switch (v->last_phase) {
           case AgentPhase::committed:
             if (o.plan == Plan::rollback) r.outcome = Outcome::failed;
@@ -785,6 +787,7 @@ class Loop {
         rw.outcome = r.outcome;
         rw.message = r.message;
       }
+      if (r.event == Event::concluded) result_.reports_due.push_back({rw.board, r.agent_sequence});
       move(l, r.event);
     }
     // A later wave whose gate closed: it stops where it is, before any change.

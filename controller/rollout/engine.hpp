@@ -120,6 +120,9 @@ struct Timeouts {
   std::chrono::seconds boot{600};
   std::chrono::seconds outcome{600};
   std::chrono::milliseconds poll{2000};
+  // After the last verdict: for the agents' own reports of it (checks, tokens/s), which come
+  // over gRPC beside the SSH that saw the verdict. The report server goes when this ends.
+  std::chrono::seconds reports{60};
 };
 
 // What is done to a board: an update to a bundle, or a return to its previous kernel.
@@ -150,6 +153,13 @@ struct RunnerBoard {
 // Told of every saved row (the terminal view, a counter in benchmarks).
 using RowSink = std::function<void(const store::BoardRow& row)>;
 
+// A report an agent wrote when it concluded (over SSH the runner saw its number): it travels
+// to the controller on its own (fleet-agent send-reports, gRPC), maybe after the verdict.
+struct ReportDue {
+  std::string board;
+  std::uint64_t sequence = 0;
+};
+
 struct RunnerResult {
   RolloutState state = RolloutState::done;
   std::string message;  // why it stopped
@@ -157,6 +167,7 @@ struct RunnerResult {
   std::int64_t saves = 0;                            // rows written
   std::chrono::nanoseconds save_time{0};             // in the store (wall clock, whatever the executor)
   int max_in_work = 0, max_watching = 0;             // peaks, to check the bounds
+  std::vector<ReportDue> reports_due;                // boards whose agent concluded in this run
 };
 
 class RolloutRunner {

@@ -143,6 +143,35 @@ class LiveView {
 
 }  // namespace
 
+Result<std::vector<ReportDue>> await_reports(store::Store& store, const std::string& rollout_id,
+                                             const std::vector<ReportDue>& due, std::chrono::milliseconds limit,
+                                             std::ostream& out, std::chrono::milliseconds poll) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  const std::string within = limit.count() % 1000 == 0 ? std::to_string(limit.count() / 1000) + " s"
+                                                       : std::to_string(limit.count()) + " ms";
+  std::vector<ReportDue> missing;
+  for (bool first = true;; first = false) {
+    missing.clear();
+    for (const auto& d : due) {
+      if (FLEET_TRY(store.last_report_sequence(d.board, rollout_id)) < d.sequence) missing.push_back(d);
+    }
+    if (missing.empty()) return missing;
+    if (first) {
+      std::string names;
+      for (const auto& m : missing) names += (names.empty() ? "" : ", ") + m.board;
+      out << "reports: waiting up to " << within << " for what " << missing.size() << (missing.size() == 1 ? " board" : " boards")
+          << " reported of the verdict (" << names << ")\n" << std::flush;
+    }
+    if (std::chrono::steady_clock::now() + poll > deadline) break;
+    std::this_thread::sleep_for(poll);
+  }
+  for (const auto& m : missing) {
+    out << "reports: " << m.board << ": its report " << m.sequence << " (the verdict, with its checks and tokens/s) "
+        << "did not arrive within " << within << "; the verdict stands (seen over SSH), and `fleetctl status` shows the last report that did arrive\n";
+  }
+  return missing;
+}
+
 Result<std::pair<std::string, int>> board_group(const inventory::Host& h) {
   std::string group;
   int max_down = 1;
@@ -385,8 +414,7 @@ Result<RolloutSummary> run_rollout(const RolloutOptions& o, std::ostream& out) {
   s.failed = result.failed;
   s.not_started = result.not_started;
   FLEET_TRY(store->put_rollout(ro));
-  // Give boards' reports a moment to land before the server goes.
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  FLEET_TRY(await_reports(*store, ro.id, result.reports_due, o.timeouts.reports, out));
   out << "rollout " << ro.id << " " << vocab::name(s.state) << ": " << s.committed << " committed, " << s.skipped
       << " skipped, " << s.failed << " failed, " << s.not_started << " not started\n";
   return s;

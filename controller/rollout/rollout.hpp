@@ -1,6 +1,7 @@
 #pragma once
 // `fleetctl rollout`: a bundle across the boards an inventory selects, in waves, with a
 // failure gate, its state in SQLite, reports collected over gRPC.
+#include <chrono>
 #include <filesystem>
 #include <iosfwd>
 #include <optional>
@@ -55,6 +56,15 @@ std::string signature_refusal(const std::vector<std::string>& board_keys, const 
 // the group ("" none) and how many of it may be changed at once (default 1). Errors name the
 // host and where the inventory mentions it. Pure.
 Result<std::pair<std::string, int>> board_group(const inventory::Host& host);
+
+// After the verdicts: waits (polling the store every `poll`, at most `limit`) until each
+// board's agent report of its verdict, numbered `sequence`, was accepted for `rollout_id`.
+// Says on `out` whom it waits for, and names each board whose report did not come; returns
+// those. The verdicts stand either way: they were seen over SSH.
+Result<std::vector<ReportDue>> await_reports(store::Store& store, const std::string& rollout_id,
+                                             const std::vector<ReportDue>& due, std::chrono::milliseconds limit,
+                                             std::ostream& out,
+                                             std::chrono::milliseconds poll = std::chrono::milliseconds(100));
 
 struct RollbackOptions {
   std::filesystem::path inventory;

@@ -361,6 +361,18 @@ Result<bool> Store::advance_report_sequence(const std::string& board, const std:
   return advance_unlocked(D(db_), file_, board, rollout_id, sequence);
 }
 
+Result<std::uint64_t> Store::last_report_sequence(const std::string& board, const std::string& rollout_id) {
+  std::lock_guard lock(g_mu);
+  Stmt st(D(db_), "SELECT sequence FROM report_sequences WHERE board=? AND rollout_id=?");
+  if (!st.ok()) return fail(Errc::io, file_.string() + ": " + st.error());
+  st.bind(1, board).bind(2, rollout_id);
+  switch (st.step()) {
+    case SQLITE_ROW: return static_cast<std::uint64_t>(st.integer(0));
+    case SQLITE_DONE: return std::uint64_t{0};
+    default: return fail(Errc::io, file_.string() + ": " + st.error());
+  }
+}
+
 Result<bool> Store::accept_report(const ReportRow& r) {
   std::lock_guard lock(g_mu);
   FLEET_TRY(exec("BEGIN IMMEDIATE"));

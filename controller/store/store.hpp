@@ -90,6 +90,8 @@ class Store {
   // per board alone: a board whose agent state was wiped starts again at 1 in its next
   // rollout, and a report of another rollout never gets this far (its token is refused).
   Result<bool> advance_report_sequence(const std::string& board, const std::string& rollout_id, std::uint64_t sequence);
+  // The last sequence accepted from `board` in `rollout_id` (0: none yet).
+  Result<std::uint64_t> last_report_sequence(const std::string& board, const std::string& rollout_id);
   // A report as the report service takes it: advances the sequence and adds the row in one
   // transaction, or (a replay) does neither and returns false.
   Result<bool> accept_report(const ReportRow& r);

@@ -199,6 +199,20 @@ TEST_CASE("a good board goes through every step of the table, saved on entering 
   REQUIRE(stored->size() == 1);
   CHECK((*stored)[0].step == Step::done);
   CHECK((*stored)[0].outcome == Outcome::committed);
+  // The agent's report of the verdict, by its number, is what the rollout then waits for.
+  REQUIRE(r.reports_due.size() == 1);
+  CHECK(r.reports_due[0].board == "pi-1");
+  CHECK(r.reports_due[0].sequence == rack.fake(1).seq);
+  CHECK(r.reports_due[0].sequence > 5);
+}
+
+TEST_CASE("only boards whose agent concluded owe a report of it") {
+  Rack rack({3});
+  rack.fake(2).release = rack.fake(2).committed = k_new;  // skipped: no verdict of its agent
+  rack.fake(3).faults.emplace("install", Error{Errc::process_failed, "no room"});  // refused over SSH
+  auto r = rack.run();
+  REQUIRE(r.reports_due.size() == 1);
+  CHECK(r.reports_due[0].board == "pi-1");
 }
 
 // Scenario table: a board's behaviour in, its outcome and last saved steps out.
