@@ -37,6 +37,8 @@ host_pkgs=(
   # The fuzz tree (preset fuzz): clang 16 is Debian 12's oldest clang that compiles
   # libstdc++ 12's <expected> (cmake/Fuzz.cmake); llvm-14 brings llvm-symbolizer.
   clang-16 libclang-rt-16-dev libfuzzer-16-dev llvm-14
+  # fleetctl model push: peer to peer over BitTorrent with TLS (node-agent/model/swarm.hpp).
+  libtorrent-rasterbar-dev
 )
 # The static aarch64 agent links these arm64 libraries. yaml-cpp is left out on purpose:
 # libyaml-cpp-dev cannot be installed for both architectures at once, so the agent reads
@@ -44,6 +46,9 @@ host_pkgs=(
 arm64_pkgs=(
   libgrpc++-dev:arm64 libprotobuf-dev:arm64 libspdlog-dev:arm64
   libssl-dev:arm64 zlib1g-dev:arm64 libc6-dev:arm64
+  # fleet-model, the boards' side of a model push, links Debian's shared libtorrent (there is
+  # no static one); fleetctl pushes libtorrent-rasterbar.so.2.0 beside it.
+  libtorrent-rasterbar-dev:arm64
 )
 
 missing() {

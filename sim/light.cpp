@@ -316,7 +316,8 @@ namespace {
 
 // PID 1 of a board's new mount and PID namespaces (a child of clone): the board's mounts, its
 // boot-time units, then sshd. Never returns; on an error it exits and the board is off.
-[[noreturn]] void board_init(const Board& b, const std::string& name, std::chrono::milliseconds boot_time) {
+[[noreturn]] void board_init(const Board& b, const std::string& name, const RackOptions& o) {
+  const auto boot_time = o.boot_time;
   int log = ::open(b.console().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log >= 0) {
     ::dup2(log, 1);
@@ -342,6 +343,14 @@ namespace {
   bind("/usr", root / "usr", true);
   bind(b.usr_local(), root / "usr/local", false);
   for (const char* d : {"null", "zero", "random", "urandom"}) bind(stdfs::path("/dev") / d, root / "dev" / d, false);
+  if (o.models_kib > 0) {
+    // A small disk for models (a full board for `fleetctl model push`), in this board's mounts only.
+    const auto models = root / "var/lib/fleet/models";
+    std::error_code ec;
+    stdfs::create_directories(models, ec);
+    const std::string size = "size=" + std::to_string(o.models_kib) + "k,mode=0755";
+    if (::mount("tmpfs", models.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, size.c_str()) != 0) die("mounting a tmpfs on " + models.string());
+  }
   if (boot_time.count() > 0) std::this_thread::sleep_for(boot_time);
   std::printf("fleet-board: up\n");
   std::fflush(stdout);
@@ -406,7 +415,7 @@ void reap(Running& r) {
 
 // Powers the board on. An error leaves it off (nothing started), with why in its status and
 // on `out`; the rest of the rack goes on.
-void start(Running& r, bool tryboot, std::chrono::milliseconds boot_time, std::ostream& out) {
+void start(Running& r, bool tryboot, const RackOptions& o, std::ostream& out) {
   auto off = [&](const std::string& why) {
     r.power = Power::off;
     r.last_event = why;
@@ -422,7 +431,7 @@ void start(Running& r, bool tryboot, std::chrono::milliseconds boot_time, std::o
   const long pid = ::syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD, nullptr,
                              nullptr, nullptr, nullptr);
   if (pid < 0) return off(std::string("cannot start in new namespaces: ") + std::strerror(errno));
-  if (pid == 0) board_init(r.board, r.meta.name, boot_time);
+  if (pid == 0) board_init(r.board, r.meta.name, o);
   r.pid = static_cast<pid_t>(pid);
   r.power = Power::up;
   r.last_event = "booted " + boot->kernel + " (" + boot->release + ") from " + boot->config_file;
@@ -448,7 +457,9 @@ Result<std::optional<bool>> take_request(const Board& b) {
 std::string inventory_text(const RackOptions& o, const std::vector<Running>& boards) {
   std::string inv = "# The light rack " + o.rack.string() + " (written by fleet-sim light)\n"
                     "all:\n  vars:\n    address: 127.0.0.1\n    user: root\n    key: " +
-                    (stdfs::absolute(o.rack) / "id_ed25519").string() + "\n    fleet_bench: " + o.bench + "\n  hosts:\n";
+                    (stdfs::absolute(o.rack) / "id_ed25519").string() + "\n    fleet_bench: " + o.bench +
+                    "\n    # The boards share this machine's loopback: each takes any free port for a model push.\n"
+                    "    fleet_model_listen: 127.0.0.1:0\n  hosts:\n";
   for (const auto& r : boards) inv += "    " + r.meta.name + ": {port: " + std::to_string(r.meta.ssh_port) + "}\n";
   return inv;
 }
@@ -491,7 +502,7 @@ Result<void> run_rack(const RackOptions& options, std::ostream& out, const std::
   } stop_all{boards};
   for (auto& r : boards) {
     if (port_open(r.meta.ssh_port)) return fail(Errc::invalid_input, r.meta.name + ": port " + std::to_string(r.meta.ssh_port) + " is taken");
-    start(r, false, o.boot_time, out);
+    start(r, false, o, out);
   }
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60) + o.boot_time;
   for (auto& r : boards) {
@@ -515,14 +526,14 @@ Result<void> run_rack(const RackOptions& options, std::ostream& out, const std::
         if (r.boot_after) {
           const bool tryboot = *r.boot_after;
           r.boot_after.reset();
-          start(r, tryboot, o.boot_time, out);
+          start(r, tryboot, o, out);
         } else if (!r.stop_reason.empty()) {
           r.last_event = std::exchange(r.stop_reason, "");
           note_status(r, out);
         } else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGHUP) {
           // No request: a reboot(2) inside the namespace ends its PID 1 with SIGHUP (restart)
           // or SIGINT (power off, halt), as a real board's kernel would restart or stop.
-          start(r, false, o.boot_time, out);
+          start(r, false, o, out);
         } else {
           r.last_event = WIFSIGNALED(status) ? "PID 1 ended by signal " + std::to_string(WTERMSIG(status))
                                              : "PID 1 exited with " + std::to_string(WEXITSTATUS(status));

@@ -94,6 +94,7 @@ struct RackOptions {
   int base_port = 24000;               // pi-i listens on 127.0.0.1:base_port+i
   std::chrono::milliseconds boot_time{0};  // from power-on to sshd and boot-check
   std::string bench = "none";          // fleet_bench in the inventory
+  std::int64_t models_kib = 0;         // >0: each board's /var/lib/fleet/models is a tmpfs of this size
 };
 
 // Creates the boards that do not exist, writes RACK/inventory.yml (and RACK/id_ed25519),

@@ -16,6 +16,7 @@
 #include "common/fs.hpp"
 #include "common/kconfig.hpp"
 #include "controller/cli/bundle_cmd.hpp"
+#include "controller/cli/model_cmd.hpp"
 #include "controller/cli/progress.hpp"
 #include "controller/inventory/inventory.hpp"
 #include "controller/web/server.hpp"
@@ -64,6 +65,8 @@ const std::string k_usage =
     "  inventory list        list the boards an inventory (and --limit) selects\n"
     "  rollout               take a kernel bundle across the boards, in waves\n"
     "  rollback              return boards to their previous kernel\n"
+    "  model push            put a model file on boards, peer to peer (BitTorrent over TLS)\n"
+    "  model list            which boards hold which models\n"
     "  status                boards and rollouts: kernel, outcome, verification\n"
     "  serve                 the status service (gRPC), the web dashboard and /metrics (--http)\n"
     "  version               print the version\n"
@@ -978,6 +981,10 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   if (cmd == "bundle") {
     if (args.size() < 2) return bundle_command("", {}, out, err);
     return bundle_command(args[1], std::vector<std::string>(args.begin() + 2, args.end()), out, err);
+  }
+  if (cmd == "model") {
+    return model_command(args.size() < 2 ? "" : args[1], std::vector<std::string>(args.begin() + std::min<std::size_t>(2, args.size()), args.end()),
+                         out, err, default_state_db());
   }
   if (cmd == "rollout") return rollout_cmd(std::vector<std::string>(args.begin() + 1, args.end()), out, err);
   if (cmd == "rollback") return rollback_cmd(std::vector<std::string>(args.begin() + 1, args.end()), out, err);

@@ -188,6 +188,86 @@ Result<CommandResult> Session::run(const std::vector<std::string>& argv, std::ch
   return r;
 }
 
+Result<std::unique_ptr<Stream>> Session::start(const std::vector<std::string>& argv) {
+  ssh_channel ch = ssh_channel_new(S(session_));
+  if (!ch) return std::unexpected(error(Errc::io, "cannot open a channel"));
+  ChannelCloser closer{ch};
+  if (ssh_channel_open_session(ch) != SSH_OK) return std::unexpected(error(Errc::unreachable, "cannot open a session channel"));
+  const std::string line = command_line(argv);
+  if (ssh_channel_request_exec(ch, line.c_str()) != SSH_OK) {
+    return std::unexpected(error(Errc::unreachable, "cannot run " + line));
+  }
+  closer.ch = nullptr;  // the Stream owns it now
+  return std::unique_ptr<Stream>(new Stream(*this, ch, line));
+}
+
+Stream::~Stream() {
+  auto* ch = static_cast<ssh_channel>(channel_);
+  if (ch) {
+    ssh_channel_close(ch);
+    ssh_channel_free(ch);
+  }
+}
+
+Result<void> Stream::write(std::string_view text) {
+  auto* ch = static_cast<ssh_channel>(channel_);
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const int n = ssh_channel_write(ch, text.data() + done, static_cast<std::uint32_t>(text.size() - done));
+    if (n == SSH_ERROR) return std::unexpected(owner_.error(Errc::unreachable, "connection lost writing to " + line_));
+    done += static_cast<std::size_t>(n);
+  }
+  return {};
+}
+
+Result<void> Stream::close_stdin() {
+  if (eof_sent_) return {};
+  eof_sent_ = true;
+  if (ssh_channel_send_eof(static_cast<ssh_channel>(channel_)) == SSH_ERROR) {
+    return std::unexpected(owner_.error(Errc::unreachable, "connection lost closing the input of " + line_));
+  }
+  return {};
+}
+
+Result<std::optional<int>> Stream::pump(std::chrono::milliseconds wait,
+                                        const std::function<void(std::string_view)>& on_line) {
+  auto* ch = static_cast<ssh_channel>(channel_);
+  std::array<char, 16384> buf{};
+  int timeout = static_cast<int>(wait.count());
+  for (;;) {
+    bool got = false;
+    for (int is_stderr = 0; is_stderr < 2; ++is_stderr) {
+      const int n = ssh_channel_read_timeout(ch, buf.data(), buf.size(), is_stderr, is_stderr ? 0 : timeout);
+      if (n == SSH_ERROR) return std::unexpected(owner_.error(Errc::unreachable, "connection lost while running " + line_));
+      if (n <= 0) continue;
+      got = true;
+      if (is_stderr) {
+        err_.append(buf.data(), static_cast<std::size_t>(n));
+        if (err_.size() > 4096) err_.erase(0, err_.size() - 4096);
+        continue;
+      }
+      out_.append(buf.data(), static_cast<std::size_t>(n));
+      std::size_t nl;
+      while ((nl = out_.find('\n')) != std::string::npos) {
+        if (on_line) on_line(std::string_view(out_).substr(0, nl));
+        out_.erase(0, nl + 1);
+      }
+    }
+    timeout = 0;  // waited once; now only drain what is there
+    if (!got) break;
+  }
+  if (ssh_channel_is_eof(ch) || !ssh_channel_is_open(ch)) {
+    // The exit status arrives with or after EOF; give it a moment.
+    for (int i = 0; i < 50; ++i) {
+      const int status = ssh_channel_get_exit_status(ch);
+      if (status != -1) return std::optional<int>(status);
+      ssh_channel_read_timeout(ch, buf.data(), buf.size(), 0, 20);
+    }
+    return std::optional<int>(-1);
+  }
+  return std::optional<int>();
+}
+
 Result<std::string> Session::check(const std::vector<std::string>& argv, std::chrono::seconds timeout) {
   auto r = FLEET_TRY(run(argv, timeout));
   if (r.exit_status != 0) {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,6 +53,35 @@ struct UploadResult {
 // Called as bytes go out; return false to stop (the upload then fails, resumable later).
 using UploadProgress = std::function<bool(std::uint64_t done, std::uint64_t total)>;
 
+class Session;
+
+// A command that runs while the controller talks to it (fleet-model fetch): lines to its
+// stdin, its stdout line by line, its stdin closed to tell it to finish. Belongs to the
+// Session that started it, which must outlive it; like that Session, one thread at a time.
+class Stream {
+ public:
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  Result<void> write(std::string_view text);
+  Result<void> close_stdin();
+  // Reads what the command printed, waiting up to `wait` for the first byte; hands over each
+  // complete stdout line (stderr is kept for the error). Returns the exit status once the
+  // command ended, nullopt while it runs; Errc::unreachable if the connection dropped.
+  Result<std::optional<int>> pump(std::chrono::milliseconds wait, const std::function<void(std::string_view)>& on_line);
+  // What the command wrote on stderr so far (its last 4 KiB).
+  const std::string& stderr_text() const { return err_; }
+
+ private:
+  friend class Session;
+  Stream(const Session& owner, void* channel, std::string line) : owner_(owner), channel_(channel), line_(std::move(line)) {}
+  const Session& owner_;
+  void* channel_ = nullptr;  // ssh_channel
+  std::string line_;         // the command, for messages
+  std::string out_, err_;
+  bool eof_sent_ = false;
+};
+
 class Session {
  public:
   static Result<std::unique_ptr<Session>> connect(const Endpoint& endpoint);
@@ -71,9 +101,13 @@ class Session {
   Result<UploadResult> upload(const std::filesystem::path& local, const std::string& remote,
                               const UploadProgress& progress = {});
 
+  // Starts argv (each argument quoted) on the board and returns at once (see Stream).
+  Result<std::unique_ptr<Stream>> start(const std::vector<std::string>& argv);
+
   const Endpoint& endpoint() const { return endpoint_; }
 
  private:
+  friend class Stream;
   explicit Session(Endpoint e) : endpoint_(std::move(e)) {}
   Error error(Errc code, const std::string& what) const;
   Endpoint endpoint_;

@@ -68,6 +68,9 @@ CREATE TABLE IF NOT EXISTS reports (
   checks_json TEXT, at_ms INTEGER, PRIMARY KEY (board, sequence));
 CREATE TABLE IF NOT EXISTS report_sequences (
   board TEXT, rollout_id TEXT, sequence INTEGER, PRIMARY KEY (board, rollout_id));
+CREATE TABLE IF NOT EXISTS models (
+  board TEXT, path TEXT, name TEXT, sha256 TEXT, size INTEGER, push_id TEXT, at_ms INTEGER,
+  PRIMARY KEY (board, path));
 )";
 
 std::mutex g_mu;  // one writer at a time from this process's threads
@@ -397,6 +400,27 @@ Result<bool> Store::accept_report(const ReportRow& r) {
   }
   FLEET_TRY(commit_or_roll_back());
   return done;
+}
+
+Result<void> Store::put_model(const ModelRow& m) {
+  std::lock_guard lock(g_mu);
+  Stmt st(D(db_), "INSERT OR REPLACE INTO models (board,path,name,sha256,size,push_id,at_ms) VALUES (?,?,?,?,?,?,?)");
+  if (!st.ok()) return fail(Errc::io, file_.string() + ": " + st.error());
+  st.bind(1, m.board).bind(2, m.path).bind(3, m.name).bind(4, m.sha256).bind(5, m.size).bind(6, m.push_id);
+  st.bind(7, m.at_ms);
+  if (st.step() != SQLITE_DONE) return fail(Errc::io, file_.string() + ": " + st.error());
+  return {};
+}
+
+Result<std::vector<ModelRow>> Store::models() {
+  std::lock_guard lock(g_mu);
+  Stmt st(D(db_), "SELECT board,path,name,sha256,size,push_id,at_ms FROM models ORDER BY name, board");
+  if (!st.ok()) return fail(Errc::io, file_.string() + ": " + st.error());
+  std::vector<ModelRow> out;
+  while (st.step() == SQLITE_ROW) {
+    out.push_back({st.text(0), st.text(1), st.text(2), st.text(3), st.integer(4), st.text(5), st.integer(6)});
+  }
+  return out;
 }
 
 Result<std::vector<ReportRow>> Store::reports(const std::string& board, int limit) {

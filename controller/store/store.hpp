@@ -59,6 +59,17 @@ struct ReportRow {
   std::string throughput_json;  // fleet.v1.Throughput in the codec's JSON, "" if none
 };
 
+// A model a board holds (fleetctl model push put it there, or found it there).
+struct ModelRow {
+  std::string board;
+  std::string path;     // on the board
+  std::string name;
+  std::string sha256;
+  std::int64_t size = 0;
+  std::string push_id;  // the push that put or found it
+  std::int64_t at_ms = 0;
+};
+
 class Store {
  public:
   static Result<std::unique_ptr<Store>> open(const std::filesystem::path& file);
@@ -81,6 +92,10 @@ class Store {
   Result<std::vector<BoardRow>> boards_changed_since(std::int64_t since_ms, const std::string& rollout_id = "");
 
   Result<void> add_report(const ReportRow& r);
+
+  // What `fleetctl model list` shows: one row per (board, path), the latest known.
+  Result<void> put_model(const ModelRow& m);
+  Result<std::vector<ModelRow>> models();
   Result<std::vector<ReportRow>> reports(const std::string& board, int limit = 50);
 
   // The replay guard of the report service: records `sequence` as the last accepted report

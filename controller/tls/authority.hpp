@@ -38,6 +38,23 @@ class Authority {
   bool created_now_ = false;
 };
 
+// A CA for one `fleetctl model push`, made in memory and never written: its certificate goes
+// into the push's torrent (node-agent/model/swarm.hpp), so the swarm admits only members it
+// certified, and with its key gone at the end of the push, nothing joins that swarm again.
+class PushAuthority {
+ public:
+  static Result<PushAuthority> create(const std::string& push_id);
+  const std::string& certificate_pem() const { return cert_pem_; }
+  // A fresh P-256 key and a certificate for it with CN `torrent_name` (what libtorrent checks
+  // a peer's certificate against) and O `member` (who it is, for logs), for both ends of TLS.
+  Result<ServerIdentity> issue_member(const std::string& torrent_name, const std::string& member) const;
+
+ private:
+  PushAuthority() = default;
+  std::string cert_pem_;
+  std::string key_pem_;
+};
+
 // The CA's folder for a state database: beside it, `tls/`.
 std::filesystem::path authority_dir(const std::filesystem::path& state_db);
 

@@ -596,6 +596,7 @@ int light_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
       args::Option{"base-port", args::Takes::value, "PORT", "board pi-i gets SSH on 127.0.0.1:PORT+i (default 24000)"},
       args::Option{"boot-time", args::Takes::value, "MS", "milliseconds from power-on to sshd and boot-check (default 0)"},
       args::Option{"bench", args::Takes::value, "SHAPE", "fleet_bench in the inventory (default none: the boards run on this machine's CPUs)"},
+      args::Option{"models-size", args::Takes::value, "KIB", "each board's /var/lib/fleet/models is a tmpfs of KIB KiB, in its own mounts (a full disk for model pushes; default: the rack folder's disk)"},
       args::Option{"help", args::Takes::nothing, "", "show this help"},
   };
   int code = 0;
@@ -624,7 +625,8 @@ int light_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
   auto n = number("n", 32, 1, 1024);
   auto base = number("base-port", 24000, 1024, 64000);
   auto boot_ms = number("boot-time", 0, 0, 600000);
-  if (!n || !base || !boot_ms) return 2;
+  auto models_kib = number("models-size", 0, 0, 1 << 30);
+  if (!n || !base || !boot_ms || !models_kib) return 2;
   if (*base + *n > 65535) {
     err << "fleet-sim light: --base-port " << *base << " leaves no port for pi-" << *n << "\n";
     return 2;
@@ -636,6 +638,7 @@ int light_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
   o.base_port = *base;
   o.boot_time = std::chrono::milliseconds(*boot_ms);
   o.bench = a->value("bench").value_or("none");
+  o.models_kib = *models_kib;
   ::signal(SIGTERM, on_signal);
   ::signal(SIGINT, on_signal);
   auto r = light::run_rack(o, out, g_stop);

@@ -64,15 +64,22 @@ struct LightRack {
   pid_t pid = 0;
   int base;
 
-  explicit LightRack(const std::filesystem::path& stock, int boards = 2) : base(test::free_port_run(boards + 1)) {
+  // `extra`: more fleet-sim light options (--models-size KIB).
+  explicit LightRack(const std::filesystem::path& stock, int boards = 2, std::vector<std::string> extra = {})
+      : base(test::free_port_run(boards + 1)) {
     std::filesystem::create_directories(dir.path);
+    std::vector<std::string> args{FLEET_SIM, "light", "-n", std::to_string(boards), "--rack", (dir.path / "rack").string(),
+                                  "--bundle", stock.string(), "--base-port", std::to_string(base)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     pid = ::fork();
     if (pid == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // the rack ends with this test, however it ends
       std::freopen((dir.path / "fleet-sim.log").c_str(), "w", stdout);
       ::dup2(1, 2);
-      ::execl(FLEET_SIM, FLEET_SIM, "light", "-n", std::to_string(boards).c_str(), "--rack", (dir.path / "rack").c_str(), "--bundle",
-              stock.c_str(), "--base-port", std::to_string(base).c_str(), nullptr);
+      ::execv(FLEET_SIM, argv.data());
       ::_exit(127);
     }
     for (int i = 0; i < 600 && log().find("light rack ready") == std::string::npos; ++i) {

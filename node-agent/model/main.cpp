@@ -1,0 +1,311 @@
+// fleet-model: a board's side of `fleetctl model push` (see swarm.hpp and holdings.hpp).
+// fleetctl runs it over SSH. Every command prints JSON on stdout, one object per line;
+// errors also go to stderr in words, and the exit status says how it ended:
+//   0 done, 1 the transfer or the disk failed, 2 bad usage, 3 stopped (stdin closed) before
+//   the file was complete: its verified pieces stay for the next push.
+#include <poll.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <exception>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/args.hpp"
+#include "common/fs.hpp"
+#include "common/hash.hpp"
+#include "node-agent/model/holdings.hpp"
+#include "node-agent/model/swarm.hpp"
+
+using namespace fleet;
+using namespace fleet::model;
+using nlohmann::json;
+
+namespace {
+
+const char* const k_synopsis =
+    "fleet-model inspect --dest DIR --name NAME --size BYTES --sha256 HEX\n"
+    "       fleet-model list --dest DIR\n"
+    "       fleet-model fetch --torrent FILE --cert FILE --key FILE --dest DIR --sha256 HEX\n"
+    "                         [--listen ADDR:PORT] [--peer ADDR:PORT,...] [--max-rate BYTES]\n"
+    "       fleet-model seed --torrent FILE --cert FILE --key FILE --dir DIR [--listen ADDR:PORT]\n"
+    "                        [--peer ADDR:PORT,...] [--max-rate BYTES]";
+
+const char* const k_about =
+    "A board's side of `fleetctl model push`, which runs it over SSH; it prints JSON, one\n"
+    "object per line.\n\n"
+    "  inspect  whether DIR holds the model already, the free bytes there, and the bytes a\n"
+    "           cut-off transfer of it left (a resumed one needs no room for those again)\n"
+    "  list     the models DIR holds, with their size, sha256 and when they came\n"
+    "  fetch    joins the push's swarm (a TLS torrent: its certificate and key come from the\n"
+    "           push's CA), serves the pieces it has to the others, and when every piece is\n"
+    "           verified: checks the whole file's sha256, fsyncs it and renames it into DIR.\n"
+    "           It goes on serving until stdin closes; a line `peer ADDR:PORT` on stdin adds\n"
+    "           a peer to dial. Progress every second.\n"
+    "  seed     serves a file it holds (DIR/NAME), unchecked, until stdin closes\n\n"
+    "Exit status: 0 done, 1 failed, 2 bad usage, 3 stopped before the file was complete\n"
+    "(its verified pieces are kept for the next push).";
+
+std::vector<args::Option> options() {
+  return {
+      {"dest", args::Takes::value, "DIR", "the models folder"},
+      {"dir", args::Takes::value, "DIR", "seed: the folder holding the file"},
+      {"name", args::Takes::value, "NAME", "inspect: the model's file name"},
+      {"size", args::Takes::value, "BYTES", "inspect: its size"},
+      {"sha256", args::Takes::value, "HEX", "its sha256"},
+      {"torrent", args::Takes::value, "FILE", "the push's .torrent"},
+      {"cert", args::Takes::value, "FILE", "this board's certificate from the push's CA"},
+      {"key", args::Takes::value, "FILE", "its key"},
+      {"listen", args::Takes::value, "ADDR:PORT", "where to take peers' connections (TLS); default 0.0.0.0:6881"},
+      {"peer", args::Takes::value, "ADDR:PORT", "peers to dial, comma-separated"},
+      {"max-rate", args::Takes::value, "BYTES", "upload and download limit, bytes/s each (0: none)"},
+      {"help", args::Takes::nothing, "", "this text"},
+  };
+}
+
+void say(const json& j) { std::cout << j.dump() << "\n" << std::flush; }
+
+int failed(const std::string& command, const Error& e, int code = 1) {
+  say({{"event", "error"}, {"message", e.message}});
+  std::cerr << "fleet-model " << command << ": " << e.message << "\n";
+  return code;
+}
+
+Result<std::string> need(const args::Parsed& a, const std::string& name) {
+  auto v = a.value(name);
+  if (!v || v->empty()) return fail(Errc::invalid_input, "--" + name + " is required");
+  return *v;
+}
+
+Result<std::int64_t> bytes_value(const args::Parsed& a, const std::string& name, std::int64_t dflt) {
+  auto v = a.value(name);
+  if (!v) return dflt;
+  std::size_t used = 0;
+  long long n = -1;
+  try {
+    n = std::stoll(*v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != v->size() || n < 0) return fail(Errc::invalid_input, "--" + name + " must be a whole number of bytes, got '" + *v + "'");
+  return static_cast<std::int64_t>(n);
+}
+
+std::vector<std::string> peers_of(const std::string& joined) {
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  while (at <= joined.size()) {
+    auto comma = joined.find(',', at);
+    auto part = joined.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    if (!part.empty()) out.push_back(part);
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return out;
+}
+
+// stdin: `peer ADDR:PORT` lines, then EOF (the controller is done, or gone).
+struct Control {
+  std::string buffer;
+  bool closed = false;
+  std::vector<std::string> take_peers() {
+    std::vector<std::string> peers;
+    for (;;) {
+      struct pollfd p {0, POLLIN, 0};
+      if (closed || ::poll(&p, 1, 0) <= 0) break;
+      std::array<char, 4096> chunk{};
+      const ssize_t n = ::read(0, chunk.data(), chunk.size());
+      if (n <= 0) {
+        closed = true;
+        break;
+      }
+      buffer.append(chunk.data(), static_cast<std::size_t>(n));
+    }
+    std::size_t nl;
+    while ((nl = buffer.find('\n')) != std::string::npos) {
+      std::string line = buffer.substr(0, nl);
+      buffer.erase(0, nl + 1);
+      if (line.rfind("peer ", 0) == 0) peers.push_back(line.substr(5));
+    }
+    return peers;
+  }
+};
+
+json progress_json(const Progress& p) {
+  json peers = json::array();
+  for (const auto& v : p.peers) peers.push_back({{"endpoint", v.endpoint}, {"progress", v.progress}});
+  return {{"event", "progress"},        {"done", p.done},         {"total", p.total},
+          {"down_rate", p.down_rate},   {"up_rate", p.up_rate},   {"uploaded", p.uploaded},
+          {"downloaded", p.downloaded},
+          {"hash_failures", p.hash_failures}, {"banned", p.banned}, {"peers", peers}};
+}
+
+struct Common {
+  Torrent torrent;
+  SwarmOptions swarm;
+  std::vector<std::string> peers;
+};
+
+Result<Common> common_of(const args::Parsed& a) {
+  Common c;
+  const auto torrent_file = FLEET_TRY(need(a, "torrent"));
+  const auto torrent_bytes = FLEET_TRY(fs::read_file(torrent_file));
+  c.torrent = FLEET_TRY(read_torrent(torrent_bytes, torrent_file));
+  const auto cert_file = FLEET_TRY(need(a, "cert"));
+  const auto key_file = FLEET_TRY(need(a, "key"));
+  c.swarm.cert_pem = FLEET_TRY(fs::read_file(cert_file));
+  c.swarm.key_pem = FLEET_TRY(fs::read_file(key_file));
+  c.swarm.listen = a.value("listen").value_or("0.0.0.0:6881");
+  const auto rate = FLEET_TRY(bytes_value(a, "max-rate", 0));
+  c.swarm.upload_limit = c.swarm.download_limit = rate;
+  if (auto p = a.value("peer")) c.peers = peers_of(*p);
+  return c;
+}
+
+// Serves and takes pieces until `until_done` says stop, or stdin closes.
+Result<int> run_swarm(Swarm& s, Control& control, const std::function<Result<bool>(const Progress&)>& step) {
+  auto next_report = std::chrono::steady_clock::now();
+  for (;;) {
+    auto more = control.take_peers();
+    if (!more.empty()) FLEET_TRY(s.connect(more));
+    auto p = FLEET_TRY(s.poll(std::chrono::milliseconds(200)));
+    if (FLEET_TRY(step(p))) return 0;
+    if (std::chrono::steady_clock::now() >= next_report) {
+      say(progress_json(p));
+      next_report = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    }
+    if (control.closed) return p.complete ? 0 : 3;
+  }
+}
+
+int inspect(const args::Parsed& a) {
+  auto r = [&]() -> Result<json> {
+    const std::filesystem::path dest = FLEET_TRY(need(a, "dest"));
+    const auto name = FLEET_TRY(need(a, "name"));
+    FLEET_TRY(check_name(name, "--name"));
+    const auto sha = FLEET_TRY(need(a, "sha256"));
+    FLEET_TRY(check_sha256(sha, "--sha256"));
+    const auto size = FLEET_TRY(bytes_value(a, "size", -1));
+    if (size < 0) return fail(Errc::invalid_input, "--size is required");
+    const bool held = FLEET_TRY(holds(dest, name, size, sha));
+    return json{{"event", "inspect"},
+                {"holds", held},
+                {"free_bytes", FLEET_TRY(free_bytes(dest))},
+                {"partial_bytes", partial_bytes(dest, sha, name)}};
+  }();
+  if (!r) return failed("inspect", r.error(), r.error().code == Errc::invalid_input ? 2 : 1);
+  say(*r);
+  return 0;
+}
+
+int list_models(const args::Parsed& a) {
+  auto r = [&]() -> Result<json> {
+    const std::filesystem::path dest = FLEET_TRY(need(a, "dest"));
+    json models = json::array();
+    for (const auto& h : FLEET_TRY(list(dest))) {
+      models.push_back({{"name", h.name}, {"size", h.size}, {"sha256", h.sha256}, {"at_ms", h.at_ms}});
+    }
+    return json{{"event", "list"}, {"models", models}};
+  }();
+  if (!r) return failed("list", r.error(), r.error().code == Errc::invalid_input ? 2 : 1);
+  say(*r);
+  return 0;
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int fetch(const args::Parsed& a) {
+  Control control;
+  auto r = [&]() -> Result<int> {
+    auto c = FLEET_TRY(common_of(a));
+    const std::filesystem::path dest = FLEET_TRY(need(a, "dest"));
+    const auto sha = FLEET_TRY(need(a, "sha256"));
+    FLEET_TRY(check_sha256(sha, "--sha256"));
+    FLEET_TRY(check_name(c.torrent.name, "the torrent's name"));
+    const auto partial = partial_dir(dest, sha);
+    std::error_code ec;
+    std::filesystem::create_directories(partial, ec);
+    if (ec) return fail(Errc::io, partial.string() + ": " + ec.message());
+    auto swarm = FLEET_TRY(Swarm::start(c.swarm));
+    say({{"event", "listening"}, {"port", swarm->port()}, {"name", c.torrent.name}, {"size", c.torrent.size}});
+    FLEET_TRY(swarm->fetch(c.torrent, partial));
+    FLEET_TRY(swarm->connect(c.peers));
+    enum class Phase { fetching, moving, serving } phase = Phase::fetching;
+    return run_swarm(*swarm, control, [&](const Progress& p) -> Result<bool> {
+      if (phase == Phase::fetching && p.complete) {
+        // Every piece passed its SHA-256; the whole file must be the one asked for too.
+        swarm->flush();
+        const auto file = partial / c.torrent.name;
+        const auto got = FLEET_TRY(hash::sha256_file(file));
+        if (got != sha) {
+          return fail(Errc::mismatch, file.string() + ": sha256 " + got + ", not " + sha +
+                                          " (the torrent and --sha256 disagree)");
+        }
+        FLEET_TRY(fs::fsync_renamed(file));  // fsyncs the file's data before it gets its name
+        FLEET_TRY(swarm->move_to(dest));
+        phase = Phase::moving;
+      } else if (phase == Phase::moving && p.moved) {
+        FLEET_TRY(fs::fsync_dir(dest));
+        FLEET_TRY(record(dest, Held{c.torrent.name, c.torrent.size, sha, now_ms()}));
+        std::error_code rm;
+        std::filesystem::remove_all(partial, rm);
+        say({{"event", "complete"}, {"name", c.torrent.name}, {"sha256", sha}, {"path", (dest / c.torrent.name).string()},
+             {"hash_failures", p.hash_failures}, {"banned", p.banned}, {"downloaded", p.downloaded}});
+        phase = Phase::serving;
+      }
+      return false;
+    });
+  }();
+  if (!r) return failed("fetch", r.error(), r.error().code == Errc::invalid_input ? 2 : 1);
+  if (*r == 3) say({{"event", "stopped"}, {"message", "stdin closed before the file was complete; its verified pieces are kept"}});
+  return *r;
+}
+
+int seed(const args::Parsed& a) {
+  Control control;
+  auto r = [&]() -> Result<int> {
+    auto c = FLEET_TRY(common_of(a));
+    const std::filesystem::path dir = FLEET_TRY(need(a, "dir"));
+    auto swarm = FLEET_TRY(Swarm::start(c.swarm));
+    say({{"event", "listening"}, {"port", swarm->port()}, {"name", c.torrent.name}, {"size", c.torrent.size}});
+    FLEET_TRY(swarm->seed(c.torrent, dir));
+    FLEET_TRY(swarm->connect(c.peers));
+    return run_swarm(*swarm, control, [](const Progress&) -> Result<bool> { return false; });
+  }();
+  if (!r) return failed("seed", r.error(), r.error().code == Errc::invalid_input ? 2 : 1);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    std::vector<std::string> argv_s(argv + 1, argv + argc);
+    if (argv_s.empty() || argv_s[0] == "--help" || argv_s[0] == "-h") {
+      (argv_s.empty() ? std::cerr : std::cout) << "usage: " << k_synopsis << "\n\n" << k_about << "\n";
+      return argv_s.empty() ? 2 : 0;
+    }
+    const std::string command = argv_s[0];
+    std::vector<std::string> rest(argv_s.begin() + 1, argv_s.end());
+    const auto opts = options();
+    int code = 0;
+    auto a = args::parse_command(rest, opts, args::Usage{"fleet-model " + command, k_synopsis, k_about}, std::cout,
+                                 std::cerr, code);
+    if (!a) return code;
+    if (command == "inspect") return inspect(*a);
+    if (command == "list") return list_models(*a);
+    if (command == "fetch") return fetch(*a);
+    if (command == "seed") return seed(*a);
+    std::cerr << "fleet-model: unknown command '" << command << "'\nusage: " << k_synopsis << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "fleet-model: internal error: " << e.what() << "\n";
+    return 70;
+  }
+}
