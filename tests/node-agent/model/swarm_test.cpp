@@ -37,7 +37,9 @@ namespace {
 // line by line into JSON events.
 class Board {
  public:
-  explicit Board(std::vector<std::string> args) {
+  // `program`: fleet-model for this machine, or argv[0..] of another (qemu-aarch64-static and
+  // the Pi's build).
+  explicit Board(std::vector<std::string> args, std::vector<std::string> program = {FLEET_MODEL}) {
     int in[2], out[2];
     REQUIRE(::pipe2(in, O_CLOEXEC) == 0);
     REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
@@ -45,11 +47,11 @@ class Board {
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in[0], 0);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    args.insert(args.begin(), FLEET_MODEL);
+    args.insert(args.begin(), program.begin(), program.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    REQUIRE(::posix_spawn(&pid_, FLEET_MODEL, &fa, nullptr, argv.data(), environ) == 0);
+    REQUIRE(::posix_spawn(&pid_, args[0].c_str(), &fa, nullptr, argv.data(), environ) == 0);
     posix_spawn_file_actions_destroy(&fa);
     ::close(in[0]);
     ::close(out[1]);
@@ -400,4 +402,32 @@ TEST_CASE("holdings: names, records, and the room a board has") {
   auto free = model::free_bytes(dir / "m" / "not" / "yet");
   REQUIRE(free);
   CHECK(*free > 0);
+}
+
+TEST_CASE("the Pi's build of fleet-model (aarch64, under qemu-aarch64) fetches from this machine and serves a board") {
+  const std::filesystem::path pi_build = std::string(FLEET_BOARD_TOOLS) + "/aarch64/bin/fleet-model";
+  const std::filesystem::path qemu = "/usr/bin/qemu-aarch64-static";
+  if (!std::filesystem::exists(pi_build) || !std::filesystem::exists(qemu)) {
+    WARN("skipped: " << pi_build << " or " << qemu << " is absent (scripts/build.sh builds the aarch64 tree)");
+    return;
+  }
+  Push push(2 * 1024 * 1024 + 777);  // not a whole number of pieces: the v2 tail pad
+  // Its libtorrent from the board tools (as on a board: RUNPATH $ORIGIN/../lib/fleet-model).
+  Board pi(push.fetch_args("pi-arm", {push.controller_at()}), {qemu.string(), pi_build.string()});
+  const int pi_port = port_of(pi);
+  push.serve_until([&] { return pi.wait_for("complete", 0s).has_value(); }, 120s);
+  auto c = pi.wait_for("complete", 1s);
+  REQUIRE(c);
+  INFO(c->dump());
+  CHECK(c->value("event", "") == "complete");
+  CHECK(push.held("pi-arm") == push.sha);
+  // And an x86 board takes it from the aarch64 one alone.
+  push.controller.reset();
+  Board x86(push.fetch_args("pi-x86", {"127.0.0.1:" + std::to_string(pi_port)}));
+  auto d = x86.wait_for("complete", 60s);
+  REQUIRE(d);
+  CHECK(d->value("event", "") == "complete");
+  CHECK(push.held("pi-x86") == push.sha);
+  CHECK(x86.finish() == 0);
+  CHECK(pi.finish() == 0);
 }
