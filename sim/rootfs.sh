@@ -40,8 +40,10 @@ fetch() {  # fetch PKG: download PKG:arm64 once into the cache, unpack it into t
 
 # systemd's own libraries are named here: they sit in a private folder (libsystemd-shared) or
 # their amd64 twin may be missing on this machine, so the soname search below cannot find them.
+# libstdc++6 and libgcc-s1: every Raspberry Pi OS has them (apt itself is C++), and fleet-model,
+# the boards' side of `fleetctl model push`, links them through libtorrent.
 base=(busybox-static libc6 systemd systemd-sysv libsystemd-shared libsystemd0 udev libudev1 mount util-linux
-      openssh-server openssh-sftp-server dosfstools e2fsprogs kmod)
+      openssh-server openssh-sftp-server dosfstools e2fsprogs kmod libstdc++6 libgcc-s1)
 echo "rootfs: unpacking ${base[*]} (arm64)"
 for p in "${base[@]}"; do fetch "$p"; done
 
