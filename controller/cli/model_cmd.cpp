@@ -46,6 +46,8 @@ int push(const std::vector<std::string>& argv, std::ostream& out, std::ostream& 
       args::Option{"board-tools", args::Takes::value, "DIR",
                    "fleet-model per board arch: DIR/ARCH/bin/fleet-model, DIR/ARCH/lib/fleet-model/ (default build/board-tools)"},
       args::Option{"forks", args::Takes::value, "N", "boards set up at once over SSH (default 8)"},
+      args::Option{"direct", args::Takes::nothing, "",
+                   "boards fetch from the controller only, not from each other (to measure against: bench/model_push.sh)"},
       args::Option{"timeout", args::Takes::value, "SECONDS", "give up on boards not complete by then (default 21600)"},
       args::Option{"accept-new-host-keys", args::Takes::nothing, "", "add unknown boards to known_hosts"},
       args::Option{"known-hosts", args::Takes::value, "FILE", "known_hosts file (default ~/.ssh/known_hosts)"},
@@ -103,6 +105,7 @@ int push(const std::vector<std::string>& argv, std::ostream& out, std::ostream& 
   if (*timeout) o.timeout = std::chrono::seconds(**timeout);
   o.host_keys = a->flag("accept-new-host-keys") ? ssh::HostKeys::accept_new : ssh::HostKeys::strict;
   if (auto k = a->value("known-hosts")) o.known_hosts = *k;
+  o.direct = a->flag("direct");
   o.state_db = a->value("state") ? std::filesystem::path(*a->value("state")) : default_state;
   const bool json = a->flag("json");
   o.live = !json && &out == &std::cout && ::isatty(STDOUT_FILENO) == 1 && !std::getenv("CI");

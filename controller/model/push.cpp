@@ -305,6 +305,8 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
 
   // Start every waiting board's fetch; the ones that listen are announced to the rest.
   const auto transfer_start = Clock::now();
+  const int fetching = static_cast<int>(std::count_if(boards.begin(), boards.end(), [](const Board& b) { return b.state == State::waiting; }));
+  int stripe = 0;
   for (auto& b : boards) {
     if (b.state != State::waiting) continue;
     std::string peers;
@@ -313,6 +315,10 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
                                   b.remote_dir + "/board.crt", "--key", b.remote_dir + "/board.key", "--dest", o.dest,
                                   "--sha256", summary.sha256, "--listen", b.listen, "--peer", peers,
                                   "--max-rate", std::to_string(o.board_max_rate)};
+    if (!o.direct) {
+      argv.push_back("--stripe");
+      argv.push_back(std::to_string(stripe++) + "/" + std::to_string(fetching));
+    }
     auto s = b.ssh->start(argv);
     if (!s) {
       b.state = State::finished;
@@ -347,6 +353,7 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
         const std::string event = j->value("event", "");
         if (event == "listening" && !b.listening) {
           b.listening = true;
+          if (o.direct) return;  // nobody is told of it: every piece comes from the controller
           auto addr = b.host->vars.find("fleet_model_address");
           b.dial = addr != b.host->vars.end() ? addr->second : b.host->address + ":" + std::to_string(j->value("port", 0));
           // Every fetch started above: each board that listens is told to all the others.

@@ -42,6 +42,7 @@ struct PushOptions {
   int forks = 8;                                  // boards set up at once over SSH
   std::chrono::seconds timeout{6 * 3600};         // the whole transfer
   bool live = false;                              // a terminal: one progress line, redrawn
+  bool direct = false;  // boards fetch from the controller only (a direct push, to measure against)
 };
 
 enum class BoardOutcome : std::uint8_t { complete, held, no_room, failed, unreachable };

@@ -30,7 +30,7 @@ const char* const k_synopsis =
     "fleet-model inspect --dest DIR --name NAME --size BYTES --sha256 HEX\n"
     "       fleet-model list --dest DIR\n"
     "       fleet-model fetch --torrent FILE --cert FILE --key FILE --dest DIR --sha256 HEX\n"
-    "                         [--listen ADDR:PORT] [--peer ADDR:PORT,...] [--max-rate BYTES]\n"
+    "                         [--listen ADDR:PORT] [--peer ADDR:PORT,...] [--max-rate BYTES] [--stripe I/N]\n"
     "       fleet-model seed --torrent FILE --cert FILE --key FILE --dir DIR [--listen ADDR:PORT]\n"
     "                        [--peer ADDR:PORT,...] [--max-rate BYTES]";
 
@@ -62,6 +62,7 @@ std::vector<args::Option> options() {
       {"listen", args::Takes::value, "ADDR:PORT", "where to take peers' connections (TLS); default 0.0.0.0:6881"},
       {"peer", args::Takes::value, "ADDR:PORT", "peers to dial, comma-separated"},
       {"max-rate", args::Takes::value, "BYTES", "upload and download limit, bytes/s each (0: none)"},
+      {"stripe", args::Takes::value, "I/N", "fetch: pieces I, I+N, I+2N, ... first (this board's share of the controller's upload)"},
       {"help", args::Takes::nothing, "", "this text"},
   };
 }
@@ -234,7 +235,18 @@ int fetch(const args::Parsed& a) {
     if (ec) return fail(Errc::io, partial.string() + ": " + ec.message());
     auto swarm = FLEET_TRY(Swarm::start(c.swarm));
     say({{"event", "listening"}, {"port", swarm->port()}, {"name", c.torrent.name}, {"size", c.torrent.size}});
-    FLEET_TRY(swarm->fetch(c.torrent, partial));
+    std::pair<int, int> stripe{0, 1};
+    if (auto v = a.value("stripe")) {
+      const auto slash = v->find('/');
+      try {
+        std::size_t u1 = 0, u2 = 0;
+        stripe = {std::stoi(v->substr(0, slash), &u1), std::stoi(v->substr(slash + 1), &u2)};
+        if (slash == std::string::npos || u1 != slash || u2 != v->size() - slash - 1) throw std::invalid_argument("");
+      } catch (const std::exception&) {
+        return fail(Errc::invalid_input, "--stripe must be I/N (two whole numbers), got '" + *v + "'");
+      }
+    }
+    FLEET_TRY(swarm->fetch(c.torrent, partial, stripe));
     FLEET_TRY(swarm->connect(c.peers));
     enum class Phase { fetching, moving, serving } phase = Phase::fetching;
     return run_swarm(*swarm, control, [&](const Progress& p) -> Result<bool> {

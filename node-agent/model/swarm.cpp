@@ -46,6 +46,12 @@ std::string endpoint_text(const lt::tcp::endpoint& e) {
 
 }  // namespace
 
+int piece_length_for(std::int64_t size) {
+  int piece = 256 * 1024;
+  while (piece < 8 * 1024 * 1024 && static_cast<std::int64_t>(piece) * 512 < size) piece *= 2;
+  return piece;
+}
+
 Result<std::pair<std::string, int>> split_endpoint(const std::string& text, const std::string& what) {
   const auto colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
@@ -74,7 +80,7 @@ Result<Torrent> make_torrent(const std::filesystem::path& file, const std::strin
   lt::add_files(fs, std::filesystem::absolute(file).string());
   if (fs.num_files() != 1) return fail(Errc::invalid_input, file.string() + ": expected one file");
   // v2 only: pieces are checked by SHA-256 (and the A76 hashes it in hardware); no SHA-1.
-  lt::create_torrent ct(fs, 0, lt::create_torrent::v2_only);
+  lt::create_torrent ct(fs, piece_length_for(fs.total_size()), lt::create_torrent::v2_only);
   ct.set_creator("fleetctl");
   ct.set_root_cert(root_cert_pem);
   ct.set_priv(true);
@@ -161,6 +167,9 @@ Result<std::unique_ptr<Swarm>> Swarm::start(const SwarmOptions& options) {
   p.set_bool(lt::settings_pack::enable_outgoing_utp, false);
   // Boards behind one address (virtual boards, a NAT) are still different peers.
   p.set_bool(lt::settings_pack::allow_multiple_connections_per_ip, true);
+  // Inside a rack every member serves every other: no tit-for-tat choking, which exists to
+  // make strangers on the Internet upload, and which here left boards idle that could serve.
+  p.set_int(lt::settings_pack::unchoke_slots_limit, -1);
   // A peer that was not up yet is dialled again soon, not in a minute.
   p.set_int(lt::settings_pack::min_reconnect_time, 1);
   p.set_int(lt::settings_pack::peer_connect_timeout, 5);
@@ -210,18 +219,29 @@ Result<void> Swarm::seed(const Torrent& torrent, const std::filesystem::path& di
   atp.save_path = dir.string();
   atp.flags &= ~(lt::torrent_flags::auto_managed | lt::torrent_flags::paused);
   atp.flags |= lt::torrent_flags::seed_mode;
+  if (impl_->options.super_seed) atp.flags |= lt::torrent_flags::super_seeding;
   impl_->handle = impl_->session.add_torrent(std::move(atp), ec);
   if (ec) return fail(Errc::io, "cannot serve " + (dir / torrent.name).string() + ": " + ec.message());
   return {};
 }
 
-Result<void> Swarm::fetch(const Torrent& torrent, const std::filesystem::path& dir) {
+Result<void> Swarm::fetch(const Torrent& torrent, const std::filesystem::path& dir, std::pair<int, int> stripe) {
   if (impl_->handle.is_valid()) return fail(Errc::invalid_input, "this swarm already has its torrent");
+  const auto [index, count] = stripe;
+  if (count < 1 || index < 0 || index >= count) {
+    return fail(Errc::invalid_input, "stripe " + std::to_string(index) + "/" + std::to_string(count) + ": not INDEX/COUNT with 0 <= INDEX < COUNT");
+  }
   lt::add_torrent_params atp;
   boost::system::error_code ec;
   atp.ti = std::make_shared<lt::torrent_info>(
       lt::span<const char>(torrent.bytes.data(), static_cast<std::ptrdiff_t>(torrent.bytes.size())), ec, lt::from_span);
   if (ec) return fail(Errc::parse, "the push's torrent: " + ec.message());
+  if (count > 1) {
+    atp.piece_priorities.resize(static_cast<std::size_t>(atp.ti->num_pieces()), lt::default_priority);
+    for (std::size_t p = static_cast<std::size_t>(index); p < atp.piece_priorities.size(); p += static_cast<std::size_t>(count)) {
+      atp.piece_priorities[p] = lt::top_priority;
+    }
+  }
   atp.save_path = dir.string();
   atp.flags &= ~(lt::torrent_flags::auto_managed | lt::torrent_flags::paused);
   impl_->handle = impl_->session.add_torrent(std::move(atp), ec);

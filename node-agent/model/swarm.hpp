@@ -36,6 +36,11 @@ struct Torrent {
   int pieces = 0;
 };
 
+// The piece length for a file of `size` bytes: a power of two from 256 KiB to 8 MiB, about
+// 512 pieces or fewer. Big pieces: fewer hashes and messages, and a seed that hands out each
+// piece once (super seeding) waits less between pieces. Pure.
+int piece_length_for(std::int64_t size);
+
 // Hashes `file` into a v2 torrent whose info carries `root_cert_pem`. `progress(done, total)`
 // is told after each piece (may be empty).
 Result<Torrent> make_torrent(const std::filesystem::path& file, const std::string& root_cert_pem,
@@ -51,6 +56,10 @@ struct SwarmOptions {
   std::int64_t download_limit = 0;   // bytes/s, 0: none
   std::string cert_pem;              // signed by the torrent's root certificate, CN the torrent's name
   std::string key_pem;
+  // seed(): offer each peer only pieces no other peer was given yet (BitTorrent's super
+  // seeding), so the first seed's upload sends each piece about once and the peers trade
+  // the rest. For the controller, whose uplink is the bottleneck.
+  bool super_seed = false;
 };
 
 struct PeerView {
@@ -87,7 +96,11 @@ class Swarm {
   Result<void> seed(const Torrent& torrent, const std::filesystem::path& dir);
   // Fetches `torrent` into `dir` (dir/name). Pieces already in a file there are checked
   // and kept: a cut-off transfer continues from them.
-  Result<void> fetch(const Torrent& torrent, const std::filesystem::path& dir);
+  //
+  // `stripe` (index, count of the boards fetching): pieces index, index+count, ... come first.
+  // Each board then asks the controller for its own stripe before anything else, so the
+  // controller's uplink sends each piece about once, and the boards trade the stripes.
+  Result<void> fetch(const Torrent& torrent, const std::filesystem::path& dir, std::pair<int, int> stripe = {0, 1});
   // Peers to dial, ADDRESS:PORT each (dialled once the certificate is in place; again if
   // they were not up yet).
   Result<void> connect(const std::vector<std::string>& endpoints);

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Prints how long `fleetctl model push` takes to put one file on N light boards, peer to
+# peer, against a direct push (--direct: every board fetches from the controller only),
+# with the controller's upload limited (--max-rate), and against one board's transfer.
+# Light boards (fleet-sim light) are folders with an sshd each on loopback: the transfer is
+# real (SSH, fleet-model, libtorrent over TLS, SHA-256 per piece, sha256 of the whole file,
+# fsync), but every board runs on this machine's cores, which hash and encrypt for all of
+# them; a rack has a CPU per board. So the peer-to-peer figures are an upper bound.
+#
+#   MODEL_PUSH_CASES  board counts (default "4 16 32")
+#   MODEL_PUSH_SIZE   the file's size for head -c (default 1G)
+#   MODEL_PUSH_RATE   the controller's --max-rate (default 100M: 100 MB/s)
+#   MODEL_PUSH_DIRECT 0 skips the direct pushes (they take N times one board's transfer)
+# Goal (issue 16): at 32 boards, the peer-to-peer push under 2.5 times one board's transfer.
+# Needs root and scripts/build.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sim=$PWD/build/host/sim/fleet-sim
+fleetctl=$PWD/build/host/controller/fleetctl
+tools=$PWD/build/board-tools
+stock=$PWD/build/bundles/qemu-virt-stock
+[ -f "$stock/manifest.json" ] || { echo "model_push.sh: no $stock (scripts/demo.sh builds it): light boards boot its contract" >&2; exit 1; }
+for f in "$sim" "$fleetctl" "$tools/x86_64/bin/fleet-model"; do
+  [ -x "$f" ] || { echo "model_push.sh: no $f (run scripts/build.sh)" >&2; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "model_push.sh: light boards need root (mount and PID namespaces)" >&2; exit 1; }
+size=${MODEL_PUSH_SIZE:-1G}
+rate=${MODEL_PUSH_RATE:-100M}
+# sshd chroots into the boards: their folder must be root's all the way up (not /tmp).
+work=$PWD/build/model-push-bench
+rm -rf "$work"
+mkdir -p "$work"
+sim_pid=
+cleanup() {
+  if [ -n "$sim_pid" ]; then kill "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+model=$work/bench-model.gguf
+head -c "$size" /dev/urandom >"$model"
+bytes=$(stat -c %s "$model")
+rate_bytes=$(python3 -c "import sys; u={'':1,'k':1e3,'K':1e3,'M':1e6,'G':1e9}; s=sys.argv[1]; n=s.rstrip('kKMG'); print(int(float(n)*u[s[len(n):]]))" "$rate")
+one=$(python3 -c "print(f'{$bytes/$rate_bytes:.1f}')")
+echo "model push: $(nproc) cores, a file of $bytes bytes, the controller's upload limited to $rate_bytes bytes/s: one board's transfer at that rate takes $one s; $(git log -1 --format='%h %s' | cut -c1-60)"
+printf "%-7s %-8s %10s %10s %12s %14s %10s\n" boards mode "wall s" "transfer s" "x one board" "controller sent" "complete"
+port=$((26000 + RANDOM % 1000))
+push() {  # push RACK DEST [--direct]: prints the JSON summary's figures
+  local rack=$1 dest=$2; shift 2
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$fleetctl" model push "$model" --inventory "$rack/inventory.yml" --accept-new-host-keys \
+    --known-hosts "$rack/known_hosts" --state "$rack/fleet.db" --board-tools "$tools" --listen 127.0.0.1:0 \
+    --max-rate "$rate" --dest "$dest" --forks 16 --json "$@" >"$work/push.json" 2>"$work/push.err" || true
+  t1=$(date +%s.%N)
+  python3 - "$work/push.json" "$t0" "$t1" "$one" <<'PY'
+import json, sys
+path, t0, t1, one = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+try:
+    s = json.load(open(path))
+except Exception:
+    print(f"{t1 - t0:10.1f} {'-':>10} {'-':>12} {'-':>14} {'failed':>10}")
+    sys.exit(0)
+done = sum(1 for b in s["boards"] if b["outcome"] == "complete")
+sent = s["controller_sent"] / max(1, s["size"])
+print(f"{t1 - t0:10.1f} {s['seconds']:10.1f} {s['seconds'] / one:12.2f} {sent:11.2f} cp {done:>6}/{len(s['boards'])}")
+PY
+}
+for n in ${MODEL_PUSH_CASES:-4 16 32}; do
+  rack=$work/rack-$n
+  "$sim" light -n "$n" --rack "$rack" --bundle "$stock" --base-port "$port" >"$work/sim.log" 2>&1 &
+  sim_pid=$!
+  for _ in $(seq 1 1200); do
+    grep -q 'light rack ready' "$work/sim.log" && break
+    kill -0 "$sim_pid" 2>/dev/null || { cat "$work/sim.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  grep -q 'light rack ready' "$work/sim.log" || { echo "model_push.sh: the rack did not start" >&2; cat "$work/sim.log" >&2; exit 1; }
+  printf "%-7s %-8s " "$n" "p2p"
+  push "$rack" /var/lib/fleet/models-p2p
+  rm -rf "$rack"/pi-*/root/var/lib/fleet/models-p2p
+  if [ "${MODEL_PUSH_DIRECT:-1}" != 0 ]; then
+    printf "%-7s %-8s " "$n" "direct"
+    push "$rack" /var/lib/fleet/models-direct --direct
+    rm -rf "$rack"/pi-*/root/var/lib/fleet/models-direct
+  fi
+  kill "$sim_pid" 2>/dev/null || true
+  wait "$sim_pid" 2>/dev/null || true
+  sim_pid=
+  rm -rf "$rack"
+  port=$((port + n + 2))
+done
