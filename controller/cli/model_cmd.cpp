@@ -116,7 +116,7 @@ int push(const std::vector<std::string>& argv, std::ostream& out, std::ostream& 
     nlohmann::json boards = nlohmann::json::array();
     for (const auto& b : r->boards) {
       boards.push_back({{"board", b.board}, {"outcome", model::outcome_name(b.outcome)}, {"message", b.message},
-                        {"seconds", b.seconds}});
+                        {"seconds", b.seconds}, {"fetched_bytes", b.fetched}});
     }
     out << nlohmann::json{{"id", r->id},           {"name", r->name},     {"sha256", r->sha256},
                           {"size", r->size},       {"seconds", r->seconds}, {"controller_sent", r->controller_sent},

@@ -370,6 +370,7 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
           b.down_rate = 0;
           b.result.seconds = std::chrono::duration<double>(Clock::now() - b.started).count();
           b.result.outcome = BoardOutcome::complete;
+          b.result.fetched = j->value("downloaded", std::int64_t{0});
           (void)store->put_model({b.result.board, j->value("path", o.dest + "/" + name), name, summary.sha256,
                                   torrent.size, summary.id, store::now_ms()});
         } else if (event == "error") {

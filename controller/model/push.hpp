@@ -53,6 +53,7 @@ struct BoardResult {
   BoardOutcome outcome = BoardOutcome::failed;
   std::string message;
   double seconds = 0;  // from its fetch's start to complete
+  std::int64_t fetched = 0;  // payload bytes it took from peers (less than the size after a cut-off push)
 };
 
 struct PushSummary {

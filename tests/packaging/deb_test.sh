@@ -46,6 +46,7 @@ mv "$work/rpi5.yaml" "$root/usr/share/fleetctl/kernel/profiles/rpi5.yaml"
 man -l "$root/usr/share/man/man1/fleetctl-rollout.1.gz" 2>/dev/null | grep -q -- '--max-fail' \
   || fail "man fleetctl-rollout does not list --max-fail"
 man -l "$root/usr/share/man/man1/fleetctl-serve.1.gz" 2>/dev/null | grep -q -- '--http' || fail "man fleetctl-serve"
+man -l "$root/usr/share/man/man1/fleetctl-model-push.1.gz" 2>/dev/null | grep -q -- '--max-rate' || fail "man fleetctl-model-push"
 grep -q '^ExecStart=/usr/bin/fleetctl serve ' "$root/lib/systemd/system/fleetctl-serve.service" || fail "the serve unit"
 systemd-analyze verify "$root/lib/systemd/system/fleetctl-serve.service" 2>&1 | grep -v "/usr/bin/fleetctl" \
   | grep -i "unknown\|invalid" && fail "systemd-analyze verify found an unknown or invalid setting"

@@ -92,3 +92,43 @@ TEST_CASE("fleetctl model push refuses a board without room before sending a byt
   // Nothing of the transfer was started on the board.
   CHECK_FALSE(std::filesystem::exists(rack.rack() / "pi-1/root/var/lib/fleet/models/.fleet-models/partial"));
 }
+
+TEST_CASE("a model push cut off by killing fleetctl continues from the pieces the boards verified") {
+  test::TempDir dir("fleet-model-resume");
+  const auto stock = test::make_bundle(dir / "stock", "6.1.0-stock", R"("page_size":4096,"thp":"always","hz":250,"tick":"HZ_PERIODIC")");
+  test::LightRack rack(stock, 2);
+  const auto file = model_file(dir, 12 * 1024 * 1024, 3);
+  const auto size = static_cast<std::int64_t>(std::filesystem::file_size(file));
+  // 12 MB at 1 MB/s from the controller: killed once the fleet has a third of it.
+  auto argv = test::fleetctl_argv(rack, push_args(file, {"--max-rate", "1M"}));
+  bool killed = false;
+  std::string first;
+  auto r = process::run({argv, {}, {}, 120s, {}, [&] {
+                           // "model push: 4.19 MB of 25.2 MB (16%)": stop past 33%.
+                           auto at = first.rfind("model push: ");
+                           if (at == std::string::npos) return true;
+                           auto pct = first.find("(", at);
+                           if (pct == std::string::npos) return true;
+                           killed = std::atoi(first.c_str() + pct + 1) >= 33;
+                           return !killed;
+                         }},
+                        [&](std::string_view line) { first += std::string(line) + "\n"; });
+  INFO(first);
+  REQUIRE(r);
+  REQUIRE(killed);
+  CHECK(r->stopped);
+  // Nothing half-written under the model's name.
+  for (const char* b : {"pi-1", "pi-2"}) CHECK(held_on(rack, b, file.filename().string()) == "absent");
+  auto again = test::fleetctl(rack, push_args(file, {"--json"}));
+  INFO(again.output);
+  REQUIRE(again.exit_code == 0);
+  auto s = nlohmann::json::parse(again.output.substr(again.output.find('{')));
+  std::int64_t fetched = 0;
+  for (const auto& b : s["boards"]) {
+    CHECK(b["outcome"] == "complete");
+    fetched += b["fetched_bytes"].get<std::int64_t>();
+  }
+  // The second push took less than the two whole copies: the first one's pieces counted.
+  CHECK(fetched < 2 * size - size / 2);
+  for (const char* b : {"pi-1", "pi-2"}) CHECK(held_on(rack, b, file.filename().string()) == *hash::sha256_file(file));
+}
