@@ -42,7 +42,7 @@ int push(const std::vector<std::string>& argv, std::ostream& out, std::ostream& 
       args::Option{"board-max-rate", args::Takes::value, "BYTES", "each board's upload and download limit per second"},
       args::Option{"listen", args::Takes::value, "ADDR:PORT", "the controller's swarm port, TLS (default 0.0.0.0:0, any)"},
       args::Option{"advertise", args::Takes::value, "ADDR",
-                   "the address boards dial for the controller (default: --listen's, or 127.0.0.1 for 0.0.0.0)"},
+                   "the address boards dial for the controller (default: this machine's on each board's SSH connection)"},
       args::Option{"board-tools", args::Takes::value, "DIR",
                    "fleet-model per board arch: DIR/ARCH/bin/fleet-model, DIR/ARCH/lib/fleet-model/ (default build/board-tools)"},
       args::Option{"forks", args::Takes::value, "N", "boards set up at once over SSH (default 8)"},

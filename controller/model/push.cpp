@@ -1,5 +1,7 @@
 #include "controller/model/push.hpp"
 
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -11,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 
 #include "common/hash.hpp"
@@ -49,6 +52,35 @@ std::string human(std::int64_t bytes) {
 //   complete   the file is in place; it still serves the others until the end
 //   finished   an outcome, nothing runs
 enum class State : std::uint8_t { setup, waiting, fetching, complete, finished };
+enum class Event : std::uint8_t { set_up, concluded, started, completed, failed, stopped };
+
+// Every move a board may make; anything else is a bug here, said (never a silent jump).
+struct Move {
+  State from;
+  Event event;
+  State to;
+};
+constexpr Move k_moves[] = {
+    // from              event              to
+    {State::setup,       Event::set_up,     State::waiting},   // certificate and torrent on it
+    {State::setup,       Event::concluded,  State::finished},  // held, no room, or failed
+    {State::waiting,     Event::started,    State::fetching},
+    {State::waiting,     Event::failed,     State::finished},  // its fetch did not start
+    {State::fetching,    Event::completed,  State::complete},  // the file is in place
+    {State::fetching,    Event::failed,     State::finished},
+    {State::complete,    Event::stopped,    State::finished},  // stopped serving (asked, or gone)
+};
+
+void move(State& state, Event event) {
+  for (const auto& m : k_moves) {
+    if (m.from == state && m.event == event) {
+      state = m.to;
+      return;
+    }
+  }
+  throw std::logic_error("model push: no move from state " + std::to_string(static_cast<int>(state)) + " on event " +
+                         std::to_string(static_cast<int>(event)));
+}
 
 struct Board {
   const inventory::Host* host = nullptr;
@@ -60,14 +92,47 @@ struct Board {
   std::string remote_dir;  // the push's files on the board
   std::string listen;      // fleet_model_listen
   std::string dial;        // ADDR:PORT the others dial, once it listens
+  std::string address;     // its IP address (the inventory's, resolved here), or fleet_model_address's
+  std::string controller;  // ADDR:PORT it dials for the controller
   std::int64_t done = 0, down_rate = 0;
   Clock::time_point started{};
   bool listening = false;
+  bool written = false;    // the push's files (its key among them) are on the board
 };
+
+// A number from a board's JSON event; a missing or mistyped field is the board's error.
+Result<std::int64_t> number_of(const json& j, const char* field, const std::string& who) {
+  auto it = j.find(field);
+  if (it == j.end() || !it->is_number_integer()) {
+    return fail(Errc::parse, who + ": fleet-model's event has no whole number '" + field + "': " + j.dump().substr(0, 200));
+  }
+  return it->get<std::int64_t>();
+}
+
+// `host` as one IPv4 or IPv6 address (an inventory may name boards by host name; the boards
+// dial each other by address, and fleet-model takes addresses only).
+Result<std::string> resolve(const std::string& host, const std::string& who) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res); rc != 0 || !res) {
+    return fail(Errc::invalid_input, who + ": cannot resolve '" + host + "': " + ::gai_strerror(rc));
+  }
+  char buf[INET6_ADDRSTRLEN] = {};
+  const void* addr = res->ai_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr)
+                                                : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr);
+  ::inet_ntop(res->ai_family, addr, buf, sizeof buf);
+  ::freeaddrinfo(res);
+  return std::string(buf);
+}
+
+std::string with_port(const std::string& ip, int port) {
+  return (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
+}
 
 Result<json> json_line(std::string_view line, const std::string& who) {
   auto j = json::parse(line, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("event")) {
+  if (j.is_discarded() || !j.is_object() || !j.contains("event") || !j["event"].is_string()) {
     return fail(Errc::parse, who + ": fleet-model printed something that is not one of its JSON events: '" +
                                  std::string(line.substr(0, 200)) + "'");
   }
@@ -82,9 +147,10 @@ Result<json> one_event(ssh::Session& s, const std::vector<std::string>& argv, co
   for (std::string line; std::getline(lines, line);) {
     if (!line.empty()) last = FLEET_TRY(json_line(line, who));
   }
-  if (last && last->value("event", "") == "error") {
+  if (last && (*last)["event"] == "error") {
+    const auto m = last->find("message");
     return fail(r.exit_status == 2 ? Errc::invalid_input : Errc::process_failed,
-                who + ": fleet-model " + argv[1] + ": " + last->value("message", "?"));
+                who + ": fleet-model " + argv[1] + ": " + (m != last->end() && m->is_string() ? m->get<std::string>() : "?"));
   }
   if (r.exit_status != 0 || !last) {
     return fail(Errc::process_failed, who + ": fleet-model " + argv[1] + " exited with status " +
@@ -116,6 +182,10 @@ Result<void> write_private(ssh::Session& s, const std::string& dir, const std::s
 Result<void> ensure_tools(ssh::Session& s, const std::filesystem::path& tools) {
   const std::string uname = FLEET_TRY(s.check({"uname", "-m"}, 30s));
   const std::string arch(text::trim(uname));
+  if (arch != "aarch64" && arch != "x86_64") {
+    return fail(Errc::unsupported, "board " + s.endpoint().name + ": uname -m says '" + arch.substr(0, 40) +
+                                       "'; fleet-model is built for aarch64 and x86_64");
+  }
   const auto dir = tools / arch;
   std::error_code ec;
   if (!std::filesystem::is_regular_file(dir / "bin" / "fleet-model", ec)) {
@@ -125,6 +195,10 @@ Result<void> ensure_tools(ssh::Session& s, const std::filesystem::path& tools) {
   std::vector<std::pair<std::filesystem::path, std::string>> files{{dir / "bin" / "fleet-model", k_remote_tool}};
   for (const auto& e : std::filesystem::directory_iterator(dir / "lib" / "fleet-model", ec)) {
     if (e.is_regular_file()) files.emplace_back(e.path(), std::string(k_remote_libs) + "/" + e.path().filename().string());
+  }
+  if (ec || files.size() < 2) {
+    return fail(Errc::not_found, (dir / "lib" / "fleet-model").string() + ": no libtorrent for fleet-model to take to " +
+                                     s.endpoint().name + (ec ? " (" + ec.message() + ")" : "") + " (--board-tools)");
   }
   FLEET_TRY(s.check({"mkdir", "-p", "/usr/local/bin", k_remote_libs}, 30s));
   for (const auto& [local, remote] : files) {
@@ -199,6 +273,31 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
   const std::string name = o.file.filename().string();
   FLEET_TRY(check_name(name, o.file.string()));
   if (o.dest.empty() || o.dest.front() != '/') return fail(Errc::invalid_input, "--dest must be an absolute path, got '" + o.dest + "'");
+  std::error_code fec;
+  const auto file_size = std::filesystem::file_size(o.file, fec);
+  if (fec) return fail(Errc::not_found, o.file.string() + ": " + fec.message());
+  if (file_size == 0) return fail(Errc::invalid_input, o.file.string() + ": an empty file is no model");
+  // Every board's addresses, checked before anything is made or sent.
+  std::vector<Board> boards(hosts.size());
+  for (std::size_t i = 0; i < hosts.size(); ++i) {
+    auto& b = boards[i];
+    const auto* h = hosts[i];
+    b.host = h;
+    b.result.board = h->name;
+    b.endpoint = ssh::Endpoint{h->name, h->address, h->port, h->user, h->key, o.known_hosts, o.host_keys};
+    const std::string where = h->where + ": host " + h->name;
+    auto v = h->vars.find("fleet_model_listen");
+    b.listen = v != h->vars.end() ? v->second : "0.0.0.0:6881";
+    FLEET_TRY(with_context(split_endpoint(b.listen, "fleet_model_listen"), where));
+    if (auto a = h->vars.find("fleet_model_address"); a != h->vars.end()) {
+      auto [ip, port] = FLEET_TRY(with_context(split_endpoint(a->second, "fleet_model_address (ADDRESS:PORT)"), where));
+      if (port == 0) return fail(Errc::invalid_input, where + ": fleet_model_address needs a port, not 0");
+      b.dial = with_port(ip, port);
+    } else {
+      b.address = FLEET_TRY(resolve(h->address, where));
+    }
+  }
+  if (!o.advertise.empty()) FLEET_TRY(split_endpoint(o.advertise + ":1", "--advertise (an IP address)"));
   auto store = FLEET_TRY(store::Store::open(o.state_db));
 
   PushSummary summary;
@@ -207,7 +306,9 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
   out << "model push " << summary.id << ": " << o.file.string() << " to " << hosts.size() << " boards, into " << o.dest
       << "\n" << std::flush;
   summary.sha256 = FLEET_TRY(hash::sha256_file(o.file));
-  auto ca = FLEET_TRY(tls::PushAuthority::create(summary.id));
+  // Its certificates outlive the push's --timeout: a reconnection late in a long push works.
+  auto ca = FLEET_TRY(tls::PushAuthority::create(
+      summary.id, static_cast<int>(std::min<long long>(365, o.timeout.count() / 86400 + 2))));
   int last_pct = -1;
   auto torrent = FLEET_TRY(make_torrent(o.file, ca.certificate_pem(), [&](int done, int total) {
     const int pct = 100 * done / std::max(1, total);
@@ -220,22 +321,12 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
       << human(torrent.piece_length) << "\n" << std::flush;
 
   // The controller's side of the swarm.
-  auto me = FLEET_TRY(ca.issue_member(torrent.name, "fleetctl"));
+  auto me = FLEET_TRY(ca.issue_member("fleetctl"));
   auto seed = FLEET_TRY(Swarm::start({o.listen, o.max_rate, 0, me.cert_pem, me.key_pem}));
   FLEET_TRY(seed->seed(torrent, std::filesystem::absolute(o.file).parent_path()));
 
   // Set up every board: bounded threads, each board on one of them only.
-  std::vector<Board> boards(hosts.size());
-  for (std::size_t i = 0; i < hosts.size(); ++i) {
-    auto& b = boards[i];
-    b.host = hosts[i];
-    b.result.board = hosts[i]->name;
-    b.endpoint = ssh::Endpoint{hosts[i]->name, hosts[i]->address, hosts[i]->port, hosts[i]->user, hosts[i]->key,
-                               o.known_hosts, o.host_keys};
-    b.remote_dir = o.dest + "/.fleet-models/push/" + summary.id;
-    auto v = hosts[i]->vars.find("fleet_model_listen");
-    b.listen = v != hosts[i]->vars.end() ? v->second : "0.0.0.0:6881";
-  }
+  for (auto& b : boards) b.remote_dir = o.dest + "/.fleet-models/push/" + summary.id;
   std::atomic<std::size_t> next{0};
   std::mutex out_mu;
   auto setup = [&](Board& b) -> Result<void> {
@@ -245,28 +336,39 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
                                     {k_remote_tool, "inspect", "--dest", o.dest, "--name", name, "--size",
                                      std::to_string(torrent.size), "--sha256", summary.sha256},
                                     "board " + b.result.board));
-    if (seen.value("holds", false)) {
+    const std::string who = "board " + b.result.board;
+    if (!seen.contains("holds") || !seen["holds"].is_boolean()) {
+      return fail(Errc::parse, who + ": fleet-model inspect said no 'holds': " + seen.dump().substr(0, 200));
+    }
+    if (seen["holds"].get<bool>()) {
       b.result.outcome = BoardOutcome::held;
       b.result.message = "holds it already";
-      b.state = State::finished;
+      move(b.state, Event::concluded);
       return {};
     }
-    const std::int64_t free = seen.value("free_bytes", std::int64_t{0});
-    const std::int64_t partial = seen.value("partial_bytes", std::int64_t{0});
+    const std::int64_t free = FLEET_TRY(number_of(seen, "free_bytes", who));
+    const std::int64_t partial = FLEET_TRY(number_of(seen, "partial_bytes", who));
     const std::int64_t needed = std::max<std::int64_t>(0, torrent.size - partial);
     if (free < needed) {
       b.result.outcome = BoardOutcome::no_room;
       b.result.message = o.dest + " has " + human(free) + " free, the file needs " + human(needed) +
                          (partial > 0 ? " more (" + human(partial) + " of it is there from a cut-off push)" : "") +
                          ": nothing sent";
-      b.state = State::finished;
+      move(b.state, Event::concluded);
       return {};
     }
-    auto id = FLEET_TRY(ca.issue_member(torrent.name, b.result.board));
+    auto id = FLEET_TRY(ca.issue_member(b.result.board));
+    // The models folder as any folder (0755: inference services read it); the push's own, private.
+    FLEET_TRY(b.ssh->check({"mkdir", "-p", o.dest}, 30s));
+    b.controller = o.advertise.empty() ? b.ssh->local_address() : o.advertise;
+    if (b.controller.empty()) {
+      return fail(Errc::unreachable, who + ": cannot tell this machine's address on its SSH connection: give --advertise");
+    }
+    b.written = true;  // from here on, cleaned up at the end whatever happens
     FLEET_TRY(write_private(*b.ssh, b.remote_dir, "push.torrent", torrent.bytes));
     FLEET_TRY(write_private(*b.ssh, b.remote_dir, "board.crt", id.cert_pem));
     FLEET_TRY(write_private(*b.ssh, b.remote_dir, "board.key", id.key_pem));
-    b.state = State::waiting;
+    move(b.state, Event::set_up);
     return {};
   };
   std::vector<std::thread> workers;
@@ -275,33 +377,33 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
       for (std::size_t i; (i = next++) < boards.size();) {
         auto& b = boards[i];
         if (auto r = setup(b); !r) {
-          b.state = State::finished;
+          if (b.state == State::setup) move(b.state, Event::concluded);
           b.result.outcome = r.error().code == Errc::unreachable ? BoardOutcome::unreachable : BoardOutcome::failed;
           b.result.message = r.error().message;
         }
+        if (b.state == State::finished && !b.written) b.ssh.reset();  // nothing more to do there
         std::lock_guard lock(out_mu);
         if (b.state == State::finished) out << "  " << b.result.board << ": " << outcome_name(b.result.outcome) << ": " << b.result.message << "\n" << std::flush;
       }
     });
   }
-  // The seed's session turns while boards are set up (a connection may come early).
-  while (next < boards.size()) FLEET_TRY(seed->poll(100ms));
+  // The seed's session turns while boards are set up. Its error is kept until the workers
+  // are joined: returning with them running would end the process.
+  std::optional<Error> seed_error;
+  while (next < boards.size() && !seed_error) {
+    if (auto p = seed->poll(100ms); !p) seed_error = p.error();
+  }
   for (auto& t : workers) t.join();
-  for (auto& b : boards) {
-    if (b.result.outcome == BoardOutcome::held) {
-      FLEET_TRY(store->put_model({b.result.board, o.dest + "/" + name, name, summary.sha256, torrent.size, summary.id,
-                                  store::now_ms()}));
+  auto remember = [&](const Board& b, const std::string& path) {
+    if (auto put = store->put_model({b.result.board, path, name, summary.sha256, torrent.size, summary.id, store::now_ms()});
+        !put) {
+      std::lock_guard lock(out_mu);
+      out << "  " << b.result.board << ": warning: not recorded for `model list`: " << put.error().message << "\n";
     }
+  };
+  for (auto& b : boards) {
+    if (b.result.outcome == BoardOutcome::held) remember(b, o.dest + "/" + name);
   }
-
-  // Where boards dial the controller.
-  std::string advertise = o.advertise;
-  if (advertise.empty()) {
-    auto [host, port] = FLEET_TRY(split_endpoint(o.listen, "--listen"));
-    advertise = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host;
-  }
-  const std::string controller_at = advertise + ":" + std::to_string(seed->port());
-  std::vector<std::string> dialable{controller_at};
 
   // Start every waiting board's fetch; the ones that listen are announced to the rest.
   const auto transfer_start = Clock::now();
@@ -309,8 +411,13 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
   int stripe = 0;
   for (auto& b : boards) {
     if (b.state != State::waiting) continue;
-    std::string peers;
-    for (const auto& d : dialable) peers += (peers.empty() ? "" : ",") + d;
+    if (seed_error) {
+      move(b.state, Event::failed);
+      b.result.outcome = BoardOutcome::failed;
+      b.result.message = "not started: the controller's seed failed: " + seed_error->message;
+      continue;
+    }
+    const std::string peers = with_port(b.controller, seed->port());
     std::vector<std::string> argv{k_remote_tool, "fetch", "--torrent", b.remote_dir + "/push.torrent", "--cert",
                                   b.remote_dir + "/board.crt", "--key", b.remote_dir + "/board.key", "--dest", o.dest,
                                   "--sha256", summary.sha256, "--listen", b.listen, "--peer", peers,
@@ -321,20 +428,21 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
     }
     auto s = b.ssh->start(argv);
     if (!s) {
-      b.state = State::finished;
+      move(b.state, Event::failed);
       b.result.outcome = BoardOutcome::failed;
       b.result.message = s.error().message;
       continue;
     }
     b.stream = std::move(*s);
-    b.state = State::fetching;
+    move(b.state, Event::started);
     b.started = Clock::now();
   }
 
   auto finish = [&](Board& b, BoardOutcome outcome, const std::string& message) {
-    b.state = State::finished;
+    move(b.state, Event::failed);
     b.result.outcome = outcome;
     b.result.message = message;
+    b.down_rate = 0;
     if (b.stream) (void)b.stream->close_stdin();
     std::lock_guard lock(out_mu);
     out << (o.live ? "\r\033[K" : "") << "  " << b.result.board << ": " << outcome_name(outcome) << ": " << message << "\n"
@@ -342,8 +450,17 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
   };
   auto last_print = Clock::now() - 10s;
   const auto deadline = transfer_start + o.timeout;
+  std::int64_t last_done = -1;
+  auto last_gain = Clock::now();
   for (;;) {
-    FLEET_TRY(seed->poll(50ms));
+    if (!seed_error) {
+      if (auto p = seed->poll(50ms); !p) seed_error = p.error();
+    }
+    if (seed_error) {
+      for (auto& b : boards) {
+        if (b.state == State::fetching) finish(b, BoardOutcome::failed, "the controller's seed failed: " + seed_error->message);
+      }
+    }
     int running = 0;
     for (auto& b : boards) {
       if (b.state != State::fetching && b.state != State::complete) continue;
@@ -355,35 +472,45 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
           b.listening = true;
           if (o.direct) return;  // nobody is told of it: every piece comes from the controller
           auto addr = b.host->vars.find("fleet_model_address");
-          b.dial = addr != b.host->vars.end() ? addr->second : b.host->address + ":" + std::to_string(j->value("port", 0));
+          if (addr == b.host->vars.end()) {
+            auto port = number_of(*j, "port", "board " + b.result.board);
+            if (!port) return;
+            b.dial = with_port(b.address, static_cast<int>(*port));
+          }
           // Every fetch started above: each board that listens is told to all the others.
           for (auto& other : boards) {
             if (&other == &b || !other.stream || other.state == State::finished) continue;
-            (void)other.stream->write("peer " + b.dial + "\n");
+            if (auto told = other.stream->write("peer " + b.dial + "\n"); !told) {
+              if (other.state == State::fetching) finish(other, BoardOutcome::unreachable, told.error().message);
+              else move(other.state, Event::stopped);  // complete: it only stops serving
+            }
           }
         } else if (event == "progress") {
-          b.done = j->value("done", std::int64_t{0});
-          b.down_rate = j->value("down_rate", std::int64_t{0});
+          if (auto d = number_of(*j, "done", b.result.board)) b.done = *d;
+          if (auto r = number_of(*j, "down_rate", b.result.board)) b.down_rate = *r;
         } else if (event == "complete") {
-          b.state = State::complete;
+          move(b.state, Event::completed);
           b.done = torrent.size;
           b.down_rate = 0;
           b.result.seconds = std::chrono::duration<double>(Clock::now() - b.started).count();
           b.result.outcome = BoardOutcome::complete;
-          b.result.fetched = j->value("downloaded", std::int64_t{0});
-          (void)store->put_model({b.result.board, j->value("path", o.dest + "/" + name), name, summary.sha256,
-                                  torrent.size, summary.id, store::now_ms()});
+          b.result.fetched = number_of(*j, "downloaded", b.result.board).value_or(0);
+          remember(b, o.dest + "/" + name);
         } else if (event == "error") {
-          b.result.message = j->value("message", "");
+          if (auto m = j->find("message"); m != j->end() && m->is_string()) b.result.message = m->get<std::string>();
         }
       });
       if (!status) {
+        if (b.state == State::complete) {
+          move(b.state, Event::stopped);  // its file is in place; it only stopped serving early
+          continue;
+        }
         finish(b, BoardOutcome::unreachable, status.error().message);
         continue;
       }
       if (*status) {
         if (b.state == State::complete) {
-          b.state = State::finished;  // stopped serving, as asked
+          move(b.state, Event::stopped);  // stopped serving, as asked
           continue;
         }
         finish(b, BoardOutcome::failed,
@@ -398,7 +525,7 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
     fp.boards = 0;
     double least = 2;
     for (const auto& b : boards) {
-      if (!b.stream) continue;
+      if (!b.stream || (b.state == State::finished && b.result.outcome != BoardOutcome::complete)) continue;
       ++fp.boards;
       fp.total += torrent.size;
       fp.done += b.done;
@@ -419,6 +546,19 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
       last_print = Clock::now();
     }
     if (all_done || running == 0) break;
+    // Nothing moved for ten minutes: the boards cannot reach the controller or each other.
+    if (fp.done != last_done) {
+      last_done = fp.done;
+      last_gain = Clock::now();
+    } else if (Clock::now() - last_gain > 10min) {
+      for (auto& b : boards) {
+        if (b.state == State::fetching) {
+          finish(b, BoardOutcome::failed, "no piece came in 10 minutes: does the board reach " + b.controller + ":" +
+                                              std::to_string(seed->port()) + " (--advertise) and the other boards?");
+        }
+      }
+      break;
+    }
     if (Clock::now() > deadline) {
       for (auto& b : boards) {
         if (b.state == State::fetching) finish(b, BoardOutcome::failed, "not complete within --timeout; its verified pieces stay for the next push");
@@ -428,19 +568,25 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
   }
   summary.seconds = std::chrono::duration<double>(Clock::now() - transfer_start).count();
   if (auto p = seed->poll(0ms)) summary.controller_sent = p->uploaded;
+  if (seed_error) out << "model push: the controller's seed failed: " << seed_error->message << "\n";
   // Every board stops serving; each must exit (bounded), then its push files go.
   for (auto& b : boards) {
     if (b.stream) (void)b.stream->close_stdin();
   }
   const auto stop_by = Clock::now() + 30s;
   for (auto& b : boards) {
-    if (!b.stream) continue;
-    while (b.state == State::complete && Clock::now() < stop_by) {
+    while (b.stream && b.state == State::complete && Clock::now() < stop_by) {
       auto status = b.stream->pump(100ms, {});
-      if (!status || *status) b.state = State::finished;
+      if (!status || *status) move(b.state, Event::stopped);
     }
     b.stream.reset();
-    if (b.ssh) (void)b.ssh->run({"rm", "-rf", b.remote_dir}, 30s);
+    if (b.written && b.ssh) {
+      // The board's key goes with the push.
+      if (auto rm = b.ssh->run({"rm", "-rf", b.remote_dir}, 30s); !rm || rm->exit_status != 0) {
+        out << "  " << b.result.board << ": warning: could not remove " << b.remote_dir << " (its key for this push)\n";
+      }
+    }
+    b.ssh.reset();
   }
   if (o.live) out << "\n";
   for (auto& b : boards) summary.boards.push_back(b.result);

@@ -36,7 +36,7 @@ struct PushOptions {
   // for each `uname -m` (aarch64, x86_64).
   std::filesystem::path board_tools;
   std::string listen = "0.0.0.0:0";  // the controller's swarm port (TLS)
-  std::string advertise;             // the address boards dial for it ("" : the SSH connection's own)
+  std::string advertise;             // the IP address boards dial for it ("": this end of each board's SSH connection)
   ssh::HostKeys host_keys = ssh::HostKeys::strict;
   std::filesystem::path known_hosts;
   int forks = 8;                                  // boards set up at once over SSH

@@ -1,5 +1,6 @@
 #include "controller/ssh/ssh.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <libssh/libssh.h>
 #include <netinet/in.h>
@@ -188,6 +189,24 @@ Result<CommandResult> Session::run(const std::vector<std::string>& argv, std::ch
   return r;
 }
 
+std::string Session::local_address() const {
+  const socket_t fd = ssh_get_fd(S(session_));
+  if (fd < 0) return "";
+  sockaddr_storage sa{};
+  socklen_t len = sizeof sa;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) return "";
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (sa.ss_family == AF_INET) {
+    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&sa)->sin_addr, buf, sizeof buf);
+    return buf;
+  }
+  if (sa.ss_family == AF_INET6) {
+    ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&sa)->sin6_addr, buf, sizeof buf);
+    return buf;
+  }
+  return "";
+}
+
 Result<std::unique_ptr<Stream>> Session::start(const std::vector<std::string>& argv) {
   ssh_channel ch = ssh_channel_new(S(session_));
   if (!ch) return std::unexpected(error(Errc::io, "cannot open a channel"));
@@ -212,9 +231,12 @@ Stream::~Stream() {
 Result<void> Stream::write(std::string_view text) {
   auto* ch = static_cast<ssh_channel>(channel_);
   std::size_t done = 0;
+  int stalls = 0;
   while (done < text.size()) {
     const int n = ssh_channel_write(ch, text.data() + done, static_cast<std::uint32_t>(text.size() - done));
     if (n == SSH_ERROR) return std::unexpected(owner_.error(Errc::unreachable, "connection lost writing to " + line_));
+    // 0: the board's window stayed shut for libssh's timeout (it does not read its input).
+    if (n == 0 && ++stalls > 3) return std::unexpected(owner_.error(Errc::timeout, line_ + " does not read its input"));
     done += static_cast<std::size_t>(n);
   }
   return {};
@@ -257,13 +279,9 @@ Result<std::optional<int>> Stream::pump(std::chrono::milliseconds wait,
     if (!got) break;
   }
   if (ssh_channel_is_eof(ch) || !ssh_channel_is_open(ch)) {
-    // The exit status arrives with or after EOF; give it a moment.
-    for (int i = 0; i < 50; ++i) {
-      const int status = ssh_channel_get_exit_status(ch);
-      if (status != -1) return std::optional<int>(status);
-      ssh_channel_read_timeout(ch, buf.data(), buf.size(), 0, 20);
-    }
-    return std::optional<int>(-1);
+    // The exit status comes with or just after EOF; ssh_channel_get_exit_status waits for it
+    // (up to libssh's timeout), once. -1: the command was killed by a signal, or said nothing.
+    return std::optional<int>(ssh_channel_get_exit_status(ch));
   }
   return std::optional<int>();
 }

@@ -105,6 +105,9 @@ class Session {
   Result<std::unique_ptr<Stream>> start(const std::vector<std::string>& argv);
 
   const Endpoint& endpoint() const { return endpoint_; }
+  // This end's IP address of the connection: an address the board reaches this machine at
+  // ("" if the socket cannot tell).
+  std::string local_address() const;
 
  private:
   friend class Stream;

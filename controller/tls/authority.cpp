@@ -212,10 +212,10 @@ Result<ServerIdentity> Authority::issue_server() const {
   return id;
 }
 
-Result<PushAuthority> PushAuthority::create(const std::string& push_id) {
+Result<PushAuthority> PushAuthority::create(const std::string& push_id, int days) {
+  if (days < 1 || days > 365) return fail(Errc::invalid_input, "a push CA lives 1 to 365 days, not " + std::to_string(days));
   Pkey key = FLEET_TRY(make_p256());
-  // A day: a push that runs longer is a push that failed.
-  auto x = FLEET_TRY(new_cert(key.get(), "fleetctl push " + push_id, 1));
+  auto x = FLEET_TRY(new_cert(key.get(), "fleetctl push " + push_id.substr(0, 40), days));
   if (X509_set_issuer_name(x.get(), X509_get_subject_name(x.get())) != 1) {
     return fail(Errc::io, "cannot name the push CA's issuer: " + openssl_error());
   }
@@ -224,19 +224,21 @@ Result<PushAuthority> PushAuthority::create(const std::string& push_id) {
   FLEET_TRY(add_ext(x.get(), x.get(), NID_subject_key_identifier, "hash"));
   FLEET_TRY(sign(x.get(), key.get()));
   PushAuthority a;
+  a.days_ = days;
   a.key_pem_ = FLEET_TRY(key_pem(key.get()));
   a.cert_pem_ = FLEET_TRY(cert_pem(x.get()));
   return a;
 }
 
-Result<ServerIdentity> PushAuthority::issue_member(const std::string& torrent_name, const std::string& member) const {
+Result<ServerIdentity> PushAuthority::issue_member(const std::string& member_name) const {
+  const std::string member = member_name.substr(0, 64);
   Bio kb(BIO_new_mem_buf(key_pem_.data(), static_cast<int>(key_pem_.size())), &BIO_free);
   Pkey ca_key(PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
   Bio cb(BIO_new_mem_buf(cert_pem_.data(), static_cast<int>(cert_pem_.size())), &BIO_free);
   X509Ptr ca(PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr), &X509_free);
   if (!ca_key || !ca) return fail(Errc::parse, "the push CA cannot be read back: " + openssl_error());
   Pkey key = FLEET_TRY(make_p256());
-  auto x = FLEET_TRY(new_cert(key.get(), torrent_name, 1));
+  auto x = FLEET_TRY(new_cert(key.get(), "*", days_));
   X509_NAME* name = X509_get_subject_name(x.get());
   if (X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(member.c_str()), -1,
                                  0, 0) != 1 ||

@@ -43,16 +43,19 @@ class Authority {
 // certified, and with its key gone at the end of the push, nothing joins that swarm again.
 class PushAuthority {
  public:
-  static Result<PushAuthority> create(const std::string& push_id);
+  // Its certificates are valid from the Unix epoch (a board's clock may be behind) for `days`.
+  static Result<PushAuthority> create(const std::string& push_id, int days = 1);
   const std::string& certificate_pem() const { return cert_pem_; }
-  // A fresh P-256 key and a certificate for it with CN `torrent_name` (what libtorrent checks
-  // a peer's certificate against) and O `member` (who it is, for logs), for both ends of TLS.
-  Result<ServerIdentity> issue_member(const std::string& torrent_name, const std::string& member) const;
+  // A fresh P-256 key and a certificate for it, for both ends of TLS. Its CN is "*", which
+  // libtorrent takes for any torrent this CA signed: the CA is this push's alone, and a
+  // model's file name may be longer than a CN's 64 characters. O names `member` (cut to 64).
+  Result<ServerIdentity> issue_member(const std::string& member) const;
 
  private:
   PushAuthority() = default;
   std::string cert_pem_;
   std::string key_pem_;
+  int days_ = 1;
 };
 
 // The CA's folder for a state database: beside it, `tls/`.

@@ -166,19 +166,23 @@ Result<Common> common_of(const args::Parsed& a) {
   return c;
 }
 
-// Serves and takes pieces until `until_done` says stop, or stdin closes.
-Result<int> run_swarm(Swarm& s, Control& control, const std::function<Result<bool>(const Progress&)>& step) {
+// Serves and takes pieces until `step` says stop, or stdin closes; then 0 if `finished()`,
+// else 3 (stopped before the file was in place).
+Result<int> run_swarm(Swarm& s, Control& control, const std::function<Result<bool>(const Progress&)>& step,
+                      const std::function<bool()>& finished) {
   auto next_report = std::chrono::steady_clock::now();
   for (;;) {
-    auto more = control.take_peers();
-    if (!more.empty()) FLEET_TRY(s.connect(more));
+    for (const auto& peer : control.take_peers()) {
+      // A bad line from the controller costs that peer, not the transfer.
+      if (auto ok = s.connect({peer}); !ok) say({{"event", "warning"}, {"message", ok.error().message}});
+    }
     auto p = FLEET_TRY(s.poll(std::chrono::milliseconds(200)));
     if (FLEET_TRY(step(p))) return 0;
     if (std::chrono::steady_clock::now() >= next_report) {
       say(progress_json(p));
       next_report = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     }
-    if (control.closed) return p.complete ? 0 : 3;
+    if (control.closed) return finished() ? 0 : 3;
   }
 }
 
@@ -229,30 +233,36 @@ int fetch(const args::Parsed& a) {
     const auto sha = FLEET_TRY(need(a, "sha256"));
     FLEET_TRY(check_sha256(sha, "--sha256"));
     FLEET_TRY(check_name(c.torrent.name, "the torrent's name"));
-    const auto partial = partial_dir(dest, sha);
-    std::error_code ec;
-    std::filesystem::create_directories(partial, ec);
-    if (ec) return fail(Errc::io, partial.string() + ": " + ec.message());
-    auto swarm = FLEET_TRY(Swarm::start(c.swarm));
-    say({{"event", "listening"}, {"port", swarm->port()}, {"name", c.torrent.name}, {"size", c.torrent.size}});
     std::pair<int, int> stripe{0, 1};
     if (auto v = a.value("stripe")) {
       const auto slash = v->find('/');
       try {
         std::size_t u1 = 0, u2 = 0;
         stripe = {std::stoi(v->substr(0, slash), &u1), std::stoi(v->substr(slash + 1), &u2)};
-        if (slash == std::string::npos || u1 != slash || u2 != v->size() - slash - 1) throw std::invalid_argument("");
+        if (slash == std::string::npos || u1 != slash || u2 != v->size() - slash - 1 || stripe.second < 1 ||
+            stripe.first < 0 || stripe.first >= stripe.second) {
+          throw std::invalid_argument("");
+        }
       } catch (const std::exception&) {
-        return fail(Errc::invalid_input, "--stripe must be I/N (two whole numbers), got '" + *v + "'");
+        return fail(Errc::invalid_input, "--stripe must be I/N, whole numbers with 0 <= I < N, got '" + *v + "'");
       }
     }
+    const auto partial = partial_dir(dest, sha);
+    std::error_code ec;
+    std::filesystem::create_directories(partial, ec);
+    if (ec) return fail(Errc::io, partial.string() + ": " + ec.message());
+    auto swarm = FLEET_TRY(Swarm::start(c.swarm));
     FLEET_TRY(swarm->fetch(c.torrent, partial, stripe));
     FLEET_TRY(swarm->connect(c.peers));
-    enum class Phase { fetching, moving, serving } phase = Phase::fetching;
+    say({{"event", "listening"}, {"port", swarm->port()}, {"name", c.torrent.name}, {"size", c.torrent.size}});
+    // fetching -> flushing (every piece written) -> moving (renamed into DIR) -> serving.
+    enum class Phase { fetching, flushing, moving, serving } phase = Phase::fetching;
     return run_swarm(*swarm, control, [&](const Progress& p) -> Result<bool> {
       if (phase == Phase::fetching && p.complete) {
-        // Every piece passed its SHA-256; the whole file must be the one asked for too.
         swarm->flush();
+        phase = Phase::flushing;
+      } else if (phase == Phase::flushing && p.flushed) {
+        // Every piece passed its SHA-256; the whole file must be the one asked for too.
         const auto file = partial / c.torrent.name;
         const auto got = FLEET_TRY(hash::sha256_file(file));
         if (got != sha) {
@@ -272,7 +282,7 @@ int fetch(const args::Parsed& a) {
         phase = Phase::serving;
       }
       return false;
-    });
+    }, [&] { return phase == Phase::serving; });
   }();
   if (!r) return failed("fetch", r.error(), r.error().code == Errc::invalid_input ? 2 : 1);
   if (*r == 3) say({{"event", "stopped"}, {"message", "stdin closed before the file was complete; its verified pieces are kept"}});
@@ -285,10 +295,10 @@ int seed(const args::Parsed& a) {
     auto c = FLEET_TRY(common_of(a));
     const std::filesystem::path dir = FLEET_TRY(need(a, "dir"));
     auto swarm = FLEET_TRY(Swarm::start(c.swarm));
-    say({{"event", "listening"}, {"port", swarm->port()}, {"name", c.torrent.name}, {"size", c.torrent.size}});
     FLEET_TRY(swarm->seed(c.torrent, dir));
     FLEET_TRY(swarm->connect(c.peers));
-    return run_swarm(*swarm, control, [](const Progress&) -> Result<bool> { return false; });
+    say({{"event", "listening"}, {"port", swarm->port()}, {"name", c.torrent.name}, {"size", c.torrent.size}});
+    return run_swarm(*swarm, control, [](const Progress&) -> Result<bool> { return false; }, [] { return true; });
   }();
   if (!r) return failed("seed", r.error(), r.error().code == Errc::invalid_input ? 2 : 1);
   return 0;

@@ -289,6 +289,8 @@ Result<Progress> Swarm::poll(std::chrono::milliseconds wait) {
       ++m.last.hash_failures;
     } else if (lt::alert_cast<lt::peer_ban_alert>(a)) {
       ++m.last.banned;
+    } else if (lt::alert_cast<lt::cache_flushed_alert>(a)) {
+      m.last.flushed = true;
     } else if (lt::alert_cast<lt::storage_moved_alert>(a)) {
       m.last.moved = true;
     } else if (auto* mf = lt::alert_cast<lt::storage_moved_failed_alert>(a)) {

@@ -75,6 +75,7 @@ struct Progress {
   int hash_failures = 0;  // pieces that failed their hash (fetched again)
   int banned = 0;         // peers banned for sending them
   bool complete = false;  // every piece verified and on disk
+  bool flushed = false;   // flush() finished: every piece written to the file
   bool moved = false;     // move_to() finished
   std::vector<PeerView> peers;
 };
@@ -110,7 +111,7 @@ class Swarm {
   // Moves the complete file to `dir` (rename(2) on one file system; replaces a file of the
   // same name); poll() says when with `moved`.
   Result<void> move_to(const std::filesystem::path& dir);
-  // Writes every piece in libtorrent's cache to the file.
+  // Writes every piece in libtorrent's cache to the file; poll() says when with `flushed`.
   void flush();
 
  private:

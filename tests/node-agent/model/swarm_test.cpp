@@ -161,7 +161,8 @@ struct Push {
   std::unique_ptr<model::Swarm> controller;
   std::filesystem::path torrent_file;
 
-  explicit Push(std::size_t size = 6 * 1024 * 1024, std::int64_t controller_rate = 0) {
+  explicit Push(std::size_t size = 6 * 1024 * 1024, std::int64_t controller_rate = 0, std::string file_name = "") {
+    if (!file_name.empty()) name = file_name;
     content = random_bytes(size, 7);
     sha = hash::sha256_hex(content);
     dir.write("controller/" + name, content);
@@ -169,7 +170,7 @@ struct Push {
     REQUIRE(t);
     torrent = *t;
     torrent_file = dir.write("push.torrent", torrent.bytes);
-    auto id = ca.issue_member(torrent.name, "controller");
+    auto id = ca.issue_member("controller");
     REQUIRE(id);
     auto s = model::Swarm::start({"127.0.0.1:0", controller_rate, 0, id->cert_pem, id->key_pem});
     REQUIRE(s);
@@ -178,8 +179,8 @@ struct Push {
   }
   std::string controller_at() const { return "127.0.0.1:" + std::to_string(controller->port()); }
   // The certificate files of board `who`, for `torrent_name`.
-  std::pair<std::string, std::string> member(const std::string& who, const std::string& torrent_name = "") {
-    auto id = ca.issue_member(torrent_name.empty() ? torrent.name : torrent_name, who);
+  std::pair<std::string, std::string> member(const std::string& who) {
+    auto id = ca.issue_member(who);
     REQUIRE(id);
     return {dir.write(who + ".crt", id->cert_pem).string(), dir.write(who + ".key", id->key_pem).string()};
   }
@@ -350,7 +351,7 @@ TEST_CASE("a peer whose certificate is not from the push's CA takes no part") {
   Push push(1024 * 1024);
   auto other = tls::PushAuthority::create("other");
   REQUIRE(other);
-  auto id = other->issue_member(push.torrent.name, "intruder");
+  auto id = other->issue_member("intruder");
   REQUIRE(id);
   // Not the names fetch_args gives the board's own (valid) certificate files.
   auto crt = push.dir.write("outsider.crt", id->cert_pem);
@@ -430,4 +431,19 @@ TEST_CASE("the Pi's build of fleet-model (aarch64, under qemu-aarch64) fetches f
   CHECK(push.held("pi-x86") == push.sha);
   CHECK(x86.finish() == 0);
   CHECK(pi.finish() == 0);
+}
+
+TEST_CASE("a model whose file name is longer than a certificate's CN may be (64) is pushed all the same") {
+  const std::string long_name = "Meta-Llama-3.1-8B-Instruct-abliterated-with-a-very-long-suffix-for-testing.Q4_K_M.gguf";
+  REQUIRE(long_name.size() > 64);
+  Push push(1024 * 1024 + 5, 0, long_name);
+  Board b(push.fetch_args("pi-1", {push.controller_at()}));
+  port_of(b);
+  push.serve_until([&] { return b.wait_for("complete", 0s).has_value(); }, 60s);
+  auto c = b.wait_for("complete", 1s);
+  REQUIRE(c);
+  INFO(c->dump());
+  CHECK(c->value("event", "") == "complete");
+  CHECK(push.held("pi-1") == push.sha);
+  CHECK(b.finish() == 0);
 }
