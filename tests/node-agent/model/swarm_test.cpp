@@ -217,6 +217,17 @@ int port_of(Board& b) {
   return e->value("port", 0);
 }
 
+// Turns the controller's session until `b` says complete (or fails, or `limit` passes);
+// returns its complete event.
+json completed(Push& push, Board& b, std::chrono::seconds limit) {
+  push.serve_until([&] { return b.wait_for("complete", 0s).has_value(); }, limit);
+  auto c = b.wait_for("complete", 1s);
+  REQUIRE(c);
+  INFO(c->dump());
+  REQUIRE(c->value("event", "") == "complete");
+  return *c;
+}
+
 }  // namespace
 
 TEST_CASE("three boards fetch from the controller and from each other, over TLS, and each ends with the file") {
@@ -289,13 +300,10 @@ TEST_CASE("a piece corrupted by one peer fails its hash, is fetched again elsewh
   }
   Board b(push.fetch_args("pi-1", {"127.0.0.1:" + std::to_string(liar_port), push.controller_at()}));
   port_of(b);
-  push.serve_until([&] { return b.wait_for("complete", 0s).has_value(); }, 120s);
-  auto c = b.wait_for("complete", 1s);
-  REQUIRE(c);
-  INFO(c->dump());
-  REQUIRE(c->value("event", "") == "complete");
-  CHECK(c->value("hash_failures", 0) >= 1);
-  CHECK(c->value("banned", 0) >= 1);  // libtorrent's smart ban: the liar, by the blocks it sent
+  const auto c = completed(push, b, 120s);
+  INFO(c.dump());
+  CHECK(c.value("hash_failures", 0) >= 1);
+  CHECK(c.value("banned", 0) >= 1);  // libtorrent's smart ban: the liar, by the blocks it sent
   CHECK(push.held("pi-1") == push.sha);
   CHECK(b.finish() == 0);
   liar.finish();
@@ -439,11 +447,7 @@ TEST_CASE("a model whose file name is longer than a certificate's CN may be (64)
   Push push(1024 * 1024 + 5, 0, long_name);
   Board b(push.fetch_args("pi-1", {push.controller_at()}));
   port_of(b);
-  push.serve_until([&] { return b.wait_for("complete", 0s).has_value(); }, 60s);
-  auto c = b.wait_for("complete", 1s);
-  REQUIRE(c);
-  INFO(c->dump());
-  CHECK(c->value("event", "") == "complete");
+  completed(push, b, 60s);
   CHECK(push.held("pi-1") == push.sha);
   CHECK(b.finish() == 0);
 }
