@@ -443,6 +443,7 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
     b.result.outcome = outcome;
     b.result.message = message;
     b.down_rate = 0;
+    // Its verdict is made; if the channel is gone already there is nobody left to tell.
     if (b.stream) (void)b.stream->close_stdin();
     std::lock_guard lock(out_mu);
     out << (o.live ? "\r\033[K" : "") << "  " << b.result.board << ": " << outcome_name(outcome) << ": " << message << "\n"
@@ -571,6 +572,7 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
   if (seed_error) out << "model push: the controller's seed failed: " << seed_error->message << "\n";
   // Every board stops serving; each must exit (bounded), then its push files go.
   for (auto& b : boards) {
+    // A channel that cannot take EOF is gone: the pump below sees it and stops waiting.
     if (b.stream) (void)b.stream->close_stdin();
   }
   const auto stop_by = Clock::now() + 30s;
