@@ -152,15 +152,22 @@ Session::~Session() {
   }
 }
 
-Result<CommandResult> Session::run(const std::vector<std::string>& argv, std::chrono::seconds timeout) {
+Result<void*> Session::open_exec(const std::string& line) {
   ssh_channel ch = ssh_channel_new(S(session_));
   if (!ch) return std::unexpected(error(Errc::io, "cannot open a channel"));
   ChannelCloser closer{ch};
   if (ssh_channel_open_session(ch) != SSH_OK) return std::unexpected(error(Errc::unreachable, "cannot open a session channel"));
-  const std::string line = command_line(argv);
   if (ssh_channel_request_exec(ch, line.c_str()) != SSH_OK) {
     return std::unexpected(error(Errc::unreachable, "cannot run " + line));
   }
+  closer.ch = nullptr;  // the caller's now
+  return static_cast<void*>(ch);
+}
+
+Result<CommandResult> Session::run(const std::vector<std::string>& argv, std::chrono::seconds timeout) {
+  const std::string line = command_line(argv);
+  auto* ch = static_cast<ssh_channel>(FLEET_TRY(open_exec(line)));
+  ChannelCloser closer{ch};
   CommandResult r;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::array<char, 16384> buf{};
@@ -208,16 +215,9 @@ std::string Session::local_address() const {
 }
 
 Result<std::unique_ptr<Stream>> Session::start(const std::vector<std::string>& argv) {
-  ssh_channel ch = ssh_channel_new(S(session_));
-  if (!ch) return std::unexpected(error(Errc::io, "cannot open a channel"));
-  ChannelCloser closer{ch};
-  if (ssh_channel_open_session(ch) != SSH_OK) return std::unexpected(error(Errc::unreachable, "cannot open a session channel"));
   const std::string line = command_line(argv);
-  if (ssh_channel_request_exec(ch, line.c_str()) != SSH_OK) {
-    return std::unexpected(error(Errc::unreachable, "cannot run " + line));
-  }
-  closer.ch = nullptr;  // the Stream owns it now
-  return std::unique_ptr<Stream>(new Stream(*this, ch, line));
+  void* ch = FLEET_TRY(open_exec(line));
+  return std::unique_ptr<Stream>(new Stream(*this, ch, line));  // the Stream owns the channel now
 }
 
 Stream::~Stream() {

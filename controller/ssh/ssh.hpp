@@ -113,6 +113,8 @@ class Session {
   friend class Stream;
   explicit Session(Endpoint e) : endpoint_(std::move(e)) {}
   Error error(Errc code, const std::string& what) const;
+  // A session channel running `line`; the caller owns (closes and frees) it.
+  Result<void*> open_exec(const std::string& line);
   Endpoint endpoint_;
   void* session_ = nullptr;  // ssh_session
 };
