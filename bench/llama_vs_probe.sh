@@ -3,12 +3,13 @@
 # --aarch64, both built for the Pi 5's Cortex-A76 and run under qemu-aarch64 -cpu cortex-a76).
 #
 #   bench/llama_vs_probe.sh --source LLAMA_CPP_DIR [--shapes "1b 110m"] [--rounds 5]
-#                           [--threads N] [--tokens 128] [--aarch64]
+#                           [--threads N] [--tokens 128] [--sync gomp|spin] [--aarch64]
 #
 # - builds llama-bench from the llama.cpp tree at --source (or $LLAMA_CPP_DIR) into
-#   build/llama-x86 or build/llama-aarch64 (ccache; nothing is downloaded: README,
+#   build/llama-x86-SYNC or build/llama-aarch64-SYNC (ccache; nothing is downloaded: README,
 #   Benchmarks, "The probe against llama-bench", says how to bring a tree here), CPU only, as a user builds it
-#   (GGML_NATIVE here; armv8.2-a+dotprod, static, for the Pi 5);
+#   (GGML_NATIVE here; armv8.2-a+dotprod, static, for the Pi 5), with GGML_OPENMP on (its
+#   default) for --sync gomp, off for --sync spin; the probe's threads meet the same way;
 # - writes a random-weight Q4_0 GGUF file of each shape with bench/gguf_random.py, the shape
 #   being the one the probe reports (so both read the same matrices);
 # - alternates the two, --rounds times each: the probe (fleet-agent bench, its defaults: at
@@ -29,6 +30,7 @@ shapes=""
 rounds=5
 threads=$(nproc)
 tokens=128
+sync=gomp
 arch=x86
 while [ $# -gt 0 ]; do
   case $1 in
@@ -37,8 +39,9 @@ while [ $# -gt 0 ]; do
     --rounds) rounds=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --tokens) tokens=$2; shift 2 ;;
+    --sync) sync=$2; shift 2 ;;
     --aarch64) arch=aarch64; shift ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "llama_vs_probe.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -46,6 +49,11 @@ done
 [ -n "$src" ] || { echo "llama_vs_probe.sh: give --source LLAMA_CPP_DIR (a llama.cpp source tree) or set LLAMA_CPP_DIR" >&2; exit 2; }
 [ -f "$src/examples/llama-bench/llama-bench.cpp" ] || [ -f "$src/tools/llama-bench/llama-bench.cpp" ] ||
   { echo "llama_vs_probe.sh: $src is not a llama.cpp tree (no llama-bench.cpp under examples/ or tools/)" >&2; exit 2; }
+case $sync in
+  gomp) openmp=ON ;;
+  spin) openmp=OFF ;;
+  *) echo "llama_vs_probe.sh: --sync takes gomp or spin, got '$sync'" >&2; exit 2 ;;
+esac
 for n in "$rounds" "$threads" "$tokens"; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "llama_vs_probe.sh: --rounds, --threads and --tokens take a positive number, got '$n'" >&2; exit 2; }
 done
@@ -55,9 +63,9 @@ for tool in $tools; do
   command -v "$tool" >/dev/null || { echo "llama_vs_probe.sh: needs $tool (scripts/setup.sh installs it)" >&2; exit 2; }
 done
 
-out=build/llama-$arch
+out=build/llama-$arch-$sync
 common=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF
-        -DBUILD_SHARED_LIBS=OFF -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+        -DGGML_OPENMP=$openmp -DBUILD_SHARED_LIBS=OFF -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 echo "== building llama-bench from $src into $out"
 if [ $arch = x86 ]; then
   cmake -S "$src" -B "$out" "${common[@]}" -DGGML_NATIVE=ON >/dev/null
@@ -65,10 +73,13 @@ if [ $arch = x86 ]; then
   run=()
   [ -x "$agent" ] || { echo "llama_vs_probe.sh: no $agent (run scripts/build.sh)" >&2; exit 1; }
 else
-  # The Pi 5's Cortex-A76: Armv8.2-A with the dot product, no i8mm. Static, so qemu-user needs no sysroot.
+  # The Pi 5's Cortex-A76: Armv8.2-A with the dot product, no i8mm. Static, so qemu-user needs
+  # no sysroot; OpenMP's libraries named as archives (FindOpenMP would take libgomp.so).
   cmake -S "$src" -B "$out" "${common[@]}" -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 \
     -DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc -DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++ \
-    -DGGML_NATIVE=OFF -DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod -DGGML_OPENMP=OFF \
+    -DGGML_NATIVE=OFF -DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod \
+    -DOpenMP_gomp_LIBRARY="$(aarch64-linux-gnu-gcc -print-file-name=libgomp.a)" \
+    -DOpenMP_pthread_LIBRARY="$(aarch64-linux-gnu-gcc -print-file-name=libpthread.a)" \
     -DCMAKE_EXE_LINKER_FLAGS=-static >/dev/null
   agent=build/aarch64/node-agent/fleet-agent
   [ -x "$agent" ] || { echo "llama_vs_probe.sh: no $agent (cmake --build --preset aarch64-agent)" >&2; exit 1; }
@@ -79,6 +90,10 @@ cmake --build "$out" --target llama-bench -j"$(nproc)" 2>&1 | tail -1
 llama=$(find "$out" -name llama-bench -type f -perm -u+x | head -1)
 [ -n "$llama" ] || { echo "llama_vs_probe.sh: the build made no llama-bench" >&2; exit 1; }
 echo "llama.cpp: $(git -C "$src" describe --always 2>/dev/null || echo "tree at $src"), $llama"
+if [ $openmp = ON ] && ! grep -q '^OpenMP_C_FLAGS:STRING=-f' "$out/CMakeCache.txt"; then
+  echo "llama_vs_probe.sh: llama.cpp's build found no OpenMP, so its threads spin; run with --sync spin" >&2; exit 1
+fi
+echo "threads meet: $sync ($([ $sync = gomp ] && echo "libgomp's barrier in both, as llama.cpp's default build" || echo "ggml's spinning barrier, GGML_OPENMP=OFF; the probe's PhaseBarrier"))"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -101,7 +116,7 @@ for shape in $shapes; do
   /usr/bin/python3 bench/gguf_random.py "$work/$shape.gguf" $dims --name "$shape" 2>/dev/null
   : > "$work/probe.txt"; : > "$work/llama.txt"
   for ((r = 1; r <= rounds; r++)); do
-    "${run[@]}" "$agent" bench --model-shape "$shape" --no-bandwidth --threads "$threads" --context "$tokens" --json 2>/dev/null > "$work/p.json"
+    "${run[@]}" "$agent" bench --model-shape "$shape" --no-bandwidth --threads "$threads" --context "$tokens" --sync "$sync" --json 2>/dev/null > "$work/p.json"
     jq -r '.probe.tokens_per_s' "$work/p.json" >> "$work/probe.txt"
     if ! "${run[@]}" "$llama" -m "$work/$shape.gguf" -p 0 -n "$tokens" -r 1 -t "$threads" -mmp 0 -o json \
          2> "$work/l.err" > "$work/l.json"; then

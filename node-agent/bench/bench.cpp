@@ -152,6 +152,7 @@ nlohmann::json bench_json(const BenchReport& r) {
                   {"dot_path", p.dot_path},
                   {"layout", p.layout},
                   {"layout_mixed", p.layout_mixed},
+                  {"sync", sync_name(p.sync)},
                   {"context", p.context},
                   {"numa_nodes", p.numa_nodes},
                   {"layers_resident", p.layers_resident},
@@ -226,7 +227,9 @@ std::string bench_table(const BenchReport& r) {
       << "  weights      Q4_0 x Q8_0, " << (p.bytes_per_token >> 20) << " MiB read per token, "
       << (p.resident_bytes >> 20) << " MiB held (" << p.layers_resident << "/" << p.shape.layers << " layers), "
       << fixed(100 * p.huge_fraction, 0) << "% THP-backed\n"
-      << "  threads      " << p.threads << " on " << p.numa_nodes << " NUMA node(s), " << p.dot_path << " dot product\n"
+      << "  threads      " << p.threads << " on " << p.numa_nodes << " NUMA node(s), " << p.dot_path << " dot product, meeting "
+      << (p.sync == Sync::gomp ? "at libgomp's barrier (as llama.cpp's default build)" : "at a spinning barrier (as ggml without OpenMP)")
+      << "\n"
       << "  layout       " << p.layout << (p.layout_mixed ? " (plain rows where the rows do not divide, as ggml)" : "")
       << ", attention over positions 0-" << p.context - 1 << " in turn\n"
       << "  per token    " << fixed(p.seconds_per_token * 1000, 2) << " ms median, " << fixed(p.best_seconds_per_token * 1000, 2)

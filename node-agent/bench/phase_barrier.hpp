@@ -11,6 +11,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
+#include <string_view>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -73,5 +75,57 @@ class PhaseBarrier {
   alignas(64) std::atomic<int> sleepers_{0};
   std::atomic<std::uint64_t> sleeps_{0};
 };
+
+// How the probe's threads meet between the graph's nodes.
+//   gomp: libgomp's barrier (`#pragma omp barrier`), which is what ggml_barrier is in a
+//         default llama.cpp build on Linux (GGML_OPENMP is on by default and GCC brings
+//         libgomp): the figure llama.cpp would see, barrier cost included (about 1.4 us a
+//         meeting of 2 threads here, 4.5 times PhaseBarrier's).
+//   spin: PhaseBarrier above, ggml's own spinning barrier when built without OpenMP.
+// Only where this agent was built with OpenMP does gomp exist (GCC always has it; the clang
+// fuzz tree may not).
+enum class Sync { gomp, spin };
+inline constexpr bool k_have_gomp =
+#if defined(_OPENMP)
+    true;
+#else
+    false;
+#endif
+inline std::string_view sync_name(Sync s) { return s == Sync::gomp ? "gomp" : "spin"; }
+inline std::optional<Sync> parse_sync(std::string_view s) {
+  if (s == "gomp" && k_have_gomp) return Sync::gomp;
+  if (s == "spin") return Sync::spin;
+  return std::nullopt;
+}
+inline Sync best_sync() { return k_have_gomp ? Sync::gomp : Sync::spin; }
+
+#if defined(_OPENMP)
+// The same contract as PhaseBarrier, on libgomp's barrier: call arrive_and_wait from every
+// thread of one `omp parallel` team of `threads`. The last thread to arrive runs the completion
+// and then enters the barrier, which nobody leaves before it: so the completion's writes are
+// seen (the barrier flushes) and the count's reset comes before anyone arrives again. It
+// costs one atomic add a meeting beyond ggml's own barrier (ggml has no serial completion:
+// a node's thread 0 does the serial part before the barrier, as the last arrival does here).
+template <class Completion>
+class GompBarrier {
+ public:
+  GompBarrier(int threads, Completion completion) : threads_(threads), completion_(std::move(completion)) {}
+  GompBarrier(const GompBarrier&) = delete;
+  GompBarrier& operator=(const GompBarrier&) = delete;
+
+  void arrive_and_wait() {
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == threads_ - 1) {
+      arrived_.store(0, std::memory_order_relaxed);
+      completion_();
+    }
+#pragma omp barrier
+  }
+
+ private:
+  const int threads_;
+  Completion completion_;
+  alignas(64) std::atomic<int> arrived_{0};
+};
+#endif
 
 }  // namespace fleet::agent::bench

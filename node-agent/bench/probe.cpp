@@ -7,6 +7,10 @@
 
 #include "node-agent/bench/phase_barrier.hpp"
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 namespace fleet::agent::bench {
 
 std::uint64_t probe_min_bytes(const ModelShape& s) { return q4_0_bytes(s.layer_weights() + s.output_weights()); }
@@ -459,32 +463,62 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
   });
   r.huge_fraction = double(region.huge_kb()) * 1024.0 / double(region.size());
 
-  PhaseBarrier sync(threads, AfterStep{&decoder}, opt.barrier_spin);
+  // Thread t's part of every step of one token, meeting the others after each.
+  auto token = [&](int t, auto& sync) {
+    for (const Step& step : decoder.steps()) {
+      for (const MatVec& mv : step.matvecs) {
+        const Matrix& m = *mv.m;
+        auto [lo, hi] = layout_slice(m.layout, std::size_t(m.rows), t, threads);
+        const std::size_t nb = m.row_blocks();
+        const BlockQ8_0* in = mv.in->data();
+        float* out = mv.out->data();
+        if (m.layout == Layout::rows) {
+          const auto* w = reinterpret_cast<const BlockQ4_0*>(m.w);
+          for (std::size_t row = lo; row < hi; ++row) out[row] = dot(w + row * nb, in, nb);
+        } else if (hi > lo) {
+          gemv(m.w + lo * nb * sizeof(BlockQ4_0), in, nb, (hi - lo) / std::size_t(layout_rows(m.layout)), out + lo);
+        }
+      }
+      if (step.attention != Attention::none) {
+        auto [lo, hi] = slice(decoder.heads(), t, threads);
+        decoder.attend(step, lo, hi);
+      }
+      sync.arrive_and_wait();
+    }
+  };
+  r.sync = opt.sync;
   decoder.start();
-  team.run([&](int t) {
-    while (!decoder.done()) {
-      for (const Step& step : decoder.steps()) {
-        for (const MatVec& mv : step.matvecs) {
-          const Matrix& m = *mv.m;
-          auto [lo, hi] = layout_slice(m.layout, std::size_t(m.rows), t, threads);
-          const std::size_t nb = m.row_blocks();
-          const BlockQ8_0* in = mv.in->data();
-          float* out = mv.out->data();
-          if (m.layout == Layout::rows) {
-            const auto* w = reinterpret_cast<const BlockQ4_0*>(m.w);
-            for (std::size_t row = lo; row < hi; ++row) out[row] = dot(w + row * nb, in, nb);
-          } else if (hi > lo) {
-            gemv(m.w + lo * nb * sizeof(BlockQ4_0), in, nb, (hi - lo) / std::size_t(layout_rows(m.layout)), out + lo);
-          }
-        }
-        if (step.attention != Attention::none) {
-          auto [lo, hi] = slice(decoder.heads(), t, threads);
-          decoder.attend(step, lo, hi);
-        }
-        sync.arrive_and_wait();
+  if (opt.sync == Sync::spin) {
+    PhaseBarrier sync(threads, AfterStep{&decoder}, opt.barrier_spin);
+    team.run([&](int t) {
+      while (!decoder.done()) token(t, sync);
+    });
+  } else {
+#if defined(_OPENMP)
+    // As llama.cpp's default build computes a graph: an `omp parallel` region of libgomp's
+    // threads per token (ggml_graph_compute opens one per call; libgomp keeps its threads
+    // between them), unpinned as llama-bench leaves them (no --numa).
+    GompBarrier sync(threads, AfterStep{&decoder});
+    int team_size = threads;
+    // One thread: ggml opens no region and meets nobody; the barrier, outside a region,
+    // binds to a team of one.
+    while (threads == 1 && !decoder.done()) token(0, sync);
+    while (!decoder.done() && team_size == threads) {
+#pragma omp parallel num_threads(threads)
+      {
+#pragma omp single
+        team_size = omp_get_num_threads();
+        if (team_size == threads) token(omp_get_thread_num(), sync);
       }
     }
-  });
+    if (team_size != threads) {
+      return fail(Errc::unsupported, "libgomp ran " + std::to_string(team_size) + " threads of the " +
+                                         std::to_string(threads) + " asked (OMP_THREAD_LIMIT?); measure with --sync spin");
+    }
+#else
+    return fail(Errc::unsupported, "this agent was built without OpenMP: --sync gomp is not here, only spin");
+#endif
+  }
 
   const TokenTimes times = summarize(decoder.times());
   r.tokens = times.count;

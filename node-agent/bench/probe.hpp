@@ -16,6 +16,7 @@
 #include "common/error.hpp"
 #include "common/model_shape.hpp"
 #include "node-agent/bench/memory.hpp"
+#include "node-agent/bench/phase_barrier.hpp"
 #include "node-agent/bench/quant.hpp"
 #include "node-agent/bench/repack.hpp"
 #include "node-agent/bench/topology.hpp"
@@ -46,7 +47,10 @@ struct ProbeOptions {
   int min_tokens = 16;                          // timed tokens (after one warm-up token)
   std::chrono::milliseconds min_time{2000};     // timed at least this long
   std::chrono::milliseconds max_time{60000};    // and never longer than this
-  std::chrono::microseconds barrier_spin{200};  // between phases, spin this long before sleeping
+  // How the threads meet after each node: libgomp's barrier as llama.cpp's default build, or
+  // PhaseBarrier (spin barrier_spin, then sleep) as ggml's without OpenMP.
+  Sync sync = best_sync();
+  std::chrono::microseconds barrier_spin{200};
   // Tokens run at positions 0 .. context - 1 in turn, attention reading the KV cache that far
   // (llama-bench's generation test, tg128, by default).
   int context = 128;
@@ -58,6 +62,7 @@ struct ProbeResult {
   std::string dot_path;
   std::string layout;                  // the weights' layout (repack.hpp): q4_0_8x8, q4_0_4x4, ... or rows
   bool layout_mixed = false;           // some matrices stayed plain rows (their rows do not divide), as in ggml
+  Sync sync = Sync::spin;              // how the threads met
   int context = 0;                     // positions the tokens cycle through (the KV cache's length)
   int numa_nodes = 1;
   int layers_resident = 0;             // distinct layers in memory; the others reuse them in turn

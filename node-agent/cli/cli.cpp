@@ -540,6 +540,9 @@ int bench_command(const std::vector<std::string>& argv, std::ostream& out, std::
       args::Option{"layout", args::Takes::value, "LAYOUT",
                    "the weights' layout: rows, q4_0_4x4, q4_0_4x8 or q4_0_8x8 (default: what llama.cpp's CPU backend "
                    "repacks Q4_0 into on this CPU: 8x8 with AVX2, 4x8 with Arm i8mm, 4x4 with the Arm dot product)"},
+      args::Option{"sync", args::Takes::value, "HOW",
+                   "how the probe's threads meet after each node: gomp (libgomp's barrier, as ggml in llama.cpp's "
+                   "default build; the default) or spin (ggml's spinning barrier, as a build without OpenMP)"},
       args::Option{"no-bandwidth", args::Takes::nothing, "", "skip the bandwidth measurement"},
       args::Option{"no-probe", args::Takes::nothing, "", "skip the token-generation probe"},
       args::Option{"no-hugepage", args::Takes::nothing, "", "hold the probe's weights with MADV_NOHUGEPAGE"},
@@ -617,6 +620,15 @@ int bench_command(const std::vector<std::string>& argv, std::ostream& out, std::
   } else if (o.probe_options.layout != bench::Layout::rows &&
              !bench::gemv_fn(o.probe_options.layout, o.probe_options.path)) {
     o.probe_options.layout = bench::Layout::rows;  // a --path whose instructions the layout's kernel does not use
+  }
+  if (auto h = a->value("sync")) {
+    auto sync = bench::parse_sync(*h);
+    if (!sync) {
+      err << "fleet-agent bench: --sync must be " << (bench::k_have_gomp ? "gomp or spin" : "spin (this agent has no OpenMP)")
+          << ", got '" << *h << "'\n";
+      return k_exit_usage;
+    }
+    o.probe_options.sync = *sync;
   }
   if (auto m = a->value("model")) o.model = std::filesystem::path(*m);
   o.shape = a->value("model-shape");
