@@ -38,6 +38,22 @@ std::string throughput_change_text(const fleet::v1::Throughput& t) {
   return buf + t.baseline_release();
 }
 
+Result<fleet::v1::ListModelsResponse> list_models(store::Store& store, const std::string& name) {
+  fleet::v1::ListModelsResponse out;
+  for (const auto& m : FLEET_TRY(store.models())) {
+    if (!name.empty() && m.name != name) continue;
+    auto* h = out.add_models();
+    h->set_board(m.board);
+    h->set_name(m.name);
+    h->set_path(m.path);
+    h->set_size_bytes(static_cast<std::uint64_t>(std::max<std::int64_t>(0, m.size)));
+    h->set_sha256(m.sha256);
+    h->set_push_id(m.push_id);
+    h->set_updated_unix_ms(m.at_ms);
+  }
+  return out;
+}
+
 fleet::v1::BoardStatus board_status(store::Store& store, const store::BoardRow& b) {
   fleet::v1::BoardStatus s;
   s.set_board(b.board);
@@ -128,6 +144,14 @@ class StatusServer::Impl final : public fleet::v1::StatusService::Service {
     auto rows = store_->latest_boards();
     if (!rows) return io_error(rows.error());
     for (const auto& b : *rows) *out->add_boards() = board_status(*store_, b);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListModels(grpc::ServerContext*, const fleet::v1::ListModelsRequest* req,
+                          fleet::v1::ListModelsResponse* out) override {
+    auto models = list_models(*store_, req->name());
+    if (!models) return io_error(models.error());
+    *out = std::move(*models);
     return grpc::Status::OK;
   }
 

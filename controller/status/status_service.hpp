@@ -31,6 +31,10 @@ std::optional<double> throughput_change(const fleet::v1::Throughput& t);
 // "+7.9% vs 6.12.49-v8-16k", or "" without a baseline.
 std::string throughput_change_text(const fleet::v1::Throughput& t);
 
+// The models the state database knows boards hold (all, or those of one file name), as
+// ListModels and `fleetctl model list --json` give them.
+Result<fleet::v1::ListModelsResponse> list_models(store::Store& store, const std::string& name = "");
+
 // A rollout row as the StatusService sends it, with its boards when `boards` is set.
 void fill_rollout(store::Store& store, const store::RolloutRow& row, fleet::v1::RolloutStatus* out, bool boards);
 

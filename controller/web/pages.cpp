@@ -2,10 +2,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <ctime>
+#include <iterator>
 #include <map>
+#include <set>
 
 #include "controller/status/status_service.hpp"
 #include "controller/vocab/vocab.hpp"
@@ -196,7 +199,59 @@ std::string url_segment(std::string_view text) {
   return out;
 }
 
-std::string fleet_page(const fleet::v1::StatusSnapshot& snap, std::int64_t since_ms) {
+std::string size_text(std::uint64_t bytes) {
+  static constexpr const char* k_units[] = {"B", "kB", "MB", "GB", "TB"};
+  double v = double(bytes);
+  std::size_t u = 0;
+  while (v >= 1000 && u + 1 < std::size(k_units)) {
+    v /= 1000;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : v < 10 ? "%.1f %s" : "%.0f %s", v, k_units[u]);
+  return buf;
+}
+
+namespace {
+// A model file by content: every board that holds the same bytes under that name.
+std::string models_section(const fleet::v1::ListModelsResponse& models, const fleet::v1::StatusSnapshot& snap) {
+  // "2 of 3": of every board known, in rollouts or holding a model.
+  std::set<std::string> known;
+  for (const auto& b : snap.boards()) known.insert(b.board());
+  for (const auto& m : models.models()) known.insert(m.board());
+  struct File {
+    const fleet::v1::ModelHolding* first = nullptr;
+    std::vector<const fleet::v1::ModelHolding*> holders;
+    std::int64_t latest = 0;
+  };
+  std::map<std::pair<std::string, std::string>, File> files;  // (name, sha256), in ListModels' order
+  for (const auto& m : models.models()) {
+    File& f = files[{m.name(), m.sha256()}];
+    if (!f.first) f.first = &m;
+    f.holders.push_back(&m);
+    f.latest = std::max(f.latest, m.updated_unix_ms());
+  }
+  std::string body = "<h2>Models</h2>\n";
+  if (files.empty()) return body + "<p class=\"empty\">No model on any board yet: <code>fleetctl model push FILE</code> puts one there.</p>\n";
+  body += "<div class=\"scroll\"><table id=\"models\"><thead><tr><th>model</th><th>size</th><th>sha256</th><th>boards</th>"
+          "<th>last push</th></tr></thead><tbody>\n";
+  for (const auto& [key, f] : files) {
+    std::string boards;
+    for (const auto* h : f.holders) {
+      boards += (boards.empty() ? "" : ", ") + std::string("<a href=\"/boards/") + url_segment(h->board()) + "\">" +
+                escape(h->board()) + "</a>";
+    }
+    const std::string count = std::to_string(f.holders.size()) + " of " + std::to_string(known.size());
+    body += "<tr data-model=\"" + escape(key.first) + "\"><td>" + escape(key.first) + "</td><td>" + size_text(f.first->size_bytes()) +
+            "</td><td><code title=\"" + escape(key.second) + "\">" + escape(key.second.substr(0, 12)) + "</code></td><td><b>" +
+            count + "</b>: " + boards + "</td><td>" + utc(f.latest) + "</td></tr>\n";
+  }
+  return body + "</tbody></table></div>\n";
+}
+}  // namespace
+
+std::string fleet_page(const fleet::v1::StatusSnapshot& snap, std::int64_t since_ms,
+                       const fleet::v1::ListModelsResponse& models) {
   int good = 0, bad = 0, busy = 0;
   for (const auto& b : snap.boards()) {
     const Tone t = tone_of(b);
@@ -232,6 +287,7 @@ std::string fleet_page(const fleet::v1::StatusSnapshot& snap, std::int64_t since
             "</td><td>" + escape(r.serial()) + "</td><td class=\"message\">" + escape(r.message()) + "</td></tr>\n";
   }
   body += "</tbody></table></div>\n";
+  body += models_section(models, snap);
   return page("fleet", "/events", since_ms, body);
 }
 

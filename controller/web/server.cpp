@@ -222,7 +222,9 @@ class HttpServer::Impl {
       const auto since = store::now_ms();
       auto snap = snapshot(**st, false);
       if (!snap) return error_page(res, 500, snap.error().message);
-      res.set_content(fleet_page(*snap, since), "text/html; charset=utf-8");
+      auto models = controller::list_models(**st);
+      if (!models) return error_page(res, 500, models.error().message);
+      res.set_content(fleet_page(*snap, since, *models), "text/html; charset=utf-8");
     });
     svr.Get(R"(/rollouts/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
       auto st = open_store();
@@ -241,6 +243,14 @@ class HttpServer::Impl {
       if (!st) return error_page(res, 500, st.error().message);
       auto snap = snapshot(**st, true);
       auto text = snap ? wire::to_json(*snap) : Result<std::string>(std::unexpected(snap.error()));
+      if (!text) return error_page(res, 500, text.error().message);
+      res.set_content(*text + "\n", "application/json");
+    });
+    svr.Get("/api/models", [this](const httplib::Request&, httplib::Response& res) {
+      auto st = open_store();
+      if (!st) return error_page(res, 500, st.error().message);
+      auto models = controller::list_models(**st);
+      auto text = models ? wire::to_json(*models) : Result<std::string>(std::unexpected(models.error()));
       if (!text) return error_page(res, 500, text.error().message);
       res.set_content(*text + "\n", "application/json");
     });

@@ -263,3 +263,51 @@ TEST_CASE("the status service and fleetctl status answer while a rollout process
   REQUIRE(done.boards_size() == k_boards);
   for (const auto& b : done.boards()) CHECK(b.outcome() == "committed");
 }
+
+TEST_CASE("the status service lists which boards hold which models, all or one name") {
+  test::TempDir dir;
+  auto db = dir / "fleet.db";
+  auto st = store::Store::open(db);
+  REQUIRE(st);
+  const std::string big = "llama-3.2-1b-q4_0.gguf", small = "stories110m.gguf";
+  REQUIRE((*st)->put_model({"pi-2", "/var/lib/fleet/models/" + big, big, std::string(64, 'a'), 5'000'000'000, "p1", 1000}));
+  REQUIRE((*st)->put_model({"pi-1", "/var/lib/fleet/models/" + big, big, std::string(64, 'a'), 5'000'000'000, "p1", 2000}));
+  REQUIRE((*st)->put_model({"pi-1", "/srv/models/" + small, small, std::string(64, 'b'), 70'000'000, "p2", 3000}));
+  Served served(dir, db);
+
+  Authorized ctx(served.token);
+  fleet::v1::ListModelsResponse all;
+  REQUIRE(served.stub->ListModels(&ctx, {}, &all).ok());
+  REQUIRE(all.models_size() == 3);
+  // By name, then board.
+  CHECK(all.models(0).name() == big);
+  CHECK(all.models(0).board() == "pi-1");
+  CHECK(all.models(1).board() == "pi-2");
+  CHECK(all.models(0).size_bytes() == 5'000'000'000u);  // past 32 bits
+  CHECK(all.models(0).updated_unix_ms() == 2000);
+  CHECK(all.models(2).path() == "/srv/models/" + small);
+  CHECK(all.models(2).push_id() == "p2");
+
+  Authorized ctx2(served.token);
+  fleet::v1::ListModelsRequest req;
+  req.set_name(small);
+  fleet::v1::ListModelsResponse one;
+  REQUIRE(served.stub->ListModels(&ctx2, req, &one).ok());
+  REQUIRE(one.models_size() == 1);
+  CHECK(one.models(0).sha256() == std::string(64, 'b'));
+
+  // Without the token: refused before the handler, as every method.
+  grpc::ClientContext bare;
+  CHECK(served.stub->ListModels(&bare, {}, &one).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+
+  // fleetctl model list --json: the same message through the one codec.
+  auto cli = test::run_cli(controller::cli::run, {"model", "list", "--json", "--state", db.string(), "--name", big});
+  REQUIRE(cli.code == 0);
+  auto parsed = wire::parse<fleet::v1::ListModelsResponse>(cli.out, "model list --json");
+  REQUIRE(parsed);
+  REQUIRE(parsed->models_size() == 2);
+  CHECK(parsed->models(1).board() == "pi-2");
+  auto table = test::run_cli(controller::cli::run, {"model", "list", "--state", db.string()});
+  REQUIRE(table.code == 0);
+  CHECK_THAT(table.out, Catch::Contains("stories110m.gguf") && Catch::Contains("5000000000"));
+}

@@ -147,3 +147,46 @@ TEST_CASE("the change a report shows compares figures of the same kind, and only
   CHECK_FALSE(controller::throughput_change(t));
   CHECK(controller::throughput_change_text(t).empty());
 }
+
+TEST_CASE("the models table: one row per file by content, its boards, names from boards as text") {
+  fleet::v1::StatusSnapshot snap;
+  for (const char* b : {"pi-1", "pi-2", "pi-3"}) snap.add_boards()->set_board(b);
+  fleet::v1::ListModelsResponse models;
+  auto add = [&](const std::string& board, const std::string& name, const std::string& sha, std::uint64_t size, std::int64_t at) {
+    auto* m = models.add_models();
+    m->set_board(board);
+    m->set_name(name);
+    m->set_sha256(sha);
+    m->set_size_bytes(size);
+    m->set_updated_unix_ms(at);
+  };
+  add("pi-1", "a.gguf", std::string(64, '1'), 70'000'000, 1000);
+  add("pi-2", "a.gguf", std::string(64, '1'), 70'000'000, 2000);
+  add("pi-3", "a.gguf", std::string(64, '2'), 71'000'000, 3000);  // the same name, other bytes: its own row
+  add("pi-3", "<b>x.gguf", std::string(64, '3'), 512, 4000);
+  const std::string page = web::fleet_page(snap, 1, models);
+  CHECK_THAT(page, Catch::Contains("<td>70 MB</td><td><code title=\"" + std::string(64, '1') + "\">111111111111</code></td><td><b>2 of 3</b>"));
+  CHECK_THAT(page, Catch::Contains("<td>71 MB</td>"));
+  CHECK_THAT(page, Catch::Contains("<b>1 of 3</b>: <a href=\"/boards/pi-3\">pi-3</a>"));
+  CHECK_THAT(page, Catch::Contains("<td>&lt;b&gt;x.gguf</td><td>512 B</td>"));
+  CHECK_THAT(page, !Catch::Contains("<b>x.gguf"));
+  CHECK_THAT(web::fleet_page(snap, 1), Catch::Contains("No model on any board yet"));
+  CHECK(web::size_text(0) == "0 B");
+  CHECK(web::size_text(999) == "999 B");
+  CHECK(web::size_text(1000) == "1.0 kB");
+  CHECK(web::size_text(4'200'000'000) == "4.2 GB");
+  CHECK(web::size_text(17'000'000'000'000'000'000ull) == "17000000 TB");
+}
+
+TEST_CASE("a board that holds a model but was in no rollout still counts among the boards") {
+  fleet::v1::StatusSnapshot snap;
+  snap.add_boards()->set_board("pi-1");
+  fleet::v1::ListModelsResponse models;
+  for (const char* b : {"pi-1", "pi-7"}) {
+    auto* m = models.add_models();
+    m->set_board(b);
+    m->set_name("a.gguf");
+    m->set_sha256(std::string(64, 'd'));
+  }
+  CHECK_THAT(web::fleet_page(snap, 1, models), Catch::Contains("<b>2 of 2</b>"));
+}

@@ -220,3 +220,26 @@ TEST_CASE("a state database removed under a running server is said, not made aga
   CHECK_THAT(page->body, Catch::Contains("is gone"));
   CHECK_FALSE(std::filesystem::exists(s.db));
 }
+
+TEST_CASE("the fleet page and /api/models show which boards hold which model") {
+  Served s;
+  {
+    auto st = store::Store::open(s.db);
+    REQUIRE(st);
+    const std::string sha(64, 'c');
+    REQUIRE((*st)->put_model({"pi-1", "/var/lib/fleet/models/m.gguf", "m.gguf", sha, 4'200'000'000, "push-1", 5000}));
+    REQUIRE((*st)->put_model({"pi-2", "/var/lib/fleet/models/m.gguf", "m.gguf", sha, 4'200'000'000, "push-1", 6000}));
+  }
+  auto c = s.client();
+  auto fleet = c.Get("/", k_bearer);
+  REQUIRE(fleet);
+  REQUIRE(fleet->status == 200);
+  CHECK_THAT(fleet->body, Catch::Contains("<table id=\"models\">"));
+  CHECK_THAT(fleet->body, Catch::Contains("<tr data-model=\"m.gguf\"><td>m.gguf</td><td>4.2 GB</td>"));
+  CHECK_THAT(fleet->body, Catch::Contains("<b>2 of 3</b>: <a href=\"/boards/pi-1\">pi-1</a>, <a href=\"/boards/pi-2\">pi-2</a>"));
+  auto json = c.Get("/api/models", k_bearer);
+  REQUIRE(json);
+  REQUIRE(json->status == 200);
+  CHECK_THAT(json->body, Catch::Contains("\"size_bytes\":\"4200000000\""));
+  CHECK(c.Get("/api/models")->status == 401);  // the token, as every page
+}
