@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the two Debian packages and checks them with lintian:
+# Builds the three Debian packages and checks them with lintian:
 #   build/packages/fleetctl_VERSION_amd64.deb     (from the host tree, preset dev)
 #   build/packages/fleet-agent_VERSION_arm64.deb  (from the aarch64 tree, preset aarch64-agent)
+#   build/packages/fleet-model_VERSION_arm64.deb  (the same tree: the boards' side of model push)
 # Run scripts/build.sh first (or this builds what is missing). Exit non-zero if lintian
 # reports an error on either.
 set -euo pipefail
@@ -18,7 +19,7 @@ for tree in host aarch64; do
   mv build/packages/cpack-$tree/*.deb "$out/"
 done
 status=0
-for deb in "$out"/fleetctl_*_amd64.deb "$out"/fleet-agent_*_arm64.deb; do
+for deb in "$out"/fleetctl_*_amd64.deb "$out"/fleet-agent_*_arm64.deb "$out"/fleet-model_*_arm64.deb; do
   echo "== $deb ($(du -h "$deb" | cut -f1))"
   # --fail-on error: warnings are printed, errors fail.
   lintian --fail-on error --tag-display-limit 0 "$deb" || status=1

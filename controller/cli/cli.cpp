@@ -74,17 +74,25 @@ const std::string k_usage =
     "Run 'fleetctl COMMAND --help' for a command's options.\n"
     "Environment: FLEETCTL_KERNEL_DIR (profiles and fragments), FLEETCTL_CACHE (build cache).\n";
 
+}  // namespace
+
+std::optional<std::filesystem::path> installed_prefix() {
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return std::nullopt;
+  const auto prefix = exe.parent_path().parent_path();
+  if (!std::filesystem::is_directory(prefix / "share/fleetctl/kernel/profiles", ec)) return std::nullopt;
+  return prefix;
+}
+
+namespace {
+
 // Where the package put the profiles (/usr/share/fleetctl/kernel beside /usr/bin/fleetctl),
 // else the source tree fleetctl was built from.
 std::filesystem::path kernel_dir(const args::Parsed& a) {
   if (auto d = a.value("kernel-dir")) return *d;
   if (const char* e = std::getenv("FLEETCTL_KERNEL_DIR"); e && *e) return e;
-  std::error_code ec;
-  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    const auto installed = exe.parent_path().parent_path() / "share/fleetctl/kernel";
-    if (std::filesystem::is_directory(installed / "profiles", ec)) return installed;
-  }
+  if (auto prefix = installed_prefix()) return *prefix / "share/fleetctl/kernel";
   return std::filesystem::path(FLEET_SOURCE_DIR) / "kernel";
 }
 

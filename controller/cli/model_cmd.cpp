@@ -9,8 +9,11 @@
 #include <ostream>
 
 #include "common/args.hpp"
+#include "controller/cli/cli.hpp"
 #include "controller/model/push.hpp"
+#include "controller/status/status_service.hpp"
 #include "controller/store/store.hpp"
+#include "proto/codec.hpp"
 
 namespace fleet::controller::cli {
 namespace {
@@ -43,8 +46,11 @@ int push(const std::vector<std::string>& argv, std::ostream& out, std::ostream& 
       args::Option{"listen", args::Takes::value, "ADDR:PORT", "the controller's swarm port, TLS (default 0.0.0.0:0, any)"},
       args::Option{"advertise", args::Takes::value, "ADDR",
                    "the address boards dial for the controller (default: this machine's on each board's SSH connection)"},
-      args::Option{"board-tools", args::Takes::value, "DIR",
-                   "fleet-model per board arch: DIR/ARCH/bin/fleet-model, DIR/ARCH/lib/fleet-model/ (default build/board-tools)"},
+      args::Option{"board-tools", args::Takes::value, "DIR|installed",
+                   "fleet-model per board arch, copied to boards that lack it: DIR/ARCH/bin/fleet-model, "
+                   "DIR/ARCH/lib/fleet-model/; or installed: each board's own (the fleet-model package's, of this "
+                   "version). Default: installed for a packaged fleetctl, the source tree's build/board-tools for one "
+                   "run from its build tree"},
       args::Option{"forks", args::Takes::value, "N", "boards set up at once over SSH (default 8)"},
       args::Option{"direct", args::Takes::nothing, "",
                    "boards fetch from the controller only, not from each other (to measure against: bench/model_push.sh)"},
@@ -96,7 +102,21 @@ int push(const std::vector<std::string>& argv, std::ostream& out, std::ostream& 
   }
   o.listen = a->value("listen").value_or(o.listen);
   o.advertise = a->value("advertise").value_or("");
-  o.board_tools = a->value("board-tools").value_or(std::string(FLEET_SOURCE_DIR) + "/build/board-tools");
+  // A fleetctl run from its build tree copies the fleet-model built beside it; an installed
+  // one (the .deb) uses the boards' own, from the fleet-model package.
+  if (auto t = a->value("board-tools")) {
+    if (t->empty()) {
+      err << "fleetctl model push: --board-tools takes a folder or 'installed'\n";
+      return k_exit_usage;
+    }
+    o.tools = *t == "installed" ? model::BoardTools::installed : model::BoardTools::copy;
+    o.board_tools = *t;
+  } else if (cli::installed_prefix()) {
+    o.tools = model::BoardTools::installed;
+  } else {
+    o.board_tools = std::filesystem::path(FLEET_SOURCE_DIR) / "build" / "board-tools";
+  }
+  o.version = FLEET_VERSION;
   auto forks = args::int_value(*a, "forks", 1, 256);
   auto timeout = args::int_value(*a, "timeout", 1, 7 * 24 * 3600);
   if (!forks) return failed("push", forks.error(), err);
@@ -140,40 +160,39 @@ int push(const std::vector<std::string>& argv, std::ostream& out, std::ostream& 
 int list(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err,
          const std::filesystem::path& default_state) {
   const std::array options = {args::Option{"state", args::Takes::value, "FILE", state_help()},
-                              args::Option{"json", args::Takes::nothing, "", "print JSON for programs"},
+                              args::Option{"name", args::Takes::value, "NAME", "only the model files of this name"},
+                              args::Option{"json", args::Takes::nothing, "", "print JSON for programs (fleet.v1.ListModelsResponse)"},
                               args::Option{"help", args::Takes::nothing, "", "show this help"}};
   int code = 0;
   auto a = args::parse_command(argv, options,
-                               args::Usage{"fleetctl model list", "fleetctl model list [--state FILE] [--json]",
+                               args::Usage{"fleetctl model list", "fleetctl model list [--name NAME] [--state FILE] [--json]",
                                            "Which boards hold which models (name, size, sha256, when), as model\n"
-                                           "pushes found or left them."},
+                                           "pushes found or left them. The StatusService answers the same (ListModels)."},
                                out, err, code);
   if (!a) return code;
   auto store = store::Store::open(a->value("state") ? std::filesystem::path(*a->value("state")) : default_state);
   if (!store) return failed("list", store.error(), err);
-  auto rows = (*store)->models();
-  if (!rows) return failed("list", rows.error(), err);
+  auto models = controller::list_models(**store, a->value("name").value_or(""));
+  if (!models) return failed("list", models.error(), err);
   if (a->flag("json")) {
-    nlohmann::json j = nlohmann::json::array();
-    for (const auto& m : *rows) {
-      j.push_back({{"board", m.board}, {"path", m.path}, {"name", m.name}, {"sha256", m.sha256}, {"size", m.size},
-                   {"push_id", m.push_id}, {"at_ms", m.at_ms}});
-    }
-    out << j.dump(2) << "\n";
+    auto text = wire::to_json(*models, wire::Layout::indented);
+    if (!text) return failed("list", text.error(), err);
+    out << *text;
     return k_exit_ok;
   }
-  if (rows->empty()) {
-    out << "no models known: fleetctl model push puts one on boards\n";
+  if (models->models().empty()) {
+    out << (a->value("name") ? "no board is known to hold " + *a->value("name") + "\n"
+                             : std::string("no models known: fleetctl model push puts one on boards\n"));
     return k_exit_ok;
   }
   out << std::left << std::setw(28) << "MODEL" << std::setw(12) << "BOARD" << std::setw(12) << "SIZE" << std::setw(18)
       << "SHA256" << "WHEN (UTC)\n";
-  for (const auto& m : *rows) {
+  for (const auto& m : models->models()) {
     char when[32];
-    const std::time_t t = static_cast<std::time_t>(m.at_ms / 1000);
+    const std::time_t t = static_cast<std::time_t>(m.updated_unix_ms() / 1000);
     std::strftime(when, sizeof when, "%Y-%m-%d %H:%M", std::gmtime(&t));
-    out << std::left << std::setw(28) << m.name << std::setw(12) << m.board << std::setw(12) << m.size << std::setw(18)
-        << m.sha256.substr(0, 16) << when << "\n";
+    out << std::left << std::setw(28) << m.name() << std::setw(12) << m.board() << std::setw(12) << m.size_bytes()
+        << std::setw(18) << m.sha256().substr(0, 16) << when << "\n";
   }
   return k_exit_ok;
 }

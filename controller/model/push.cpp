@@ -32,8 +32,13 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
-constexpr const char* k_remote_tool = "/usr/local/bin/fleet-model";
-constexpr const char* k_remote_libs = "/usr/local/lib/fleet-model";
+// Where a copied fleet-model goes: fleetctl's own folder, off the PATH, so that it never
+// shadows an installed one (the fleet-agent package's /usr/bin/fleet-model). The layout is
+// the board tools' (bin/, lib/fleet-model/), which its RUNPATH $ORIGIN/../lib/fleet-model
+// expects.
+constexpr const char* k_remote_tool = "/usr/local/lib/fleet-model/bin/fleet-model";
+constexpr const char* k_remote_bin = "/usr/local/lib/fleet-model/bin";
+constexpr const char* k_remote_libs = "/usr/local/lib/fleet-model/lib/fleet-model";
 
 std::string human(std::int64_t bytes) {
   char buf[32];
@@ -90,6 +95,7 @@ struct Board {
   State state = State::setup;
   BoardResult result;
   std::string remote_dir;  // the push's files on the board
+  std::string tool = k_remote_tool;  // the fleet-model it runs
   std::string listen;      // fleet_model_listen
   std::string dial;        // ADDR:PORT the others dial, once it listens
   std::string address;     // its IP address (the inventory's, resolved here), or fleet_model_address's
@@ -178,6 +184,20 @@ Result<void> write_private(ssh::Session& s, const std::string& dir, const std::s
   return fail(Errc::timeout, "board " + s.endpoint().name + ": writing " + dir + "/" + name + " took over 60 s");
 }
 
+// The board's installed fleet-model (on its PATH: the fleet-model package's /usr/bin/fleet-model),
+// if it is this fleetctl's version: the two speak one protocol of JSON lines.
+Result<std::string> installed_tool(ssh::Session& s, const std::string& version) {
+  const std::string who = "board " + s.endpoint().name;
+  auto r = FLEET_TRY(s.run({"fleet-model", "--version"}, 30s));
+  if (r.exit_status != 0) {
+    return fail(Errc::not_found,
+                who + ": no fleet-model runs there (" + std::string(text::trim(r.err.empty() ? r.out : r.err)).substr(0, 160) +
+                    "): install the fleet-model package " + version + ", or give --board-tools DIR to copy one there");
+  }
+  FLEET_TRY(with_context(check_tool_version(r.out, version), who));
+  return std::string("fleet-model");
+}
+
 // fleet-model and its libraries on the board, as the tools folder has them for its arch.
 Result<void> ensure_tools(ssh::Session& s, const std::filesystem::path& tools) {
   const std::string uname = FLEET_TRY(s.check({"uname", "-m"}, 30s));
@@ -200,7 +220,7 @@ Result<void> ensure_tools(ssh::Session& s, const std::filesystem::path& tools) {
     return fail(Errc::not_found, (dir / "lib" / "fleet-model").string() + ": no libtorrent for fleet-model to take to " +
                                      s.endpoint().name + (ec ? " (" + ec.message() + ")" : "") + " (--board-tools)");
   }
-  FLEET_TRY(s.check({"mkdir", "-p", "/usr/local/bin", k_remote_libs}, 30s));
+  FLEET_TRY(s.check({"mkdir", "-p", k_remote_bin, k_remote_libs}, 30s));
   for (const auto& [local, remote] : files) {
     const auto want = FLEET_TRY(hash::sha256_file(local));
     auto have = FLEET_TRY(s.run({"sha256sum", remote}, 60s));
@@ -212,6 +232,15 @@ Result<void> ensure_tools(ssh::Session& s, const std::filesystem::path& tools) {
 }
 
 }  // namespace
+
+Result<void> check_tool_version(std::string_view said, const std::string& version) {
+  const std::string_view line = text::trim(said.substr(0, said.find('\n')));
+  const std::string want = "fleet-model " + version;
+  if (line == want || line.starts_with(want + " ")) return {};
+  return fail(Errc::unsupported, "its fleet-model says '" + std::string(line.substr(0, 80)) + "', this fleetctl is " +
+                                     version + ": install the fleet-model package " + version +
+                                     " there, or give --board-tools DIR");
+}
 
 const char* outcome_name(BoardOutcome o) {
   switch (o) {
@@ -331,9 +360,13 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
   std::mutex out_mu;
   auto setup = [&](Board& b) -> Result<void> {
     b.ssh = FLEET_TRY(ssh::Session::connect(b.endpoint));
-    FLEET_TRY(ensure_tools(*b.ssh, o.board_tools));
+    if (o.tools == BoardTools::installed) {
+      b.tool = FLEET_TRY(installed_tool(*b.ssh, o.version));
+    } else {
+      FLEET_TRY(ensure_tools(*b.ssh, o.board_tools));
+    }
     auto seen = FLEET_TRY(one_event(*b.ssh,
-                                    {k_remote_tool, "inspect", "--dest", o.dest, "--name", name, "--size",
+                                    {b.tool, "inspect", "--dest", o.dest, "--name", name, "--size",
                                      std::to_string(torrent.size), "--sha256", summary.sha256},
                                     "board " + b.result.board));
     const std::string who = "board " + b.result.board;
@@ -418,7 +451,7 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
       continue;
     }
     const std::string peers = with_port(b.controller, seed->port());
-    std::vector<std::string> argv{k_remote_tool, "fetch", "--torrent", b.remote_dir + "/push.torrent", "--cert",
+    std::vector<std::string> argv{b.tool, "fetch", "--torrent", b.remote_dir + "/push.torrent", "--cert",
                                   b.remote_dir + "/board.crt", "--key", b.remote_dir + "/board.key", "--dest", o.dest,
                                   "--sha256", summary.sha256, "--listen", b.listen, "--peer", peers,
                                   "--max-rate", std::to_string(o.board_max_rate)};

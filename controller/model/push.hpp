@@ -24,6 +24,8 @@
 
 namespace fleet::model {
 
+enum class BoardTools : std::uint8_t { copy, installed };
+
 struct PushOptions {
   std::filesystem::path file;
   std::filesystem::path inventory;
@@ -32,9 +34,13 @@ struct PushOptions {
   std::int64_t max_rate = 0;        // the controller's upload, bytes/s (0: none)
   std::int64_t board_max_rate = 0;  // each board's upload and download, bytes/s (0: none)
   std::filesystem::path state_db;
-  // fleet-model for the boards: DIR/ARCH/bin/fleet-model and DIR/ARCH/lib/fleet-model/*.so*
-  // for each `uname -m` (aarch64, x86_64).
+  // Where the boards' fleet-model comes from: copied from board_tools (DIR/ARCH/bin/fleet-model
+  // and DIR/ARCH/lib/fleet-model/*.so* for each `uname -m`, aarch64 or x86_64) to a board
+  // that lacks it, or each board's installed one (the fleet-model package's, on its PATH),
+  // which must say it is `version`.
+  BoardTools tools = BoardTools::copy;
   std::filesystem::path board_tools;
+  std::string version;
   std::string listen = "0.0.0.0:0";  // the controller's swarm port (TLS)
   std::string advertise;             // the IP address boards dial for it ("": this end of each board's SSH connection)
   ssh::HostKeys host_keys = ssh::HostKeys::strict;
@@ -46,6 +52,9 @@ struct PushOptions {
 };
 
 enum class BoardOutcome : std::uint8_t { complete, held, no_room, failed, unreachable };
+// Whether `fleet-model --version` printed `version` ("fleet-model 0.1.0 (commit ...)"). Pure.
+Result<void> check_tool_version(std::string_view said, const std::string& version);
+
 const char* outcome_name(BoardOutcome o);
 
 struct BoardResult {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/args.hpp"
+#include "common/build_info.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "node-agent/model/holdings.hpp"
@@ -32,7 +33,8 @@ const char* const k_synopsis =
     "       fleet-model fetch --torrent FILE --cert FILE --key FILE --dest DIR --sha256 HEX\n"
     "                         [--listen ADDR:PORT] [--peer ADDR:PORT,...] [--max-rate BYTES] [--stripe I/N]\n"
     "       fleet-model seed --torrent FILE --cert FILE --key FILE --dir DIR [--listen ADDR:PORT]\n"
-    "                        [--peer ADDR:PORT,...] [--max-rate BYTES]";
+    "                        [--peer ADDR:PORT,...] [--max-rate BYTES]\n"
+    "       fleet-model --version";
 
 const char* const k_about =
     "A board's side of `fleetctl model push`, which runs it over SSH; it prints JSON, one\n"
@@ -312,6 +314,11 @@ int main(int argc, char** argv) {
     if (argv_s.empty() || argv_s[0] == "--help" || argv_s[0] == "-h") {
       (argv_s.empty() ? std::cerr : std::cout) << "usage: " << k_synopsis << "\n\n" << k_about << "\n";
       return argv_s.empty() ? 2 : 0;
+    }
+    if (argv_s[0] == "--version" || argv_s[0] == "version") {
+      // fleetctl model push --board-tools installed reads this: the same version, or refused.
+      std::cout << "fleet-model " << FLEET_VERSION << " (commit " << build::k_git_commit << ")\n";
+      return 0;
     }
     const std::string command = argv_s[0];
     std::vector<std::string> rest(argv_s.begin() + 1, argv_s.end());

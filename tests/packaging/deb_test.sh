@@ -78,4 +78,32 @@ grep -q '^ExecStart=/usr/bin/fleet-agent boot-check$' "$work/agent/lib/systemd/s
   || fail "the boot-check unit runs another agent"
 grep -q '^ExecStart=/usr/bin/fleet-agent send-reports$' "$work/agent/lib/systemd/system/fleet-agent-reports.service" \
   || fail "the reports unit"
-echo "fleet-agent: lintian clean, static aarch64, runs, units for /usr/bin/fleet-agent"
+[ -z "$(dpkg-deb -f "$adeb" Depends)" ] || fail "the static agent depends on something: $(dpkg-deb -f "$adeb" Depends)"
+dpkg-deb -c "$adeb" | grep -q "fleet-model" && fail "fleet-agent carries fleet-model (it has its own package)"
+
+# fleet-model: dynamic (Debian's libtorrent has no static library), in its own package that
+# depends on what it links, running with the system's libraries alone (no build RUNPATH).
+mdeb=$(ls "$work"/out-arm/fleet-model_*_arm64.deb) || fail "no fleet-model_*_arm64.deb"
+echo "built $(basename "$mdeb") ($(du -h "$mdeb" | cut -f1))"
+lint "$mdeb"
+dpkg-deb -x "$mdeb" "$work/model"
+fm="$work/model/usr/bin/fleet-model"
+file "$fm" | grep -q "ARM aarch64.*dynamically linked" || fail "fleet-model is not a dynamic aarch64 binary: $(file "$fm")"
+if readelf -d "$fm" | grep -q "RUNPATH\|RPATH"; then fail "the packaged fleet-model keeps its build RUNPATH"; fi
+for dep in libtorrent-rasterbar2.0 libssl3 libstdc++6 libc6; do
+  dpkg-deb -f "$mdeb" Depends | grep -q "$dep" || fail "fleet-model does not depend on $dep"
+done
+# Every library it needs is one a named package holds (readelf's NEEDED against the Depends).
+for lib in $(readelf -d "$fm" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
+  case $lib in
+    libtorrent-rasterbar.so.*) pkg=libtorrent-rasterbar2.0 ;; libssl.so.3|libcrypto.so.3) pkg=libssl3 ;;
+    libstdc++.so.*) pkg=libstdc++6 ;; libgcc_s.so.*) pkg=libgcc-s1 ;; libc.so.*|libm.so.*|ld-linux-*) pkg=libc6 ;;
+    *) fail "fleet-model needs $lib, which no Depends names" ;;
+  esac
+  dpkg-deb -f "$mdeb" Depends | grep -q "$pkg" || fail "fleet-model needs $lib but does not depend on $pkg"
+done
+qemu-aarch64-static "$fm" --version | grep -q "^fleet-model $(qemu-aarch64-static "$work/agent/usr/bin/fleet-agent" --version | awk '{print $2}') " \
+  || fail "fleet-model --version is not the agent's version"
+[ -f "$work/model/usr/share/man/man1/fleet-model.1.gz" ] || fail "no fleet-model man page"
+[ -f "$work/model/usr/share/doc/fleet-model/copyright" ] || fail "no fleet-model copyright"
+echo "fleet-agent: lintian clean, static aarch64, runs, units for /usr/bin/fleet-agent; fleet-model: lintian clean, dynamic aarch64, its libraries depended on, runs"

@@ -1,5 +1,7 @@
 // fleetctl model push against light boards: real sshd per board on loopback, real SSH,
 // fleet-model run on each board over it, libtorrent over TLS between them, a real SQLite file.
+#include <sys/utsname.h>
+
 #include <catch2/catch.hpp>
 #include <random>
 
@@ -53,11 +55,12 @@ TEST_CASE("fleetctl model push puts a file on every light board peer to peer, an
   auto list = process::capture({{FLEETCTL, "model", "list", "--json", "--state", (rack.rack() / "fleet.db").string()},
                                 {}, {}, 30s});
   REQUIRE(list);
-  auto j = nlohmann::json::parse(*list);
-  REQUIRE(j.size() == 3);
-  for (const auto& m : j) {
+  auto j = nlohmann::json::parse(*list);  // fleet.v1.ListModelsResponse in protobuf's JSON mapping
+  REQUIRE(j["models"].size() == 3);
+  for (const auto& m : j["models"]) {
     CHECK(m["sha256"] == sha);
     CHECK(m["path"] == "/var/lib/fleet/models/" + file.filename().string());
+    CHECK(m["size_bytes"] == std::to_string(std::filesystem::file_size(file)));  // 64-bit: a string
   }
 
   SECTION("again: every board holds it, nothing is sent") {
@@ -131,4 +134,48 @@ TEST_CASE("a model push cut off by killing fleetctl continues from the pieces th
   // The second push took less than the two whole copies: the first one's pieces counted.
   CHECK(fetched < 2 * size - size / 2);
   for (const char* b : {"pi-1", "pi-2"}) CHECK(held_on(rack, b, file.filename().string()) == *hash::sha256_file(file));
+}
+
+TEST_CASE("model push, board tools installed: each board's own fleet-model, of this version only, nothing copied") {
+  test::TempDir dir("fleet-model-installed");
+  const auto stock = test::make_bundle(dir / "stock", "6.1.0-stock", R"("page_size":4096,"thp":"always","hz":250,"tick":"HZ_PERIODIC")");
+  test::LightRack rack(stock, 3);
+  // pi-1 has this build's fleet-model on its PATH, as the fleet-model package puts it there
+  // (/usr/local/bin here: a light board's own /usr is this machine's); pi-2 has one of another
+  // version; pi-3 has none.
+  utsname u{};
+  REQUIRE(uname(&u) == 0);
+  const std::filesystem::path tools = std::filesystem::path(FLEET_BOARD_TOOLS) / u.machine;
+  const auto pi1 = rack.rack() / "pi-1/usr-local";
+  std::filesystem::create_directories(pi1 / "lib/fleet-model");
+  std::filesystem::copy_file(tools / "bin/fleet-model", pi1 / "bin/fleet-model");
+  for (const auto& e : std::filesystem::directory_iterator(tools / "lib/fleet-model"))
+    std::filesystem::copy_file(e.path(), pi1 / "lib/fleet-model" / e.path().filename());
+  const auto old = rack.rack() / "pi-2/usr-local/bin/fleet-model";
+  REQUIRE(fs::write_file_atomic(old, "#!/bin/sh\necho 'fleet-model 0.0.1 (commit 0123456789ab)'\n"));
+  std::filesystem::permissions(old, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                                        std::filesystem::perms::others_read | std::filesystem::perms::others_exec);
+  const auto file = model_file(dir, 2 * 1024 * 1024, 4);
+  auto r = test::fleetctl(rack, {"model", "push", file.string(), "--board-tools", "installed", "--listen", "127.0.0.1:0"});
+  INFO(r.output);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("1 complete, 0 held it already, 2 failed"));
+  CHECK(held_on(rack, "pi-1", file.filename().string()) == *hash::sha256_file(file));
+  CHECK_THAT(r.output, Catch::Contains("board pi-2: its fleet-model says 'fleet-model 0.0.1 (commit 0123456789ab)', this fleetctl is "));
+  CHECK_THAT(r.output, Catch::Contains("board pi-3: no fleet-model runs there ("));
+  CHECK_THAT(r.output, Catch::Contains("install the fleet-model package"));
+  for (const char* b : {"pi-2", "pi-3"}) CHECK(held_on(rack, b, file.filename().string()) == "absent");
+  // Installed means installed: nothing was copied to any board (copies go to fleetctl's own
+  // folder, /usr/local/lib/fleet-model/bin, off the PATH).
+  for (const char* b : {"pi-1", "pi-2", "pi-3"})
+    CHECK_FALSE(std::filesystem::exists(rack.rack() / b / "usr-local/lib/fleet-model/bin/fleet-model"));
+
+  SECTION("copied tools go to fleetctl's own folder, where they shadow nothing installed") {
+    auto copied = test::fleetctl(rack, push_args(file, {"--limit", "pi-2"}));
+    INFO(copied.output);
+    CHECK(copied.exit_code == 0);
+    CHECK(std::filesystem::exists(rack.rack() / "pi-2/usr-local/lib/fleet-model/bin/fleet-model"));
+    CHECK(fs::read_file(old).value_or("") == "#!/bin/sh\necho 'fleet-model 0.0.1 (commit 0123456789ab)'\n");
+    CHECK(held_on(rack, "pi-2", file.filename().string()) == *hash::sha256_file(file));
+  }
 }

@@ -309,6 +309,33 @@ TEST_CASE("a piece corrupted by one peer fails its hash, is fetched again elsewh
   liar.finish();
 }
 
+TEST_CASE("the rate limits hold: the controller's uplink and a board's own") {
+  // 4 MiB at 1 MiB/s takes about 4 s; unlimited, a fraction of one on loopback (the
+  // three-board test above moves 6 MiB a board). The rate allowed is 1.6 times the limit:
+  // libtorrent's limiter hands out quota a tick at a time and may start with a second's
+  // worth, but twice the limit is a limit not kept. The time runs from the board's start to
+  // its complete event (start-up and the final hash included), so a loaded machine only
+  // lowers the rate measured: this can fail only by a limit not holding.
+  constexpr std::int64_t k_size = 4 * 1024 * 1024, k_rate = 1024 * 1024;
+  auto rate_with = [](std::int64_t controller_rate, std::int64_t board_rate) {
+    Push push(k_size, controller_rate);
+    const auto t0 = std::chrono::steady_clock::now();
+    Board b(push.fetch_args("pi-1", {push.controller_at()}, board_rate));
+    port_of(b);
+    const auto c = completed(push, b, 60s);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    CHECK(c.value("sha256", "") == push.sha);
+    CHECK(b.finish() == 0);
+    return double(k_size) / s;
+  };
+  const double controller_limited = rate_with(k_rate, 0);  // fleetctl model push --max-rate
+  INFO("4 MiB from a controller limited to 1 MiB/s came at " << controller_limited / 1048576 << " MiB/s");
+  CHECK(controller_limited <= 1.6 * double(k_rate));
+  const double board_limited = rate_with(0, k_rate);  // --board-max-rate
+  INFO("4 MiB to a board limited to 1 MiB/s came at " << board_limited / 1048576 << " MiB/s");
+  CHECK(board_limited <= 1.6 * double(k_rate));
+}
+
 TEST_CASE("a board that joins late completes from a board, with the controller gone") {
   Push push(3 * 1024 * 1024);
   Board first(push.fetch_args("pi-1", {push.controller_at()}));
