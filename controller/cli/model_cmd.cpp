@@ -109,8 +109,11 @@ int push(const std::vector<std::string>& argv, std::ostream& out, std::ostream& 
       err << "fleetctl model push: --board-tools takes a folder or 'installed'\n";
       return k_exit_usage;
     }
-    o.tools = *t == "installed" ? model::BoardTools::installed : model::BoardTools::copy;
-    o.board_tools = *t;
+    if (*t == "installed") {
+      o.tools = model::BoardTools::installed;
+    } else {
+      o.board_tools = *t;
+    }
   } else if (cli::installed_prefix()) {
     o.tools = model::BoardTools::installed;
   } else {

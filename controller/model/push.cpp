@@ -33,12 +33,13 @@ using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
 // Where a copied fleet-model goes: fleetctl's own folder, off the PATH, so that it never
-// shadows an installed one (the fleet-agent package's /usr/bin/fleet-model). The layout is
+// shadows an installed one (the fleet-model package's /usr/bin/fleet-model). The layout is
 // the board tools' (bin/, lib/fleet-model/), which its RUNPATH $ORIGIN/../lib/fleet-model
 // expects.
 constexpr const char* k_remote_tool = "/usr/local/lib/fleet-model/bin/fleet-model";
 constexpr const char* k_remote_bin = "/usr/local/lib/fleet-model/bin";
 constexpr const char* k_remote_libs = "/usr/local/lib/fleet-model/lib/fleet-model";
+constexpr const char* k_installed_tool = "fleet-model";  // --board-tools installed: found on the board's PATH
 
 std::string human(std::int64_t bytes) {
   char buf[32];
@@ -186,16 +187,15 @@ Result<void> write_private(ssh::Session& s, const std::string& dir, const std::s
 
 // The board's installed fleet-model (on its PATH: the fleet-model package's /usr/bin/fleet-model),
 // if it is this fleetctl's version: the two speak one protocol of JSON lines.
-Result<std::string> installed_tool(ssh::Session& s, const std::string& version) {
+Result<void> check_installed_tool(ssh::Session& s, const std::string& version) {
   const std::string who = "board " + s.endpoint().name;
-  auto r = FLEET_TRY(s.run({"fleet-model", "--version"}, 30s));
+  auto r = FLEET_TRY(s.run({k_installed_tool, "--version"}, 30s));
   if (r.exit_status != 0) {
     return fail(Errc::not_found,
                 who + ": no fleet-model runs there (" + std::string(text::trim(r.err.empty() ? r.out : r.err)).substr(0, 160) +
                     "): install the fleet-model package " + version + ", or give --board-tools DIR to copy one there");
   }
-  FLEET_TRY(with_context(check_tool_version(r.out, version), who));
-  return std::string("fleet-model");
+  return with_context(check_tool_version(r.out, version), who);
 }
 
 // fleet-model and its libraries on the board, as the tools folder has them for its arch.
@@ -361,7 +361,8 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
   auto setup = [&](Board& b) -> Result<void> {
     b.ssh = FLEET_TRY(ssh::Session::connect(b.endpoint));
     if (o.tools == BoardTools::installed) {
-      b.tool = FLEET_TRY(installed_tool(*b.ssh, o.version));
+      FLEET_TRY(check_installed_tool(*b.ssh, o.version));
+      b.tool = k_installed_tool;
     } else {
       FLEET_TRY(ensure_tools(*b.ssh, o.board_tools));
     }
