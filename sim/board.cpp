@@ -79,7 +79,7 @@ Result<Machine> machine_of(const json& meta, const std::filesystem::path& file) 
 
 Result<void> write_status(const BoardFiles& b, const BoardStatus& s, int qemu_pid) {
   json j = {{"name", s.name},       {"state", s.state},     {"boots", s.boots},
-            {"ssh_port", s.ssh_port}, {"kernel", s.kernel}, {"release", s.release},
+            {"ssh_port", s.ssh_port}, {"model_port", s.model_port}, {"kernel", s.kernel}, {"release", s.release},
             {"tryboot", s.tryboot}, {"fell_back", s.fell_back}, {"last_event", s.last_event},
             {"bootloader", s.bootloader}, {"last_end", s.last_end}, {"watchdog_resets", s.watchdog_resets},
             {"silent_resets", s.silent_resets}, {"bootfs", b.bootfs().string()}, {"rootfs", b.rootfs().string()},
@@ -192,6 +192,7 @@ Result<void> create_board(const CreateOptions& o) {
   if (ec) return fail(Errc::io, "cannot remove " + stage.string() + ": " + ec.message());
   json meta = {{"name", o.name},
                {"ssh_port", o.ssh_port},
+               {"model_port", o.model_port},
                {"stock_release", manifest.kernel_release},
                {"machine", machine_json(o.machine)}};
   FLEET_TRY(fs::write_file_atomic(b.meta(), meta.dump(2) + "\n"));
@@ -199,6 +200,7 @@ Result<void> create_board(const CreateOptions& o) {
   s.name = o.name;
   s.state = "off";
   s.ssh_port = o.ssh_port;
+  s.model_port = o.model_port;
   s.last_event = "created with " + manifest.kernel_release;
   s.bootloader = bootloader::describe(o.machine.bootloader);
   FLEET_TRY(write_status(b, s, 0));
@@ -215,6 +217,7 @@ Result<BoardStatus> read_status(const BoardFiles& b) {
   s.state = j.value("state", "");
   s.boots = j.value("boots", 0);
   s.ssh_port = j.value("ssh_port", 0);
+  s.model_port = j.value("model_port", 0);
   s.kernel = j.value("kernel", "");
   s.release = j.value("release", "");
   s.tryboot = j.value("tryboot", false);
@@ -256,6 +259,7 @@ Result<void> run_board(const RunOptions& o, const std::atomic<bool>& stop) {
   BoardStatus st;
   st.name = meta.value("name", b.dir.filename().string());
   st.ssh_port = meta.value("ssh_port", 0);
+  st.model_port = meta.value("model_port", 0);  // boards made before it have none
   const Machine machine = FLEET_TRY(machine_of(meta, b.meta()));
   const std::string macaddr = board_macaddr(st.name);
   st.bootloader = bootloader::describe(machine.bootloader);
@@ -333,6 +337,7 @@ Result<void> run_board(const RunOptions& o, const std::atomic<bool>& stop) {
     spec.disks = {b.bootfs(), b.rootfs()};  // /dev/vda, /dev/vdb: mmcblk0p1, mmcblk0p2 on a Pi
     spec.watchdog = true;
     spec.ssh_port = st.ssh_port;
+    spec.model_port = st.model_port;
     // The bootloader's node in the device tree, with this boot's tryboot flag.
     if (auto dtb = make_board_dtb(spec, machine.bootloader, st.tryboot, b.dir / "board.dtb"); !dtb) {
       FLEET_TRY(stay_off("firmware: " + dtb.error().message));

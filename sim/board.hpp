@@ -72,6 +72,7 @@ struct CreateOptions {
   std::filesystem::path authorized_key; // public key that may log in as root
   std::string name;
   int ssh_port = 0;
+  int model_port = 0;  // > 0: loopback port forwarded to fleet-model's port on the board (QemuSpec)
   Machine machine = default_machine();
   // Runs on the root file system's folder before it becomes the image, as one edits an SD
   // card before its first boot (tests write the agent's identity with `fleet-agent setup --root`).
@@ -117,6 +118,7 @@ struct BoardStatus {
   std::string state;        // off, booting, up, ready
   int boots = 0;
   int ssh_port = 0;
+  int model_port = 0;       // 0: none forwarded
   std::string kernel;       // path in the boot partition of the running kernel
   std::string release;      // from "fleet-board: up RELEASE"
   bool tryboot = false;     // this boot read tryboot.txt

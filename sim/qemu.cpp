@@ -23,8 +23,11 @@ std::vector<std::string> qemu_argv(const QemuSpec& s) {
   if (s.ssh_port > 0) {
     // User-mode networking: the board reaches the host's loopback as 10.0.2.2, and only
     // 127.0.0.1:ssh_port reaches the board. romfile= : no PXE ROM (none is installed).
-    a.insert(a.end(), {"-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:" + std::to_string(s.ssh_port) + "-:22",
-                       "-device", "virtio-net-pci,netdev=net0,romfile="});
+    std::string netdev = "user,id=net0,hostfwd=tcp:127.0.0.1:" + std::to_string(s.ssh_port) + "-:22";
+    if (s.model_port > 0) {
+      netdev += ",hostfwd=tcp:127.0.0.1:" + std::to_string(s.model_port) + "-:" + std::to_string(k_board_model_port);
+    }
+    a.insert(a.end(), {"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,romfile="});
   } else {
     a.insert(a.end(), {"-nic", "none"});
   }

@@ -8,6 +8,9 @@
 
 namespace fleet::sim {
 
+// The port fleet-model listens on inside a board (fleetctl's default fleet_model_listen).
+inline constexpr int k_board_model_port = 6881;
+
 struct QemuSpec {
   std::filesystem::path kernel;   // an arm64 Image (kernel_2712.img of a bundle)
   std::filesystem::path initrd;   // optional
@@ -28,6 +31,10 @@ struct QemuSpec {
   // board, as it does for every reboot (-no-reboot).
   bool watchdog = false;
   int ssh_port = 0;               // > 0: user networking, 127.0.0.1:ssh_port -> the board's port 22
+  // > 0 (with ssh_port): 127.0.0.1:model_port -> the board's k_board_model_port, where
+  // fleet-model serves pieces during `fleetctl model push`. The boards reach each other the
+  // same way: a board dials 10.0.2.2:model_port of another, which is the host's loopback.
+  int model_port = 0;
 };
 
 // NUMA nodes use -object memory-backend-ram + -numa node,memdev=: QEMU 7.2 refuses the

@@ -23,6 +23,7 @@
 #include "proto/codec.hpp"
 #include "proto/fleet.pb.h"
 #include "sim/firmware.hpp"
+#include "sim/qemu.hpp"
 #include "sim/light.hpp"
 
 #ifndef FLEET_SOURCE_DIR
@@ -232,6 +233,9 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
       args::Option{"rootfs", args::Takes::value, "DIR", "create: rootfs template (default build/board-root)"},
       args::Option{"key", args::Takes::value, "FILE", "create: public key allowed to log in as root (default RACK/id_ed25519.pub)"},
       args::Option{"ssh-port", args::Takes::value, "PORT", "create: loopback port forwarded to the board's SSH (required)"},
+      args::Option{"model-port", args::Takes::value, "PORT",
+                   "create: loopback port forwarded to the board's port 6881, fleet-model's during `fleetctl model push` "
+                   "(default none)"},
       args::Option{"cpus", args::Takes::value, "N", "create: CPUs, 1 to 8 (default 2; a Pi 5 has 4)"},
       args::Option{"memory", args::Takes::value, "MB", "create: memory (default 1024)"},
       args::Option{"qemu-numa-nodes", args::Takes::value, "N",
@@ -280,6 +284,7 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
     return dflt;
   };
   seconds("ssh-port", 0);
+  if (seconds("model-port", 0) > 65535) bad_number = "model-port";
   seconds("watchdog", 0);
   seconds("wait", 0);
   Machine machine = default_machine();
@@ -315,6 +320,7 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
       if (c.agent == "none") c.agent.clear();  // a board as imaged: fleetctl pushes the agent
       c.kernel_bundle = a->value("bundle").value_or("");
       c.ssh_port = seconds("ssh-port", 0);
+      c.model_port = seconds("model-port", 0);
       c.machine = machine;
       std::filesystem::path key = a->value("key").value_or((rack / "id_ed25519.pub").string());
       if (!a->value("key") && !std::filesystem::exists(key)) {
@@ -419,12 +425,13 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
       }
       if (a->flag("json")) {
         all.push_back({{"name", s->name}, {"state", s->state}, {"boots", s->boots}, {"ssh_port", s->ssh_port},
-                       {"kernel", s->kernel}, {"release", s->release}, {"tryboot", s->tryboot},
+                       {"model_port", s->model_port}, {"kernel", s->kernel}, {"release", s->release}, {"tryboot", s->tryboot},
                        {"last_event", s->last_event}, {"last_end", s->last_end}, {"bootloader", s->bootloader},
                        {"watchdog_resets", s->watchdog_resets}, {"silent_resets", s->silent_resets},
                        {"bootfs", board.bootfs().string()}, {"rootfs", board.rootfs().string()}});
       } else {
-        out << s->name << "\t" << s->state << "\tboots " << s->boots << "\tssh 127.0.0.1:" << s->ssh_port << "\t"
+        out << s->name << "\t" << s->state << "\tboots " << s->boots << "\tssh 127.0.0.1:" << s->ssh_port
+            << (s->model_port > 0 ? "\tmodel 127.0.0.1:" + std::to_string(s->model_port) : std::string()) << "\t"
             << (s->release.empty() ? "-" : s->release) << (s->tryboot ? " (tryboot)" : "") << "\tbootloader "
             << (s->bootloader.empty() ? "-" : s->bootloader) << "\tresets: " << s->watchdog_resets << " by its watchdog, "
             << s->silent_resets << " silent\t" << s->last_event << "\n"
@@ -444,7 +451,9 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
   return status_code;
 }
 
-// The inventory a rack answers to: every board on loopback with its forwarded SSH port.
+// The inventory a rack answers to: every board on loopback with its forwarded SSH port, and
+// where the other boards reach its fleet-model (10.0.2.2, the host's loopback seen from a
+// board, and its forwarded model port): `fleetctl model push --advertise 10.0.2.2`.
 std::string rack_inventory(const std::filesystem::path& rack, const std::vector<BoardStatus>& boards,
                            const std::string& bench) {
   std::string inv =
@@ -456,8 +465,13 @@ std::string rack_inventory(const std::filesystem::path& rack, const std::vector<
       "    key: " + (std::filesystem::absolute(rack) / "id_ed25519").string() + "\n"
       "    # QEMU emulates the boards' NEON dot product in software: the smallest probe shape.\n"
       "    fleet_bench: " + bench + "\n"
+      "    fleet_model_listen: \"0.0.0.0:" + std::to_string(k_board_model_port) + "\"\n"
       "  hosts:\n";
-  for (const auto& b : boards) inv += "    " + b.name + ": {port: " + std::to_string(b.ssh_port) + "}\n";
+  for (const auto& b : boards) {
+    inv += "    " + b.name + ": {port: " + std::to_string(b.ssh_port);
+    if (b.model_port > 0) inv += ", fleet_model_address: \"10.0.2.2:" + std::to_string(b.model_port) + "\"";
+    inv += "}\n";
+  }
   return inv;
 }
 
@@ -469,6 +483,8 @@ int rack_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostre
       args::Option{"bundle", args::Takes::value, "DIR",
                    "up: the stock kernel bundle new boards start on (default build/bundles/qemu-virt-stock)"},
       args::Option{"base-port", args::Takes::value, "PORT", "up: board pi-i gets SSH on 127.0.0.1:PORT+i (default 22700)"},
+      args::Option{"model-base-port", args::Takes::value, "PORT",
+                   "up: new board pi-i gets fleet-model's port (6881) on 127.0.0.1:PORT+i (default base port + 100)"},
       args::Option{"agent", args::Takes::value, "FILE", "up: aarch64 fleet-agent preinstalled on new boards, or none (default none: fleetctl pushes it)"},
       args::Option{"bench", args::Takes::value, "SHAPE", "up: fleet_bench in the inventory (default 15m)"},
       args::Option{"wait", args::Takes::value, "SECONDS", "up: wait this long for every board to be ready (default 300)"},
@@ -504,6 +520,8 @@ int rack_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostre
   auto base = number("base-port", 22700, 1024, 65000);
   auto wait = number("wait", 300, 0, 3600);
   if (!n || !base || !wait) return 2;
+  auto model_base = number("model-base-port", *base + 100, 1024, 65000);
+  if (!model_base) return 2;
   std::vector<std::string> all;  // every board in the rack folder
   {
     std::error_code ec;
@@ -548,6 +566,7 @@ int rack_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostre
       return 2;
     }
     if (int rc = board({"create", names[i], "--bundle", bundle, "--ssh-port", std::to_string(*base + int(i) + 1),
+                        "--model-port", std::to_string(*model_base + int(i) + 1),
                         "--agent", a->value("agent").value_or("none")});
         rc != 0) {
       return rc;
@@ -583,7 +602,9 @@ int rack_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostre
   out << "rack ready: inventory " << inventory.string() << "\n"
       << "  fleetctl rollout --bundle build/bundles/qemu-virt --inventory " << inventory.string()
       << " --accept-new-host-keys --known-hosts " << (rack / "known_hosts").string()
-      << " --report-address 10.0.2.2:50151 --listen 127.0.0.1:50151\n";
+      << " --report-address 10.0.2.2:50151 --listen 127.0.0.1:50151\n"
+      << "  fleetctl model push FILE --inventory " << inventory.string() << " --accept-new-host-keys --known-hosts "
+      << (rack / "known_hosts").string() << " --listen 127.0.0.1:0 --advertise 10.0.2.2\n";
   return 0;
 }
 

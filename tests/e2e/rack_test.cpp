@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.hpp"
+#include "common/hash.hpp"
 #include "common/process.hpp"
 #include "controller/inventory/inventory.hpp"
 #include "tests/support/sshd.hpp"
@@ -62,6 +63,35 @@ TEST_CASE("fleet-sim rack: up makes and starts N boards and writes their invento
   auto uname = run({"ssh", "-i", inv->hosts[1].key, "-p", std::to_string(base + 2), "-o", "BatchMode=yes", "-o",
                     "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "root@127.0.0.1", "uname -r"});
   CHECK_THAT(uname, Catch::Contains("-sim-stock"));
+
+  // fleetctl model push through QEMU's user networking: each board's fleet-model port is
+  // forwarded from the host's loopback, and the boards dial each other at 10.0.2.2. The
+  // controller's upload is slow (1 MB/s) next to a board's, so unless the boards trade
+  // pieces through those forwards it sends two copies.
+  CHECK(inv->hosts[1].vars.at("fleet_model_address") == "10.0.2.2:" + std::to_string(base + 100 + 2));
+  CHECK(inv->hosts[1].vars.at("fleet_model_listen") == "0.0.0.0:6881");
+  std::string model(4 * 1024 * 1024 + 17, '\0');
+  for (std::size_t i = 0; i < model.size(); ++i) model[i] = static_cast<char>((i * 2654435761u) >> 13);
+  const auto model_path = dir.write("rack-model.gguf", model);
+  auto push = run({FLEETCTL, "model", "push", model_path.string(), "--inventory", rack + "/inventory.yml",
+                   "--accept-new-host-keys", "--known-hosts", rack + "/known_hosts", "--state", rack + "/fleet.db",
+                   "--board-tools", FLEET_BOARD_TOOLS, "--listen", "127.0.0.1:0", "--advertise", "10.0.2.2",
+                   "--max-rate", "1M", "--json"});
+  INFO(push);
+  // stdout is the summary's JSON, which starts at the first '{' of a line (stderr, merged here, has none)
+  const auto from = push.starts_with("{") ? 0 : push.find("\n{") + 1;
+  auto summary = nlohmann::json::parse(push.substr(from, push.rfind('}') + 1 - from));
+  REQUIRE(summary["boards"].size() == 2);
+  for (const auto& b : summary["boards"]) CHECK(b["outcome"] == "complete");
+  CHECK(summary["controller_sent"].get<double>() < 1.5 * static_cast<double>(model.size()));
+  const std::string sha = hash::sha256_hex(model);
+  for (int i : {1, 2}) {
+    auto held = run({"ssh", "-i", inv->hosts[0].key, "-p", std::to_string(base + i), "-o", "BatchMode=yes", "-o",
+                     "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=error",
+                     "root@127.0.0.1",
+                     "sha256sum /var/lib/fleet/models/rack-model.gguf"});
+    CHECK_THAT(held, Catch::Contains(sha + "  /var/lib/fleet/models/rack-model.gguf"));
+  }
 
   // Up again: nothing is created, running boards stay.
   out = run({FLEET_SIM, "rack", "up", "-n", "2", "--rack", rack, "--base-port", std::to_string(base)});

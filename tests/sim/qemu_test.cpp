@@ -86,3 +86,19 @@ TEST_CASE("qemu argv: the watchdog device reports its expiry instead of resettin
   REQUIRE(action != a.end());
   CHECK(*(action + 1) == "watchdog=debug");
 }
+
+TEST_CASE("qemu argv: user networking forwards SSH and, when asked, fleet-model's port from loopback") {
+  QemuSpec s;
+  s.kernel = "/b/Image";
+  s.ssh_port = 22701;
+  auto a = qemu_argv(s);
+  CHECK(has(a, "user,id=net0,hostfwd=tcp:127.0.0.1:22701-:22"));
+  s.model_port = 22801;
+  a = qemu_argv(s);
+  CHECK(has(a, "user,id=net0,hostfwd=tcp:127.0.0.1:22701-:22,hostfwd=tcp:127.0.0.1:22801-:" +
+                   std::to_string(k_board_model_port)));
+  s.ssh_port = 0;  // no network at all: no forward either
+  a = qemu_argv(s);
+  CHECK(has(a, "none"));
+  CHECK(std::none_of(a.begin(), a.end(), [](const std::string& x) { return x.find("hostfwd") != std::string::npos; }));
+}
