@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <iomanip>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
 #include <stdexcept>
@@ -22,6 +21,7 @@
 #include "controller/store/store.hpp"
 #include "controller/tls/authority.hpp"
 #include "controller/tls/secret.hpp"
+#include "node-agent/model/events.hpp"
 #include "node-agent/model/holdings.hpp"
 #include "node-agent/model/swarm.hpp"
 
@@ -30,7 +30,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using nlohmann::json;
 
 // Where a copied fleet-model goes: fleetctl's own folder, off the PATH, so that it never
 // shadows an installed one (the fleet-model package's /usr/bin/fleet-model). The layout is
@@ -105,16 +104,8 @@ struct Board {
   Clock::time_point started{};
   bool listening = false;
   bool written = false;    // the push's files (its key among them) are on the board
+  bool warned_bad_line = false;  // a line from its fleet-model that is no event was reported
 };
-
-// A number from a board's JSON event; a missing or mistyped field is the board's error.
-Result<std::int64_t> number_of(const json& j, const char* field, const std::string& who) {
-  auto it = j.find(field);
-  if (it == j.end() || !it->is_number_integer()) {
-    return fail(Errc::parse, who + ": fleet-model's event has no whole number '" + field + "': " + j.dump().substr(0, 200));
-  }
-  return it->get<std::int64_t>();
-}
 
 // `host` as one IPv4 or IPv6 address (an inventory may name boards by host name; the boards
 // dial each other by address, and fleet-model takes addresses only).
@@ -137,33 +128,26 @@ std::string with_port(const std::string& ip, int port) {
   return (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
 }
 
-Result<json> json_line(std::string_view line, const std::string& who) {
-  auto j = json::parse(line, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("event") || !j["event"].is_string()) {
-    return fail(Errc::parse, who + ": fleet-model printed something that is not one of its JSON events: '" +
-                                 std::string(line.substr(0, 200)) + "'");
-  }
-  return j;
-}
-
-// The one JSON event a short fleet-model command prints.
-Result<json> one_event(ssh::Session& s, const std::vector<std::string>& argv, const std::string& who) {
+// The one event a short fleet-model command prints, which must be a T.
+template <class T>
+Result<T> one_event(ssh::Session& s, const std::vector<std::string>& argv, const std::string& who) {
   auto r = FLEET_TRY(s.run(argv, 600s));
-  std::optional<json> last;
+  std::optional<event::Event> last;
   std::istringstream lines(r.out);
   for (std::string line; std::getline(lines, line);) {
-    if (!line.empty()) last = FLEET_TRY(json_line(line, who));
+    if (!line.empty()) last = FLEET_TRY(event::parse_line(line, who));
   }
-  if (last && (*last)["event"] == "error") {
-    const auto m = last->find("message");
+  if (const auto* e = last ? std::get_if<event::Failure>(&*last) : nullptr) {
     return fail(r.exit_status == 2 ? Errc::invalid_input : Errc::process_failed,
-                who + ": fleet-model " + argv[1] + ": " + (m != last->end() && m->is_string() ? m->get<std::string>() : "?"));
+                who + ": fleet-model " + argv[1] + ": " + e->message);
   }
   if (r.exit_status != 0 || !last) {
     return fail(Errc::process_failed, who + ": fleet-model " + argv[1] + " exited with status " +
                                           std::to_string(r.exit_status) + (r.err.empty() ? "" : ": " + r.err.substr(0, 300)));
   }
-  return *last;
+  if (const auto* e = std::get_if<T>(&*last)) return *e;
+  return fail(Errc::parse, who + ": fleet-model " + argv[1] + " answered with a '" + event::name_of(*last) +
+                               "' event, not '" + event::name_of(event::Event{T{}}) + "'");
 }
 
 // Writes `data` to DIR/NAME on the board, private from its first byte.
@@ -366,22 +350,18 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
     } else {
       FLEET_TRY(ensure_tools(*b.ssh, o.board_tools));
     }
-    auto seen = FLEET_TRY(one_event(*b.ssh,
+    const auto seen = FLEET_TRY(one_event<event::Inspect>(*b.ssh,
                                     {b.tool, "inspect", "--dest", o.dest, "--name", name, "--size",
                                      std::to_string(torrent.size), "--sha256", summary.sha256},
                                     "board " + b.result.board));
-    const std::string who = "board " + b.result.board;
-    if (!seen.contains("holds") || !seen["holds"].is_boolean()) {
-      return fail(Errc::parse, who + ": fleet-model inspect said no 'holds': " + seen.dump().substr(0, 200));
-    }
-    if (seen["holds"].get<bool>()) {
+    if (seen.holds) {
       b.result.outcome = BoardOutcome::held;
       b.result.message = "holds it already";
       move(b.state, Event::concluded);
       return {};
     }
-    const std::int64_t free = FLEET_TRY(number_of(seen, "free_bytes", who));
-    const std::int64_t partial = FLEET_TRY(number_of(seen, "partial_bytes", who));
+    const std::int64_t free = seen.free_bytes;
+    const std::int64_t partial = seen.partial_bytes;
     const std::int64_t needed = std::max<std::int64_t>(0, torrent.size - partial);
     if (free < needed) {
       b.result.outcome = BoardOutcome::no_room;
@@ -396,7 +376,7 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
     FLEET_TRY(b.ssh->check({"mkdir", "-p", o.dest}, 30s));
     b.controller = o.advertise.empty() ? b.ssh->local_address() : o.advertise;
     if (b.controller.empty()) {
-      return fail(Errc::unreachable, who + ": cannot tell this machine's address on its SSH connection: give --advertise");
+      return fail(Errc::unreachable, "board " + b.result.board + ": cannot tell this machine's address on its SSH connection: give --advertise");
     }
     b.written = true;  // from here on, cleaned up at the end whatever happens
     FLEET_TRY(write_private(*b.ssh, b.remote_dir, "push.torrent", torrent.bytes));
@@ -500,18 +480,20 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
     for (auto& b : boards) {
       if (b.state != State::fetching && b.state != State::complete) continue;
       auto status = b.stream->pump(0ms, [&](std::string_view line) {
-        auto j = json_line(line, "board " + b.result.board);
-        if (!j) return;
-        const std::string event = j->value("event", "");
-        if (event == "listening" && !b.listening) {
+        auto e = event::parse_line(line, "board " + b.result.board);
+        if (!e) {
+          // Said once per board and not fatal: the transfer's outcome comes from its exit status.
+          if (!b.warned_bad_line) {
+            std::lock_guard lock(out_mu);
+            out << (o.live ? "\r\033[K" : "") << "  " << b.result.board << ": warning: " << e.error().message << "\n";
+            b.warned_bad_line = true;
+          }
+          return;
+        }
+        if (const auto* l = std::get_if<event::Listening>(&*e); l && !b.listening) {
           b.listening = true;
           if (o.direct) return;  // nobody is told of it: every piece comes from the controller
-          auto addr = b.host->vars.find("fleet_model_address");
-          if (addr == b.host->vars.end()) {
-            auto port = number_of(*j, "port", "board " + b.result.board);
-            if (!port) return;
-            b.dial = with_port(b.address, static_cast<int>(*port));
-          }
+          if (b.host->vars.find("fleet_model_address") == b.host->vars.end()) b.dial = with_port(b.address, l->port);
           // Every fetch started above: each board that listens is told to all the others.
           for (auto& other : boards) {
             if (&other == &b || !other.stream || other.state == State::finished) continue;
@@ -520,19 +502,19 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
               else move(other.state, Event::stopped);  // complete: it only stops serving
             }
           }
-        } else if (event == "progress") {
-          if (auto d = number_of(*j, "done", b.result.board)) b.done = *d;
-          if (auto r = number_of(*j, "down_rate", b.result.board)) b.down_rate = *r;
-        } else if (event == "complete") {
+        } else if (const auto* pr = std::get_if<event::Progress>(&*e)) {
+          b.done = pr->done;
+          b.down_rate = pr->down_rate;
+        } else if (const auto* c = std::get_if<event::Complete>(&*e)) {
           move(b.state, Event::completed);
           b.done = torrent.size;
           b.down_rate = 0;
           b.result.seconds = std::chrono::duration<double>(Clock::now() - b.started).count();
           b.result.outcome = BoardOutcome::complete;
-          b.result.fetched = number_of(*j, "downloaded", b.result.board).value_or(0);
+          b.result.fetched = c->downloaded;
           remember(b, o.dest + "/" + name);
-        } else if (event == "error") {
-          if (auto m = j->find("message"); m != j->end() && m->is_string()) b.result.message = m->get<std::string>();
+        } else if (const auto* f = std::get_if<event::Failure>(&*e)) {
+          b.result.message = f->message;
         }
       });
       if (!status) {

@@ -10,7 +10,6 @@
 #include <chrono>
 #include <exception>
 #include <iostream>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -18,12 +17,12 @@
 #include "common/build_info.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
+#include "node-agent/model/events.hpp"
 #include "node-agent/model/holdings.hpp"
 #include "node-agent/model/swarm.hpp"
 
 using namespace fleet;
 using namespace fleet::model;
-using nlohmann::json;
 
 namespace {
 
@@ -69,10 +68,10 @@ std::vector<args::Option> options() {
   };
 }
 
-void say(const json& j) { std::cout << j.dump() << "\n" << std::flush; }
+void say(const event::Event& e) { std::cout << event::to_line(e) << "\n" << std::flush; }
 
 int failed(const std::string& command, const Error& e, int code = 1) {
-  say({{"event", "error"}, {"message", e.message}});
+  say(event::Failure{e.message});
   std::cerr << "fleet-model " << command << ": " << e.message << "\n";
   return code;
 }
@@ -137,13 +136,10 @@ struct Control {
   }
 };
 
-json progress_json(const Progress& p) {
-  json peers = json::array();
-  for (const auto& v : p.peers) peers.push_back({{"endpoint", v.endpoint}, {"progress", v.progress}});
-  return {{"event", "progress"},        {"done", p.done},         {"total", p.total},
-          {"down_rate", p.down_rate},   {"up_rate", p.up_rate},   {"uploaded", p.uploaded},
-          {"downloaded", p.downloaded},
-          {"hash_failures", p.hash_failures}, {"banned", p.banned}, {"peers", peers}};
+event::Progress progress_event(const Progress& p) {
+  event::Progress e{p.done, p.total, p.down_rate, p.up_rate, p.uploaded, p.downloaded, p.hash_failures, p.banned, {}};
+  for (const auto& v : p.peers) e.peers.push_back({v.endpoint, v.progress});
+  return e;
 }
 
 struct Common {
@@ -176,12 +172,12 @@ Result<int> run_swarm(Swarm& s, Control& control, const std::function<Result<boo
   for (;;) {
     for (const auto& peer : control.take_peers()) {
       // A bad line from the controller costs that peer, not the transfer.
-      if (auto ok = s.connect({peer}); !ok) say({{"event", "warning"}, {"message", ok.error().message}});
+      if (auto ok = s.connect({peer}); !ok) say(event::Warning{ok.error().message});
     }
     auto p = FLEET_TRY(s.poll(std::chrono::milliseconds(200)));
     if (FLEET_TRY(step(p))) return 0;
     if (std::chrono::steady_clock::now() >= next_report) {
-      say(progress_json(p));
+      say(progress_event(p));
       next_report = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     }
     if (control.closed) return finished() ? 0 : 3;
@@ -189,7 +185,7 @@ Result<int> run_swarm(Swarm& s, Control& control, const std::function<Result<boo
 }
 
 int inspect(const args::Parsed& a) {
-  auto r = [&]() -> Result<json> {
+  auto r = [&]() -> Result<event::Inspect> {
     const std::filesystem::path dest = FLEET_TRY(need(a, "dest"));
     const auto name = FLEET_TRY(need(a, "name"));
     FLEET_TRY(check_name(name, "--name"));
@@ -198,10 +194,7 @@ int inspect(const args::Parsed& a) {
     const auto size = FLEET_TRY(bytes_value(a, "size", -1));
     if (size < 0) return fail(Errc::invalid_input, "--size is required");
     const bool held = FLEET_TRY(holds(dest, name, size, sha));
-    return json{{"event", "inspect"},
-                {"holds", held},
-                {"free_bytes", FLEET_TRY(free_bytes(dest))},
-                {"partial_bytes", partial_bytes(dest, sha, name)}};
+    return event::Inspect{held, FLEET_TRY(free_bytes(dest)), partial_bytes(dest, sha, name)};
   }();
   if (!r) return failed("inspect", r.error(), r.error().code == Errc::invalid_input ? 2 : 1);
   say(*r);
@@ -209,13 +202,9 @@ int inspect(const args::Parsed& a) {
 }
 
 int list_models(const args::Parsed& a) {
-  auto r = [&]() -> Result<json> {
+  auto r = [&]() -> Result<event::List> {
     const std::filesystem::path dest = FLEET_TRY(need(a, "dest"));
-    json models = json::array();
-    for (const auto& h : FLEET_TRY(list(dest))) {
-      models.push_back({{"name", h.name}, {"size", h.size}, {"sha256", h.sha256}, {"at_ms", h.at_ms}});
-    }
-    return json{{"event", "list"}, {"models", models}};
+    return event::List{FLEET_TRY(list(dest))};
   }();
   if (!r) return failed("list", r.error(), r.error().code == Errc::invalid_input ? 2 : 1);
   say(*r);
@@ -256,7 +245,7 @@ int fetch(const args::Parsed& a) {
     auto swarm = FLEET_TRY(Swarm::start(c.swarm));
     FLEET_TRY(swarm->fetch(c.torrent, partial, stripe));
     FLEET_TRY(swarm->connect(c.peers));
-    say({{"event", "listening"}, {"port", swarm->port()}, {"name", c.torrent.name}, {"size", c.torrent.size}});
+    say(event::Listening{swarm->port(), c.torrent.name, c.torrent.size});
     // fetching -> flushing (every piece written) -> moving (renamed into DIR) -> serving.
     enum class Phase { fetching, flushing, moving, serving } phase = Phase::fetching;
     return run_swarm(*swarm, control, [&](const Progress& p) -> Result<bool> {
@@ -279,15 +268,15 @@ int fetch(const args::Parsed& a) {
         FLEET_TRY(record(dest, Held{c.torrent.name, c.torrent.size, sha, now_ms()}));
         std::error_code rm;
         std::filesystem::remove_all(partial, rm);
-        say({{"event", "complete"}, {"name", c.torrent.name}, {"sha256", sha}, {"path", (dest / c.torrent.name).string()},
-             {"hash_failures", p.hash_failures}, {"banned", p.banned}, {"downloaded", p.downloaded}});
+        say(event::Complete{c.torrent.name, sha, (dest / c.torrent.name).string(), p.hash_failures, p.banned,
+                            p.downloaded});
         phase = Phase::serving;
       }
       return false;
     }, [&] { return phase == Phase::serving; });
   }();
   if (!r) return failed("fetch", r.error(), r.error().code == Errc::invalid_input ? 2 : 1);
-  if (*r == 3) say({{"event", "stopped"}, {"message", "stdin closed before the file was complete; its verified pieces are kept"}});
+  if (*r == 3) say(event::Stopped{"stdin closed before the file was complete; its verified pieces are kept"});
   return *r;
 }
 
@@ -299,7 +288,7 @@ int seed(const args::Parsed& a) {
     auto swarm = FLEET_TRY(Swarm::start(c.swarm));
     FLEET_TRY(swarm->seed(c.torrent, dir));
     FLEET_TRY(swarm->connect(c.peers));
-    say({{"event", "listening"}, {"port", swarm->port()}, {"name", c.torrent.name}, {"size", c.torrent.size}});
+    say(event::Listening{swarm->port(), c.torrent.name, c.torrent.size});
     return run_swarm(*swarm, control, [](const Progress&) -> Result<bool> { return false; }, [] { return true; });
   }();
   if (!r) return failed("seed", r.error(), r.error().code == Errc::invalid_input ? 2 : 1);
