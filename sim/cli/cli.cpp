@@ -486,6 +486,8 @@ int rack_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostre
       args::Option{"model-base-port", args::Takes::value, "PORT",
                    "up: new board pi-i gets fleet-model's port (6881) on 127.0.0.1:PORT+i (default base port + 100)"},
       args::Option{"agent", args::Takes::value, "FILE", "up: aarch64 fleet-agent preinstalled on new boards, or none (default none: fleetctl pushes it)"},
+      args::Option{"cpus", args::Takes::value, "N", "up: each new board's CPUs, 1 to 8 (default 2)"},
+      args::Option{"memory", args::Takes::value, "MB", "up: each new board's memory (default 1024; 256 boots, for many boards)"},
       args::Option{"bench", args::Takes::value, "SHAPE", "up: fleet_bench in the inventory (default 15m)"},
       args::Option{"wait", args::Takes::value, "SECONDS", "up: wait this long for every board to be ready (default 300)"},
       args::Option{"json", args::Takes::nothing, "", "status: JSON"},
@@ -565,10 +567,14 @@ int rack_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostre
           << bundle << ")\n";
       return 2;
     }
-    if (int rc = board({"create", names[i], "--bundle", bundle, "--ssh-port", std::to_string(*base + int(i) + 1),
-                        "--model-port", std::to_string(*model_base + int(i) + 1),
-                        "--agent", a->value("agent").value_or("none")});
-        rc != 0) {
+    std::vector<std::string> create = {"create", names[i], "--bundle", bundle, "--ssh-port",
+                                       std::to_string(*base + int(i) + 1), "--model-port",
+                                       std::to_string(*model_base + int(i) + 1), "--agent",
+                                       a->value("agent").value_or("none")};
+    for (const char* opt : {"cpus", "memory"}) {  // checked by board create, which names the option
+      if (auto v = a->value(opt)) create.insert(create.end(), {std::string("--") + opt, *v});
+    }
+    if (int rc = board(create); rc != 0) {
       return rc;
     }
   }
