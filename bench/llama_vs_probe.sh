@@ -19,8 +19,10 @@
 #   the speed, its page cache being reclaimed under it);
 # - prints per shape the medians, probe / llama-bench (goal: within 10%, 0.90-1.10), each
 #   one's effective bandwidth (weight bytes per token x tokens/s) over the measured read
-#   bandwidth (goal 0.85 for the probe), and how far the probe's second run was from its first
-#   (goal: within 5% on a quiet machine).
+#   bandwidth (goal 0.85 for the probe), how far the probe's second run was from its first
+#   (goal: within 5% on a quiet machine), and a verdict on the 10% goal from the paired ratios
+#   of the rounds (each probe run over the llama-bench run after it): within when their middle
+#   half is inside 0.90-1.10, outside when it is wholly outside, else "cannot tell".
 # Takes about 10 minutes for the first build, then ~1 minute per shape here (--aarch64: the
 # cross build and qemu's emulation, several minutes per shape; the 15m and 110m shapes).
 set -euo pipefail
@@ -41,7 +43,7 @@ while [ $# -gt 0 ]; do
     --tokens) tokens=$2; shift 2 ;;
     --sync) sync=$2; shift 2 ;;
     --aarch64) arch=aarch64; shift ;;
-    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "llama_vs_probe.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -136,8 +138,33 @@ for shape in $shapes; do
                "\((($second/$first-1)*1000|round/10))%"] | @tsv' "$work/p.json" |
     awk -F'\t' '{printf "%-5s %-10s %10s %8s %12s %8s %8.3f %10.2f %10.2f %9s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10}'
   echo "  rounds: probe $(tr '\n' ' ' < "$work/probe.txt")| llama-bench $(tr '\n' ' ' < "$work/llama.txt")" | awk '{printf "  "; for (i=1;i<=NF;i++) printf (($i+0==$i)? "%.1f ":"%s "), $i; print ""}'
+  # Each round runs the two back to back, so their ratio is paired: the machine's drift
+  # between rounds (a fifth on a shared VM) moves both. The goal is judged on the middle half
+  # of those ratios, not on one median: a verdict the noise can overturn is not given.
+  /usr/bin/python3 - "$work/probe.txt" "$work/llama.txt" <<'PY'
+import sys
+probe = [float(x) for x in open(sys.argv[1]).read().split()]
+llama = [float(x) for x in open(sys.argv[2]).read().split()]
+r = sorted(p / l for p, l in zip(probe, llama) if l > 0)
+def q(f):  # linear interpolation between order statistics
+    k = (len(r) - 1) * f
+    lo = int(k); hi = min(lo + 1, len(r) - 1)
+    return r[lo] + (r[hi] - r[lo]) * (k - lo)
+lo, mid, hi = q(0.25), q(0.5), q(0.75)
+if len(r) < 4:
+    verdict = "too few rounds to judge (4 or more)"
+elif lo >= 0.90 and hi <= 1.10:
+    verdict = "within 10%"
+elif hi < 0.90 or lo > 1.10:
+    verdict = "outside 10%"
+else:
+    verdict = "cannot tell at 10%: the noise spans the bound (more rounds, a quieter machine)"
+print(f"  paired ratios: median {mid:.3f}, middle half {lo:.3f}-{hi:.3f} of {len(r)} rounds: {verdict}")
+PY
 done
 echo
-echo "ratio: probe / llama-bench generation tokens/s, medians of alternating runs (goal 0.90-1.10)."
+echo "ratio: probe / llama-bench generation tokens/s, medians of alternating runs (goal 0.90-1.10);"
+echo "  paired ratios: each round's probe over the llama-bench run right after it; the verdict needs"
+echo "  their middle half inside 0.90-1.10 (within) or wholly outside it (outside)."
 echo "x/read: weight bytes per token x tokens/s over the read bandwidth (goal 0.85 for the probe)."
 echo "2nd run: the probe's second run against its first (goal: within 5% on a quiet machine)."

@@ -104,7 +104,6 @@ struct Board {
   Clock::time_point started{};
   bool listening = false;
   bool written = false;    // the push's files (its key among them) are on the board
-  bool warned_bad_line = false;  // a line from its fleet-model that is no event was reported
 };
 
 // `host` as one IPv4 or IPv6 address (an inventory may name boards by host name; the boards
@@ -480,14 +479,12 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
     for (auto& b : boards) {
       if (b.state != State::fetching && b.state != State::complete) continue;
       auto status = b.stream->pump(0ms, [&](std::string_view line) {
-        auto e = event::parse_line(line, "board " + b.result.board);
+        auto e = event::parse_line(line, "fetch");
         if (!e) {
-          // Said once per board and not fatal: the transfer's outcome comes from its exit status.
-          if (!b.warned_bad_line) {
-            std::lock_guard lock(out_mu);
-            out << (o.live ? "\r\033[K" : "") << "  " << b.result.board << ": warning: " << e.error().message << "\n";
-            b.warned_bad_line = true;
-          }
+          // fleet-model of this version prints nothing else on stdout: a line that is no event,
+          // or an event with a wrong field, means the board cannot be followed. It fails with
+          // the line's fault (and stops, its stdin closed); a complete board only stops serving.
+          if (b.state == State::fetching) finish(b, BoardOutcome::failed, e.error().message);
           return;
         }
         if (const auto* l = std::get_if<event::Listening>(&*e); l && !b.listening) {
@@ -505,7 +502,7 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
         } else if (const auto* pr = std::get_if<event::Progress>(&*e)) {
           b.done = pr->done;
           b.down_rate = pr->down_rate;
-        } else if (const auto* c = std::get_if<event::Complete>(&*e)) {
+        } else if (const auto* c = std::get_if<event::Complete>(&*e); c && b.state == State::fetching) {
           move(b.state, Event::completed);
           b.done = torrent.size;
           b.down_rate = 0;
@@ -514,7 +511,9 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
           b.result.fetched = c->downloaded;
           remember(b, o.dest + "/" + name);
         } else if (const auto* f = std::get_if<event::Failure>(&*e)) {
-          b.result.message = f->message;
+          b.result.message = f->message;  // the exit status that follows fails the board with it
+        } else if (const auto* s = std::get_if<event::Stopped>(&*e)) {
+          b.result.message = s->message;
         }
       });
       if (!status) {

@@ -1,5 +1,6 @@
 #include "node-agent/model/events.hpp"
 
+#include <algorithm>
 #include <array>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,9 @@ namespace {
 // The "event" of each alternative, in the variant's order.
 constexpr std::array<const char*, std::variant_size_v<Event>> k_names = {
     "listening", "progress", "complete", "inspect", "list", "error", "warning", "stopped"};
+// An alternative added to Event without its name here would leave a null: refused at build.
+static_assert(std::ranges::all_of(k_names, [](const char* n) { return n != nullptr; }),
+              "every alternative of event::Event needs its name in k_names");
 
 template <std::size_t I = 0>
 Event empty_of(std::size_t index) {
@@ -32,21 +36,36 @@ class Reader {
   void text(const char* field, std::string& out) {
     if (const json* v = find(field, json::value_t::string)) out = v->get<std::string>();
   }
-  void whole(const char* field, std::int64_t& out) {
-    if (const json* v = find_number(field, true)) out = v->get<std::int64_t>();
-  }
-  void whole(const char* field, int& out) {
-    const json* v = find_number(field, true);
+  // Every count, size and rate here is 0 or more; a port is 1 to 65535.
+  template <class Int>
+  void whole(const char* field, Int& out, std::int64_t min = 0,
+             std::int64_t max = std::numeric_limits<Int>::max()) {
+    const json* v = find_number(field, true, "a whole number from " + std::to_string(min) + " to " + std::to_string(max));
     if (!v) return;
-    const auto n = v->get<std::int64_t>();
-    if (n < std::numeric_limits<int>::min() || n > std::numeric_limits<int>::max()) {
-      bad(field, "a whole number in range");
+    // A number beyond int64 (an unsigned one) is out of range as well.
+    bool fits = false;
+    if (v->is_number_unsigned()) {
+      const auto u = v->get<std::uint64_t>();
+      fits = u <= static_cast<std::uint64_t>(max) && static_cast<std::int64_t>(u) >= min;
+    } else {
+      const auto n = v->get<std::int64_t>();
+      fits = n >= min && n <= max;
+    }
+    if (!fits) {
+      bad(field, "a whole number from " + std::to_string(min) + " to " + std::to_string(max));
       return;
     }
-    out = static_cast<int>(n);
+    out = static_cast<Int>(v->get<std::int64_t>());
   }
-  void real(const char* field, double& out) {
-    if (const json* v = find_number(field, false)) out = v->get<double>();
+  void share(const char* field, double& out) {  // 0 .. 1
+    const json* v = find_number(field, false, "a number from 0 to 1");
+    if (!v) return;
+    const double x = v->get<double>();
+    if (!(x >= 0 && x <= 1)) {
+      bad(field, "a number from 0 to 1");
+      return;
+    }
+    out = x;
   }
   void flag(const char* field, bool& out) {
     if (const json* v = find(field, json::value_t::boolean)) out = v->get<bool>();
@@ -60,7 +79,7 @@ class Reader {
       const json& item = (*v)[i];
       const std::string where = std::string(field) + "[" + std::to_string(i) + "]";
       if (!item.is_object()) {
-        bad(where.c_str(), "an object");
+        bad(where, "an object");
         return;
       }
       Reader inner(item, who_, event_);
@@ -86,16 +105,16 @@ class Reader {
     }
     return &*it;
   }
-  const json* find_number(const char* field, bool integer) {
+  const json* find_number(const char* field, bool integer, const std::string& want) {
     if (error_) return nullptr;
     auto it = j_.find(field);
     if (it == j_.end() || !(integer ? it->is_number_integer() : it->is_number())) {
-      bad(field, integer ? "a whole number" : "a number");
+      bad(field, want);
       return nullptr;
     }
     return &*it;
   }
-  void bad(const char* field, const char* want) {
+  void bad(const std::string& field, const std::string& want) {
     if (error_) return;
     error_ = Error{Errc::parse, std::string(who_) + ": fleet-model's '" + std::string(event_) + "' event: " + prefix_ +
                                     field + " is missing or not " + want};
@@ -109,7 +128,7 @@ class Reader {
 };
 
 void read(Reader& r, Listening& e) {
-  r.whole("port", e.port);
+  r.whole("port", e.port, 1, 65535);
   r.text("name", e.name);
   r.whole("size", e.size);
 }
@@ -125,7 +144,7 @@ void read(Reader& r, Progress& e) {
   r.objects("peers", [&](Reader& p) {
     PeerProgress v;
     p.text("endpoint", v.endpoint);
-    p.real("progress", v.progress);
+    p.share("progress", v.progress);
     e.peers.push_back(std::move(v));
   });
 }

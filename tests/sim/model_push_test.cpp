@@ -179,3 +179,33 @@ TEST_CASE("model push, board tools installed: each board's own fleet-model, of t
     CHECK(held_on(rack, "pi-2", file.filename().string()) == *hash::sha256_file(file));
   }
 }
+
+TEST_CASE("model push: a board whose fleet-model prints a wrong event fails, naming the event and the field") {
+  test::TempDir dir("fleet-model-bad-event");
+  const auto stock = test::make_bundle(dir / "stock", "6.1.0-stock", R"("page_size":4096,"thp":"always","hz":250,"tick":"HZ_PERIODIC")");
+  test::LightRack rack(stock, 1);
+  // An "installed" fleet-model of the right version that answers inspect as the real one does,
+  // then says it listens on port 0, and waits for its stdin to close.
+  utsname u{};
+  REQUIRE(uname(&u) == 0);
+  auto version = process::capture({{(std::filesystem::path(FLEET_BOARD_TOOLS) / u.machine / "bin/fleet-model").string(),
+                                    "--version"}, {}, {}, 30s});
+  REQUIRE(version);
+  while (!version->empty() && version->back() == '\n') version->pop_back();
+  const auto tool = rack.rack() / "pi-1/usr-local/bin/fleet-model";
+  REQUIRE(fs::write_file_atomic(tool, "#!/bin/sh\ncase \"$1\" in\n"
+                                      "  --version) echo '" + *version + "' ;;\n"
+                                      "  inspect) echo '{\"event\":\"inspect\",\"holds\":false,\"free_bytes\":1000000000000,\"partial_bytes\":0}' ;;\n"
+                                      "  fetch) echo '{\"event\":\"listening\",\"port\":0,\"name\":\"x\",\"size\":1}'; cat >/dev/null; exit 3 ;;\n"
+                                      "esac\n"));
+  std::filesystem::permissions(tool, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                                         std::filesystem::perms::others_read | std::filesystem::perms::others_exec);
+  const auto file = model_file(dir, 256 * 1024, 5);
+  auto r = test::fleetctl(rack, {"model", "push", file.string(), "--board-tools", "installed", "--listen", "127.0.0.1:0"});
+  INFO(r.output);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("pi-1: failed: fetch: fleet-model's 'listening' event: port is missing or not a "
+                                       "whole number from 1 to 65535"));
+  CHECK_THAT(r.output, Catch::Contains("0 complete, 0 held it already, 1 failed"));
+  CHECK(held_on(rack, "pi-1", file.filename().string()) == "absent");
+}

@@ -72,6 +72,8 @@ TEST_CASE("fleet-model events: every kind survives its line, 64-bit sizes and od
   CHECK(round_trip(event::Stopped{"stdin closed"}).message == "stdin closed");
 }
 
+// The names are the wire contract with fleet-models already on boards (an installed package
+// of the same version, or a copy): renaming one breaks them, so they are spelled out here.
 TEST_CASE("fleet-model events: each kind's line says its name, the one fleetctl matches on") {
   CHECK(event::to_line(event::Listening{}).find(R"("event":"listening")") != std::string::npos);
   CHECK(event::to_line(event::Failure{}).find(R"("event":"error")") != std::string::npos);
@@ -92,10 +94,22 @@ TEST_CASE("fleet-model events: a wrong line names the board, the event and the f
   CHECK_THAT(error_of(R"({"event":"inspect","holds":false,"free_bytes":1.5,"partial_bytes":0})"),
              Catch::Contains("free_bytes is missing or not a whole number"));
   CHECK_THAT(error_of(R"({"event":"listening","port":99999999999,"name":"m","size":3})"),
-             Catch::Contains("port is missing or not a whole number in range"));
+             Catch::Contains("port is missing or not a whole number from 1 to 65535"));
+  CHECK_THAT(error_of(R"({"event":"listening","port":0,"name":"m","size":3})"),
+             Catch::Contains("port is missing or not a whole number from 1 to 65535"));
+  CHECK_THAT(error_of(R"({"event":"listening","port":70000,"name":"m","size":3})"), Catch::Contains("from 1 to 65535"));
+  CHECK_THAT(error_of(R"({"event":"listening","port":6881,"name":"m","size":-1})"),
+             Catch::Contains("size is missing or not a whole number from 0 to"));
+  CHECK_THAT(error_of(R"({"event":"listening","port":6881,"name":"m","size":18446744073709551615})"),
+             Catch::Contains("size is missing or not a whole number from 0 to"));
+  CHECK_THAT(error_of(R"({"event":"inspect","holds":false,"free_bytes":-5,"partial_bytes":0})"),
+             Catch::Contains("'inspect' event: free_bytes is missing or not a whole number from 0"));
   CHECK_THAT(error_of(R"({"event":"progress","done":1,"total":2,"down_rate":0,"up_rate":0,"uploaded":0,"downloaded":0,)"
                       R"("hash_failures":0,"banned":0,"peers":[{"endpoint":"a:1","progress":0.5},{"endpoint":"b:2"}]})"),
-             Catch::Contains("'progress' event: peers[1].progress is missing or not a number"));
+             Catch::Contains("'progress' event: peers[1].progress is missing or not a number from 0 to 1"));
+  CHECK_THAT(error_of(R"({"event":"progress","done":1,"total":2,"down_rate":0,"up_rate":0,"uploaded":0,"downloaded":0,)"
+                      R"("hash_failures":0,"banned":0,"peers":[{"endpoint":"a:1","progress":1.5}]})"),
+             Catch::Contains("peers[0].progress is missing or not a number from 0 to 1"));
   CHECK_THAT(error_of(R"({"event":"list","models":[3]})"), Catch::Contains("'list' event: models[0] is missing or not an object"));
   CHECK_THAT(error_of(R"({"event":"error"})"), Catch::Contains("'error' event: message is missing or not a string"));
 }
