@@ -13,7 +13,7 @@
 # networking (each board's fleet-model port forwarded from loopback; the boards dial each
 # other at 10.0.2.2). TCG emulates each board's CPU at a few MB/s of TLS and SHA-256, and two
 # host cores run all of them, so the QEMU defaults are scaled down: a 16 MB file, the
-# controller at 1 MB/s (one board's transfer 16 s, as 1 GB at 100 MB/s is 10 s), 2 and 4
+# controller at 1 MB/s (one board's transfer 16.8 s, as 1 GB at 100 MB/s is 10 s), 2 and 4
 # boards of one CPU and 512 MB each.
 #
 #   MODEL_PUSH_RACK   light (default) or qemu
@@ -31,16 +31,20 @@ fleetctl=$PWD/build/host/controller/fleetctl
 tools=$PWD/build/board-tools
 stock=$PWD/build/bundles/qemu-virt-stock
 [ -f "$stock/manifest.json" ] || { echo "model_push.sh: no $stock (scripts/demo.sh builds it): light boards boot its contract" >&2; exit 1; }
-for f in "$sim" "$fleetctl" "$tools/x86_64/bin/fleet-model"; do
-  [ -x "$f" ] || { echo "model_push.sh: no $f (run scripts/build.sh)" >&2; exit 1; }
-done
-[ "$(id -u)" = 0 ] || { echo "model_push.sh: light boards need root (mount and PID namespaces)" >&2; exit 1; }
 kind=${MODEL_PUSH_RACK:-light}
 case $kind in
   light) size=${MODEL_PUSH_SIZE:-1G}; rate=${MODEL_PUSH_RATE:-100M}; cases=${MODEL_PUSH_CASES:-4 16 32}; advertise=() ;;
   qemu) size=${MODEL_PUSH_SIZE:-16M}; rate=${MODEL_PUSH_RATE:-1M}; cases=${MODEL_PUSH_CASES:-2 4}; advertise=(--advertise 10.0.2.2) ;;
   *) echo "model_push.sh: MODEL_PUSH_RACK is light or qemu, not '$kind'" >&2; exit 2 ;;
 esac
+board_arch=x86_64
+[ "$kind" = qemu ] && board_arch=aarch64  # the QEMU boards run the Pi's build
+for f in "$sim" "$fleetctl" "$tools/$board_arch/bin/fleet-model"; do
+  [ -x "$f" ] || { echo "model_push.sh: no $f (run scripts/build.sh)" >&2; exit 1; }
+done
+if [ "$kind" = light ] && [ "$(id -u)" != 0 ]; then
+  echo "model_push.sh: light boards need root (mount and PID namespaces)" >&2; exit 1
+fi
 # sshd chroots into the boards: their folder must be root's all the way up (not /tmp).
 work=$PWD/build/model-push-bench
 rm -rf "$work"

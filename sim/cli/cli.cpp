@@ -307,6 +307,11 @@ int board_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostr
     err << "fleet-sim board " << sub << ": --" << bad_number << " must be a whole number in range (see --help)\n";
     return 2;
   }
+  if (a->value("model-port") && seconds("model-port", 0) == seconds("ssh-port", 0)) {
+    err << "fleet-sim board " << sub << ": --model-port and --ssh-port are both " << seconds("ssh-port", 0)
+        << ": QEMU cannot forward one port to two\n";
+    return 2;
+  }
   int status_code = 0;
   nlohmann::json all = nlohmann::json::array();
   for (const auto& name : names) {
@@ -487,7 +492,7 @@ int rack_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostre
                    "up: new board pi-i gets fleet-model's port (6881) on 127.0.0.1:PORT+i (default base port + 100)"},
       args::Option{"agent", args::Takes::value, "FILE", "up: aarch64 fleet-agent preinstalled on new boards, or none (default none: fleetctl pushes it)"},
       args::Option{"cpus", args::Takes::value, "N", "up: each new board's CPUs, 1 to 8 (default 2)"},
-      args::Option{"memory", args::Takes::value, "MB", "up: each new board's memory (default 1024; 256 boots, for many boards)"},
+      args::Option{"memory", args::Takes::value, "MB", "up: each new board's memory (default 1024)"},
       args::Option{"bench", args::Takes::value, "SHAPE", "up: fleet_bench in the inventory (default 15m)"},
       args::Option{"wait", args::Takes::value, "SECONDS", "up: wait this long for every board to be ready (default 300)"},
       args::Option{"json", args::Takes::nothing, "", "status: JSON"},
@@ -524,6 +529,13 @@ int rack_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostre
   if (!n || !base || !wait) return 2;
   auto model_base = number("model-base-port", *base + 100, 1024, 65000);
   if (!model_base) return 2;
+  // SSH takes BASE+1 .. BASE+N and fleet-model MODEL_BASE+1 .. MODEL_BASE+N: one port each.
+  if (*model_base + *n > *base && *base + *n > *model_base) {
+    err << "fleet-sim rack " << sub << ": --model-base-port " << *model_base << " and --base-port " << *base
+        << " overlap for " << *n << " boards (ports " << *model_base + 1 << ".." << *model_base + *n << " and "
+        << *base + 1 << ".." << *base + *n << ")\n";
+    return 2;
+  }
   std::vector<std::string> all;  // every board in the rack folder
   {
     std::error_code ec;
@@ -597,6 +609,13 @@ int rack_cmd(const std::vector<std::string>& argv, std::ostream& out, std::ostre
         return 1;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  }
+  for (const auto& s : statuses) {
+    if (s.model_port == 0) {
+      err << "fleet-sim rack up: warning: " << s.name << " was made without a fleet-model port forward, so the other "
+          << "boards cannot dial it during `fleetctl model push`: "
+          << "`fleet-sim board down " << s.name << "`, remove " << (rack / s.name).string() << " and run rack up again\n";
     }
   }
   const auto inventory = rack / "inventory.yml";

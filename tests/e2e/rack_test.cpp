@@ -29,13 +29,16 @@ std::string run(const std::vector<std::string>& argv, int want_exit = 0) {
 TEST_CASE("fleet-sim rack: up makes and starts N boards and writes their inventory, down stops them") {
   test::TempDir dir{"fleet-rack"};
   const auto rack = (dir / "rack").string();
-  const int base = test::free_port();
+  // Four free ports in a row: SSH on base+1, base+2; fleet-model's forwards on base+3, base+4.
+  const int base = test::free_port_run(4) - 1;
+  const int model_base = base + 2;
   struct Down {  // whatever happens, no QEMU is left behind
     std::string rack;
     ~Down() { (void)process::run({{FLEET_SIM, "rack", "down", "--rack", rack}, {}, {}, 120s}, [](std::string_view) {}); }
   } down{rack};
   auto out = run({FLEET_SIM, "rack", "up", "-n", "2", "--rack", rack, "--bundle",
-                  std::string(FLEET_E2E_BUNDLES) + "/qemu-virt-stock", "--base-port", std::to_string(base)});
+                  std::string(FLEET_E2E_BUNDLES) + "/qemu-virt-stock", "--base-port", std::to_string(base),
+                  "--model-base-port", std::to_string(model_base)});
   CHECK_THAT(out, Catch::Contains("board pi-1 created"));
   CHECK_THAT(out, Catch::Contains("rack ready: inventory " + rack + "/inventory.yml"));
 
@@ -68,7 +71,7 @@ TEST_CASE("fleet-sim rack: up makes and starts N boards and writes their invento
   // forwarded from the host's loopback, and the boards dial each other at 10.0.2.2. The
   // controller's upload is slow (1 MB/s) next to a board's, so unless the boards trade
   // pieces through those forwards it sends two copies.
-  CHECK(inv->hosts[1].vars.at("fleet_model_address") == "10.0.2.2:" + std::to_string(base + 100 + 2));
+  CHECK(inv->hosts[1].vars.at("fleet_model_address") == "10.0.2.2:" + std::to_string(model_base + 2));
   CHECK(inv->hosts[1].vars.at("fleet_model_listen") == "0.0.0.0:6881");
   std::string model(4 * 1024 * 1024 + 17, '\0');
   for (std::size_t i = 0; i < model.size(); ++i) model[i] = static_cast<char>((i * 2654435761u) >> 13);
@@ -105,4 +108,7 @@ TEST_CASE("fleet-sim rack: up makes and starts N boards and writes their invento
   // Bad input: a usage error naming the option, nothing started.
   auto bad = run({FLEET_SIM, "rack", "up", "-n", "zero", "--rack", rack}, 2);
   CHECK_THAT(bad, Catch::Contains("-n must be a whole number"));
+  bad = run({FLEET_SIM, "rack", "up", "-n", "4", "--rack", rack, "--base-port", "30000", "--model-base-port", "30002"}, 2);
+  CHECK_THAT(bad, Catch::Contains("--model-base-port 30002 and --base-port 30000 overlap for 4 boards"));
+  CHECK_FALSE(std::filesystem::exists(dir / "rack/pi-3"));
 }
