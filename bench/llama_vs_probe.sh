@@ -21,8 +21,8 @@
 #   one's effective bandwidth (weight bytes per token x tokens/s) over the measured read
 #   bandwidth (goal 0.85 for the probe), how far the probe's second run was from its first
 #   (goal: within 5% on a quiet machine), and a verdict on the 10% goal from the paired ratios
-#   of the rounds (each probe run over the llama-bench run after it): within when their middle
-#   half is inside 0.90-1.10, outside when it is wholly outside, else "cannot tell".
+#   of the rounds (each probe run over the llama-bench run after it): within when a 90%
+#   interval of their median is inside 0.90-1.10, outside when wholly outside, else "cannot tell".
 # Takes about 10 minutes for the first build, then ~1 minute per shape here (--aarch64: the
 # cross build and qemu's emulation, several minutes per shape; the 15m and 110m shapes).
 set -euo pipefail
@@ -139,32 +139,40 @@ for shape in $shapes; do
     awk -F'\t' '{printf "%-5s %-10s %10s %8s %12s %8s %8.3f %10.2f %10.2f %9s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10}'
   echo "  rounds: probe $(tr '\n' ' ' < "$work/probe.txt")| llama-bench $(tr '\n' ' ' < "$work/llama.txt")" | awk '{printf "  "; for (i=1;i<=NF;i++) printf (($i+0==$i)? "%.1f ":"%s "), $i; print ""}'
   # Each round runs the two back to back, so their ratio is paired: the machine's drift
-  # between rounds (a fifth on a shared VM) moves both. The goal is judged on the middle half
-  # of those ratios, not on one median: a verdict the noise can overturn is not given.
+  # between rounds (a fifth on a shared VM) moves both. The goal is judged on a confidence
+  # interval of the median paired ratio (order statistics, at least 90%, which narrows as
+  # rounds are added), not on one median: a verdict the noise can overturn is not given.
   /usr/bin/python3 - "$work/probe.txt" "$work/llama.txt" <<'PY'
-import sys
+import math, sys
 probe = [float(x) for x in open(sys.argv[1]).read().split()]
 llama = [float(x) for x in open(sys.argv[2]).read().split()]
-r = sorted(p / l for p, l in zip(probe, llama) if l > 0)
-def q(f):  # linear interpolation between order statistics
-    k = (len(r) - 1) * f
-    lo = int(k); hi = min(lo + 1, len(r) - 1)
-    return r[lo] + (r[hi] - r[lo]) * (k - lo)
-lo, mid, hi = q(0.25), q(0.5), q(0.75)
-if len(r) < 4:
-    verdict = "too few rounds to judge (4 or more)"
-elif lo >= 0.90 and hi <= 1.10:
+if len(probe) != len(llama) or not probe or min(llama) <= 0:
+    sys.exit(f"llama_vs_probe.sh: {len(probe)} probe and {len(llama)} llama-bench figures: not one pair a round")
+r = sorted(p / l for p, l in zip(probe, llama))
+n = len(r)
+mid = (r[(n - 1) // 2] + r[n // 2]) / 2
+# The interval [r_(k), r_(n-k+1)] holds the median with probability 1 - 2 P(Binomial(n, 1/2) < k).
+def below(k):
+    return sum(math.comb(n, i) for i in range(k)) / 2 ** n
+k = 0
+while k + 1 <= n // 2 and 1 - 2 * below(k + 1) >= 0.90:
+    k += 1
+if k == 0:
+    print(f"  paired ratios: median {mid:.3f} of {n} rounds: too few rounds for a 90% interval (5 or more)")
+    sys.exit(0)
+lo, hi, level = r[k - 1], r[n - k], 1 - 2 * below(k)
+if lo >= 0.90 and hi <= 1.10:
     verdict = "within 10%"
 elif hi < 0.90 or lo > 1.10:
     verdict = "outside 10%"
 else:
-    verdict = "cannot tell at 10%: the noise spans the bound (more rounds, a quieter machine)"
-print(f"  paired ratios: median {mid:.3f}, middle half {lo:.3f}-{hi:.3f} of {len(r)} rounds: {verdict}")
+    verdict = "cannot tell at 10%: the interval spans the bound (more rounds, a quieter machine)"
+print(f"  paired ratios: median {mid:.3f}, {level:.0%} interval {lo:.3f}-{hi:.3f} of {n} rounds: {verdict}")
 PY
 done
 echo
 echo "ratio: probe / llama-bench generation tokens/s, medians of alternating runs (goal 0.90-1.10);"
 echo "  paired ratios: each round's probe over the llama-bench run right after it; the verdict needs"
-echo "  their middle half inside 0.90-1.10 (within) or wholly outside it (outside)."
+echo "  the median's interval (90% or more) inside 0.90-1.10 (within) or wholly outside it (outside)."
 echo "x/read: weight bytes per token x tokens/s over the read bandwidth (goal 0.85 for the probe)."
 echo "2nd run: the probe's second run against its first (goal: within 5% on a quiet machine)."
