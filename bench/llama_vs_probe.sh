@@ -2,7 +2,7 @@
 # The probe against llama.cpp's own llama-bench, per model shape, on this machine (or, with
 # --aarch64, both built for the Pi 5's Cortex-A76 and run under qemu-aarch64 -cpu cortex-a76).
 #
-#   bench/llama_vs_probe.sh --source LLAMA_CPP_DIR [--shapes "1b 110m"] [--rounds 5]
+#   bench/llama_vs_probe.sh --source LLAMA_CPP_DIR [--shapes "1b 110m"] [--rounds 9]
 #                           [--threads N] [--tokens 128] [--sync gomp|spin] [--aarch64]
 #
 # - builds llama-bench from the llama.cpp tree at --source (or $LLAMA_CPP_DIR) into
@@ -29,7 +29,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 src=${LLAMA_CPP_DIR:-}
 shapes=""
-rounds=5
+rounds=9  # 5 is the fewest that give a 90% interval of the median; 9 give 96% without min and max
 threads=$(nproc)
 tokens=128
 sync=gomp
@@ -65,34 +65,24 @@ for tool in $tools; do
   command -v "$tool" >/dev/null || { echo "llama_vs_probe.sh: needs $tool (scripts/setup.sh installs it)" >&2; exit 2; }
 done
 
-out=build/llama-$arch-$sync
-common=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF
-        -DGGML_OPENMP=$openmp -DBUILD_SHARED_LIBS=OFF -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-echo "== building llama-bench from $src into $out"
 if [ $arch = x86 ]; then
-  cmake -S "$src" -B "$out" "${common[@]}" -DGGML_NATIVE=ON >/dev/null
   agent=build/host/node-agent/fleet-agent
   run=()
   [ -x "$agent" ] || { echo "llama_vs_probe.sh: no $agent (run scripts/build.sh)" >&2; exit 1; }
 else
-  # The Pi 5's Cortex-A76: Armv8.2-A with the dot product, no i8mm. Static, so qemu-user needs
-  # no sysroot; OpenMP's libraries named as archives (FindOpenMP would take libgomp.so).
-  cmake -S "$src" -B "$out" "${common[@]}" -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 \
-    -DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc -DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++ \
-    -DGGML_NATIVE=OFF -DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod \
-    -DOpenMP_gomp_LIBRARY="$(aarch64-linux-gnu-gcc -print-file-name=libgomp.a)" \
-    -DOpenMP_pthread_LIBRARY="$(aarch64-linux-gnu-gcc -print-file-name=libpthread.a)" \
-    -DCMAKE_EXE_LINKER_FLAGS=-static >/dev/null
   agent=build/aarch64/node-agent/fleet-agent
   [ -x "$agent" ] || { echo "llama_vs_probe.sh: no $agent (cmake --build --preset aarch64-agent)" >&2; exit 1; }
   export QEMU_CPU=cortex-a76
   run=(qemu-aarch64-static)
 fi
-cmake --build "$out" --target llama-bench -j"$(nproc)" 2>&1 | tail -1
+# shellcheck source=bench/llama_build.sh
+. bench/llama_build.sh
+llama_build "$src" $arch $openmp llama-bench
+out=$llama_out
 llama=$(find "$out" -name llama-bench -type f -perm -u+x | head -1)
 [ -n "$llama" ] || { echo "llama_vs_probe.sh: the build made no llama-bench" >&2; exit 1; }
 echo "llama.cpp: $(git -C "$src" describe --always 2>/dev/null || echo "tree at $src"), $llama"
-if [ $openmp = ON ] && ! grep -q '^OpenMP_C_FLAGS:STRING=-f' "$out/CMakeCache.txt"; then
+if [ $openmp = ON ] && ! llama_has_openmp; then
   echo "llama_vs_probe.sh: llama.cpp's build found no OpenMP, so its threads spin; run with --sync spin" >&2; exit 1
 fi
 echo "threads meet: $sync ($([ $sync = gomp ] && echo "libgomp's barrier in both, as llama.cpp's default build" || echo "ggml's spinning barrier, GGML_OPENMP=OFF; the probe's PhaseBarrier"))"
