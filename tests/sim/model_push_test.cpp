@@ -35,6 +35,20 @@ std::string held_on(const test::LightRack& rack, const std::string& board, const
   return f ? hash::sha256_hex(*f) : "absent";
 }
 
+// This machine's board tools (DIR/ARCH), as a board of this machine's arch takes them.
+std::filesystem::path host_board_tools() {
+  utsname u{};
+  REQUIRE(uname(&u) == 0);
+  return std::filesystem::path(FLEET_BOARD_TOOLS) / u.machine;
+}
+
+// A shell script at `path` that anybody may run (a board's stand-in fleet-model).
+void write_program(const std::filesystem::path& path, const std::string& text) {
+  REQUIRE(fs::write_file_atomic(path, text));
+  std::filesystem::permissions(path, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                                         std::filesystem::perms::others_read | std::filesystem::perms::others_exec);
+}
+
 }  // namespace
 
 TEST_CASE("fleetctl model push puts a file on every light board peer to peer, and skips boards that hold it") {
@@ -143,18 +157,14 @@ TEST_CASE("model push, board tools installed: each board's own fleet-model, of t
   // pi-1 has this build's fleet-model on its PATH, as the fleet-model package puts it there
   // (/usr/local/bin here: a light board's own /usr is this machine's); pi-2 has one of another
   // version; pi-3 has none.
-  utsname u{};
-  REQUIRE(uname(&u) == 0);
-  const std::filesystem::path tools = std::filesystem::path(FLEET_BOARD_TOOLS) / u.machine;
+  const std::filesystem::path tools = host_board_tools();
   const auto pi1 = rack.rack() / "pi-1/usr-local";
   std::filesystem::create_directories(pi1 / "lib/fleet-model");
   std::filesystem::copy_file(tools / "bin/fleet-model", pi1 / "bin/fleet-model");
   for (const auto& e : std::filesystem::directory_iterator(tools / "lib/fleet-model"))
     std::filesystem::copy_file(e.path(), pi1 / "lib/fleet-model" / e.path().filename());
   const auto old = rack.rack() / "pi-2/usr-local/bin/fleet-model";
-  REQUIRE(fs::write_file_atomic(old, "#!/bin/sh\necho 'fleet-model 0.0.1 (commit 0123456789ab)'\n"));
-  std::filesystem::permissions(old, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
-                                        std::filesystem::perms::others_read | std::filesystem::perms::others_exec);
+  write_program(old, "#!/bin/sh\necho 'fleet-model 0.0.1 (commit 0123456789ab)'\n");
   const auto file = model_file(dir, 2 * 1024 * 1024, 4);
   auto r = test::fleetctl(rack, {"model", "push", file.string(), "--board-tools", "installed", "--listen", "127.0.0.1:0"});
   INFO(r.output);
@@ -186,20 +196,15 @@ TEST_CASE("model push: a board whose fleet-model prints a wrong event fails, nam
   test::LightRack rack(stock, 1);
   // An "installed" fleet-model of the right version that answers inspect as the real one does,
   // then says it listens on port 0, and waits for its stdin to close.
-  utsname u{};
-  REQUIRE(uname(&u) == 0);
-  auto version = process::capture({{(std::filesystem::path(FLEET_BOARD_TOOLS) / u.machine / "bin/fleet-model").string(),
-                                    "--version"}, {}, {}, 30s});
+  auto version = process::capture({{(host_board_tools() / "bin/fleet-model").string(), "--version"}, {}, {}, 30s});
   REQUIRE(version);
   while (!version->empty() && version->back() == '\n') version->pop_back();
   const auto tool = rack.rack() / "pi-1/usr-local/bin/fleet-model";
-  REQUIRE(fs::write_file_atomic(tool, "#!/bin/sh\ncase \"$1\" in\n"
+  write_program(tool, "#!/bin/sh\ncase \"$1\" in\n"
                                       "  --version) echo '" + *version + "' ;;\n"
                                       "  inspect) echo '{\"event\":\"inspect\",\"holds\":false,\"free_bytes\":1000000000000,\"partial_bytes\":0}' ;;\n"
                                       "  fetch) echo '{\"event\":\"listening\",\"port\":0,\"name\":\"x\",\"size\":1}'; cat >/dev/null; exit 3 ;;\n"
-                                      "esac\n"));
-  std::filesystem::permissions(tool, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
-                                         std::filesystem::perms::others_read | std::filesystem::perms::others_exec);
+                                      "esac\n");
   const auto file = model_file(dir, 256 * 1024, 5);
   auto r = test::fleetctl(rack, {"model", "push", file.string(), "--board-tools", "installed", "--listen", "127.0.0.1:0"});
   INFO(r.output);
