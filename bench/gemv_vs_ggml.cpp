@@ -15,7 +15,7 @@
 // buffer. The outputs are compared with each other and with an exact sum in double.
 //
 // Usage: gemv_vs_ggml [--shape ROWSxCOLS]... [--reps N]
-// Exit: 0 the outputs agree, 1 they do not (or the repacks differ), 2 bad usage or no AVX2.
+// Exit: 0 the outputs agree, 1 they do not (or the repacks differ), 2 bad usage or no AVX2 with F16C.
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -226,7 +226,8 @@ int main(int argc, char** argv) {
   const fb::DotPath path = fb::best_dot_path();
   const fb::GemvFn ours = fb::gemv_fn(fb::Layout::q4_0_8x8, path);
   if (!ggml_cpu_has_avx2() || (path != fb::DotPath::avx2 && path != fb::DotPath::avx_vnni) || !ours) {
-    std::fprintf(stderr, "gemv_vs_ggml: this CPU has no AVX2 (ggml: %d, fleet's best path: %s)\n", ggml_cpu_has_avx2(),
+    std::fprintf(stderr, "gemv_vs_ggml: this CPU has no AVX2 with F16C, which the q4_0_8x8 kernel needs (ggml's AVX2: %d, "
+                 "F16C: %d, fleet's best path: %s)\n", ggml_cpu_has_avx2(), ggml_cpu_has_f16c(),
                  std::string(fb::dot_path_name(path)).c_str());
     return 2;
   }

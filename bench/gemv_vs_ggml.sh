@@ -51,7 +51,7 @@ llama_has_openmp && omp=(-fopenmp)  # libggml-cpu.a then calls libgomp
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-ccache "${CXX:-c++}" -O2 -mavx2 -mfma -mf16c -std=c++23 -Wall -Wextra -I. -I"$src/ggml/include" \
+ccache "${CXX:-c++}" -O2 -std=c++23 -Wall -Wextra -I. -I"$src/ggml/include" \
   -c bench/gemv_vs_ggml.cpp -o "$work/gemv_vs_ggml.o"
 "${CXX:-c++}" -o "$work/gemv_vs_ggml" "$work/gemv_vs_ggml.o" "$ours" \
   "$llama_out/ggml/src/libggml-cpu.a" "$llama_out/ggml/src/libggml-base.a" "${omp[@]}" -lpthread -lm

@@ -21,9 +21,9 @@
 #   one's effective bandwidth (weight bytes per token x tokens/s) over the measured read
 #   bandwidth (goal 0.85 for the probe), how far the probe's second run was from its first
 #   (goal: within 5% on a quiet machine), and a verdict on the 10% goal from the paired ratios
-#   of the rounds (each probe run over the llama-bench run after it): within when a 90%
-#   interval of their median is inside 0.90-1.10, outside when wholly outside, else "cannot tell".
-# Takes about 10 minutes for the first build, then ~1 minute per shape here (--aarch64: the
+#   of the rounds (each probe run over the llama-bench run after it): within when an interval
+#   of at least 90% of their median is inside 0.90-1.10, outside when wholly outside, else "cannot tell".
+# Takes about 10 minutes for the first build, then ~2 minutes per shape here at 9 rounds (--aarch64: the
 # cross build and qemu's emulation, several minutes per shape; the 15m and 110m shapes).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -358,7 +358,8 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
     gemv = gemv_fn(opt.layout, opt.path);
     if (!gemv) {
       return fail(Errc::unsupported, "the " + std::string(layout_name(opt.layout)) + " layout has no " +
-                                         std::string(dot_path_name(opt.path)) + " kernel here");
+                                         std::string(dot_path_name(opt.path)) +
+                                         " kernel here (on x86 the q4_0_8x8 kernels need F16C)");
     }
   }
   const int threads = opt.threads > 0 ? opt.threads : int(topo.cpus.size());

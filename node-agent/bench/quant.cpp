@@ -28,12 +28,12 @@ bool cpu_has_avx_vnni() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   return __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) != 0 && (eax & (1u << 4)) != 0;
 }
-// F16C (the 8x8 gemv converts its scales with it, as ggml's does): CPUID leaf 1, ECX bit 29.
+}  // namespace
+// F16C: CPUID leaf 1, ECX bit 29.
 bool cpu_has_f16c() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
 }
-}  // namespace
 #endif
 #if defined(__aarch64__)
 float dot_q4_0_q8_0_neon_dotprod(const BlockQ4_0* x, const BlockQ8_0* y, std::size_t blocks);
@@ -177,13 +177,13 @@ bool dot_path_available(DotPath p) {
     case DotPath::portable: return true;
     case DotPath::avx2:
 #if defined(__x86_64__)
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
       return false;
 #endif
     case DotPath::avx_vnni:
 #if defined(__x86_64__)
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c() && cpu_has_avx_vnni();
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_avx_vnni();
 #else
       return false;
 #endif

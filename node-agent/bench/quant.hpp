@@ -49,6 +49,10 @@ std::string_view dot_path_name(DotPath p);
 DotPath best_dot_path();
 // Whether this build and CPU can run `p`.
 bool dot_path_available(DotPath p);
+#if defined(__x86_64__)
+// Whether the CPU converts fp16 with F16C (the x86 q4_0_8x8 gemv needs it; the dot products do not).
+bool cpu_has_f16c();
+#endif
 
 // sum over blocks of d_x * d_y * sum_j (q4_j - 8) * q8_j. Same block count in x and y.
 using DotFn = float (*)(const BlockQ4_0* x, const BlockQ8_0* y, std::size_t blocks);

@@ -61,7 +61,10 @@ int layout_chunk(Layout l) {
 
 Layout best_layout() {
 #if defined(__x86_64__)
-  if (dot_path_available(DotPath::avx2)) return Layout::q4_0_8x8;
+  // Our 8x8 kernel converts its scales with F16C, as ggml's does where the CPU has it. An
+  // AVX2 CPU without it (a VM that hides it) keeps plain rows here, where ggml would run 8x8
+  // with a scalar conversion: the probe says which layout it used.
+  if (dot_path_available(DotPath::avx2) && cpu_has_f16c()) return Layout::q4_0_8x8;
 #elif defined(__aarch64__)
   const unsigned long hw = getauxval(AT_HWCAP);
 #if defined(HWCAP2_I8MM)
@@ -171,8 +174,8 @@ GemvFn gemv_fn(Layout l, DotPath p) {
     }
   }
 #if defined(__x86_64__)
-  if (l == Layout::q4_0_8x8 && p == DotPath::avx2) return gemv_q4_0_8x8_avx2;
-  if (l == Layout::q4_0_8x8 && p == DotPath::avx_vnni) return gemv_q4_0_8x8_avxvnni;
+  if (l == Layout::q4_0_8x8 && p == DotPath::avx2 && cpu_has_f16c()) return gemv_q4_0_8x8_avx2;
+  if (l == Layout::q4_0_8x8 && p == DotPath::avx_vnni && cpu_has_f16c()) return gemv_q4_0_8x8_avxvnni;
 #endif
 #if defined(__aarch64__)
   if (l == Layout::q4_0_4x4 && p == DotPath::neon_dotprod) return gemv_q4_0_4x4_neon;

@@ -1,5 +1,5 @@
 // q4_0_8x8 with AVX2: the pair sum is ggml's mul_sum_i8_pairs (the sign moves onto the
-// activations, maddubs, then madd with ones). Compiled with -mavx2 -mfma.
+// activations, maddubs, then madd with ones). Compiled with -mavx2 -mfma -mf16c.
 #include "node-agent/bench/repack_x86.hpp"
 
 namespace fleet::agent::bench {

@@ -1,5 +1,5 @@
 // q4_0_8x8 with AVX-VNNI: the pair sum is one vpdpbusd (ggml's mul_sum_us8_pairs when built
-// with AVX-VNNI or AVX512-VNNI and VL). Compiled with -mavx2 -mfma -mavxvnni.
+// with AVX-VNNI or AVX512-VNNI and VL). Compiled with -mavx2 -mfma -mf16c -mavxvnni.
 #include "node-agent/bench/repack_x86.hpp"
 
 namespace fleet::agent::bench {
