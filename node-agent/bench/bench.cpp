@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <iomanip>
 #include <map>
@@ -152,6 +153,7 @@ nlohmann::json bench_json(const BenchReport& r) {
                   {"dot_path", p.dot_path},
                   {"layout", p.layout},
                   {"layout_mixed", p.layout_mixed},
+                  {"kv_cache", p.kv_cache},
                   {"sync", sync_name(p.sync)},
                   {"context", p.context},
                   {"numa_nodes", p.numa_nodes},
@@ -231,7 +233,7 @@ std::string bench_table(const BenchReport& r) {
       << (p.sync == Sync::gomp ? "at libgomp's barrier (as llama.cpp's default build)" : "at a spinning barrier (as ggml without OpenMP)")
       << "\n"
       << "  layout       " << p.layout << (p.layout_mixed ? " (plain rows where the rows do not divide, as ggml)" : "")
-      << ", attention over positions 0-" << p.context - 1 << " in turn\n"
+      << ", attention over an " << p.kv_cache << " KV cache at positions 0-" << p.context - 1 << " in turn\n"
       << "  per token    " << fixed(p.seconds_per_token * 1000, 2) << " ms median, " << fixed(p.best_seconds_per_token * 1000, 2)
       << " ms best, spread " << fixed(100 * p.spread, 1) << "% (interquartile / median), " << p.tokens << " tokens timed over "
       << fixed(p.seconds_timed, 2) << " s\n"
@@ -335,6 +337,47 @@ Result<std::string> self_test_dot(int blocks, int trials) {
       out << layout_name(l) << " " << dot_path_name(p) << ": " << (pass ? "ok" : "MISMATCH") << ", worst relative error "
           << worst << " over " << trials << " trials of " << rows << " x " << cols_blocks * k_block << "\n";
     }
+  }
+  // The F16 kernels of the attention: the conversion bit for bit against fp32_to_fp16 (normal
+  // values, values that round to F16 subnormals, halfway cases, overflow), the dot product
+  // against the reference in double, at lengths with and without a tail.
+  for (DotPath p : paths) {
+    if (!dot_path_available(p)) continue;
+    const F16Kernels k = f16_kernels(p);
+    std::size_t wrong = 0, converted = 0;
+    double worst = 0;
+    std::uniform_int_distribution<std::uint32_t> bits(0, 0xffffffffu);
+    for (int t = 0; t < trials; ++t) {
+      const std::size_t n = std::size_t(blocks) - std::size_t(t % 19);
+      std::vector<float> fx(n), fy(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        switch (i % 4) {
+          case 0: fx[i] = normal(rng); break;
+          case 1: fx[i] = normal(rng) * 1e-6f; break;            // F16 subnormals
+          case 2: fx[i] = 1.0f + float(2 * (bits(rng) & 0x1ff) + 1) * 0x1p-11f; break;  // halfway between two halves
+          default: {  // any non-NaN float, infinities and overflow included
+            float f = std::bit_cast<float>(bits(rng));
+            fx[i] = std::isnan(f) ? 1.0f : f;
+          }
+        }
+        fy[i] = normal(rng);
+      }
+      std::vector<F16> hx(n), hy(n);
+      k.to_f16(fx.data(), hx.data(), n);
+      for (std::size_t i = 0; i < n; ++i) wrong += hx[i] != fp32_to_fp16(fx[i]);
+      converted += n;
+      for (std::size_t i = 0; i < n; ++i) hx[i] = fp32_to_fp16(normal(rng));  // finite values for the dot product
+      k.to_f16(fy.data(), hy.data(), n);
+      const double ref = dot_f16_reference(hx.data(), hy.data(), n);
+      double scale = 0;
+      for (std::size_t i = 0; i < n; ++i) scale += std::fabs(double(fp16_to_fp32(hx[i])) * fp16_to_fp32(hy[i]));
+      worst = std::max(worst, std::fabs(k.dot(hx.data(), hy.data(), n) - ref) / scale);
+    }
+    const bool pass = wrong == 0 && worst < 1e-6;
+    ok = ok && pass;
+    out << "f16 " << k.name << " (" << dot_path_name(p) << "): " << (pass ? "ok" : "MISMATCH") << ", " << wrong << " of "
+        << converted << " conversions differ, worst relative error " << worst << " over " << trials << " trials of "
+        << blocks << " elements\n";
   }
   if (!ok) return fail(Errc::mismatch, out.str());
   return out.str();

@@ -58,15 +58,10 @@ std::size_t kv_length(std::size_t pos, std::size_t context) {
   return std::min(context, (pos + k_kv_pad) / k_kv_pad * k_kv_pad);
 }
 
-void attention_scores(const float* q, const KvView& kv, std::size_t off, std::size_t head_dim, float* scores) {
+void attention_scores(const F16* q, const KvView& kv, std::size_t off, std::size_t head_dim, float* scores,
+                      DotF16Fn dot) {
   const float scale = 1.0f / std::sqrt(float(head_dim));
-  for (std::size_t j = 0; j < kv.n_kv; ++j) {
-    const float* kj = kv.k + j * kv.width + off;
-    float dot = 0;
-#pragma omp simd reduction(+ : dot)
-    for (std::size_t i = 0; i < head_dim; ++i) dot += q[i] * kj[i];
-    scores[j] = dot * scale;
-  }
+  for (std::size_t j = 0; j < kv.n_kv; ++j) scores[j] = dot(kv.k + j * kv.width + off, q, head_dim) * scale;
 }
 
 void attention_softmax(const KvView& kv, float* scores) {
@@ -81,14 +76,9 @@ void attention_softmax(const KvView& kv, float* scores) {
   for (std::size_t j = 0; j < kv.n_kv; ++j) scores[j] /= sum;
 }
 
-void attention_values(const float* weights, const KvView& kv, std::size_t off, std::size_t head_dim, float* out) {
-  for (std::size_t i = 0; i < head_dim; ++i) {
-    const float* vi = kv.v_t + (off + i) * kv.context;
-    float acc = 0;
-#pragma omp simd reduction(+ : acc)
-    for (std::size_t j = 0; j < kv.n_kv; ++j) acc += weights[j] * vi[j];
-    out[i] = acc;
-  }
+void attention_values(const F16* weights, const KvView& kv, std::size_t off, std::size_t head_dim, float* out,
+                      DotF16Fn dot) {
+  for (std::size_t i = 0; i < head_dim; ++i) out[i] = dot(kv.v_t + (off + i) * kv.context, weights, kv.n_kv);
 }
 
 namespace {
@@ -99,7 +89,8 @@ namespace {
 // norms, rope, copies into the KV cache, residual adds, SwiGLU, quantizing the activations)
 // before any goes on.
 enum class Serial { none, norm, quantize_x, rope, store_kv, quantize_att, residual, silu, mul, quantize_g, head };
-enum class Attention { none, scores, softmax, values };
+// An attention step, split by heads: q to F16, K.q, softmax, the weights to F16, V.weights.
+enum class Attention { none, q_to_f16, scores, softmax, weights_to_f16, values };
 struct Step {
   std::vector<MatVec> matvecs;
   Attention attention = Attention::none;
@@ -109,13 +100,11 @@ struct Step {
 
 // The decoding state, the graph's steps and their serial parts. Tokens run at positions
 // 0 .. context - 1 in turn, as llama-bench's generation test does (tg128 by default), and
-// attention reads the KV cache up to n_kv (kv_length). The caches are F32 where
-// llama.cpp's are F16: twice the bytes (for 7b at tg128, about 2.3% of a token's reads
-// where llama.cpp's are 1.1%; under 1% for the smaller shapes).
+// attention reads the F16 KV cache up to n_kv (kv_length).
 class Decoder {
  public:
   Decoder(const ModelShape& s, std::vector<Layer>& layers, Matrix& output, const ProbeOptions& options)
-      : s_(s), layers_(layers), output_(output), options_(options) {
+      : s_(s), layers_(layers), output_(output), options_(options), f16_(f16_kernels(options.path)) {
     const std::size_t d = std::size_t(s.dim), kv = std::size_t(s.kv_dim()), f = std::size_t(s.ffn);
     ctx_ = std::size_t(std::max(1, options.context));
     hd_ = std::size_t(s.dim / s.heads);
@@ -133,6 +122,8 @@ class Decoder {
     aq_.resize(d / k_block);
     gq_.resize(f / k_block);
     scores_.assign(std::size_t(s.heads) * ctx_, 0);
+    q16_.assign(d, 0);
+    w16_.assign(std::size_t(s.heads) * ctx_, 0);
     k_cache_.assign(std::size_t(s.layers) * ctx_ * kv, 0);
     v_cache_.assign(std::size_t(s.layers) * kv * ctx_, 0);  // transposed: a row per dimension
     rope_cos_.assign(hd_ / 2, 1);
@@ -164,11 +155,11 @@ class Decoder {
       sync();                      // cpy v
       sync();                      // permute q
       sync();                      // view k
-      sync();                      // kq: q converted to F16
+      steps_.push_back({{}, Attention::q_to_f16, Serial::none, l});  // kq: q converted to F16 first
       steps_.push_back({{}, Attention::scores, Serial::none, l});
       steps_.push_back({{}, Attention::softmax, Serial::none, l});
       sync();  // view v
-      sync();  // kqv: the weights converted to F16
+      steps_.push_back({{}, Attention::weights_to_f16, Serial::none, l});  // kqv: the weights to F16 first
       steps_.push_back({{}, Attention::values, Serial::none, l});
       sync();  // permute
       sync();  // cont
@@ -199,11 +190,14 @@ class Decoder {
     const std::size_t group = std::size_t(s_.heads / s_.kv_heads);
     for (std::size_t h = lo; h < hi; ++h) {
       float* sc = scores_.data() + h * ctx_;
+      F16* w16 = w16_.data() + h * ctx_;
       const std::size_t off = (h / group) * hd_;
       switch (st.attention) {
-        case Attention::scores: attention_scores(q_.data() + h * hd_, kv, off, hd_, sc); break;
+        case Attention::q_to_f16: f16_.to_f16(q_.data() + h * hd_, q16_.data() + h * hd_, hd_); break;
+        case Attention::scores: attention_scores(q16_.data() + h * hd_, kv, off, hd_, sc, f16_.dot); break;
         case Attention::softmax: attention_softmax(kv, sc); break;
-        case Attention::values: attention_values(sc, kv, off, hd_, att_.data() + h * hd_); break;
+        case Attention::weights_to_f16: f16_.to_f16(sc, w16, kv.n_kv); break;
+        case Attention::values: attention_values(w16, kv, off, hd_, att_.data() + h * hd_, f16_.dot); break;
         case Attention::none: break;
       }
     }
@@ -222,10 +216,10 @@ class Decoder {
         break;
       case Serial::store_kv: {
         const KvView kv = kv_view(st.layer);
-        float* kc = k_cache_.data() + std::size_t(st.layer) * ctx_ * kv.width;
-        float* vc = v_cache_.data() + std::size_t(st.layer) * kv.width * ctx_;
-        std::copy(k_.begin(), k_.end(), kc + pos_ * kv.width);
-        for (std::size_t i = 0; i < kv.width; ++i) vc[i * ctx_ + pos_] = v_[i];
+        F16* kc = k_cache_.data() + std::size_t(st.layer) * ctx_ * kv.width;
+        F16* vc = v_cache_.data() + std::size_t(st.layer) * kv.width * ctx_;
+        f16_.to_f16(k_.data(), kc + pos_ * kv.width, kv.width);  // a row: ggml's contiguous copy
+        for (std::size_t i = 0; i < kv.width; ++i) vc[i * ctx_ + pos_] = fp32_to_fp16(v_[i]);  // element by element
         break;
       }
       case Serial::quantize_att: quantize(aq_, att_); break;
@@ -298,10 +292,12 @@ class Decoder {
   std::vector<Layer>& layers_;
   Matrix& output_;
   const ProbeOptions& options_;
+  F16Kernels f16_;
   std::size_t ctx_ = 1, hd_ = 1, pos_ = 0;
   double timed_ = 0;
   bool cut_short_ = false;
-  std::vector<float> x_, xn_, q_, k_, v_, att_, o_, h1_, h3_, logits_, scores_, k_cache_, v_cache_, rope_cos_, rope_sin_;
+  std::vector<float> x_, xn_, q_, k_, v_, att_, o_, h1_, h3_, logits_, scores_, rope_cos_, rope_sin_;
+  std::vector<F16> q16_, w16_, k_cache_, v_cache_;
   std::vector<BlockQ8_0> xq_, aq_, gq_;
   std::vector<Step> steps_;
   std::size_t step_ = 0;
@@ -395,6 +391,7 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
   r.threads = threads;
   r.dot_path = std::string(dot_path_name(opt.path));
   r.layout = std::string(layout_name(opt.layout));
+  r.kv_cache = "f16 (" + std::string(f16_kernels(opt.path).name) + ")";
   r.context = std::max(1, opt.context);
   r.numa_nodes = int(topo.node_cpus.size());
   r.layers_resident = resident;

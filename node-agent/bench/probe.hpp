@@ -1,7 +1,7 @@
 #pragma once
 // The token-generation probe: decodes tokens of a llama-shaped model held in memory the way
 // llama.cpp's CPU backend does: Q4_0 weights repacked as ggml repacks them on this CPU times
-// Q8_0 activations, every matrix of every layer and the output head, attention over a KV
+// Q8_0 activations, every matrix of every layer and the output head, attention over an F16 KV
 // cache at the positions llama-bench's generation test runs, the graph's nodes each ending
 // where the threads meet, weights spread over the NUMA nodes. It is a measurement, not
 // inference: the weights are synthetic, the arithmetic and the memory traffic are real. Left
@@ -15,6 +15,7 @@
 
 #include "common/error.hpp"
 #include "common/model_shape.hpp"
+#include "node-agent/bench/f16.hpp"
 #include "node-agent/bench/memory.hpp"
 #include "node-agent/bench/phase_barrier.hpp"
 #include "node-agent/bench/quant.hpp"
@@ -62,6 +63,7 @@ struct ProbeResult {
   std::string dot_path;
   std::string layout;                  // the weights' layout (repack.hpp): q4_0_8x8, q4_0_4x4, ... or rows
   bool layout_mixed = false;           // some matrices stayed plain rows (their rows do not divide), as in ggml
+  std::string kv_cache;                // the KV cache's type and the kernels its attention ran: "f16 (f16c)"
   Sync sync = Sync::spin;              // how the threads met
   int context = 0;                     // positions the tokens cycle through (the KV cache's length)
   int numa_nodes = 1;
@@ -102,17 +104,22 @@ TokenTimes summarize(std::vector<double> times);
 inline constexpr std::size_t k_kv_pad = 32;
 inline constexpr int k_max_context = 32768;
 std::size_t kv_length(std::size_t pos, std::size_t context);  // n_kv: pos + 1 rounded up to 32, at most context
+// The caches are F16, as llama-bench's (type_k, type_v f16); V is held transposed, as
+// llama.cpp holds it without flash attention.
 struct KvView {
-  const float* k;      // context rows of `width` (every KV head's dimensions)
-  const float* v_t;    // transposed: `width` rows of context
+  const F16* k;        // context rows of `width` (every KV head's dimensions)
+  const F16* v_t;      // transposed: `width` rows of context
   std::size_t width = 0, context = 0, pos = 0, n_kv = 0;
 };
-// scores[j] = q . k_j[off .. off + head_dim) / sqrt(head_dim), j < n_kv.
-void attention_scores(const float* q, const KvView& kv, std::size_t off, std::size_t head_dim, float* scores);
+// scores[j] = q . k_j[off .. off + head_dim) / sqrt(head_dim), j < n_kv; q already F16
+// (ggml converts a matrix product's F32 operand to its F16 weights' type first).
+void attention_scores(const F16* q, const KvView& kv, std::size_t off, std::size_t head_dim, float* scores,
+                      DotF16Fn dot);
 // softmax over j <= pos; 0 for the masked rest up to n_kv.
 void attention_softmax(const KvView& kv, float* scores);
-// out[i] = sum over j < n_kv of weights[j] * v_j[off + i].
-void attention_values(const float* weights, const KvView& kv, std::size_t off, std::size_t head_dim, float* out);
+// out[i] = sum over j < n_kv of weights[j] * v_j[off + i]; the weights already F16.
+void attention_values(const F16* weights, const KvView& kv, std::size_t off, std::size_t head_dim, float* out,
+                      DotF16Fn dot);
 
 // Whether a measurement is done: both minimums met, or the bound reached.
 enum class Timing { go_on, done, cut_short };

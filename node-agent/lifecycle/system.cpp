@@ -64,7 +64,7 @@ Result<Throughput> RealSystem::measure(const BenchSpec& spec) {
   } else if (r.probe) {
     t.tokens_per_s = r.probe->tokens_per_s;
     t.measured_by =
-        "probe " + r.probe->shape.name + " (synthetic weights, " + r.probe->dot_path + ", " + r.probe->layout + ", " +
+        "probe " + r.probe->shape.name + " (synthetic weights, " + r.probe->dot_path + ", " + r.probe->layout + ", f16 KV, " +
         std::string(bench::sync_name(r.probe->sync)) + ")";
   }
   return t;

@@ -189,48 +189,88 @@ TEST_CASE("the probe decodes the same tokens in every layout and says which it u
   CHECK_FALSE(ref->layout_mixed);
 }
 
-TEST_CASE("attention reads the KV cache up to the padded length and masks the positions after this one") {
+TEST_CASE("attention reads the F16 KV cache up to the padded length and masks the positions after this one") {
   CHECK(kv_length(0, 128) == 32);  // llama.cpp pads n_kv to 32 without flash attention
   CHECK(kv_length(31, 128) == 32);
   CHECK(kv_length(32, 128) == 64);
   CHECK(kv_length(127, 128) == 128);
   CHECK(kv_length(40, 48) == 48);  // never past the cache
-  // Two KV heads of 4 dimensions, a context of 40; a naive softmax(q.k / 2) . v per head.
+  // Two KV heads of 4 dimensions, a context of 40; a naive softmax(q.k / 2) . v per head, in
+  // double on the values the F16 cache holds.
   const std::size_t ctx = 40, width = 8, hd = 4;
   std::mt19937 rng(5);
   std::normal_distribution<float> normal(0, 1);
-  std::vector<float> k(ctx * width), v_t(width * ctx), q(hd);
-  for (auto& x : k) x = normal(rng);
-  for (auto& x : v_t) x = normal(rng);
-  for (auto& x : q) x = normal(rng);
-  for (std::size_t pos : {std::size_t(0), std::size_t(31), std::size_t(32), ctx - 1}) {
-    for (std::size_t off : {std::size_t(0), hd}) {
-      const KvView kv{k.data(), v_t.data(), width, ctx, pos, kv_length(pos, ctx)};
-      std::vector<float> scores(ctx, 99.0f), out(hd);
-      attention_scores(q.data(), kv, off, hd, scores.data());
-      attention_softmax(kv, scores.data());
-      attention_values(scores.data(), kv, off, hd, out.data());
-      std::vector<double> w(pos + 1);
-      double mx = -1e300, sum = 0;
-      for (std::size_t j = 0; j <= pos; ++j) {
-        double dot = 0;
-        for (std::size_t i = 0; i < hd; ++i) dot += double(q[i]) * k[j * width + off + i];
-        w[j] = dot / 2;
-        mx = std::max(mx, w[j]);
+  std::vector<F16> k(ctx * width), v_t(width * ctx), q(hd);
+  for (auto& x : k) x = fp32_to_fp16(normal(rng));
+  for (auto& x : v_t) x = fp32_to_fp16(normal(rng));
+  for (auto& x : q) x = fp32_to_fp16(normal(rng));
+  auto f = [](F16 h) { return double(fp16_to_fp32(h)); };
+  for (DotPath path : {DotPath::portable, best_dot_path()}) {
+    const F16Kernels kernels = f16_kernels(path);
+    for (std::size_t pos : {std::size_t(0), std::size_t(31), std::size_t(32), ctx - 1}) {
+      for (std::size_t off : {std::size_t(0), hd}) {
+        const KvView kv{k.data(), v_t.data(), width, ctx, pos, kv_length(pos, ctx)};
+        std::vector<float> scores(ctx, 99.0f), out(hd);
+        std::vector<F16> weights(ctx);
+        attention_scores(q.data(), kv, off, hd, scores.data(), kernels.dot);
+        attention_softmax(kv, scores.data());
+        kernels.to_f16(scores.data(), weights.data(), kv.n_kv);
+        attention_values(weights.data(), kv, off, hd, out.data(), kernels.dot);
+        std::vector<double> w(pos + 1);
+        double mx = -1e300, sum = 0;
+        for (std::size_t j = 0; j <= pos; ++j) {
+          double dot = 0;
+          for (std::size_t i = 0; i < hd; ++i) dot += f(q[i]) * f(k[j * width + off + i]);
+          w[j] = dot / 2;
+          mx = std::max(mx, w[j]);
+        }
+        for (auto& x : w) sum += (x = std::exp(x - mx));
+        INFO("kernels " << kernels.name << ", position " << pos << ", head at " << off);
+        for (std::size_t j = 0; j < kv.n_kv; ++j) {
+          CHECK(scores[j] == Approx(j <= pos ? w[j] / sum : 0.0).margin(1e-6));
+          CHECK(weights[j] == fp32_to_fp16(scores[j]));  // the weights as the cache's type, rounded once
+        }
+        for (std::size_t i = 0; i < hd; ++i) {
+          double want = 0;  // with the weights rounded to F16, as ggml's kqv multiplies them
+          for (std::size_t j = 0; j < kv.n_kv; ++j) want += f(weights[j]) * f(v_t[(off + i) * ctx + j]);
+          CHECK(out[i] == Approx(want).margin(1e-5));
+        }
+        CHECK(scores[kv.n_kv - 1] == Approx(kv.n_kv - 1 <= pos ? w[kv.n_kv - 1] / sum : 0.0).margin(1e-6));
       }
-      for (auto& x : w) sum += (x = std::exp(x - mx));
-      INFO("position " << pos << ", head at " << off);
-      for (std::size_t j = 0; j < kv.n_kv; ++j) {
-        CHECK(scores[j] == Approx(j <= pos ? w[j] / sum : 0.0).margin(1e-6));
-      }
-      for (std::size_t i = 0; i < hd; ++i) {
-        double want = 0;
-        for (std::size_t j = 0; j <= pos; ++j) want += w[j] / sum * v_t[(off + i) * ctx + j];
-        CHECK(out[i] == Approx(want).margin(1e-5));
-      }
-      CHECK(scores[kv.n_kv - 1] == Approx(kv.n_kv - 1 <= pos ? w[kv.n_kv - 1] / sum : 0.0).margin(1e-6));
     }
   }
+}
+
+TEST_CASE("the F16 kernels convert as fp32_to_fp16 does and their dot product matches the reference") {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0, 1);
+  for (DotPath path : {DotPath::portable, best_dot_path()}) {
+    const F16Kernels kernels = f16_kernels(path);
+    INFO("kernels " << kernels.name);
+    // Lengths around every kernel's round (4, 8, 16, 32 elements) so each tail runs.
+    for (std::size_t n : {0, 1, 3, 4, 7, 8, 15, 16, 17, 31, 32, 33, 64, 100, 128}) {
+      std::vector<float> fx(n), fy(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        fx[i] = normal(rng) * (i % 3 == 0 ? 1e-6f : 1.0f);  // F16 subnormals every third
+        fy[i] = i % 5 == 0 ? 1.0f + float(2 * i + 1) * 0x1p-11f : normal(rng);  // halfway cases
+      }
+      std::vector<F16> hx(n), hy(n);
+      kernels.to_f16(fx.data(), hx.data(), n);
+      kernels.to_f16(fy.data(), hy.data(), n);
+      for (std::size_t i = 0; i < n; ++i) {
+        INFO("element " << i << " of " << n);
+        CHECK(hx[i] == fp32_to_fp16(fx[i]));
+        CHECK(hy[i] == fp32_to_fp16(fy[i]));
+      }
+      const double ref = dot_f16_reference(hx.data(), hy.data(), n);
+      double scale = 1e-30;
+      for (std::size_t i = 0; i < n; ++i) scale += std::fabs(double(fp16_to_fp32(hx[i])) * fp16_to_fp32(hy[i]));
+      CHECK(std::fabs(kernels.dot(hx.data(), hy.data(), n) - ref) / scale < 1e-6);
+    }
+  }
+  CHECK(fp32_to_fp16(1.0f + 0x1p-11f) == 0x3c00);               // a tie goes to the even half
+  CHECK(fp32_to_fp16(1.0f + 3 * 0x1p-11f) == 0x3c02);
+  CHECK(f16_kernels(DotPath::portable).name == "portable");
 }
 
 TEST_CASE("the probe refuses a context it cannot hold and one out of range") {

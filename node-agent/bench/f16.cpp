@@ -1,0 +1,52 @@
+#include "node-agent/bench/f16.hpp"
+
+namespace fleet::agent::bench {
+
+// Implemented in f16_x86.cpp / f16_neon.cpp, compiled with their own target flags.
+#if defined(__x86_64__)
+void to_f16_f16c(const float* x, F16* y, std::size_t n);
+float dot_f16_f16c(const F16* x, const F16* y, std::size_t n);
+#endif
+#if defined(__aarch64__)
+void to_f16_neon(const float* x, F16* y, std::size_t n);
+float dot_f16_neon(const F16* x, const F16* y, std::size_t n);
+#endif
+
+namespace {
+
+void to_f16_portable(const float* x, F16* y, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
+}
+
+// Through the table, in float lanes the compiler may vectorise, as ggml's scalar build does.
+float dot_f16_portable(const F16* x, const F16* y, std::size_t n) {
+  const float* t = fp16_lookup();
+  float sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (std::size_t i = 0; i < n; ++i) sum += t[x[i]] * t[y[i]];
+  return sum;
+}
+
+}  // namespace
+
+F16Kernels f16_kernels(DotPath p) {
+  (void)fp16_lookup();  // the table is built before any thread times anything
+#if defined(__x86_64__)
+  if ((p == DotPath::avx2 || p == DotPath::avx_vnni) && dot_path_available(p) && cpu_has_f16c()) {
+    return {to_f16_f16c, dot_f16_f16c, "f16c"};
+  }
+#endif
+#if defined(__aarch64__)
+  if (p != DotPath::portable) return {to_f16_neon, dot_f16_neon, "neon"};
+#endif
+  (void)p;
+  return {to_f16_portable, dot_f16_portable, "portable"};
+}
+
+double dot_f16_reference(const F16* x, const F16* y, std::size_t n) {
+  double sum = 0;
+  for (std::size_t i = 0; i < n; ++i) sum += double(fp16_to_fp32(x[i])) * double(fp16_to_fp32(y[i]));
+  return sum;
+}
+
+}  // namespace fleet::agent::bench
