@@ -378,7 +378,7 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
                                          std::to_string(opt.context));
   }
   const std::uint64_t cache_bytes =
-      2 * std::uint64_t(s.layers) * std::uint64_t(opt.context) * std::uint64_t(s.kv_dim()) * sizeof(float);
+      2 * std::uint64_t(s.layers) * std::uint64_t(opt.context) * std::uint64_t(s.kv_dim()) * sizeof(F16);
   if (topo.mem_available_bytes && cache_bytes > topo.mem_available_bytes / 4) {
     return fail(Errc::invalid_input, "a KV cache of " + std::to_string(opt.context) + " positions for the " + s.name +
                                          " shape takes " + std::to_string(cache_bytes >> 20) + " MiB, over a quarter of the " +

@@ -286,7 +286,7 @@ TEST_CASE("the probe refuses a context it cannot hold and one out of range") {
   auto zero = run_probe(topo, o);
   REQUIRE_FALSE(zero);
   CHECK(zero.error().code == fleet::Errc::invalid_input);
-  o.context = k_max_context;  // 4 layers x 32768 x 64 x 4 bytes x 2 = 64 MiB > 16 MiB
+  o.context = k_max_context;  // 4 layers x 32768 x 64 x 2 bytes (F16) x 2 = 32 MiB > 16 MiB
   auto big = run_probe(topo, o);
   REQUIRE_FALSE(big);
   CHECK(big.error().message.find("pick a smaller --context") != std::string::npos);
