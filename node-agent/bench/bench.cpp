@@ -160,6 +160,7 @@ nlohmann::json bench_json(const BenchReport& r) {
                   {"layers_resident", p.layers_resident},
                   {"bytes_per_token", p.bytes_per_token},
                   {"resident_bytes", p.resident_bytes},
+                  {"hugepage_advice", huge_name(p.huge)},
                   {"huge_fraction", p.huge_fraction},
                   {"tokens", p.tokens},
                   {"seconds_timed", p.seconds_timed},
@@ -228,7 +229,10 @@ std::string bench_table(const BenchReport& r) {
       << " layers, ffn " << p.shape.ffn << ", vocab " << p.shape.vocab << "\n"
       << "  weights      Q4_0 x Q8_0, " << (p.bytes_per_token >> 20) << " MiB read per token, "
       << (p.resident_bytes >> 20) << " MiB held (" << p.layers_resident << "/" << p.shape.layers << " layers), "
-      << fixed(100 * p.huge_fraction, 0) << "% THP-backed\n"
+      << fixed(100 * p.huge_fraction, 0) << "% THP-backed ("
+      << (p.huge == Huge::unadvised ? "no advice, as llama.cpp's: the kernel's THP mode decides"
+                                    : p.huge == Huge::on ? "MADV_HUGEPAGE" : "MADV_NOHUGEPAGE")
+      << ")\n"
       << "  threads      " << p.threads << " on " << p.numa_nodes << " NUMA node(s), " << p.dot_path << " dot product, meeting "
       << (p.sync == Sync::gomp ? "at libgomp's barrier (as llama.cpp's default build)" : "at a spinning barrier (as ggml without OpenMP)")
       << "\n"

@@ -20,6 +20,15 @@ using fleet::text::split_words;
 
 namespace fleet::agent::bench {
 
+std::string_view huge_name(Huge h) {
+  switch (h) {
+    case Huge::on: return "madvise";
+    case Huge::off: return "nohugepage";
+    case Huge::unadvised: return "none";
+  }
+  return "?";
+}
+
 Result<Region> Region::map(std::size_t bytes, std::size_t align, Huge huge) {
   if (bytes == 0) return fail(Errc::invalid_input, "a memory region of 0 bytes");
   align = std::max<std::size_t>(align, 4096);
@@ -33,7 +42,9 @@ Result<Region> Region::map(std::size_t bytes, std::size_t align, Huge huge) {
   if (start > base) ::munmap(p, start - base);
   if (auto tail = base + bytes + align - (start + bytes)) ::munmap(reinterpret_cast<void*>(start + bytes), tail);
   // Advice only: a kernel without THP refuses it, and then there are no huge pages to compare.
-  ::madvise(reinterpret_cast<void*>(start), bytes, huge == Huge::on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  if (huge != Huge::unadvised) {
+    ::madvise(reinterpret_cast<void*>(start), bytes, huge == Huge::on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  }
   Region r;
   r.data_ = reinterpret_cast<std::byte*>(start);
   r.size_ = bytes;

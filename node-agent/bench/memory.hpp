@@ -1,7 +1,7 @@
 #pragma once
 // Memory for the benchmarks and the threads that stream it.
-//  - Region: anonymous memory aligned to the PMD huge page size, with MADV_HUGEPAGE or
-//    MADV_NOHUGEPAGE, so "with" and "without" THP differ only in that advice.
+//  - Region: anonymous memory aligned to the PMD huge page size, with MADV_HUGEPAGE,
+//    MADV_NOHUGEPAGE or no advice, so "with" and "without" THP differ only in that advice.
 //  - Team: one thread per CPU of a list, pinned, each running the same job.
 //  - measure_bandwidth: read, copy and triad (STREAM's kernels), best of N repetitions.
 #include <cstddef>
@@ -17,7 +17,14 @@
 
 namespace fleet::agent::bench {
 
-enum class Huge { on, off };  // MADV_HUGEPAGE or MADV_NOHUGEPAGE
+// What a region asks of THP: MADV_HUGEPAGE, MADV_NOHUGEPAGE, or nothing. llama.cpp asks for
+// nothing: its weights (repacked or read with --no-mmap) come from posix_memalign
+// (ggml_aligned_malloc) and are never madvised, so the kernel's THP mode decides, base pages
+// under `madvise` and huge pages under `always` (an mmapped model file stays in base pages on
+// 6.12). glibc.malloc.hugetlb=1 in GLIBC_TUNABLES makes glibc madvise its large blocks: that
+// llama.cpp gets what `on` gives.
+enum class Huge { on, off, unadvised };
+std::string_view huge_name(Huge h);  // "madvise", "nohugepage", "none"
 
 class Region {
  public:

@@ -459,6 +459,7 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
     }
     fill(output, ++id);
   });
+  r.huge = opt.huge;
   r.huge_fraction = double(region.huge_kb()) * 1024.0 / double(region.size());
 
   // Thread t's part of every step of one token, meeting the others after each.

@@ -40,7 +40,9 @@ struct ProbeOptions {
   // How the weights are held: ggml's repacked row groups where ggml would repack them on this
   // CPU (a matrix whose rows do not divide stays plain rows, as in ggml), or plain rows.
   Layout layout = best_layout();
-  Huge huge = Huge::on;
+  // The weights' THP advice: none by default, as llama.cpp gives its own (memory.hpp), so the
+  // probe gets the huge pages llama.cpp gets under the kernel's THP mode.
+  Huge huge = Huge::unadvised;
   std::uint64_t memory_budget = 0;    // bytes of weights to hold; 0: the model, at most half of MemAvailable
   // The measurement ends when both minimums are met, or at max_time whatever was timed (a
   // bound on the boot's wait, set per board class). A small shape is timed for the whole
@@ -70,6 +72,7 @@ struct ProbeResult {
   int layers_resident = 0;             // distinct layers in memory; the others reuse them in turn
   std::uint64_t bytes_per_token = 0;   // weight bytes one token reads
   std::uint64_t resident_bytes = 0;
+  Huge huge = Huge::unadvised;         // the weights' THP advice
   double huge_fraction = 0;            // share of the weights backed by THP
   int tokens = 0;                      // timed tokens
   double seconds_timed = 0;            // their time, together

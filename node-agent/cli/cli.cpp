@@ -545,6 +545,10 @@ int bench_command(const std::vector<std::string>& argv, std::ostream& out, std::
                    "default build; the default) or spin (ggml's spinning barrier, as a build without OpenMP)"},
       args::Option{"no-bandwidth", args::Takes::nothing, "", "skip the bandwidth measurement"},
       args::Option{"no-probe", args::Takes::nothing, "", "skip the token-generation probe"},
+      args::Option{"hugepage", args::Takes::nothing, "",
+                   "hold the probe's weights with MADV_HUGEPAGE (what llama.cpp gets when run with "
+                   "GLIBC_TUNABLES=glibc.malloc.hugetlb=1). Default: no advice, as llama.cpp holds its own, so the "
+                   "kernel's THP mode decides: base pages under madvise, huge pages under always"},
       args::Option{"no-hugepage", args::Takes::nothing, "", "hold the probe's weights with MADV_NOHUGEPAGE"},
       args::Option{"llama-bench", args::Takes::value, "PROGRAM", "llama-bench to run with --model (default: llama-bench on PATH)"},
       args::Option{"self-test", args::Takes::nothing, "",
@@ -634,6 +638,11 @@ int bench_command(const std::vector<std::string>& argv, std::ostream& out, std::
   o.shape = a->value("model-shape");
   o.bandwidth = !a->flag("no-bandwidth");
   o.probe = !a->flag("no-probe");
+  if (a->flag("hugepage") && a->flag("no-hugepage")) {
+    err << "fleet-agent bench: give --hugepage or --no-hugepage, not both\n";
+    return k_exit_usage;
+  }
+  if (a->flag("hugepage")) o.probe_options.huge = bench::Huge::on;
   if (a->flag("no-hugepage")) o.probe_options.huge = bench::Huge::off;
   if (auto l = a->value("llama-bench")) o.llama_bench = *l;
   const bool json = a->flag("json");

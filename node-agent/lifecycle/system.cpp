@@ -65,7 +65,7 @@ Result<Throughput> RealSystem::measure(const BenchSpec& spec) {
     t.tokens_per_s = r.probe->tokens_per_s;
     t.measured_by =
         "probe " + r.probe->shape.name + " (synthetic weights, " + r.probe->dot_path + ", " + r.probe->layout + ", f16 KV, " +
-        std::string(bench::sync_name(r.probe->sync)) + ")";
+        std::string(bench::sync_name(r.probe->sync)) + ", THP advice " + std::string(bench::huge_name(r.probe->huge)) + ")";
   }
   return t;
 }

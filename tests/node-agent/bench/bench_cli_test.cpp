@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <fstream>
 #include <sstream>
 
 #include "node-agent/cli/cli.hpp"
@@ -35,6 +36,41 @@ TEST_CASE("fleet-agent bench --json: bandwidth and probe figures a script can re
   CHECK(j["bandwidth"]["array_bytes"] == 2u << 20);
   CHECK(j["bandwidth"]["results"].size() >= 6);
   CHECK(err.find("token-generation probe: 15m") != std::string::npos);  // progress on stderr
+}
+
+TEST_CASE("fleet-agent bench holds the probe's weights as llama.cpp holds its own unless told otherwise") {
+  // llama.cpp never madvises its weights: under THP madvise (this machine's and the tuned
+  // kernel's default mode) they sit in base pages, and so do the probe's by default.
+  std::string mode;
+  {
+    std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+    std::getline(f, mode);
+  }
+  auto probe = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args{"bench", "--model-shape", "15m", "--no-bandwidth", "--tokens", "1", "--min-seconds", "0", "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::string out, err;
+    const int code = run(args, out, err);
+    INFO(err);
+    REQUIRE(code == 0);
+    return nlohmann::json::parse(out)["probe"];
+  };
+  const auto plain = probe({});
+  CHECK(plain["hugepage_advice"] == "none");
+  const auto huge = probe({"--hugepage"});
+  CHECK(huge["hugepage_advice"] == "madvise");
+  CHECK(probe({"--no-hugepage"})["hugepage_advice"] == "nohugepage");
+  INFO("THP mode: " << mode);
+  if (mode.find("[madvise]") != std::string::npos) {
+    CHECK(plain["huge_fraction"].get<double>() == 0);
+    if (huge["huge_fraction"].get<double>() == 0) WARN("--hugepage got no huge pages (memory too fragmented?)");
+  } else if (mode.find("[never]") != std::string::npos) {
+    CHECK(plain["huge_fraction"].get<double>() == 0);
+    CHECK(huge["huge_fraction"].get<double>() == 0);
+  }
+  std::string out, err;
+  CHECK(run({"bench", "--hugepage", "--no-hugepage", "--no-bandwidth"}, out, err) == 2);
+  CHECK(err.find("give --hugepage or --no-hugepage, not both") != std::string::npos);
 }
 
 TEST_CASE("fleet-agent bench: bad options are usage errors that name the option") {
