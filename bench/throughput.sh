@@ -63,6 +63,7 @@ build/host/bench/phase_barrier | sed 's/^/  /'
 
 echo
 echo "== the THP effect and the dot-product paths (1b shape)"
+probe 1b --hugepage     # MADV_HUGEPAGE; the table above holds the weights as llama.cpp does (no advice)
 probe 1b --no-hugepage
 for p in avx2 avx-vnni portable; do
   if $agent bench --self-test 2>/dev/null | grep -q "^$p: ok"; then probe 1b --path "$p"; fi

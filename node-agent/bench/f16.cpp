@@ -4,7 +4,6 @@ namespace fleet::agent::bench {
 
 // Implemented in f16_x86.cpp / f16_neon.cpp, compiled with their own target flags.
 #if defined(__x86_64__)
-void to_f16_f16c(const float* x, F16* y, std::size_t n);
 float dot_f16_f16c(const F16* x, const F16* y, std::size_t n);
 #endif
 #if defined(__aarch64__)
@@ -18,29 +17,30 @@ void to_f16_portable(const float* x, F16* y, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
 }
 
-// Through the table, in float lanes the compiler may vectorise, as ggml's scalar build does.
 float dot_f16_portable(const F16* x, const F16* y, std::size_t n) {
   const float* t = fp16_lookup();
-  float sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (std::size_t i = 0; i < n; ++i) sum += t[x[i]] * t[y[i]];
-  return sum;
+  double sum = 0;
+  for (std::size_t i = 0; i < n; ++i) sum += double(t[x[i]] * t[y[i]]);
+  return float(sum);
 }
 
 }  // namespace
 
-F16Kernels f16_kernels(DotPath p) {
+F16Kernels f16_portable_kernels() {
   (void)fp16_lookup();  // the table is built before any thread times anything
+  return {to_f16_portable, dot_f16_portable, "portable"};
+}
+
+F16Kernels f16_kernels() {
+  (void)fp16_lookup();
 #if defined(__x86_64__)
-  if ((p == DotPath::avx2 || p == DotPath::avx_vnni) && dot_path_available(p) && cpu_has_f16c()) {
-    return {to_f16_f16c, dot_f16_f16c, "f16c"};
-  }
+  if (dot_path_available(DotPath::avx2) && cpu_has_f16c()) return {to_f16_portable, dot_f16_f16c, "f16c"};
 #endif
 #if defined(__aarch64__)
-  if (p != DotPath::portable) return {to_f16_neon, dot_f16_neon, "neon"};
+  return {to_f16_neon, dot_f16_neon, "neon"};
+#else
+  return f16_portable_kernels();
 #endif
-  (void)p;
-  return {to_f16_portable, dot_f16_portable, "portable"};
 }
 
 double dot_f16_reference(const F16* x, const F16* y, std::size_t n) {

@@ -2,9 +2,9 @@
 // The F16 arithmetic of llama.cpp's attention. llama-bench's KV cache is F16 (its default
 // type_k and type_v), and without flash attention its two attention products, K.q and
 // V.softmax, are F16 x F16 dot products: q and the softmax weights are converted to F16
-// first, each element widened back to float and multiplied-added in float lanes, the lanes
-// summed in double (ggml-cpu: ggml_fp32_to_fp16_row, ggml_vec_dot_f16). The probe's
-// attention runs these.
+// first (ggml_fp32_to_fp16_row), then each pair of halves is widened to float and
+// multiplied-added in float lanes, the lanes summed in float and the elements left over
+// added in double (ggml_vec_dot_f16). The probe's attention runs these.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -15,7 +15,8 @@ namespace fleet::agent::bench {
 
 using F16 = std::uint16_t;  // IEEE binary16 bits
 
-// y[i] = x[i] rounded to the nearest F16, ties to even (fp32_to_fp16's result, bit for bit).
+// y[i] = x[i] rounded to the nearest F16, ties to even: fp32_to_fp16's result, bit for bit,
+// for every input but NaN (whose payload a vector conversion may keep).
 using ToF16Fn = void (*)(const float* x, F16* y, std::size_t n);
 // The sum of x[i] * y[i].
 using DotF16Fn = float (*)(const F16* x, const F16* y, std::size_t n);
@@ -26,10 +27,19 @@ struct F16Kernels {
   std::string_view name;  // "f16c", "neon" or "portable"
 };
 
-// The kernels that go with a dot path on this CPU: F16C's conversions with AVX2 (ggml's
-// GGML_F16_VEC on x86; an AVX2 CPU without F16C gets the portable ones, as ggml built
-// without F16C converts through a table), NEON's on aarch64, else portable C++.
-F16Kernels f16_kernels(DotPath p);
+// The kernels ggml runs on this CPU, whatever the Q4_0 dot path:
+//  - x86 with AVX2, FMA and F16C: the dot product with F16C's widening (GGML_F16_VEC, 32
+//    elements a round); the conversion one element at a time, as ggml_fp32_to_fp16_row is
+//    built in ggml-base, which gets no -mf16c (llama.cpp's CMake gives the ISA flags to
+//    ggml-cpu only);
+//  - aarch64: NEON's fcvtl for the dot product (16 elements a round, as ggml built without
+//    FP16 vector arithmetic, armv8.2-a+dotprod) and fcvtn for the conversion (every aarch64
+//    CPU has both, the Pi 4's and the A53 too);
+//  - else portable C++.
+F16Kernels f16_kernels();
+// Plain C++, any CPU: the conversion element by element, the dot product summed in double
+// as ggml's scalar build sums it.
+F16Kernels f16_portable_kernels();
 
 // In double, element by element: what the kernels are tested against.
 double dot_f16_reference(const F16* x, const F16* y, std::size_t n);

@@ -1,7 +1,7 @@
 // F16 conversion and the F16 x F16 dot product with NEON, as ggml's ggml_vec_dot_f16 runs on
 // aarch64 built without FP16 vector arithmetic (armv8.2-a+dotprod, the Pi 5 build of
 // bench/llama_build.sh): 4 halves widened by fcvtl, four accumulators, 16 elements a round,
-// the tail in double. fcvtl/fcvtn are in every aarch64 CPU.
+// the lanes summed in float, the tail in double. fcvtl and fcvtn are in every aarch64 CPU.
 #include <arm_neon.h>
 
 #include "node-agent/bench/f16.hpp"

@@ -1,21 +1,12 @@
-// F16 conversion and the F16 x F16 dot product with AVX2, FMA and F16C, as ggml's
-// ggml_vec_dot_f16 runs on x86 (GGML_F16_VEC: 8 halves widened by vcvtph2ps, four
-// accumulators, 32 elements a round, the tail in double). Compiled with -mavx2 -mfma -mf16c;
-// called only when cpuid reports all three (f16_kernels).
+// The F16 x F16 dot product with AVX2, FMA and F16C, as ggml's ggml_vec_dot_f16 runs on x86
+// (GGML_F16_VEC: 8 halves widened by vcvtph2ps, four accumulators, 32 elements a round, the
+// lanes summed in float, the tail in double). Compiled with -mavx2 -mfma -mf16c; called only
+// when cpuid reports all three (f16_kernels).
 #include <immintrin.h>
 
 #include "node-agent/bench/f16.hpp"
 
 namespace fleet::agent::bench {
-
-void to_f16_f16c(const float* x, F16* y, std::size_t n) {
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), h);
-  }
-  for (; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
-}
 
 float dot_f16_f16c(const F16* x, const F16* y, std::size_t n) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};

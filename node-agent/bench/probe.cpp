@@ -15,6 +15,11 @@ namespace fleet::agent::bench {
 
 std::uint64_t probe_min_bytes(const ModelShape& s) { return q4_0_bytes(s.layer_weights() + s.output_weights()); }
 
+std::string probe_method(const ProbeOptions& o) {
+  return std::string(dot_path_name(o.path)) + ", " + std::string(layout_name(o.layout)) + ", " + std::string(k_kv_type) +
+         " KV, " + std::string(sync_name(o.sync)) + ", THP advice " + std::string(huge_name(o.huge));
+}
+
 namespace {
 
 struct Matrix {
@@ -104,7 +109,7 @@ struct Step {
 class Decoder {
  public:
   Decoder(const ModelShape& s, std::vector<Layer>& layers, Matrix& output, const ProbeOptions& options)
-      : s_(s), layers_(layers), output_(output), options_(options), f16_(f16_kernels(options.path)) {
+      : s_(s), layers_(layers), output_(output), options_(options), f16_(f16_kernels()) {
     const std::size_t d = std::size_t(s.dim), kv = std::size_t(s.kv_dim()), f = std::size_t(s.ffn);
     ctx_ = std::size_t(std::max(1, options.context));
     hd_ = std::size_t(s.dim / s.heads);
@@ -184,20 +189,34 @@ class Decoder {
   bool done() const { return done_.load(std::memory_order_acquire); }
   std::size_t heads() const { return std::size_t(s_.heads); }
 
-  // Thread t's share of an attention step: heads [lo, hi).
-  void attend(const Step& st, std::size_t lo, std::size_t hi) noexcept {
+  // Thread t's share of an attention step, as ggml splits it: a conversion to F16 (a matrix
+  // product's F32 operand) by elements of every head's row, the products and the softmax by
+  // heads.
+  void attend(const Step& st, int t, int threads) noexcept {
     const KvView kv = kv_view(st.layer);
+    if (st.attention == Attention::q_to_f16 || st.attention == Attention::weights_to_f16) {
+      const bool q = st.attention == Attention::q_to_f16;
+      const std::size_t row = q ? hd_ : kv.n_kv, stride = q ? hd_ : ctx_;
+      auto [lo, hi] = slice(row, t, threads);
+      for (std::size_t h = 0; h < heads(); ++h) {
+        const float* from = q ? q_.data() + h * stride : scores_.data() + h * stride;
+        F16* to = q ? q16_.data() + h * stride : w16_.data() + h * stride;
+        f16_.to_f16(from + lo, to + lo, hi - lo);
+      }
+      return;
+    }
+    auto [lo, hi] = slice(heads(), t, threads);
     const std::size_t group = std::size_t(s_.heads / s_.kv_heads);
     for (std::size_t h = lo; h < hi; ++h) {
       float* sc = scores_.data() + h * ctx_;
       F16* w16 = w16_.data() + h * ctx_;
       const std::size_t off = (h / group) * hd_;
       switch (st.attention) {
-        case Attention::q_to_f16: f16_.to_f16(q_.data() + h * hd_, q16_.data() + h * hd_, hd_); break;
         case Attention::scores: attention_scores(q16_.data() + h * hd_, kv, off, hd_, sc, f16_.dot); break;
         case Attention::softmax: attention_softmax(kv, sc); break;
-        case Attention::weights_to_f16: f16_.to_f16(sc, w16, kv.n_kv); break;
         case Attention::values: attention_values(w16, kv, off, hd_, att_.data() + h * hd_, f16_.dot); break;
+        case Attention::q_to_f16:
+        case Attention::weights_to_f16:
         case Attention::none: break;
       }
     }
@@ -391,7 +410,7 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
   r.threads = threads;
   r.dot_path = std::string(dot_path_name(opt.path));
   r.layout = std::string(layout_name(opt.layout));
-  r.kv_cache = "f16 (" + std::string(f16_kernels(opt.path).name) + ")";
+  r.kv_cache = std::string(k_kv_type) + " (" + std::string(f16_kernels().name) + ")";
   r.context = std::max(1, opt.context);
   r.numa_nodes = int(topo.node_cpus.size());
   r.layers_resident = resident;
@@ -479,8 +498,7 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
         }
       }
       if (step.attention != Attention::none) {
-        auto [lo, hi] = slice(decoder.heads(), t, threads);
-        decoder.attend(step, lo, hi);
+        decoder.attend(step, t, threads);
       }
       sync.arrive_and_wait();
     }

@@ -86,6 +86,15 @@ struct ProbeResult {
   std::string note;
 };
 
+// The KV cache's type: llama-bench's default (type_k, type_v).
+inline constexpr std::string_view k_kv_type = "f16";
+
+// How the probe measures with these options, in words: "avx2, q4_0_8x8, f16 KV, gomp, THP
+// advice none". A figure serves as another's baseline only if both were taken the same way:
+// the agent keys kept figures and names measurements with it. Whatever changes how the probe
+// measures and is not an option belongs here too.
+std::string probe_method(const ProbeOptions& options);
+
 // Memory the probe needs at least: the output head and one layer.
 std::uint64_t probe_min_bytes(const ModelShape& shape);
 

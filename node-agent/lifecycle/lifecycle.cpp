@@ -442,12 +442,20 @@ namespace {
 
 // A measurement as the comparison keeps it. The probe gives its spread and token count;
 // llama-bench its standard deviation over the mean of its repetitions (3).
-Measurement measurement_of(const Throughput& t, const std::string& release, const BenchSpec& spec, std::int64_t now) {
+// The request and how this agent would measure it: a kept figure serves a later request
+// only if both are the same (an agent whose probe changed measures again).
+std::string spec_key(System& system, const BenchSpec& spec) {
+  const std::string method = system.measure_method(spec);
+  return method.empty() ? bench_key(spec) : bench_key(spec) + "; " + method;
+}
+
+Measurement measurement_of(const Throughput& t, const std::string& release, const BenchSpec& spec,
+                           const std::string& key_of_spec, std::int64_t now) {
   Measurement m;
   m.release = release;
   // What really measured (the shape auto chose, llama-bench or the probe), and how many threads.
   m.key = t.measured_by + ", " + (spec.threads > 0 ? std::to_string(spec.threads) + " threads" : "all threads");
-  m.spec = bench_key(spec);
+  m.spec = key_of_spec;
   m.tokens_per_s = t.tokens_per_s;
   m.at_ms = now;
   m.cut_short = t.detail.cut_short();
@@ -482,7 +490,7 @@ void Agent::measure_throughput(const BenchSpec& spec) {
     // A hot or under-powered board measures low whatever its kernel: say so beside the figure.
     if (auto w = bench::health_warning(t->health); !w.empty()) c.detail += "; " + w;
     last_throughput_ = t->detail;
-    last_trial_ = measurement_of(*t, ctx_.system.running_release(), spec, ctx_.system.now_ms());
+    last_trial_ = measurement_of(*t, ctx_.system.running_release(), spec, spec_key(ctx_.system, spec), ctx_.system.now_ms());
     const auto& base = st_.target->baseline;
     if (base) {
       auto& d = *last_throughput_;
@@ -636,11 +644,11 @@ Result<void> Agent::install(const stdfs::path& bundle_dir, const std::string& ro
       st_.target->baseline_note = "the board runs " + running + ", not its committed kernel " +
                                   (st_.committed.release.empty() ? std::string("(stock)") : st_.committed.release) +
                                   ": nothing to compare with until it reboots";
-    } else if (st_.measured && st_.measured->release == running && st_.measured->spec == bench_key(*bench) &&
+    } else if (st_.measured && st_.measured->release == running && st_.measured->spec == spec_key(ctx_.system, *bench) &&
                now >= st_.measured->at_ms && now - st_.measured->at_ms < k_baseline_max_age_ms) {
       st_.target->baseline = st_.measured;
     } else if (auto t = ctx_.system.measure(*bench)) {
-      st_.target->baseline = measurement_of(*t, running, *bench, now);
+      st_.target->baseline = measurement_of(*t, running, *bench, spec_key(ctx_.system, *bench), now);
       st_.measured = st_.target->baseline;  // kept for the next request like this one, for a day
     } else {
       st_.target->baseline_note = "measuring " + running + " at install failed: " + t.error().message;

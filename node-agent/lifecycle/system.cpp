@@ -36,11 +36,13 @@ Report RealSystem::verify(const Contract& contract) {
 
 Result<std::optional<bootloader::Info>> RealSystem::bootloader() { return read_bootloader(root_); }
 
-Result<Throughput> RealSystem::measure(const BenchSpec& spec) {
+namespace {
+
+bench::BenchOptions bench_options(const std::filesystem::path& root, const BenchSpec& spec) {
   bench::BenchOptions o;
   o.threads = spec.threads;
   if (!spec.model.empty()) {
-    o.model = root_ / std::filesystem::path(spec.model).relative_path();
+    o.model = root / std::filesystem::path(spec.model).relative_path();
   } else {
     o.shape = spec.shape;
   }
@@ -54,6 +56,17 @@ Result<Throughput> RealSystem::measure(const BenchSpec& spec) {
     o.probe_options.max_time = std::chrono::seconds(spec.max_seconds);
     o.probe_options.min_time = std::min(o.probe_options.min_time, o.probe_options.max_time);
   }
+  return o;
+}
+
+}  // namespace
+
+std::string RealSystem::measure_method(const BenchSpec& spec) {
+  return bench::probe_method(bench_options(root_, spec).probe_options);
+}
+
+Result<Throughput> RealSystem::measure(const BenchSpec& spec) {
+  const bench::BenchOptions o = bench_options(root_, spec);
   auto r = FLEET_TRY(bench::run_bench(o));
   Throughput t;
   t.detail = throughput_message(r);
@@ -63,9 +76,7 @@ Result<Throughput> RealSystem::measure(const BenchSpec& spec) {
     t.measured_by = "llama-bench tg" + std::to_string(r.llama->generation->n_gen) + " of " + spec.model;
   } else if (r.probe) {
     t.tokens_per_s = r.probe->tokens_per_s;
-    t.measured_by =
-        "probe " + r.probe->shape.name + " (synthetic weights, " + r.probe->dot_path + ", " + r.probe->layout + ", f16 KV, " +
-        std::string(bench::sync_name(r.probe->sync)) + ", THP advice " + std::string(bench::huge_name(r.probe->huge)) + ")";
+    t.measured_by = "probe " + r.probe->shape.name + " (synthetic weights, " + bench::probe_method(o.probe_options) + ")";
   }
   return t;
 }

@@ -34,6 +34,13 @@ class System {
   // (not a Pi 5 firmware), an error when the node is unreadable.
   virtual Result<std::optional<bootloader::Info>> bootloader() = 0;
   virtual Result<Throughput> measure(const BenchSpec& spec) = 0;
+  // How measure(spec) would measure now, in words ("" when it cannot tell before measuring):
+  // a kept figure serves as a baseline only if it was taken the same way, so an agent whose
+  // probe changed measures the committed kernel again.
+  virtual std::string measure_method(const BenchSpec& spec) {
+    (void)spec;
+    return {};
+  }
   // On a board this does not return; it returns an error if the kernel refused. Fakes
   // record the request and return so a test can "power on" the board again.
   virtual Result<void> reboot(RebootMode mode) = 0;
@@ -50,6 +57,7 @@ class RealSystem : public System {
   Report verify(const Contract& contract) override;
   Result<std::optional<bootloader::Info>> bootloader() override;
   Result<Throughput> measure(const BenchSpec& spec) override;
+  std::string measure_method(const BenchSpec& spec) override;
   Result<void> reboot(RebootMode mode) override;
   std::int64_t now_ms() override;
 

@@ -205,8 +205,7 @@ TEST_CASE("attention reads the F16 KV cache up to the padded length and masks th
   for (auto& x : v_t) x = fp32_to_fp16(normal(rng));
   for (auto& x : q) x = fp32_to_fp16(normal(rng));
   auto f = [](F16 h) { return double(fp16_to_fp32(h)); };
-  for (DotPath path : {DotPath::portable, best_dot_path()}) {
-    const F16Kernels kernels = f16_kernels(path);
+  for (const F16Kernels& kernels : {f16_kernels(), f16_portable_kernels()}) {
     for (std::size_t pos : {std::size_t(0), std::size_t(31), std::size_t(32), ctx - 1}) {
       for (std::size_t off : {std::size_t(0), hd}) {
         const KvView kv{k.data(), v_t.data(), width, ctx, pos, kv_length(pos, ctx)};
@@ -239,38 +238,6 @@ TEST_CASE("attention reads the F16 KV cache up to the padded length and masks th
       }
     }
   }
-}
-
-TEST_CASE("the F16 kernels convert as fp32_to_fp16 does and their dot product matches the reference") {
-  std::mt19937 rng(11);
-  std::normal_distribution<float> normal(0, 1);
-  for (DotPath path : {DotPath::portable, best_dot_path()}) {
-    const F16Kernels kernels = f16_kernels(path);
-    INFO("kernels " << kernels.name);
-    // Lengths around every kernel's round (4, 8, 16, 32 elements) so each tail runs.
-    for (std::size_t n : {0, 1, 3, 4, 7, 8, 15, 16, 17, 31, 32, 33, 64, 100, 128}) {
-      std::vector<float> fx(n), fy(n);
-      for (std::size_t i = 0; i < n; ++i) {
-        fx[i] = normal(rng) * (i % 3 == 0 ? 1e-6f : 1.0f);  // F16 subnormals every third
-        fy[i] = i % 5 == 0 ? 1.0f + float(2 * i + 1) * 0x1p-11f : normal(rng);  // halfway cases
-      }
-      std::vector<F16> hx(n), hy(n);
-      kernels.to_f16(fx.data(), hx.data(), n);
-      kernels.to_f16(fy.data(), hy.data(), n);
-      for (std::size_t i = 0; i < n; ++i) {
-        INFO("element " << i << " of " << n);
-        CHECK(hx[i] == fp32_to_fp16(fx[i]));
-        CHECK(hy[i] == fp32_to_fp16(fy[i]));
-      }
-      const double ref = dot_f16_reference(hx.data(), hy.data(), n);
-      double scale = 1e-30;
-      for (std::size_t i = 0; i < n; ++i) scale += std::fabs(double(fp16_to_fp32(hx[i])) * fp16_to_fp32(hy[i]));
-      CHECK(std::fabs(kernels.dot(hx.data(), hy.data(), n) - ref) / scale < 1e-6);
-    }
-  }
-  CHECK(fp32_to_fp16(1.0f + 0x1p-11f) == 0x3c00);               // a tie goes to the even half
-  CHECK(fp32_to_fp16(1.0f + 3 * 0x1p-11f) == 0x3c02);
-  CHECK(f16_kernels(DotPath::portable).name == "portable");
 }
 
 TEST_CASE("the probe refuses a context it cannot hold and one out of range") {

@@ -69,6 +69,7 @@ class SimBoard : public agent::System {
     }
     return t;
   }
+  std::string measure_method(const agent::BenchSpec&) override { return method; }
   Result<void> reboot(agent::RebootMode mode) override {
     reboot_request = mode;
     return {};
@@ -141,6 +142,7 @@ class SimBoard : public agent::System {
   std::optional<bootloader::Info> loader;
   bool bootloader_unreadable = false;
   std::string faults;
+  std::string method = "probe method 1";  // how measure() measures: an agent upgrade may change it
   std::optional<agent::RebootMode> reboot_request;
   bool stuck_tryboot = false;  // a broken firmware that keeps the flag: for loop tests
   int boots = 0;

@@ -489,6 +489,13 @@ TEST_CASE_METHOD(Fixture, "the committed kernel's last measurement serves as the
   spec.threads = 2;
   update_with(test::make_bundle(bundles, "b3", "6.1-newest"), spec);
   CHECK(board.measured.size() == 5);
+  // The same request to an agent whose probe now measures another way (a new version): the
+  // kept figure was not taken that way, so the committed kernel is measured again.
+  board.method = "probe method 2";
+  update_with(test::make_bundle(bundles, "b4", "6.1-latest"), spec);
+  CHECK(board.measured.size() == 7);
+  REQUIRE(board.state().measured);
+  CHECK(board.state().measured->spec == "probe 1b, 2 threads; probe method 2");
 }
 
 TEST_CASE_METHOD(Fixture, "a kept measurement older than a day, or from a clock that went back, is measured again") {

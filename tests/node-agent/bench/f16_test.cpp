@@ -1,0 +1,59 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+#include <utility>
+#include <vector>
+
+#include "node-agent/bench/f16.hpp"
+
+using namespace fleet::agent::bench;
+
+TEST_CASE("the F16 kernels convert as fp32_to_fp16 does and their dot product matches the reference") {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0, 1);
+  for (const F16Kernels& kernels : {f16_kernels(), f16_portable_kernels()}) {
+    INFO("kernels " << kernels.name);
+    // Lengths around every kernel's round (4, 8, 16, 32 elements) so each tail runs.
+    for (std::size_t n : {0, 1, 3, 4, 7, 8, 15, 16, 17, 31, 32, 33, 64, 100, 128}) {
+      std::vector<float> fx(n), fy(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        fx[i] = normal(rng) * (i % 3 == 0 ? 1e-6f : 1.0f);  // F16 subnormals every third
+        fy[i] = i % 5 == 0 ? 1.0f + float(2 * i + 1) * 0x1p-11f : normal(rng);  // halfway cases
+      }
+      std::vector<F16> hx(n), hy(n);
+      kernels.to_f16(fx.data(), hx.data(), n);
+      kernels.to_f16(fy.data(), hy.data(), n);
+      for (std::size_t i = 0; i < n; ++i) {
+        INFO("element " << i << " of " << n);
+        CHECK(hx[i] == fp32_to_fp16(fx[i]));
+        CHECK(hy[i] == fp32_to_fp16(fy[i]));
+      }
+      const double ref = dot_f16_reference(hx.data(), hy.data(), n);
+      double scale = 1e-30;
+      for (std::size_t i = 0; i < n; ++i) scale += std::fabs(double(fp16_to_fp32(hx[i])) * fp16_to_fp32(hy[i]));
+      CHECK(std::fabs(kernels.dot(hx.data(), hy.data(), n) - ref) / scale < 1e-6);
+    }
+  }
+  CHECK(fp32_to_fp16(1.0f + 0x1p-11f) == 0x3c00);               // a tie goes to the even half
+  CHECK(fp32_to_fp16(1.0f + 3 * 0x1p-11f) == 0x3c02);
+  // The edges of the range and of rounding, where a vector conversion could differ.
+  for (const F16Kernels& kernels : {f16_kernels(), f16_portable_kernels()}) {
+    const std::vector<std::pair<float, F16>> edges = {
+        {65504.0f, 0x7bff},  {65519.99f, 0x7bff}, {65520.0f, 0x7c00},  // the largest half; a tie past it is inf
+        {-65520.0f, 0xfc00}, {1e30f, 0x7c00},     {INFINITY, 0x7c00},  {-0.0f, 0x8000},
+        {0x1p-24f, 0x0001},  {0x1p-25f, 0x0000},  {3 * 0x1p-25f, 0x0002},  // subnormal ties to even
+        {0x1p-14f - 0x1p-25f, 0x0400}};  // the largest subnormal rounds up to the smallest normal
+    std::vector<float> in;
+    for (const auto& e : edges) in.push_back(e.first);
+    std::vector<F16> got(in.size());
+    kernels.to_f16(in.data(), got.data(), in.size());
+    for (std::size_t i = 0; i < edges.size(); ++i) {
+      INFO("kernels " << kernels.name << ", " << edges[i].first);
+      CHECK(got[i] == edges[i].second);
+      CHECK(fp32_to_fp16(edges[i].first) == edges[i].second);
+    }
+  }
+  CHECK(f16_portable_kernels().name == "portable");
+}
+
