@@ -29,9 +29,10 @@ struct F16Kernels {
 
 // The kernels ggml runs on this CPU, whatever the Q4_0 dot path:
 //  - x86 with AVX2, FMA and F16C: the dot product with F16C's widening (GGML_F16_VEC, 32
-//    elements a round); the conversion one element at a time, as ggml_fp32_to_fp16_row is
-//    built in ggml-base, which gets no -mf16c (llama.cpp's CMake gives the ISA flags to
-//    ggml-cpu only);
+//    elements a round); the conversion one element at a time, as llama.cpp c392e50 (the
+//    tree bench/ measured against) converts: its ggml_fp32_to_fp16_row is in ggml-base,
+//    which gets no -mf16c (the ISA flags go to ggml-cpu only). Newer trees convert in
+//    ggml-cpu, with F16C;
 //  - aarch64: NEON's fcvtl for the dot product (16 elements a round, as ggml built without
 //    FP16 vector arithmetic, armv8.2-a+dotprod) and fcvtn for the conversion (every aarch64
 //    CPU has both, the Pi 4's and the A53 too);

@@ -16,8 +16,9 @@ namespace fleet::agent::bench {
 std::uint64_t probe_min_bytes(const ModelShape& s) { return q4_0_bytes(s.layer_weights() + s.output_weights()); }
 
 std::string probe_method(const ProbeOptions& o) {
-  return std::string(dot_path_name(o.path)) + ", " + std::string(layout_name(o.layout)) + ", " + std::string(k_kv_type) +
-         " KV, " + std::string(sync_name(o.sync)) + ", THP advice " + std::string(huge_name(o.huge));
+  return "revision " + std::to_string(k_probe_revision) + ", " + std::string(dot_path_name(o.path)) + ", " +
+         std::string(layout_name(o.layout)) + ", " + std::string(k_kv_type) + " KV (" + std::string(f16_kernels().name) +
+         "), " + std::string(sync_name(o.sync)) + ", THP advice " + std::string(huge_name(o.huge));
 }
 
 namespace {

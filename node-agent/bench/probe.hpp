@@ -88,11 +88,15 @@ struct ProbeResult {
 
 // The KV cache's type: llama-bench's default (type_k, type_v).
 inline constexpr std::string_view k_kv_type = "f16";
+// The probe's revision: raise it with any change to what the probe computes or how that is
+// not one of its options (a kernel, a step of the graph), so that no figure of the old
+// probe serves as a baseline for the new one. 2: the F16 KV cache and unadvised weights.
+inline constexpr int k_probe_revision = 2;
 
-// How the probe measures with these options, in words: "avx2, q4_0_8x8, f16 KV, gomp, THP
-// advice none". A figure serves as another's baseline only if both were taken the same way:
-// the agent keys kept figures and names measurements with it. Whatever changes how the probe
-// measures and is not an option belongs here too.
+// How the probe measures with these options on this CPU, in words: "revision 2, avx2,
+// q4_0_8x8, f16 KV (f16c), gomp, THP advice none". A figure serves as another's baseline
+// only if both were taken the same way: the agent keys kept figures and names measurements
+// with it.
 std::string probe_method(const ProbeOptions& options);
 
 // Memory the probe needs at least: the output head and one layer.

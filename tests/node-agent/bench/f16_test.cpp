@@ -43,7 +43,7 @@ TEST_CASE("the F16 kernels convert as fp32_to_fp16 does and their dot product ma
         {65504.0f, 0x7bff},  {65519.99f, 0x7bff}, {65520.0f, 0x7c00},  // the largest half; a tie past it is inf
         {-65520.0f, 0xfc00}, {1e30f, 0x7c00},     {INFINITY, 0x7c00},  {-0.0f, 0x8000},
         {0x1p-24f, 0x0001},  {0x1p-25f, 0x0000},  {3 * 0x1p-25f, 0x0002},  // subnormal ties to even
-        {0x1p-14f - 0x1p-25f, 0x0400}};  // the largest subnormal rounds up to the smallest normal
+        {0x1p-14f - 0x1p-25f, 0x0400}};  // halfway between the largest subnormal and the smallest normal: up
     std::vector<float> in;
     for (const auto& e : edges) in.push_back(e.first);
     std::vector<F16> got(in.size());

@@ -154,3 +154,19 @@ TEST_CASE("a probe cut at its bound says so") {
   CHECK(r->tokens < 1000000);
   CHECK(r->note.find("cut at the bound") != std::string::npos);
 }
+
+TEST_CASE("the probe's method names its revision and every choice that changes a figure") {
+  ProbeOptions o;
+  o.path = DotPath::portable;
+  o.layout = Layout::rows;
+  o.sync = Sync::spin;
+  const std::string plain = probe_method(o);
+  CHECK(plain == "revision " + std::to_string(k_probe_revision) + ", portable, rows, f16 KV (" +
+                     std::string(f16_kernels().name) + "), spin, THP advice none");
+  // Each choice shows, so a figure taken another way is never a baseline for this one.
+  o.huge = Huge::on;
+  CHECK(probe_method(o) != plain);
+  o.huge = Huge::unadvised;
+  o.layout = Layout::q4_0_4x4;
+  CHECK(probe_method(o) != plain);
+}
