@@ -95,7 +95,8 @@ namespace {
 // norms, rope, copies into the KV cache, residual adds, SwiGLU, quantizing the activations)
 // before any goes on.
 enum class Serial { none, norm, quantize_x, rope, store_kv, quantize_att, residual, silu, mul, quantize_g, head };
-// An attention step, split by heads: q to F16, K.q, softmax, the weights to F16, V.weights.
+// An attention step: q to F16, K.q, softmax, the weights to F16, V.weights (Decoder::attend
+// says how the threads split each).
 enum class Attention { none, q_to_f16, scores, softmax, weights_to_f16, values };
 struct Step {
   std::vector<MatVec> matvecs;
@@ -197,13 +198,11 @@ class Decoder {
     const KvView kv = kv_view(st.layer);
     if (st.attention == Attention::q_to_f16 || st.attention == Attention::weights_to_f16) {
       const bool q = st.attention == Attention::q_to_f16;
-      const std::size_t row = q ? hd_ : kv.n_kv, stride = q ? hd_ : ctx_;
-      auto [lo, hi] = slice(row, t, threads);
-      for (std::size_t h = 0; h < heads(); ++h) {
-        const float* from = q ? q_.data() + h * stride : scores_.data() + h * stride;
-        F16* to = q ? q16_.data() + h * stride : w16_.data() + h * stride;
-        f16_.to_f16(from + lo, to + lo, hi - lo);
-      }
+      const float* from = q ? q_.data() : scores_.data();
+      F16* to = q ? q16_.data() : w16_.data();
+      const std::size_t stride = q ? hd_ : ctx_;
+      auto [lo, hi] = slice(q ? hd_ : kv.n_kv, t, threads);
+      for (std::size_t h = 0; h < heads(); ++h) f16_.to_f16(from + h * stride + lo, to + h * stride + lo, hi - lo);
       return;
     }
     auto [lo, hi] = slice(heads(), t, threads);
