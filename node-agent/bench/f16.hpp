@@ -42,6 +42,19 @@ F16Kernels f16_kernels();
 // as ggml's scalar build sums it.
 F16Kernels f16_portable_kernels();
 
+// The CPU's own conversion instructions, where it has them (x86: F16C's vcvtps2ph and
+// vcvtph2ps; aarch64: NEON's fcvtn and fcvtl, every element through them, no scalar tail):
+// an implementation of IEEE binary16 that is not ours, against which fp32_to_fp16 and
+// fp16_to_fp32 (the portable kernels, the x86 conversion, the lookup table, the reference)
+// are checked. Null members where the CPU has none.
+using ToF32Fn = void (*)(const F16* x, float* y, std::size_t n);
+struct F16Hardware {
+  ToF16Fn to_f16 = nullptr;
+  ToF32Fn to_f32 = nullptr;
+  std::string_view name;  // "f16c", "neon" or "" (none)
+};
+F16Hardware f16_hardware();
+
 // In double, element by element: what the kernels are tested against.
 double dot_f16_reference(const F16* x, const F16* y, std::size_t n);
 

@@ -14,6 +14,30 @@ void to_f16_neon(const float* x, F16* y, std::size_t n) {
   for (; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
 }
 
+// fcvtl's widening, 4 at a time, and fcvtn's narrowing without a scalar tail: the CPU's own
+// conversions, which check fp32_to_fp16 and fp16_to_fp32 (f16_hardware).
+void to_f32_neon(const F16* x, float* y, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(x + i))));
+  for (; i < n; ++i) {
+    F16 in[4] = {x[i], 0, 0, 0};
+    float out[4];
+    vst1q_f32(out, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(in))));
+    y[i] = out[0];
+  }
+}
+
+void to_f16_neon_only(const float* x, F16* y, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1_u16(y + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(x + i))));
+  for (; i < n; ++i) {
+    float in[4] = {x[i], 0, 0, 0};
+    F16 out[4];
+    vst1_u16(out, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(in))));
+    y[i] = out[0];
+  }
+}
+
 float dot_f16_neon(const F16* x, const F16* y, std::size_t n) {
   float32x4_t acc[4] = {vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0)};
   std::size_t i = 0;

@@ -8,6 +8,23 @@
 
 namespace fleet::agent::bench {
 
+// F16C's own conversions, 8 at a time (vcvtps2ph rounding to nearest even, vcvtph2ps): no
+// kernel runs them; they check fp32_to_fp16 and fp16_to_fp32 with an implementation that is
+// not ours (f16_hardware).
+void to_f16_f16c(const float* x, F16* y, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) y[i] = static_cast<F16>(_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(x[i]), _MM_FROUND_TO_NEAREST_INT), 0));
+}
+
+void to_f32_f16c(const F16* x, float* y, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i))));
+  for (; i < n; ++i) y[i] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(x[i])));
+}
+
 float dot_f16_f16c(const F16* x, const F16* y, std::size_t n) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   std::size_t i = 0;

@@ -34,10 +34,11 @@ echo "aarch64 agent: verify passes on the tuned folder and fails on THP never"
 
 # The throughput probe's aarch64 paths: vdotq_s32 (qemu's default CPU has the dot-product
 # extension) and the portable one, each against the scalar reference, ggml's repacked
-# layouts 4x4 and 4x8 on both, and the attention's F16 kernels (NEON's fcvtl/fcvtn).
+# layouts 4x4 and 4x8 on both, the attention's F16 kernels (NEON's fcvtl/fcvtn), and our own
+# F16 conversions against NEON's instructions.
 out=$(timeout 120 qemu-aarch64-static "$agent" bench --self-test)
 echo "$out"
-for line in 'neon-dotprod' 'portable' 'q4_0_4x4 neon-dotprod' 'q4_0_4x8 neon-dotprod' 'q4_0_4x4 portable' 'f16 neon' 'f16 portable'; do
+for line in 'neon-dotprod' 'portable' 'q4_0_4x4 neon-dotprod' 'q4_0_4x8 neon-dotprod' 'q4_0_4x4 portable' 'f16 neon' 'f16 portable' "f16 conversions against neon's instructions"; do
   echo "$out" | grep -q "^$line: ok" || { echo "FAIL: $line did not match the reference"; exit 1; }
 done
 # The layout follows the CPU as ggml's does: the Pi 5's Cortex-A76 (dot product, no i8mm)

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <bit>
 #include <cmath>
 #include <random>
 #include <utility>
@@ -57,3 +58,55 @@ TEST_CASE("the F16 kernels convert as fp32_to_fp16 does and their dot product ma
   CHECK(f16_portable_kernels().name == "portable");
 }
 
+
+// fp32_to_fp16 and fp16_to_fp32 are ours, and the x86 conversion, the portable kernels, the
+// lookup table and the reference all run them: checked here against the CPU's own
+// instructions (F16C or NEON), every half widened and floats of every kind narrowed.
+TEST_CASE("fp32_to_fp16 and fp16_to_fp32 agree with the CPU's conversion instructions") {
+  const F16Hardware hw = f16_hardware();
+  if (hw.to_f16 == nullptr) {
+    WARN("this CPU has no F16 conversion instructions (neither F16C with AVX2 nor NEON): not checked");
+    return;
+  }
+  INFO("instructions " << hw.name);
+  std::vector<F16> halves(1u << 16);
+  for (std::size_t i = 0; i < halves.size(); ++i) halves[i] = static_cast<F16>(i);
+  std::vector<float> wide(halves.size());
+  hw.to_f32(halves.data(), wide.data(), halves.size());
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < halves.size(); ++i) {
+    const float mine = fp16_to_fp32(halves[i]);
+    const bool same = std::isnan(mine) ? std::isnan(wide[i]) : std::bit_cast<std::uint32_t>(mine) == std::bit_cast<std::uint32_t>(wide[i]);
+    if (!same && wrong++ < 5) FAIL_CHECK("half 0x" << std::hex << i << ": ours " << mine << ", the CPU's " << wide[i]);
+  }
+  CHECK(wrong == 0);
+
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<std::uint32_t> bits(0, 0xffffffffu);
+  std::vector<float> in = {65504.0f, 65519.99f, 65520.0f, -65520.0f, INFINITY, -INFINITY, NAN, -0.0f, 0x1p-24f,
+                           0x1p-25f, 3 * 0x1p-25f, 0x1p-14f - 0x1p-25f, 1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f};
+  for (int i = 0; i < 200000; ++i) in.push_back(std::bit_cast<float>(bits(rng)));
+  // Every float whose exponent lands in F16's range or just under it, at random mantissas:
+  // the rounding of normals, subnormals and the ties between them.
+  for (std::uint32_t e = 100; e < 145; ++e) {
+    for (int i = 0; i < 2000; ++i) in.push_back(std::bit_cast<float>((bits(rng) & 0x807fffffu) | (e << 23)));
+  }
+  std::vector<F16> got(in.size());
+  hw.to_f16(in.data(), got.data(), in.size());
+  wrong = 0;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const F16 mine = fp32_to_fp16(in[i]);
+    const bool same = (mine & 0x7fff) > 0x7c00 ? (got[i] & 0x7fff) > 0x7c00 : got[i] == mine;
+    if (!same && wrong++ < 5) {
+      FAIL_CHECK("float " << in[i] << " (0x" << std::hex << std::bit_cast<std::uint32_t>(in[i]) << "): ours 0x" << mine
+                          << ", the CPU's 0x" << got[i]);
+    }
+  }
+  CHECK(wrong == 0);
+  // The odd lengths take each conversion's tail.
+  for (std::size_t n : {1, 3, 5, 9, 13}) {
+    std::vector<F16> part(n);
+    hw.to_f16(in.data() + 20, part.data(), n);
+    for (std::size_t i = 0; i < n; ++i) CHECK(part[i] == got[20 + i]);
+  }
+}
