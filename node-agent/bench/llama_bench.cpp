@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -12,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.hpp"
+#include "common/hash.hpp"
 #include "common/process.hpp"
 #include "common/text.hpp"
 
@@ -60,7 +63,13 @@ Result<LlamaBenchResult> parse_llama_bench_json(std::string_view text, std::stri
     t.n_threads = field<int>(o, "n_threads").value_or(0);
     t.model_size = field<std::uint64_t>(o, "model_size").value_or(0);
     t.model_n_params = field<std::uint64_t>(o, "model_n_params").value_or(0);
+    // A commit names the build in the agent's kept figures: a short word, or none.
     t.build_commit = field<std::string>(o, "build_commit").value_or("");
+    if (t.build_commit.size() > 40 || !std::ranges::all_of(t.build_commit, [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+        })) {
+      t.build_commit.clear();
+    }
     t.model_type = field<std::string>(o, "model_type").value_or("");
     if (auto s = o.find("samples_ts"); s != o.end() && s->is_array()) {
       for (const auto& v : *s) {
@@ -116,6 +125,12 @@ std::optional<std::filesystem::path> find_program(const std::string& name) {
     if (::access(p.c_str(), X_OK) == 0) return p;
   }
   return std::nullopt;
+}
+
+std::string llama_bench_identity(const std::filesystem::path& binary) {
+  auto digest = hash::sha256_file(binary);
+  return "llama-bench " + binary.string() +
+         (digest ? ", sha256 " + digest->substr(0, 16) : ", unreadable: " + digest.error().message);
 }
 
 Result<LlamaBenchResult> run_llama_bench(const LlamaBenchOptions& o) {

@@ -54,5 +54,10 @@ std::vector<std::string> llama_bench_argv(const LlamaBenchOptions& options);
 // Finds `name` on PATH (or takes it as a path); nullopt if absent.
 std::optional<std::filesystem::path> find_program(const std::string& name);
 Result<LlamaBenchResult> run_llama_bench(const LlamaBenchOptions& options);
+// Which llama-bench this is, in words: "llama-bench /usr/local/bin/llama-bench, sha256
+// 0123abcd4567ef01". A figure it took serves as another's baseline only if the same binary
+// (by content: a rebuild with other flags is another) would measure again; an unreadable
+// binary names its error.
+std::string llama_bench_identity(const std::filesystem::path& binary);
 
 }  // namespace fleet::agent::bench

@@ -51,6 +51,12 @@ Check regression_check(const Measurement& base, const Measurement& trial, double
   if (base.key != trial.key) {
     return not_gated(max_regression, "measured differently: the committed kernel by " + base.key + ", the trial by " + trial.key);
   }
+  // The key names what measured; the spec what was asked and how this agent would measure it
+  // (which llama-bench binary, for one). A baseline kept from before specs were recorded has
+  // none, and is judged by its key alone.
+  if (!base.spec.empty() && !trial.spec.empty() && base.spec != trial.spec) {
+    return not_gated(max_regression, "measured differently: the committed kernel as " + base.spec + ", the trial as " + trial.spec);
+  }
   if (base.tokens_per_s <= 0 || trial.tokens_per_s <= 0) return not_gated(max_regression, "a figure of 0 tokens/s");
   for (const Measurement* m : {&base, &trial}) {
     if (m->cut_short) return not_gated(max_regression, m->release + "'s measurement was cut at its time bound");

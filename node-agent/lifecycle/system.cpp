@@ -62,7 +62,14 @@ bench::BenchOptions bench_options(const std::filesystem::path& root, const Bench
 }  // namespace
 
 std::string RealSystem::measure_method(const BenchSpec& spec) {
-  return bench::probe_method(bench_options(root_, spec).probe_options);
+  const bench::BenchOptions o = bench_options(root_, spec);
+  const std::string probe = bench::probe_method(o.probe_options);
+  if (!o.model || o.llama_bench.empty()) return probe;
+  // A model: llama-bench measures it where the board has one (measure() below), the probe
+  // where it has none or it fails. Which binary is part of the method: another build of
+  // llama.cpp is another measurement.
+  if (auto bin = bench::find_program(o.llama_bench)) return bench::llama_bench_identity(*bin) + ", else the probe (" + probe + ")";
+  return "no llama-bench, the probe (" + probe + ")";
 }
 
 Result<Throughput> RealSystem::measure(const BenchSpec& spec) {
@@ -73,7 +80,10 @@ Result<Throughput> RealSystem::measure(const BenchSpec& spec) {
   t.health = bench::as_reported(r.health);
   if (r.llama && r.llama->generation) {
     t.tokens_per_s = r.llama->generation->avg_ts;
-    t.measured_by = "llama-bench tg" + std::to_string(r.llama->generation->n_gen) + " of " + spec.model;
+    // Its build (llama.cpp's commit) where it says: two builds compare only as two methods.
+    const std::string& commit = r.llama->generation->build_commit;
+    t.measured_by = "llama-bench tg" + std::to_string(r.llama->generation->n_gen) + " of " + spec.model +
+                    (commit.empty() ? "" : " (build " + commit + ")");
   } else if (r.probe) {
     t.tokens_per_s = r.probe->tokens_per_s;
     t.measured_by = "probe " + r.probe->shape.name + " (synthetic weights, " + bench::probe_method(o.probe_options) + ")";

@@ -104,3 +104,30 @@ TEST_CASE("llama-bench runs as a process: JSON from stdout, progress on stderr k
   CHECK(f.error().code == fleet::Errc::process_failed);
   CHECK(f.error().message.find("failed to load model") != std::string::npos);
 }
+
+// The commit names the build in the agent's kept figures (measured_by): a short word or none.
+TEST_CASE("a llama-bench build commit that is not a short word is dropped") {
+  auto r = parse_llama_bench_json(
+      R"([{"n_gen": 16, "avg_ts": 2.0, "build_commit": "c392e50"},
+          {"n_gen": 16, "avg_ts": 2.0, "build_commit": "c392e50, and then some\nlines"},
+          {"n_gen": 16, "avg_ts": 2.0, "build_commit": "0123456789012345678901234567890123456789a"},
+          {"n_gen": 16, "avg_ts": 2.0, "build_commit": 7}])",
+      "x");
+  REQUIRE(r);
+  REQUIRE(r->tests.size() == 4);
+  CHECK(r->tests[0].build_commit == "c392e50");
+  CHECK(r->tests[1].build_commit.empty());
+  CHECK(r->tests[2].build_commit.empty());
+  CHECK(r->tests[3].build_commit.empty());
+}
+
+TEST_CASE("a llama-bench binary is known by its path and content") {
+  fleet::test::TempDir dir;
+  auto bin = dir.write("llama-bench", "#!/bin/sh\necho one\n");
+  const std::string first = llama_bench_identity(bin);
+  CHECK(first.starts_with("llama-bench " + bin.string() + ", sha256 "));
+  CHECK(llama_bench_identity(bin) == first);
+  dir.write("llama-bench", "#!/bin/sh\necho two\n");  // another build, same path
+  CHECK(llama_bench_identity(bin) != first);
+  CHECK(llama_bench_identity(dir / "absent").find("unreadable") != std::string::npos);
+}

@@ -1,12 +1,16 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 
 #include "node-agent/bench/probe.hpp"
 #include "node-agent/lifecycle/compare.hpp"
 
 #include "node-agent/lifecycle/lifecycle.hpp"
+#include "node-agent/lifecycle/system.hpp"
+#include "tests/support/temp_dir.hpp"
 
 using namespace fleet::agent;
 
@@ -122,7 +126,7 @@ TEST_CASE("the change between two measurements and its noise") {
 
 TEST_CASE("the gate does not judge figures it cannot compare: it passes and says why") {
   const std::string probe = "probe 1b (synthetic weights, avx2), all threads";
-  Measurement base{"6.12-old", probe, 5.0, 0.002, 400, 1};
+  Measurement base{"6.12-old", probe, 5.0, 0.002, 400, 1, false, "model /m.gguf; llama-bench /b, sha256 1"};
   struct Case {
     const char* what;
     std::function<void(Measurement&)> change;
@@ -132,6 +136,8 @@ TEST_CASE("the gate does not judge figures it cannot compare: it passes and says
        "measured differently"},
       {"llama-bench against the probe", [](Measurement& m) { m.key = "llama-bench tg16 of /m.gguf, all threads"; },
        "measured differently"},
+      {"another llama-bench binary, the same words", [](Measurement& m) { m.spec = "model /m.gguf; llama-bench /b, sha256 2"; },
+       "measured differently: the committed kernel as model /m.gguf; llama-bench /b, sha256 1"},
       {"cut at its bound", [](Measurement& m) { m.cut_short = true; }, "cut at its time bound"},
       {"too few tokens for a spread", [](Measurement& m) { m.tokens = 3; }, "timed 3 tokens, too few"},
       {"no spread", [](Measurement& m) { m.spread = 0; }, "too few for a spread"},
@@ -146,6 +152,13 @@ TEST_CASE("the gate does not judge figures it cannot compare: it passes and says
     CHECK(k.pass);
     CHECK(k.actual == "not compared");
     CHECK_THAT(k.warning, Catch::Contains(c.why));
+  }
+  // The same spec, or one side without (kept before specs were), is judged.
+  for (const char* spec : {"model /m.gguf; llama-bench /b, sha256 1", ""}) {
+    Measurement trial = base;
+    trial.tokens_per_s = 1.0;
+    trial.spec = spec;
+    CHECK_FALSE(regression_check(base, trial, 0.03).pass);
   }
 }
 
@@ -186,4 +199,32 @@ TEST_CASE("kept measurements read back checked, and one that does not is dropped
   CHECK_FALSE(dropped->measured);
   CHECK_FALSE(dropped->target->baseline);
   CHECK(dropped->target->baseline_note == "the saved baseline did not read back");
+}
+
+// How the real board would measure a request: for a model, the llama-bench binary on PATH by
+// content (another build is another method), or the probe where there is none.
+TEST_CASE("a model's method names the llama-bench binary that would measure it, by content") {
+  fleet::test::TempDir dir;
+  const char* old_path = std::getenv("PATH");
+  const std::string saved = old_path ? old_path : "";
+  ::setenv("PATH", (dir.path() / "bin").c_str(), 1);
+  RealSystem system(dir.path());
+  BenchSpec model;
+  model.model = "/srv/m.gguf";
+  BenchSpec shape;
+  shape.shape = "1b";
+  const std::string none = system.measure_method(model);
+  CHECK(none.starts_with("no llama-bench, the probe (revision "));
+  auto bin = dir.write("bin/llama-bench", "#!/bin/sh\necho one\n");
+  std::filesystem::permissions(bin, std::filesystem::perms::owner_all);
+  const std::string one = system.measure_method(model);
+  CHECK(one.starts_with("llama-bench " + bin.string() + ", sha256 "));
+  CHECK(one.find(", else the probe (revision ") != std::string::npos);
+  dir.write("bin/llama-bench", "#!/bin/sh\necho two\n");
+  std::filesystem::permissions(bin, std::filesystem::perms::owner_all);
+  const std::string two = system.measure_method(model);
+  CHECK(two.starts_with("llama-bench " + bin.string() + ", sha256 "));
+  CHECK(two != one);
+  CHECK(system.measure_method(shape).starts_with("revision "));  // a shape: the probe alone
+  ::setenv("PATH", saved.c_str(), 1);
 }
