@@ -95,6 +95,10 @@ std::string render_metrics(const fleet::v1::StatusSnapshot& snap, const ProcessS
                   .Help("Weight bytes per token times tokens per second (the probe)").Register(reg);
   auto& rd = BuildGauge().Name("fleet_board_memory_read_bandwidth_bytes_per_second")
                  .Help("Memory read bandwidth, all threads, with huge pages").Register(reg);
+  auto& thp = BuildGauge().Name("fleet_board_probe_weights_huge_page_ratio")
+                 .Help("Share of the probe's weights backed by transparent huge pages; advice: none (as llama.cpp's), "
+                       "madvise or nohugepage")
+                 .Register(reg);
   auto& baseline = BuildGauge().Name("fleet_board_baseline_tokens_per_second")
                        .Help("The committed kernel's tokens/s, measured the same way at install (the trial's baseline)")
                        .Register(reg);
@@ -138,6 +142,7 @@ std::string render_metrics(const fleet::v1::StatusSnapshot& snap, const ProcessS
     if (t.tokens_per_s() > 0) {
       tps.Add({{"board", board}, {"shape", t.shape()}, {"kernel_release", b.kernel_release()}}).Set(t.tokens_per_s());
       eff.Add({{"board", board}, {"shape", t.shape()}}).Set(t.effective_gbps() * k_gb);
+      if (!t.hugepage_advice().empty()) thp.Add({{"board", board}, {"advice", t.hugepage_advice()}}).Set(t.weights_huge_fraction());
       if (t.baseline_tokens_per_s() > 0) {
         baseline.Add({{"board", board}, {"kernel_release", t.baseline_release()}}).Set(t.baseline_tokens_per_s());
       }

@@ -243,8 +243,16 @@ std::string bench_table(const BenchReport& r) {
       << fixed(p.seconds_timed, 2) << " s\n"
       << "  throughput   " << fixed(p.tokens_per_s, 2) << " tokens/s, " << fixed(p.effective_gbps, 2) << " GB/s effective\n";
     if (r.bandwidth) {
+      // Over the read with huge pages, what the memory gives at best (the efficiency goal's
+      // denominator), and over the read without, what weights without huge pages (the
+      // probe's and llama.cpp's, under THP madvise) could get.
       const double read = r.bandwidth->gbps(Kernel::read, p.threads, Huge::on);
-      if (read > 0) o << "  of read bw    " << fixed(p.effective_gbps / read, 2) << " of " << fixed(read, 2) << " GB/s\n";
+      const double plain = r.bandwidth->gbps(Kernel::read, p.threads, Huge::off);
+      if (read > 0) {
+        o << "  of read bw   " << fixed(p.effective_gbps / read, 2) << " of " << fixed(read, 2) << " GB/s (read with huge pages)";
+        if (plain > 0) o << ", " << fixed(p.effective_gbps / plain, 2) << " of " << fixed(plain, 2) << " GB/s (without)";
+        o << "\n";
+      }
     }
     if (!p.note.empty()) o << "  note         " << p.note << "\n";
   }
@@ -393,6 +401,37 @@ Result<std::string> self_test_dot(int blocks, int trials) {
     out << "f16 " << k.name << ": " << (pass ? "ok" : "MISMATCH") << ", " << wrong << " of " << converted
         << " conversions differ, worst relative error " << worst << " over " << trials
         << " trials of " << blocks << " elements\n";
+  }
+  // fp32_to_fp16 and fp16_to_fp32 themselves, which the x86 conversion, the portable kernels
+  // and the reference run, against the CPU's own instructions: every half widened, the edges
+  // and random floats of every kind narrowed (a NaN must stay a NaN).
+  if (const F16Hardware hw = f16_hardware(); hw.to_f16 != nullptr) {
+    std::size_t wrong = 0, narrowed = 0;
+    std::vector<F16> halves(1u << 16);
+    for (std::size_t i = 0; i < halves.size(); ++i) halves[i] = static_cast<F16>(i);
+    std::vector<float> wide(halves.size());
+    hw.to_f32(halves.data(), wide.data(), halves.size());
+    for (std::size_t i = 0; i < halves.size(); ++i) {
+      const float mine = fp16_to_fp32(halves[i]);
+      wrong += std::isnan(mine) ? !std::isnan(wide[i]) : std::bit_cast<std::uint32_t>(mine) != std::bit_cast<std::uint32_t>(wide[i]);
+    }
+    std::uniform_int_distribution<std::uint32_t> bits(0, 0xffffffffu);
+    std::vector<float> fx(std::begin(edges), std::end(edges));
+    for (int i = 0; i < 64 * trials; ++i) fx.push_back(std::bit_cast<float>(bits(rng)));
+    for (int i = 0; i < 64 * trials; ++i) fx.push_back(normal(rng) * (i % 2 ? 1e-5f : 1.0f));
+    std::vector<F16> hx(fx.size());
+    hw.to_f16(fx.data(), hx.data(), fx.size());
+    for (std::size_t i = 0; i < fx.size(); ++i) {
+      const F16 mine = fp32_to_fp16(fx[i]);
+      const bool nan = (mine & 0x7fff) > 0x7c00;
+      wrong += nan ? (hx[i] & 0x7fff) <= 0x7c00 : hx[i] != mine;
+    }
+    narrowed = fx.size();
+    ok = ok && wrong == 0;
+    out << "f16 conversions against " << hw.name << "'s instructions: " << (wrong == 0 ? "ok" : "MISMATCH") << ", "
+        << wrong << " of " << halves.size() << " widenings and " << narrowed << " narrowings differ\n";
+  } else {
+    out << "f16 conversions against the CPU's instructions: not checked, this CPU has none\n";
   }
   if (!ok) return fail(Errc::mismatch, out.str());
   return out.str();

@@ -109,6 +109,8 @@ fleet::v1::Throughput throughput_message(const bench::BenchReport& r) {
     t.set_seconds_timed(r.probe->seconds_timed);
     t.set_spread(r.probe->spread);
     t.set_cut_short(r.probe->cut_short);
+    t.set_hugepage_advice(std::string(bench::huge_name(r.probe->huge)));
+    t.set_weights_huge_fraction(r.probe->huge_fraction);
   }
   if (r.bandwidth) {
     // The read figure on the most threads measured (all CPUs, or --threads).

@@ -183,6 +183,7 @@ TEST_CASE("rollout on three virtual boards: two waves, a canary that stops a bad
       CHECK(b.throughput().layout() == "q4_0_4x4");  // -cpu cortex-a76: what ggml repacks into on a Pi 5
       CHECK(b.throughput().tokens_per_s() > 0);
       CHECK(b.throughput().read_gbps() > 0);
+      CHECK(b.throughput().hugepage_advice() == "none");  // the probe's weights, as llama.cpp's
       CHECK(b.throughput().numa_nodes() == 2);
     }
     auto table = process::capture({{FLEETCTL, "status", "--state", (rack.dir / "fleet.db").string()}, {}, {}, 60s});

@@ -27,7 +27,8 @@ inline std::string verification_json(bool thp_pass) {
 
 inline std::string throughput_json(double tps, double temp_c, bool undervoltage) {
   return R"({"shape":"1b","tokens_per_s":)" + std::to_string(tps) +
-         R"(,"effective_gbps":8.5,"read_gbps":12.25,"dot_path":"neon-dotprod","temperature_c":)" +
+         R"(,"effective_gbps":8.5,"read_gbps":12.25,"dot_path":"neon-dotprod","hugepage_advice":"none",)"
+         R"("weights_huge_fraction":0.25,"temperature_c":)" +
          std::to_string(temp_c) + R"(,"undervoltage":)" + (undervoltage ? "true" : "false") + "}";
 }
 

@@ -57,6 +57,8 @@ TEST_CASE("the pages show every board, failed checks as failed, and markup from 
   // What the update changed on pi-1, and how steady its figure was.
   CHECK_THAT(fleet, Catch::Contains("<small class=\"faster\" data-field=\"change\">+8.3% vs 6.12.47-v8-16k</small>"));
   CHECK_THAT(fleet, Catch::Contains("&plusmn;5%"));
+  // How much of the probe's weights THP backed, and that they had no advice, as llama.cpp's.
+  CHECK_THAT(fleet, Catch::Contains("their advice: none (as llama.cpp's)\">THP 25%</small>"));
 
   const auto& rollout = snap.rollouts(0);
   const std::string page = web::rollout_page(rollout, 7);
@@ -99,6 +101,7 @@ TEST_CASE("metrics: Prometheus names, a series per board, check and rollout") {
   has("fleet_board_update_outcome{board=\"pi-2\",outcome=\"committed\"} 0");
   has("fleet_board_memory_read_bandwidth_bytes_per_second{board=\"pi-1\"} 12250000000");
   has("fleet_board_effective_memory_bandwidth_bytes_per_second{board=\"pi-1\",shape=\"1b\"} 8500000000");
+  has("fleet_board_probe_weights_huge_page_ratio{advice=\"none\",board=\"pi-1\"} 0.25");
   has("fleet_board_temperature_celsius{board=\"pi-2\"} 82");
   has("fleet_board_undervoltage{board=\"pi-2\"} 1");
   has("fleet_board_undervoltage{board=\"pi-1\"} 0");
