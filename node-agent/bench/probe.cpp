@@ -87,6 +87,35 @@ void attention_values(const F16* weights, const KvView& kv, std::size_t off, std
   for (std::size_t i = 0; i < head_dim; ++i) out[i] = dot(kv.v_t + (off + i) * kv.context, weights, kv.n_kv);
 }
 
+void attention_step(Attention step, const AttentionBuffers& b, const KvView& kv, const F16Kernels& kernels, int t,
+                    int threads) noexcept {
+  if (step == Attention::q_to_f16 || step == Attention::weights_to_f16) {
+    const bool q = step == Attention::q_to_f16;
+    const float* from = q ? b.q : b.scores;
+    F16* to = q ? b.q16 : b.w16;
+    const std::size_t stride = q ? b.head_dim : kv.context;
+    auto [lo, hi] = slice(q ? b.head_dim : kv.n_kv, t, threads);
+    for (std::size_t h = 0; h < b.heads; ++h) kernels.to_f16(from + h * stride + lo, to + h * stride + lo, hi - lo);
+    return;
+  }
+  auto [lo, hi] = slice(b.heads, t, threads);
+  const std::size_t group = b.heads / std::max<std::size_t>(1, b.kv_heads);
+  for (std::size_t h = lo; h < hi; ++h) {
+    float* sc = b.scores + h * kv.context;
+    const std::size_t off = (h / group) * b.head_dim;
+    switch (step) {
+      case Attention::scores: attention_scores(b.q16 + h * b.head_dim, kv, off, b.head_dim, sc, kernels.dot); break;
+      case Attention::softmax: attention_softmax(kv, sc); break;
+      case Attention::values:
+        attention_values(b.w16 + h * kv.context, kv, off, b.head_dim, b.out + h * b.head_dim, kernels.dot);
+        break;
+      case Attention::q_to_f16:
+      case Attention::weights_to_f16:
+      case Attention::none: break;
+    }
+  }
+}
+
 namespace {
 
 // One node of the decode graph as ggml runs it: the threads split its work (the rows of its
@@ -95,9 +124,6 @@ namespace {
 // norms, rope, copies into the KV cache, residual adds, SwiGLU, quantizing the activations)
 // before any goes on.
 enum class Serial { none, norm, quantize_x, rope, store_kv, quantize_att, residual, silu, mul, quantize_g, head };
-// An attention step: q to F16, K.q, softmax, the weights to F16, V.weights (Decoder::attend
-// says how the threads split each).
-enum class Attention { none, q_to_f16, scores, softmax, weights_to_f16, values };
 struct Step {
   std::vector<MatVec> matvecs;
   Attention attention = Attention::none;
@@ -191,35 +217,11 @@ class Decoder {
   bool done() const { return done_.load(std::memory_order_acquire); }
   std::size_t heads() const { return std::size_t(s_.heads); }
 
-  // Thread t's share of an attention step, as ggml splits it: a conversion to F16 (a matrix
-  // product's F32 operand) by elements of every head's row, the products and the softmax by
-  // heads.
+  // Thread t's share of an attention step (attention_step says how ggml splits each).
   void attend(const Step& st, int t, int threads) noexcept {
-    const KvView kv = kv_view(st.layer);
-    if (st.attention == Attention::q_to_f16 || st.attention == Attention::weights_to_f16) {
-      const bool q = st.attention == Attention::q_to_f16;
-      const float* from = q ? q_.data() : scores_.data();
-      F16* to = q ? q16_.data() : w16_.data();
-      const std::size_t stride = q ? hd_ : ctx_;
-      auto [lo, hi] = slice(q ? hd_ : kv.n_kv, t, threads);
-      for (std::size_t h = 0; h < heads(); ++h) f16_.to_f16(from + h * stride + lo, to + h * stride + lo, hi - lo);
-      return;
-    }
-    auto [lo, hi] = slice(heads(), t, threads);
-    const std::size_t group = std::size_t(s_.heads / s_.kv_heads);
-    for (std::size_t h = lo; h < hi; ++h) {
-      float* sc = scores_.data() + h * ctx_;
-      F16* w16 = w16_.data() + h * ctx_;
-      const std::size_t off = (h / group) * hd_;
-      switch (st.attention) {
-        case Attention::scores: attention_scores(q16_.data() + h * hd_, kv, off, hd_, sc, f16_.dot); break;
-        case Attention::softmax: attention_softmax(kv, sc); break;
-        case Attention::values: attention_values(w16, kv, off, hd_, att_.data() + h * hd_, f16_.dot); break;
-        case Attention::q_to_f16:
-        case Attention::weights_to_f16:
-        case Attention::none: break;
-      }
-    }
+    const AttentionBuffers b{q_.data(), q16_.data(), scores_.data(), w16_.data(), att_.data(),
+                             heads(), std::size_t(s_.kv_heads), hd_};
+    attention_step(st.attention, b, kv_view(st.layer), f16_, t, threads);
   }
 
   // Called once after every step, by one thread, while the others wait.

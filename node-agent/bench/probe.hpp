@@ -137,6 +137,24 @@ void attention_softmax(const KvView& kv, float* scores);
 void attention_values(const F16* weights, const KvView& kv, std::size_t off, std::size_t head_dim, float* out,
                       DotF16Fn dot);
 
+// The steps of one token's attention in one layer, as ggml's graph runs them without flash
+// attention: q converted to F16, the scores K.q, the softmax, the weights converted to F16,
+// V.weights (none: a step of the graph that is not attention).
+enum class Attention { none, q_to_f16, scores, softmax, weights_to_f16, values };
+struct AttentionBuffers {
+  const float* q = nullptr;  // heads rows of head_dim, roped
+  F16* q16 = nullptr;        // q as F16
+  float* scores = nullptr;   // heads rows of the KV cache's context: the scores, then the softmax's weights
+  F16* w16 = nullptr;        // the weights as F16, in the same rows
+  float* out = nullptr;      // heads rows of head_dim
+  std::size_t heads = 0, kv_heads = 0, head_dim = 0;
+};
+// Thread t of `threads`' share of one step, as ggml splits it: a conversion to F16 (a matrix
+// product's F32 operand) by elements of every head's row, the products and the softmax by
+// heads; query head h reads KV head h / (heads / kv_heads). The threads meet between steps.
+void attention_step(Attention step, const AttentionBuffers& buffers, const KvView& kv, const F16Kernels& kernels, int t,
+                    int threads) noexcept;
+
 // Whether a measurement is done: both minimums met, or the bound reached.
 enum class Timing { go_on, done, cut_short };
 Timing timing(int timed_tokens, double timed_seconds, const ProbeOptions& options);

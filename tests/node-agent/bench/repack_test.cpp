@@ -240,6 +240,71 @@ TEST_CASE("attention reads the F16 KV cache up to the padded length and masks th
   }
 }
 
+// A whole attention pass as the decoder runs it: the five steps, each split over the threads
+// as ggml splits it (conversions by elements of each head's row, the rest by heads), four
+// query heads sharing two KV heads, against softmax(q.k / sqrt(hd)) . v per head in double.
+// The positions after this one hold large values: read unmasked, they would show.
+TEST_CASE("an attention pass, split over threads, matches the reference in double for every head") {
+  const std::size_t heads = 4, kv_heads = 2, hd = 8, ctx = 48, width = kv_heads * hd;
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0, 1);
+  std::vector<F16> k(ctx * width), v_t(width * ctx);
+  std::vector<float> q(heads * hd);
+  for (auto& x : q) x = normal(rng);
+  auto f = [](F16 h) { return double(fp16_to_fp32(h)); };
+  const std::vector<Attention> steps = {Attention::q_to_f16, Attention::scores, Attention::softmax, Attention::weights_to_f16,
+                         Attention::values};
+  for (const F16Kernels& kernels : {f16_kernels(), f16_portable_kernels()}) {
+    for (std::size_t pos : {std::size_t(0), std::size_t(5), std::size_t(31), std::size_t(32), ctx - 1}) {
+      for (std::size_t j = 0; j < ctx; ++j) {
+        for (std::size_t i = 0; i < width; ++i) {
+          const float big = 50.0f + float(i);  // not yet written: must not be read
+          k[j * width + i] = fp32_to_fp16(j <= pos ? normal(rng) : big);
+          v_t[i * ctx + j] = fp32_to_fp16(j <= pos ? normal(rng) : big);
+        }
+      }
+      const KvView kv{k.data(), v_t.data(), width, ctx, pos, kv_length(pos, ctx)};
+      std::vector<float> first;
+      for (int threads : {1, 2, 3}) {
+        std::vector<F16> q16(heads * hd), w16(heads * ctx);
+        std::vector<float> scores(heads * ctx, 7.0f), out(heads * hd, -1.0f);
+        const AttentionBuffers b{q.data(), q16.data(), scores.data(), w16.data(), out.data(), heads, kv_heads, hd};
+        for (Attention step : steps) {
+          for (int t = 0; t < threads; ++t) attention_step(step, b, kv, kernels, t, threads);  // then they meet
+        }
+        INFO("kernels " << kernels.name << ", position " << pos << ", " << threads << " threads");
+        if (threads == 1) {
+          first = out;
+        } else {
+          CHECK(out == first);  // each element's work is the same whichever thread does it
+        }
+        for (std::size_t h = 0; h < heads; ++h) {
+          const std::size_t off = (h / (heads / kv_heads)) * hd;
+          std::vector<double> w(pos + 1);
+          double mx = -1e300, sum = 0;
+          for (std::size_t j = 0; j <= pos; ++j) {
+            double dot = 0;
+            for (std::size_t i = 0; i < hd; ++i) dot += double(q[h * hd + i]) * f(k[j * width + off + i]);
+            w[j] = dot / std::sqrt(double(hd));
+            mx = std::max(mx, w[j]);
+          }
+          for (auto& x : w) sum += (x = std::exp(x - mx));
+          for (std::size_t i = 0; i < hd; ++i) {
+            double want = 0, scale = 0;
+            for (std::size_t j = 0; j <= pos; ++j) {
+              want += w[j] / sum * f(v_t[(off + i) * ctx + j]);
+              scale += w[j] / sum * std::fabs(f(v_t[(off + i) * ctx + j]));
+            }
+            INFO("head " << h << ", dimension " << i);
+            // q and the weights rounded to F16 (11 bits) on the way: a few parts in a thousand.
+            CHECK(std::fabs(out[h * hd + i] - want) <= 4e-3 * scale + 1e-6);
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("the probe refuses a context it cannot hold and one out of range") {
   Topology topo;
   topo.cpus = {0};
