@@ -1,8 +1,8 @@
 #include "common/text.hpp"
 
-#include <cstdio>
-
 #include <cctype>
+#include <cstdio>
+#include <iterator>
 
 namespace fleet::text {
 
@@ -51,6 +51,19 @@ std::string quoted(std::string_view s) {
     }
   }
   return "'" + out + (s.size() > 80 ? "...'" : "'");
+}
+
+std::string size_text(std::uint64_t bytes) {
+  static constexpr const char* k_units[] = {"B", "kB", "MB", "GB", "TB"};
+  double v = double(bytes);
+  std::size_t u = 0;
+  while (v >= 1000 && u + 1 < std::size(k_units)) {
+    v /= 1000;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : v < 10 ? "%.1f %s" : "%.0f %s", v, k_units[u]);
+  return buf;
 }
 
 }  // namespace fleet::text

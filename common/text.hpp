@@ -1,5 +1,6 @@
 #pragma once
 // Small text helpers shared by the parsers (pure).
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,5 +21,9 @@ std::string command_word_problem(std::string_view word);
 // A value from outside for an error message: in single quotes, control characters as \xNN,
 // cut at 80 characters, so the message stays one line whatever the value held.
 std::string quoted(std::string_view s);
+
+// A size for people, in decimal units, at most three figures: "0 B", "999 B", "1.0 kB",
+// "71 MB", "4.2 GB". The one formatter of sizes (the dashboard, model push's progress).
+std::string size_text(std::uint64_t bytes);
 
 }  // namespace fleet::text

@@ -40,15 +40,8 @@ constexpr const char* k_remote_bin = "/usr/local/lib/fleet-model/bin";
 constexpr const char* k_remote_libs = "/usr/local/lib/fleet-model/lib/fleet-model";
 constexpr const char* k_installed_tool = "fleet-model";  // --board-tools installed: found on the board's PATH
 
-std::string human(std::int64_t bytes) {
-  char buf[32];
-  const double b = static_cast<double>(bytes);
-  if (b >= 1e9) std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
-  else if (b >= 1e6) std::snprintf(buf, sizeof buf, "%.1f MB", b / 1e6);
-  else if (b >= 1e3) std::snprintf(buf, sizeof buf, "%.1f kB", b / 1e3);
-  else std::snprintf(buf, sizeof buf, "%lld B", static_cast<long long>(bytes));
-  return buf;
-}
+// Sizes as the dashboard writes them; a count below 0 (none yet) as 0.
+std::string human(std::int64_t bytes) { return text::size_text(static_cast<std::uint64_t>(std::max<std::int64_t>(0, bytes))); }
 
 // One board through the push. Its states, in order; each ends in an outcome or the next.
 //   setup      connect, inspect, tools, certificate (a worker thread; the only thread on it)

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "controller/status/status_service.hpp"
+#include "common/text.hpp"
 #include "controller/vocab/vocab.hpp"
 
 namespace fleet::web {
@@ -207,19 +208,6 @@ std::string url_segment(std::string_view text) {
   return out;
 }
 
-std::string size_text(std::uint64_t bytes) {
-  static constexpr const char* k_units[] = {"B", "kB", "MB", "GB", "TB"};
-  double v = double(bytes);
-  std::size_t u = 0;
-  while (v >= 1000 && u + 1 < std::size(k_units)) {
-    v /= 1000;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : v < 10 ? "%.1f %s" : "%.0f %s", v, k_units[u]);
-  return buf;
-}
-
 namespace {
 // A model file by content: every board that holds the same bytes under that name.
 std::string models_section(const fleet::v1::ListModelsResponse& models, const fleet::v1::StatusSnapshot& snap) {
@@ -250,7 +238,7 @@ std::string models_section(const fleet::v1::ListModelsResponse& models, const fl
                 escape(h->board()) + "</a>";
     }
     const std::string count = std::to_string(f.holders.size()) + " of " + std::to_string(known.size());
-    body += "<tr data-model=\"" + escape(key.first) + "\"><td>" + escape(key.first) + "</td><td>" + size_text(f.first->size_bytes()) +
+    body += "<tr data-model=\"" + escape(key.first) + "\"><td>" + escape(key.first) + "</td><td>" + text::size_text(f.first->size_bytes()) +
             "</td><td><code title=\"" + escape(key.second) + "\">" + escape(key.second.substr(0, 12)) + "</code></td><td><b>" +
             count + "</b>: " + boards + "</td><td>" + utc(f.latest) + "</td></tr>\n";
   }

@@ -28,8 +28,6 @@ std::string url_segment(std::string_view text);
 std::string fleet_page(const fleet::v1::StatusSnapshot& snapshot, std::int64_t since_ms,
                        const fleet::v1::ListModelsResponse& models = fleet::v1::ListModelsResponse());
 
-// 4.2 GB, 70 MB, 512 B: decimal units, as disks and `--max-rate` count them.
-std::string size_text(std::uint64_t bytes);
 std::string rollout_page(const fleet::v1::RolloutStatus& rollout, std::int64_t since_ms);
 
 // One report of a board's history, as the board page charts and lists it.

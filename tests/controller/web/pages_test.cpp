@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "common/text.hpp"
 #include "controller/status/status_service.hpp"
 #include "controller/web/metrics.hpp"
 #include "controller/web/pages.hpp"
@@ -174,11 +175,11 @@ TEST_CASE("the models table: one row per file by content, its boards, names from
   CHECK_THAT(page, Catch::Contains("<td>&lt;b&gt;x.gguf</td><td>512 B</td>"));
   CHECK_THAT(page, !Catch::Contains("<b>x.gguf"));
   CHECK_THAT(web::fleet_page(snap, 1), Catch::Contains("No model on any board yet"));
-  CHECK(web::size_text(0) == "0 B");
-  CHECK(web::size_text(999) == "999 B");
-  CHECK(web::size_text(1000) == "1.0 kB");
-  CHECK(web::size_text(4'200'000'000) == "4.2 GB");
-  CHECK(web::size_text(17'000'000'000'000'000'000ull) == "17000000 TB");
+  CHECK(fleet::text::size_text(0) == "0 B");
+  CHECK(fleet::text::size_text(999) == "999 B");
+  CHECK(fleet::text::size_text(1000) == "1.0 kB");
+  CHECK(fleet::text::size_text(4'200'000'000) == "4.2 GB");
+  CHECK(fleet::text::size_text(17'000'000'000'000'000'000ull) == "17000000 TB");
 }
 
 TEST_CASE("a board that holds a model but was in no rollout still counts among the boards") {
