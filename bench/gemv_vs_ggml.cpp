@@ -1,7 +1,8 @@
-// The probe's q4_0_8x8 gemv against llama.cpp's own, one thread, on the same Q4_0 weights and
-// the same Q8_0 activation (bench/gemv_vs_ggml.sh builds and runs it; --help there).
+// The probe's gemv against llama.cpp's own, one thread, on the same Q4_0 weights and the same
+// Q8_0 activation (bench/gemv_vs_ggml.sh builds and runs it; --help there): q4_0_8x8 with AVX2
+// on x86, q4_0_4x4 with the dot product on aarch64 (the Pi 5's layout, run under qemu).
 //
-//   ours : fleet::agent::bench::gemv_fn(Layout::q4_0_8x8, best_dot_path()) from libagent_bench.a.
+//   ours : fleet::agent::bench::gemv_fn(LAYOUT, best_dot_path()) from libagent_bench.a.
 //   ggml : the linked ggml library: the weight tensor in ggml's CPU repack ("aarch64") buffer,
 //          repacked by ggml_backend_tensor_set, and a GGML_OP_MUL_MAT by a vector run on one
 //          thread through the CPU backend. That runs ggml's (file-static) gemv kernel, but each
@@ -15,7 +16,8 @@
 // buffer. The outputs are compared with each other and with an exact sum in double.
 //
 // Usage: gemv_vs_ggml [--shape ROWSxCOLS]... [--reps N]
-// Exit: 0 the outputs agree, 1 they do not (or the repacks differ), 2 bad usage or no AVX2 with F16C.
+// Exit: 0 the outputs agree, 1 they do not (or the repacks differ), 2 bad usage or no such kernel
+// on this CPU (AVX2 with F16C; the aarch64 dot product).
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -224,23 +226,30 @@ int main(int argc, char** argv) {
   ggml_backend_cpu_set_n_threads(backend, 1);
 
   const fb::DotPath path = fb::best_dot_path();
-  const fb::GemvFn ours = fb::gemv_fn(fb::Layout::q4_0_8x8, path);
-  if (!ggml_cpu_has_avx2() || (path != fb::DotPath::avx2 && path != fb::DotPath::avx_vnni) || !ours) {
-    std::fprintf(stderr, "gemv_vs_ggml: this CPU has no AVX2 with F16C, which the q4_0_8x8 kernel needs (ggml's AVX2: %d, "
-                 "F16C: %d, fleet's best path: %s)\n", ggml_cpu_has_avx2(), ggml_cpu_has_f16c(),
-                 std::string(fb::dot_path_name(path)).c_str());
+#if defined(__aarch64__)
+  const fb::Layout layout = fb::Layout::q4_0_4x4;  // what ggml repacks into on a Cortex-A76
+  const bool have = ggml_cpu_has_dotprod() && path == fb::DotPath::neon_dotprod;
+#else
+  const fb::Layout layout = fb::Layout::q4_0_8x8;
+  const bool have = ggml_cpu_has_avx2() && (path == fb::DotPath::avx2 || path == fb::DotPath::avx_vnni);
+#endif
+  const fb::GemvFn ours = fb::gemv_fn(layout, path);
+  if (!have || !ours) {
+    std::fprintf(stderr, "gemv_vs_ggml: this CPU has no %s kernel of ggml's (fleet's best path: %s)\n",
+                 std::string(fb::layout_name(layout)).c_str(), std::string(fb::dot_path_name(path)).c_str());
     return 2;
   }
+  const std::size_t group_rows = std::size_t(fb::layout_rows(layout));
   const ggml_from_float_t q8_from_float = ggml_get_type_traits_cpu(GGML_TYPE_Q8_0)->from_float;
   std::printf("one thread; ours: fleet %s on %s; ggml: GGML_OP_MUL_MAT on its repack buffer\n",
-              std::string(fb::layout_name(fb::Layout::q4_0_8x8)).c_str(), std::string(fb::dot_path_name(path)).c_str());
+              std::string(fb::layout_name(layout)).c_str(), std::string(fb::dot_path_name(path)).c_str());
 
   bool all_ok = true;
   std::mt19937_64 rng(12345);
   std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
 
   for (const Shape& s : shapes) {
-    const std::size_t nb = s.cols / k_qk, groups = s.rows / 8;
+    const std::size_t nb = s.cols / k_qk, groups = s.rows / group_rows;
     const std::size_t wbytes = s.rows * nb * k_q4_bytes;
     std::printf("\n== rows %zu x cols %zu: %.1f KiB of Q4_0 weights ==\n", s.rows, s.cols, double(wbytes) / 1024.0);
 
@@ -262,7 +271,7 @@ int main(int argc, char** argv) {
     const auto* x8 = reinterpret_cast<const fb::BlockQ8_0*>(q8.p);
 
     AlignedBuf packed_ours(wbytes);
-    fb::repack(fb::Layout::q4_0_8x8, reinterpret_cast<const fb::BlockQ4_0*>(q4.p), s.rows, nb, packed_ours.p);
+    fb::repack(layout, reinterpret_cast<const fb::BlockQ4_0*>(q4.p), s.rows, nb, packed_ours.p);
     GgmlOp op(s, q4.p);
     const auto* packed_ggml = static_cast<const std::uint8_t*>(op.w->data);
     const bool same_repack = std::memcmp(packed_ours.p, packed_ggml, wbytes) == 0;
