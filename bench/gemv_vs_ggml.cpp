@@ -229,14 +229,19 @@ int main(int argc, char** argv) {
 #if defined(__aarch64__)
   const fb::Layout layout = fb::Layout::q4_0_4x4;  // what ggml repacks into on a Cortex-A76
   const bool have = ggml_cpu_has_dotprod() && path == fb::DotPath::neon_dotprod;
+  char features[64];
+  std::snprintf(features, sizeof features, "ggml's dot product: %d", ggml_cpu_has_dotprod());
 #else
   const fb::Layout layout = fb::Layout::q4_0_8x8;
   const bool have = ggml_cpu_has_avx2() && (path == fb::DotPath::avx2 || path == fb::DotPath::avx_vnni);
+  char features[64];
+  std::snprintf(features, sizeof features, "ggml's AVX2: %d, F16C: %d", ggml_cpu_has_avx2(), ggml_cpu_has_f16c());
 #endif
   const fb::GemvFn ours = fb::gemv_fn(layout, path);
   if (!have || !ours) {
-    std::fprintf(stderr, "gemv_vs_ggml: this CPU has no %s kernel of ggml's (fleet's best path: %s)\n",
-                 std::string(fb::layout_name(layout)).c_str(), std::string(fb::dot_path_name(path)).c_str());
+    std::fprintf(stderr, "gemv_vs_ggml: no %s kernel to compare on this CPU (%s; fleet's best path: %s, its %s kernel: %s)\n",
+                 std::string(fb::layout_name(layout)).c_str(), features, std::string(fb::dot_path_name(path)).c_str(),
+                 std::string(fb::layout_name(layout)).c_str(), ours ? "yes" : "none");
     return 2;
   }
   const std::size_t group_rows = std::size_t(fb::layout_rows(layout));

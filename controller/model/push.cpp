@@ -359,7 +359,8 @@ Result<PushSummary> run_push(const PushOptions& o, std::ostream& out) {
       b.result.outcome = BoardOutcome::no_room;
       b.result.message = o.dest + " has " + human(free) + " free, the file needs " + human(needed) +
                          (partial > 0 ? " more (" + human(partial) + " of it is there from a cut-off push)" : "") +
-                         ": nothing sent";
+                         ": nothing sent (" + std::to_string(free) + " bytes free, " + std::to_string(needed) +
+                         " needed: three figures can read the same)";
       move(b.state, Event::concluded);
       return {};
     }

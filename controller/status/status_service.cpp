@@ -38,6 +38,15 @@ std::string throughput_change_text(const fleet::v1::Throughput& t) {
   return buf + t.baseline_release();
 }
 
+std::optional<WeightsThp> weights_thp(const fleet::v1::Throughput& t) {
+  const std::string& a = t.hugepage_advice();
+  const double share = t.weights_huge_fraction();
+  if ((a != "none" && a != "madvise" && a != "nohugepage") || !std::isfinite(share) || share < 0 || share > 1) {
+    return std::nullopt;
+  }
+  return WeightsThp{a, share};
+}
+
 Result<fleet::v1::ListModelsResponse> list_models(store::Store& store, const std::string& name) {
   fleet::v1::ListModelsResponse out;
   for (const auto& m : FLEET_TRY(store.models())) {

@@ -31,6 +31,15 @@ std::optional<double> throughput_change(const fleet::v1::Throughput& t);
 // "+7.9% vs 6.12.49-v8-16k", or "" without a baseline.
 std::string throughput_change_text(const fleet::v1::Throughput& t);
 
+// The probe's weights and THP as a report gave them, when sane: the advice ("none",
+// "madvise" or "nohugepage") and the share THP backed, in [0, 1]. Anything else (an agent
+// from before these fields, a board that answers wrongly) is nullopt: not shown, no series.
+struct WeightsThp {
+  std::string advice;
+  double share = 0;
+};
+std::optional<WeightsThp> weights_thp(const fleet::v1::Throughput& t);
+
 // The models the state database knows boards hold (all, or those of one file name), as
 // ListModels and `fleetctl model list --json` give them.
 Result<fleet::v1::ListModelsResponse> list_models(store::Store& store, const std::string& name = "");

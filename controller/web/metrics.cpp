@@ -142,7 +142,7 @@ std::string render_metrics(const fleet::v1::StatusSnapshot& snap, const ProcessS
     if (t.tokens_per_s() > 0) {
       tps.Add({{"board", board}, {"shape", t.shape()}, {"kernel_release", b.kernel_release()}}).Set(t.tokens_per_s());
       eff.Add({{"board", board}, {"shape", t.shape()}}).Set(t.effective_gbps() * k_gb);
-      if (!t.hugepage_advice().empty()) thp.Add({{"board", board}, {"advice", t.hugepage_advice()}}).Set(t.weights_huge_fraction());
+      if (auto w = controller::weights_thp(t)) thp.Add({{"board", board}, {"advice", w->advice}}).Set(w->share);
       if (t.baseline_tokens_per_s() > 0) {
         baseline.Add({{"board", board}, {"kernel_release", t.baseline_release()}}).Set(t.baseline_tokens_per_s());
       }

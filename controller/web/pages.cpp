@@ -162,12 +162,11 @@ std::string throughput_cells(const fleet::v1::BoardStatus& b) {
              : "";
   // Whether the kernel's THP backed the weights: under "madvise" weights without advice (as
   // llama.cpp's) get none, which is worth seeing next to the bandwidth they reached.
+  const auto w = controller::weights_thp(t);
   const std::string thp =
-      t.hugepage_advice().empty()
-          ? ""
-          : "<br><small data-field=\"thp\" title=\"share of the probe's weights backed by transparent huge pages; their advice: " +
-                escape(t.hugepage_advice()) + (t.hugepage_advice() == "none" ? " (as llama.cpp's)" : "") + "\">THP " +
-                fixed(100 * t.weights_huge_fraction(), 0) + "%</small>";
+      !w ? ""
+         : "<br><small data-field=\"thp\" title=\"share of the probe's weights backed by transparent huge pages; their advice: " +
+               w->advice + (w->advice == "none" ? " (as llama.cpp's)" : "") + "\">THP " + fixed(100 * w->share, 0) + "%</small>";
   return "<td data-label=\"tokens/s\" class=\"num\">" + fixed(t.tokens_per_s(), 2) + " <small>" + escape(t.shape()) + "</small>" +
          spread + versus + "</td>"
          "<td data-label=\"GB/s eff / read\" class=\"num\">" + fixed(t.effective_gbps(), 2) + " / " + fixed(t.read_gbps(), 2) +

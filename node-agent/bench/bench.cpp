@@ -406,14 +406,14 @@ Result<std::string> self_test_dot(int blocks, int trials) {
   // and the reference run, against the CPU's own instructions: every half widened, the edges
   // and random floats of every kind narrowed (a NaN must stay a NaN).
   if (const F16Hardware hw = f16_hardware(); hw.to_f16 != nullptr) {
-    std::size_t wrong = 0, narrowed = 0;
+    std::size_t wrong_wide = 0, wrong_narrow = 0, narrowed = 0;
     std::vector<F16> halves(1u << 16);
     for (std::size_t i = 0; i < halves.size(); ++i) halves[i] = static_cast<F16>(i);
     std::vector<float> wide(halves.size());
     hw.to_f32(halves.data(), wide.data(), halves.size());
     for (std::size_t i = 0; i < halves.size(); ++i) {
       const float mine = fp16_to_fp32(halves[i]);
-      wrong += std::isnan(mine) ? !std::isnan(wide[i]) : std::bit_cast<std::uint32_t>(mine) != std::bit_cast<std::uint32_t>(wide[i]);
+      wrong_wide += std::isnan(mine) ? !std::isnan(wide[i]) : std::bit_cast<std::uint32_t>(mine) != std::bit_cast<std::uint32_t>(wide[i]);
     }
     std::uniform_int_distribution<std::uint32_t> bits(0, 0xffffffffu);
     std::vector<float> fx(std::begin(edges), std::end(edges));
@@ -424,12 +424,13 @@ Result<std::string> self_test_dot(int blocks, int trials) {
     for (std::size_t i = 0; i < fx.size(); ++i) {
       const F16 mine = fp32_to_fp16(fx[i]);
       const bool nan = (mine & 0x7fff) > 0x7c00;
-      wrong += nan ? (hx[i] & 0x7fff) <= 0x7c00 : hx[i] != mine;
+      wrong_narrow += nan ? (hx[i] & 0x7fff) <= 0x7c00 : hx[i] != mine;
     }
     narrowed = fx.size();
-    ok = ok && wrong == 0;
-    out << "f16 conversions against " << hw.name << "'s instructions: " << (wrong == 0 ? "ok" : "MISMATCH") << ", "
-        << wrong << " of " << halves.size() << " widenings and " << narrowed << " narrowings differ\n";
+    const bool same = wrong_wide == 0 && wrong_narrow == 0;
+    ok = ok && same;
+    out << "f16 conversions against " << hw.name << "'s instructions: " << (same ? "ok" : "MISMATCH") << ", " << wrong_wide
+        << " of " << halves.size() << " widenings and " << wrong_narrow << " of " << narrowed << " narrowings differ\n";
   } else {
     out << "f16 conversions against the CPU's instructions: not checked, this CPU has none\n";
   }

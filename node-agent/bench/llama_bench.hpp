@@ -57,7 +57,10 @@ Result<LlamaBenchResult> run_llama_bench(const LlamaBenchOptions& options);
 // Which llama-bench this is, in words: "llama-bench /usr/local/bin/llama-bench, sha256
 // 0123abcd4567ef01". A figure it took serves as another's baseline only if the same binary
 // (by content: a rebuild with other flags is another) would measure again; an unreadable
-// binary names its error.
+// binary names its error. The executable's content only: a static build (as
+// bench/llama_build.sh makes) is identified whole; a shared one (llama.cpp's default) keeps
+// its kernels in libggml-cpu.so, which this does not see, though the build commit in
+// measured_by still tells two llama.cpp versions apart.
 std::string llama_bench_identity(const std::filesystem::path& binary);
 
 }  // namespace fleet::agent::bench

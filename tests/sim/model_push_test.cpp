@@ -121,7 +121,7 @@ TEST_CASE("a model push cut off by killing fleetctl continues from the pieces th
   bool killed = false;
   std::string first;
   auto r = process::run({argv, {}, {}, 120s, {}, [&] {
-                           // "model push: 4.2 MB of 25 MB (16%)": stop past 33%.
+                           // "model push: 4.2 MB of 13 MB (33%)": stop past 33%.
                            auto at = first.rfind("model push: ");
                            if (at == std::string::npos) return true;
                            auto pct = first.find("(", at);

@@ -152,6 +152,23 @@ TEST_CASE("the change a report shows compares figures of the same kind, and only
   CHECK(controller::throughput_change_text(t).empty());
 }
 
+TEST_CASE("the weights' THP share a report gives is shown only when sane") {
+  fleet::v1::Throughput t;
+  CHECK_FALSE(controller::weights_thp(t));  // an agent from before the fields
+  t.set_hugepage_advice("none");
+  t.set_weights_huge_fraction(0.5);
+  REQUIRE(controller::weights_thp(t));
+  CHECK(controller::weights_thp(t)->advice == "none");
+  CHECK(controller::weights_thp(t)->share == 0.5);
+  for (double bad : {-0.1, 1.5, std::nan("")}) {
+    t.set_weights_huge_fraction(bad);
+    CHECK_FALSE(controller::weights_thp(t));
+  }
+  t.set_weights_huge_fraction(1);
+  t.set_hugepage_advice("<script>");  // a board that answers wrongly: no label made of it
+  CHECK_FALSE(controller::weights_thp(t));
+}
+
 TEST_CASE("the models table: one row per file by content, its boards, names from boards as text") {
   fleet::v1::StatusSnapshot snap;
   for (const char* b : {"pi-1", "pi-2", "pi-3"}) snap.add_boards()->set_board(b);

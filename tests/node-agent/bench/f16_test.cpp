@@ -103,10 +103,13 @@ TEST_CASE("fp32_to_fp16 and fp16_to_fp32 agree with the CPU's conversion instruc
     }
   }
   CHECK(wrong == 0);
-  // The odd lengths take each conversion's tail.
+  // The odd lengths take each conversion's tail, both ways.
   for (std::size_t n : {1, 3, 5, 9, 13}) {
     std::vector<F16> part(n);
     hw.to_f16(in.data() + 20, part.data(), n);
     for (std::size_t i = 0; i < n; ++i) CHECK(part[i] == got[20 + i]);
+    std::vector<float> back(n);
+    hw.to_f32(halves.data() + 0x3c01, back.data(), n);  // 1 + 2^-10 onwards: normal halves
+    for (std::size_t i = 0; i < n; ++i) CHECK(back[i] == fp16_to_fp32(halves[0x3c01 + i]));
   }
 }

@@ -243,7 +243,9 @@ TEST_CASE("attention reads the F16 KV cache up to the padded length and masks th
 // A whole attention pass as the decoder runs it: the five steps, each split over the threads
 // as ggml splits it (conversions by elements of each head's row, the rest by heads), four
 // query heads sharing two KV heads, against softmax(q.k / sqrt(hd)) . v per head in double.
-// The positions after this one hold large values: read unmasked, they would show.
+// The positions after this one hold large values: read unmasked, they would show. The
+// threads' shares run one after another (the split, not a race, is what is tested here; the
+// probe tests run them at once).
 TEST_CASE("an attention pass, split over threads, matches the reference in double for every head") {
   const std::size_t heads = 4, kv_heads = 2, hd = 8, ctx = 48, width = kv_heads * hd;
   std::mt19937 rng(9);

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <optional>
 
 #include "node-agent/bench/probe.hpp"
 #include "node-agent/lifecycle/compare.hpp"
@@ -205,8 +206,14 @@ TEST_CASE("kept measurements read back checked, and one that does not is dropped
 // content (another build is another method), or the probe where there is none.
 TEST_CASE("a model's method names the llama-bench binary that would measure it, by content") {
   fleet::test::TempDir dir;
-  const char* old_path = std::getenv("PATH");
-  const std::string saved = old_path ? old_path : "";
+  // PATH as it was when the test ends, however it ends (unset stays unset).
+  struct PathGuard {
+    std::optional<std::string> saved;
+    PathGuard() {
+      if (const char* p = std::getenv("PATH")) saved = p;
+    }
+    ~PathGuard() { saved ? ::setenv("PATH", saved->c_str(), 1) : ::unsetenv("PATH"); }
+  } guard;
   ::setenv("PATH", (dir.path() / "bin").c_str(), 1);
   RealSystem system(dir.path());
   BenchSpec model;
@@ -226,5 +233,4 @@ TEST_CASE("a model's method names the llama-bench binary that would measure it, 
   CHECK(two.starts_with("llama-bench " + bin.string() + ", sha256 "));
   CHECK(two != one);
   CHECK(system.measure_method(shape).starts_with("revision "));  // a shape: the probe alone
-  ::setenv("PATH", saved.c_str(), 1);
 }
