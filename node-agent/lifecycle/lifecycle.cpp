@@ -640,15 +640,17 @@ Result<void> Agent::install(const stdfs::path& bundle_dir, const std::string& ro
         st_.committed.release.empty()
             ? !(st_.last && st_.last->phase == Phase::boot_failed && st_.last->release == running)
             : running == st_.committed.release;
+    // How this request would be measured (for a model, a hash of its llama-bench): once.
+    const std::string key = on_committed ? spec_key(ctx_.system, *bench) : std::string();
     if (!on_committed) {
       st_.target->baseline_note = "the board runs " + running + ", not its committed kernel " +
                                   (st_.committed.release.empty() ? std::string("(stock)") : st_.committed.release) +
                                   ": nothing to compare with until it reboots";
-    } else if (st_.measured && st_.measured->release == running && st_.measured->spec == spec_key(ctx_.system, *bench) &&
+    } else if (st_.measured && st_.measured->release == running && st_.measured->spec == key &&
                now >= st_.measured->at_ms && now - st_.measured->at_ms < k_baseline_max_age_ms) {
       st_.target->baseline = st_.measured;
     } else if (auto t = ctx_.system.measure(*bench)) {
-      st_.target->baseline = measurement_of(*t, running, *bench, spec_key(ctx_.system, *bench), now);
+      st_.target->baseline = measurement_of(*t, running, *bench, key, now);
       st_.measured = st_.target->baseline;  // kept for the next request like this one, for a day
     } else {
       st_.target->baseline_note = "measuring " + running + " at install failed: " + t.error().message;
