@@ -13,7 +13,7 @@
 # - writes a random-weight Q4_0 GGUF file of each shape with bench/gguf_random.py, the shape
 #   being the one the probe reports (so both read the same matrices);
 # - alternates the two, --rounds times each: the probe (fleet-agent bench, its defaults: at
-#   least 16 tokens and 2 s, positions 0..TOKENS-1 in turn) and llama-bench (-p 0 -n TOKENS
+#   least 16 tokens and 2 s, positions 0..TOKENS-1 spread) and llama-bench (-p 0 -n TOKENS
 #   -r 1, generation only: tg128 by default, as llama-bench's own default; -mmp 0, the
 #   weights read into memory: on this repository's VM a memory-mapped model ran at a fifth of
 #   the speed, its page cache being reclaimed under it);

@@ -156,6 +156,8 @@ nlohmann::json bench_json(const BenchReport& r) {
                   {"kv_cache", p.kv_cache},
                   {"sync", sync_name(p.sync)},
                   {"context", p.context},
+                  {"kv_mean", p.kv_mean},
+                  {"kv_mean_pass", p.kv_mean_pass},
                   {"numa_nodes", p.numa_nodes},
                   {"layers_resident", p.layers_resident},
                   {"bytes_per_token", p.bytes_per_token},
@@ -237,7 +239,8 @@ std::string bench_table(const BenchReport& r) {
       << (p.sync == Sync::gomp ? "at libgomp's barrier (as llama.cpp's default build)" : "at a spinning barrier (as ggml without OpenMP)")
       << "\n"
       << "  layout       " << p.layout << (p.layout_mixed ? " (plain rows where the rows do not divide, as ggml)" : "")
-      << ", attention over an " << p.kv_cache << " KV cache at positions 0-" << p.context - 1 << " in turn\n"
+      << ", attention over an " << p.kv_cache << " KV cache at positions 0-" << p.context - 1
+      << " spread (cached positions read: " << fixed(p.kv_mean, 1) << " mean, a whole pass " << fixed(p.kv_mean_pass, 1) << ")\n"
       << "  per token    " << fixed(p.seconds_per_token * 1000, 2) << " ms median, " << fixed(p.best_seconds_per_token * 1000, 2)
       << " ms best, spread " << fixed(100 * p.spread, 1) << "% (interquartile / median), " << p.tokens << " tokens timed over "
       << fixed(p.seconds_timed, 2) << " s\n"

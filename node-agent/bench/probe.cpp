@@ -64,6 +64,19 @@ std::size_t kv_length(std::size_t pos, std::size_t context) {
   return std::min(context, (pos + k_kv_pad) / k_kv_pad * k_kv_pad);
 }
 
+std::vector<std::uint32_t> position_order(std::size_t context) {
+  std::size_t bits = 0;
+  while ((std::size_t(1) << bits) < context) ++bits;
+  std::vector<std::uint32_t> order;
+  order.reserve(context);
+  for (std::size_t j = 0; j < (std::size_t(1) << bits); ++j) {
+    std::size_t r = 0;
+    for (std::size_t b = 0; b < bits; ++b) r |= ((j >> b) & 1) << (bits - 1 - b);
+    if (r < context) order.push_back(std::uint32_t(r));
+  }
+  return order;
+}
+
 void attention_scores(const F16* q, const KvView& kv, std::size_t off, std::size_t head_dim, float* scores,
                       DotF16Fn dot) {
   const float scale = 1.0f / std::sqrt(float(head_dim));
@@ -131,15 +144,16 @@ struct Step {
   int layer = 0;  // the layer whose KV cache the step uses
 };
 
-// The decoding state, the graph's steps and their serial parts. Tokens run at positions
-// 0 .. context - 1 in turn, as llama-bench's generation test does (tg128 by default), and
-// attention reads the F16 KV cache up to n_kv (kv_length).
+// The decoding state, the graph's steps and their serial parts. Tokens run at the positions
+// 0 .. context - 1 that llama-bench's generation test runs (tg128 by default), in
+// position_order's order, and attention reads the F16 KV cache up to n_kv (kv_length).
 class Decoder {
  public:
   Decoder(const ModelShape& s, std::vector<Layer>& layers, Matrix& output, const ProbeOptions& options)
       : s_(s), layers_(layers), output_(output), options_(options), f16_(f16_kernels()) {
     const std::size_t d = std::size_t(s.dim), kv = std::size_t(s.kv_dim()), f = std::size_t(s.ffn);
     ctx_ = std::size_t(std::max(1, options.context));
+    order_ = position_order(ctx_);
     hd_ = std::size_t(s.dim / s.heads);
     x_.assign(d, 0);
     xn_.assign(d, 0);
@@ -257,11 +271,15 @@ class Decoder {
       case Serial::head: {  // greedy next token, the next position
         last_token_ = std::uint32_t(std::max_element(logits_.begin(), logits_.end()) - logits_.begin());
         embed(last_token_);
-        pos_ = (pos_ + 1) % ctx_;
-        set_rope();
         auto now = std::chrono::steady_clock::now();
-        if (tokens_done_ > 0) times_.push_back(std::chrono::duration<double>(now - last_end_).count());
+        if (tokens_done_ > 0) {
+          times_.push_back(std::chrono::duration<double>(now - last_end_).count());
+          kv_sum_ += double(kv_length(pos_, ctx_));
+        }
         last_end_ = now;
+        // The warm-up token ran at order_[0]; the timed ones start the order again.
+        pos_ = order_[std::size_t(tokens_done_) % order_.size()];
+        set_rope();
         ++tokens_done_;
         if (!times_.empty()) timed_ += times_.back();
         const Timing t = timing(int(times_.size()), timed_, options_);
@@ -277,6 +295,13 @@ class Decoder {
 
   void start() { last_end_ = std::chrono::steady_clock::now(); }
   std::vector<double> times() const { return times_; }
+  // The mean KV length the timed tokens' attention read, and a whole pass's.
+  double kv_mean() const { return times_.empty() ? 0 : kv_sum_ / double(times_.size()); }
+  double kv_mean_pass() const {
+    double sum = 0;
+    for (std::size_t p = 0; p < ctx_; ++p) sum += double(kv_length(p, ctx_));
+    return sum / double(ctx_);
+  }
   std::uint32_t last_token() const { return last_token_; }
   bool cut_short() const { return cut_short_; }
 
@@ -315,7 +340,8 @@ class Decoder {
   const ProbeOptions& options_;
   F16Kernels f16_;
   std::size_t ctx_ = 1, hd_ = 1, pos_ = 0;
-  double timed_ = 0;
+  double timed_ = 0, kv_sum_ = 0;
+  std::vector<std::uint32_t> order_;
   bool cut_short_ = false;
   std::vector<float> x_, xn_, q_, k_, v_, att_, o_, h1_, h3_, logits_, scores_, rope_cos_, rope_sin_;
   std::vector<F16> q16_, w16_, k_cache_, v_cache_;
@@ -548,6 +574,8 @@ Result<ProbeResult> run_probe(const Topology& topo, const ProbeOptions& opt) {
   r.best_seconds_per_token = times.best;
   r.tokens_per_s = r.seconds_per_token > 0 ? 1.0 / r.seconds_per_token : 0;
   r.effective_gbps = r.seconds_per_token > 0 ? double(r.bytes_per_token) / r.seconds_per_token / 1e9 : 0;
+  r.kv_mean = decoder.kv_mean();
+  r.kv_mean_pass = decoder.kv_mean_pass();
   r.last_token = decoder.last_token();
   if (r.cut_short) {
     r.note = "cut at the bound of " + std::to_string(opt.max_time.count() / 1000) + " s after " + std::to_string(r.tokens) +

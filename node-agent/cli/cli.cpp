@@ -532,8 +532,8 @@ int bench_command(const std::vector<std::string>& argv, std::ostream& out, std::
       args::Option{"max-seconds", args::Takes::value, "S",
                    "but never longer than S seconds: a figure cut there says so (default 60)"},
       args::Option{"context", args::Takes::value, "N",
-                   "tokens run at positions 0..N-1 in turn, attention reading the KV cache that far (default 128, "
-                   "llama-bench's tg128)"},
+                   "tokens run at positions 0..N-1, attention reading the KV cache that far (default 128, "
+                   "llama-bench's tg128), in an order that gives any few timed tokens the whole run's mix of KV lengths"},
       args::Option{"size-mib", args::Takes::value, "MIB", "bandwidth array size (default max(256 MiB, 4 x last-level cache))"},
       args::Option{"repetitions", args::Takes::value, "N", "bandwidth repetitions, the best counts (default 5)"},
       args::Option{"path", args::Takes::value, "PATH", "dot product: portable, avx2, avx-vnni or neon-dotprod (default: the fastest here)"},

@@ -33,6 +33,10 @@ TEST_CASE("the probe decodes tokens through every layer and reports what it read
   CHECK(r->last_token < 512u);
   CHECK(r->numa_nodes == 2);
   CHECK(r->note.empty());
+  // The three timed tokens ran at positions 0, 64 and 32 of 128 (position_order): KV lengths
+  // 32, 96 and 64, not 32 three times as in turn.
+  CHECK(r->kv_mean == Approx(64));
+  CHECK(r->kv_mean_pass == Approx(80));
 }
 
 TEST_CASE("a small memory budget holds fewer layers and still reads every layer per token") {

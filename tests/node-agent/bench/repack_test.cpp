@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -187,6 +188,40 @@ TEST_CASE("the probe decodes the same tokens in every layout and says which it u
   CHECK(odd->layout == "q4_0_8x8");
   CHECK(odd->layout_mixed);
   CHECK_FALSE(ref->layout_mixed);
+}
+
+TEST_CASE("the tokens take every position once a pass, and any 4 in a row read tg128's mix of KV lengths") {
+  const auto order = position_order(128);
+  REQUIRE(order.size() == 128);
+  CHECK(order[0] == 0);  // the warm-up's position, and the first timed token's
+  CHECK(order[1] == 64);
+  CHECK(order[2] == 32);
+  CHECK(order[3] == 96);
+  std::vector<std::uint32_t> sorted(order);
+  std::sort(sorted.begin(), sorted.end());
+  for (std::uint32_t p = 0; p < 128; ++p) CHECK(sorted[p] == p);
+  // In turn, 0, 1, 2, ..., the first 32 would all read 32 positions; here every 4 in a row
+  // read one each of 32, 64, 96 and 128 (tg128's mean, 80).
+  for (std::size_t start = 0; start + 4 <= order.size(); start += 4) {
+    std::size_t sum = 0;
+    for (std::size_t i = start; i < start + 4; ++i) sum += kv_length(order[i], 128);
+    CHECK(sum == 32 + 64 + 96 + 128);
+  }
+  // A context that is no power of two: still each position once, and the first 20 tokens'
+  // mean KV length within 10% of the whole pass's.
+  for (std::size_t ctx : {1u, 3u, 48u, 100u, 200u}) {
+    const auto o = position_order(ctx);
+    REQUIRE(o.size() == ctx);
+    std::vector<std::uint32_t> s(o);
+    std::sort(s.begin(), s.end());
+    for (std::uint32_t p = 0; p < ctx; ++p) CHECK(s[p] == p);
+    if (ctx < 64) continue;
+    double pass = 0, first = 0;
+    for (std::size_t p = 0; p < ctx; ++p) pass += double(kv_length(p, ctx)) / double(ctx);
+    for (std::size_t i = 0; i < 20; ++i) first += double(kv_length(o[i], ctx)) / 20;
+    INFO("context " << ctx << ": first 20 " << first << ", a pass " << pass);
+    CHECK(std::abs(first - pass) < 0.1 * pass);
+  }
 }
 
 TEST_CASE("attention reads the F16 KV cache up to the padded length and masks the positions after this one") {
