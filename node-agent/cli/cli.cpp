@@ -533,7 +533,8 @@ int bench_command(const std::vector<std::string>& argv, std::ostream& out, std::
                    "but never longer than S seconds: a figure cut there says so (default 60)"},
       args::Option{"context", args::Takes::value, "N",
                    "tokens run at positions 0..N-1, attention reading the KV cache that far (default 128, "
-                   "llama-bench's tg128), in an order that gives any few timed tokens the whole run's mix of KV lengths"},
+                   "llama-bench's tg128), in bit-reversed order (0, 64, 32, 96, ...), so that a few timed tokens read about the "
+                   "whole run's mix of KV lengths (exactly, every 4 tokens, at 128)"},
       args::Option{"size-mib", args::Takes::value, "MIB", "bandwidth array size (default max(256 MiB, 4 x last-level cache))"},
       args::Option{"repetitions", args::Takes::value, "N", "bandwidth repetitions, the best counts (default 5)"},
       args::Option{"path", args::Takes::value, "PATH", "dot product: portable, avx2, avx-vnni or neon-dotprod (default: the fastest here)"},

@@ -202,20 +202,20 @@ TEST_CASE("the tokens take every position once a pass, and any 4 in a row read t
   for (std::uint32_t p = 0; p < 128; ++p) CHECK(sorted[p] == p);
   // In turn, 0, 1, 2, ..., the first 32 would all read 32 positions; here every 4 in a row
   // read one each of 32, 64, 96 and 128 (tg128's mean, 80).
-  for (std::size_t start = 0; start + 4 <= order.size(); start += 4) {
+  for (std::size_t start = 0; start < order.size(); ++start) {  // across the wrap too
     std::size_t sum = 0;
-    for (std::size_t i = start; i < start + 4; ++i) sum += kv_length(order[i], 128);
+    for (std::size_t i = start; i < start + 4; ++i) sum += kv_length(order[i % order.size()], 128);
     CHECK(sum == 32 + 64 + 96 + 128);
   }
-  // A context that is no power of two: still each position once, and the first 20 tokens'
-  // mean KV length within 10% of the whole pass's.
-  for (std::size_t ctx : {1u, 3u, 48u, 100u, 200u}) {
+  // Other contexts, powers of two or not: still each position once, and the first 20 tokens'
+  // mean KV length within 10% of the whole pass's (3% up to 200; 8.6% short at 32768).
+  for (std::size_t ctx : std::vector<std::size_t>{1, 3, 48, 100, 200, 4096, std::size_t(k_max_context)}) {
     const auto o = position_order(ctx);
     REQUIRE(o.size() == ctx);
     std::vector<std::uint32_t> s(o);
     std::sort(s.begin(), s.end());
     for (std::uint32_t p = 0; p < ctx; ++p) CHECK(s[p] == p);
-    if (ctx < 64) continue;
+    if (ctx < 20) continue;
     double pass = 0, first = 0;
     for (std::size_t p = 0; p < ctx; ++p) pass += double(kv_length(p, ctx)) / double(ctx);
     for (std::size_t i = 0; i < 20; ++i) first += double(kv_length(o[i], ctx)) / 20;
